@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+INTEROP_STAMP := tests/interop/node_modules/.installed
+
+.PHONY: run test lint fmt install interop-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,postgres,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(INTEROP_STAMP): tests/interop/package.json tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	touch $(INTEROP_STAMP)
+
+interop-deps: $(INTEROP_STAMP)
+
+run: install
+	$(BIN)/collab serve
+
+test: install interop-deps
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check collab storage tests
+	$(BIN)/ruff format --check collab storage tests
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff check --fix collab storage tests
+	$(BIN)/ruff format collab storage tests
+
+clean:
+	rm -rf $(VENV) tests/interop/node_modules

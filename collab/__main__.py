@@ -1,0 +1,102 @@
+"""`collab` / `python -m collab`: serve, export, import, compact."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import MISSING, fields
+from typing import Any
+
+from .settings import ENV_PREFIX, Settings
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    for f in fields(Settings):
+        if only and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        env = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata.get('help', '')} [{env}, default {default!r}]"
+        if f.type == "bool":
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text
+            )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from .settings import parse_value
+
+    overrides: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        overrides[f.name] = (
+            value if isinstance(value, bool) else parse_value(f.name, str(f.type), value)
+        )
+    return Settings.from_env(**overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the collaboration server")
+    _add_settings_flags(serve)
+
+    export = sub.add_parser("export", help="print a document from the store (no server needed)")
+    export.add_argument("name")
+    export.add_argument("--format", choices=("text", "json", "update"), default="text")
+    export.add_argument("--root", default=None, help="the root type to print as text")
+    _add_settings_flags(export, ("database_url", "log_level"))
+
+    imp = sub.add_parser("import", help="append a file to a document (a Yjs update, or text)")
+    imp.add_argument("name")
+    imp.add_argument("file", help="a binary Yjs v1 update, or a text file ('-' for stdin)")
+    imp.add_argument("--format", choices=("auto", "update", "text"), default="auto")
+    imp.add_argument("--root", default="codemirror", help="root Y.Text for text imports")
+    _add_settings_flags(imp, ("database_url", "log_level"))
+
+    compact = sub.add_parser("compact", help="fold update logs into snapshots")
+    compact.add_argument("name", nargs="?", help="one document (default: all)")
+    _add_settings_flags(compact, ("database_url", "log_level"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"collab: {exc}", file=sys.stderr)
+        return 2
+    from . import logs
+
+    logs.configure(settings.log_level)
+    if args.command == "serve":
+        from .server import run
+
+        run(settings)
+        return 0
+    from . import cli
+
+    handler = {"export": cli.export, "import": cli.import_, "compact": cli.compact}[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except cli.CliError as exc:
+        print(f"collab {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""create_app(settings, *, store=None): the routes, and the lifespan that owns the hub."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from storage import DocumentStore, SqlStore
+
+from .endpoint import ROUTE_PREFIX, websocket_endpoint
+from .hub import Hub
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, store: DocumentStore | None = None
+) -> Starlette:
+    """The ASGI app. A store passed in is opened but not closed: its owner closes it."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_store = store is None
+        active: DocumentStore = (
+            store if store is not None else SqlStore.from_url(settings.database_url)
+        )
+        await active.open()
+        try:
+            async with anyio.create_task_group() as tg:
+                hub = Hub(settings, active, tg)
+                app.state.hub = hub
+                hub.start()
+                log.info(
+                    "collab ready on %s:%d, store %s",
+                    settings.host,
+                    settings.port,
+                    _safe_url(settings.database_url) if own_store else type(active).__name__,
+                )
+                try:
+                    yield
+                finally:
+                    await hub.shutdown()
+                    tg.cancel_scope.cancel()
+        finally:
+            if own_store:
+                await active.close()
+
+    routes: list[BaseRoute] = [
+        WebSocketRoute(ROUTE_PREFIX, websocket_endpoint),
+        WebSocketRoute(ROUTE_PREFIX + "/{name:path}", websocket_endpoint),
+        Route("/healthz", healthz),
+        Route("/api/documents", list_documents),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    hub: Hub = request.app.state.hub
+    return JSONResponse(
+        {
+            "status": "ok" if hub.accepting else "shutting down",
+            "rooms": len(hub.rooms),
+            "connections": len(hub.connections),
+            "uncommitted_updates": hub.saver.backlog,
+        },
+        status_code=200 if hub.accepting else 503,
+    )
+
+
+async def list_documents(request: Request) -> JSONResponse:
+    hub: Hub = request.app.state.hub
+    docs = await hub.store.list_documents()
+    return JSONResponse(
+        [
+            {
+                "name": d.name,
+                "created_at_ms": d.created_at_ms,
+                "updated_at_ms": d.updated_at_ms,
+                "size_bytes": d.size_bytes,
+                "online": len(hub.rooms[d.name].members) if d.name in hub.rooms else 0,
+            }
+            for d in docs
+        ]
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,68 @@
+"""The one table of close codes, and the errors that carry them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server sends, with the meaning each has for a client."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down
+    PROTOCOL_ERROR = 1002  # undecodable y-websocket message or Yjs update
+    UNSUPPORTED_DATA = 1003  # text frame, unknown message type
+    POLICY_VIOLATION = 1008  # rate limit, forbidden origin
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # slow consumer, server full
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404  # invalid document name
+    IDLE_TIMEOUT = 4408
+
+
+class CollabError(Exception):
+    """Base class: every error the server turns into a close code carries that code."""
+
+    code: CloseCode = CloseCode.INTERNAL_ERROR
+
+    def __init__(self, reason: str = "", code: CloseCode | None = None) -> None:
+        super().__init__(reason)
+        if code is not None:
+            self.code = code
+        # Close reasons are limited to 123 bytes by RFC 6455; keep them short and plain.
+        self.reason = reason.encode("utf-8")[:120].decode("utf-8", "ignore")
+
+
+class ProtocolError(CollabError):
+    """A frame that is not a well-formed y-websocket message."""
+
+    code = CloseCode.PROTOCOL_ERROR
+
+
+class UnsupportedData(CollabError):
+    """A text frame, or a message type this server does not speak."""
+
+    code = CloseCode.UNSUPPORTED_DATA
+
+
+class MessageTooBig(CollabError):
+    code = CloseCode.MESSAGE_TOO_BIG
+
+
+class InvalidDocumentName(CollabError):
+    code = CloseCode.NOT_FOUND
+
+
+class Reject(CollabError):
+    """Raised by a hook to refuse a connection with a given close code and reason."""
+
+    def __init__(self, code: CloseCode | int, reason: str = "") -> None:
+        super().__init__(reason, CloseCode(code))
+
+
+class DocumentLoadError(CollabError):
+    """The store (or an on_load_document hook) could not produce the document."""
+
+    code = CloseCode.INTERNAL_ERROR

@@ -1,0 +1,173 @@
+"""One document in memory: its Doc, its awareness, its members, and the fan-out between them.
+
+Everything here is synchronous and runs on the event loop: a message is applied once and the
+same bytes are queued for every other member without awaiting anybody.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pycrdt import Doc
+
+from . import protocol as p
+from .awareness import AwarenessRegistry
+from .connection import Connection
+from .errors import ProtocolError, UnsupportedData
+
+log = logging.getLogger(__name__)
+
+# Called with (room, update bytes) for every change that must be persisted.
+Recorder = Callable[["Room", bytes], None]
+
+
+def _is_panic(exc: BaseException) -> bool:
+    # pyo3's PanicException derives from BaseException and lives in a module created at run time.
+    return type(exc).__name__ == "PanicException"
+
+
+def apply_update(doc: Doc[Any], update: bytes) -> None:
+    """Apply a v1 update; any decoding failure (or a Rust panic) becomes a ProtocolError."""
+    try:
+        doc.apply_update(update)
+    except BaseException as exc:
+        if isinstance(exc, Exception) or _is_panic(exc):
+            raise ProtocolError("invalid Yjs update") from exc
+        raise
+
+
+class Room:
+    def __init__(
+        self,
+        name: str,
+        doc: Doc[Any],
+        record: Recorder,
+        *,
+        awareness_timeout_s: float,
+        log_rows: int = 0,
+        log_bytes: int = 0,
+    ) -> None:
+        self.name = name
+        self.doc = doc
+        self.awareness = AwarenessRegistry(awareness_timeout_s)
+        self.members: dict[Connection, None] = {}
+        self._record = record
+        self.empty_since: float | None = time.monotonic()
+        # Persistence bookkeeping (maintained by the saver).
+        self.appended = 0  # updates handed to the saver
+        self.committed = 0  # of those, committed to the store
+        self.log_rows = log_rows  # rows in the store's log since the last snapshot
+        self.log_bytes = log_bytes
+        self.compacting = False
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name!r} members={len(self.members)}>"
+
+    @property
+    def clean(self) -> bool:
+        return self.committed == self.appended and not self.compacting
+
+    # -- membership --------------------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        self.members[conn] = None
+        self.empty_since = None
+        conn.on_close.append(self.remove)
+        conn.send_nowait(p.sync_step1(self.doc.get_state()))
+        states = self.awareness.encode_all()
+        if states is not None:
+            conn.send_nowait(p.awareness_message(states))
+
+    def remove(self, conn: Connection) -> None:
+        if conn not in self.members:
+            return
+        del self.members[conn]
+        removed = self.awareness.remove_owned_by(conn)
+        if removed:
+            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))
+        if not self.members:
+            self.empty_since = time.monotonic()
+
+    def broadcast(self, message: bytes, *, exclude: Connection | None = None) -> None:
+        for member in list(self.members):
+            if member is not exclude:
+                member.send_nowait(message)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def handle(self, conn: Connection, message: bytes) -> None:
+        """Handle one frame from `conn`; raises a CollabError for anything malformed."""
+        if not message:
+            raise ProtocolError("empty message")
+        kind = message[0]
+        if kind == p.MSG_SYNC:
+            sync = p.parse_sync(message)
+            if sync.kind == p.SYNC_UPDATE:
+                self._apply_update(conn, sync.payload, message)
+            elif sync.kind == p.SYNC_STEP1:
+                conn.send_nowait(p.sync_step2(self._diff(sync.payload)))
+            else:
+                self._apply_step2(conn, sync.payload)
+        elif kind == p.MSG_AWARENESS:
+            self._apply_awareness(conn, p.parse_awareness(message), message)
+        elif kind == p.MSG_QUERY_AWARENESS:
+            if len(message) != 1:
+                raise ProtocolError("trailing bytes after query-awareness message")
+            states = self.awareness.encode_all()
+            conn.send_nowait(p.awareness_message(states or b"\x00"))
+        else:
+            raise UnsupportedData(f"unsupported message type {kind}")
+
+    def _diff(self, state_vector: bytes) -> bytes:
+        try:
+            update: bytes = self.doc.get_update(state_vector)
+        except BaseException as exc:
+            if isinstance(exc, Exception) or _is_panic(exc):
+                raise ProtocolError("invalid state vector") from exc
+            raise
+        return update
+
+    def _apply_update(self, conn: Connection, update: bytes, message: bytes) -> None:
+        # The hot path: apply once, forward the very bytes received, persist them.
+        if update == p.EMPTY_UPDATE:
+            return
+        apply_update(self.doc, update)
+        self.broadcast(message, exclude=conn)
+        self._record(self, update)
+
+    def _apply_step2(self, conn: Connection, update: bytes) -> None:
+        # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
+        # every reconnect): forward and persist only what actually changed our document.
+        if update == p.EMPTY_UPDATE:
+            return
+        changes: list[bytes] = []
+
+        def capture(event: Any) -> None:
+            changes.append(event.update)
+
+        subscription = self.doc.observe(capture)
+        try:
+            apply_update(self.doc, update)
+        finally:
+            self.doc.unobserve(subscription)
+        for change in changes:
+            self.broadcast(p.update_message(change), exclude=conn)
+            self._record(self, change)
+
+    def _apply_awareness(self, conn: Connection, update: bytes, message: bytes) -> None:
+        entries = p.decode_awareness_update(update)
+        if not entries:
+            return  # a client's keep-alive: nothing to relay
+        accepted, verbatim = self.awareness.apply(entries, conn)
+        if verbatim:
+            self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
+        elif accepted:
+            self.broadcast(p.awareness_message(p.encode_awareness_update(accepted)))
+
+    def expire_awareness(self) -> None:
+        removed = self.awareness.remove_expired()
+        if removed:
+            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))

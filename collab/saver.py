@@ -1,0 +1,150 @@
+"""Group commit: one writer path per process, so SQLite never reports "database is locked".
+
+Every room hands its updates to the one Saver. The saver commits whatever has arrived, for every
+document, in one transaction, at most `commit_window_ms` after the oldest of those updates
+arrived (it waits half the window to gather a batch, which leaves the other half for the commit
+itself). Compaction runs on the same path, between commits. A failed commit is retried with
+backoff and nothing is dropped: the rooms concerned stay dirty, so they are never unloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import anyio
+
+from storage import DocumentStore, PendingUpdate
+
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ROWS = 5000
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+class Saver:
+    def __init__(
+        self,
+        store: DocumentStore,
+        *,
+        commit_window_ms: int,
+        compact_after_rows: int,
+        compact_after_bytes: int,
+    ) -> None:
+        self.store = store
+        self.window = commit_window_ms / 1000
+        self.compact_after_rows = compact_after_rows
+        self.compact_after_bytes = compact_after_bytes
+        self._pending: list[tuple[Room, PendingUpdate]] = []
+        self._pending_bytes = 0
+        self._first_at = 0.0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._compact_queue: dict[str, Room] = {}
+        self.on_committed: list[Callable[[Room, int], None]] = []
+        self.commits = 0
+        self.failures = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def record(self, room: Room, data: bytes) -> None:
+        """Called by a room for each update to persist; never awaits."""
+        if not self._pending:
+            self._first_at = time.monotonic()
+            self._wakeup.set()
+        self._idle.clear()
+        room.appended += 1
+        self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000))))
+        self._pending_bytes += len(data)
+        if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
+            self._wakeup.set()
+
+    def request_compaction(self, room: Room) -> None:
+        if room.name not in self._compact_queue:
+            self._compact_queue[room.name] = room
+            self._idle.clear()
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        backoff = 0.05
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self._pending:
+                delay = self._first_at + self.window / 2 - time.monotonic()
+                if delay > 0 and len(self._pending) < MAX_BATCH_ROWS:
+                    await anyio.sleep(delay)
+                if not await self._commit():
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    self._wakeup.set()
+                    continue
+                backoff = 0.05
+            if self._compact_queue:
+                await self._compact_next()
+            if self._pending or self._compact_queue:
+                self._wakeup.set()
+            else:
+                self._idle.set()
+
+    async def _commit(self) -> bool:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        started = time.perf_counter()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.store.append([update for _, update in batch])
+        except Exception:
+            self.failures += 1
+            log.exception("commit of %d updates failed; will retry", len(batch))
+            self._pending = batch + self._pending
+            self._pending_bytes = sum(len(u.data) for _, u in self._pending)
+            self._first_at = time.monotonic()
+            return False
+        self.commits += 1
+        counts: dict[Room, int] = {}
+        for room, update in batch:
+            counts[room] = counts.get(room, 0) + 1
+            room.log_bytes += len(update.data)
+        for room, n in counts.items():
+            room.committed += n
+            room.log_rows += n
+            if room.log_rows > self.compact_after_rows or room.log_bytes > self.compact_after_bytes:
+                self.request_compaction(room)
+            for callback in self.on_committed:
+                callback(room, n)
+        log.debug(
+            "committed %d updates for %d documents in %.1f ms",
+            len(batch),
+            len(counts),
+            (time.perf_counter() - started) * 1000,
+        )
+        return True
+
+    async def _compact_next(self) -> None:
+        name, room = next(iter(self._compact_queue.items()))
+        del self._compact_queue[name]
+        room.compacting = True
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.store.compact(name)
+        except Exception:
+            log.exception("compaction of %r failed; the log is intact", name)
+            return
+        finally:
+            room.compacting = False
+        # Commits and compactions share this one task, so nothing was appended meanwhile.
+        room.log_rows = 0
+        room.log_bytes = 0
+
+    async def flush(self) -> None:
+        """Wait until everything recorded so far is committed (and compactions are done)."""
+        if self._pending or self._compact_queue:
+            self._wakeup.set()
+        await self._idle.wait()

@@ -1,0 +1,81 @@
+"""Run the app under uvicorn, with a shutdown that closes clients with 1001 before uvicorn's own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from .app import create_app
+from .errors import CloseCode
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.Config:
+    ping = settings.ws_ping_interval_s or None
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=ping,
+        ws_ping_timeout=settings.ws_ping_timeout_s if ping else None,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        lifespan="on",
+        log_config=None,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
+        **extra,
+    )
+
+
+class CollabServer(uvicorn.Server):
+    """On SIGTERM/SIGINT: stop listening, close every client with 1001, then let uvicorn exit
+    (its lifespan shutdown flushes every room) with status 0. A second signal exits at once.
+
+    uvicorn re-raises a captured signal after shutdown (so the process would die of SIGTERM);
+    a server that drained and flushed has done what the signal asked, so we exit normally.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.app = app
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        hub = getattr(self.app.state, "hub", None)
+        if self._draining is not None or hub is None or self.should_exit:
+            if self.should_exit or self._draining is not None:
+                self.force_exit = True
+            self.should_exit = True
+            return
+        self._draining = asyncio.get_event_loop().create_task(self._drain(hub))
+
+    async def _drain(self, hub: Any) -> None:
+        log.info("shutting down: closing clients with 1001")
+        for server in getattr(self, "servers", []):
+            server.close()
+        try:
+            await hub.close_all(CloseCode.GOING_AWAY, "server shutting down", wait_s=2.0)
+        finally:
+            self.should_exit = True
+
+    async def stop(self) -> None:
+        """What SIGTERM does, for code that runs the server in-process (tests)."""
+        self.handle_exit(signal.SIGTERM, None)
+        if self._draining is not None:
+            await self._draining
+
+
+def run(settings: Settings) -> None:
+    app = create_app(settings)
+    config = uvicorn_config(app, settings)
+    server = CollabServer(config, app)
+    server.run()

@@ -1,0 +1,131 @@
+"""One frozen Settings dataclass. `Settings.from_env()` is the only reader of COLLAB_* variables.
+
+Every field has an environment variable (COLLAB_ + the field name in upper case) and a CLI flag
+(`--` + the field name with dashes), both derived from the field itself, so the three can never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "COLLAB_"
+MiB = 1024 * 1024
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_doc("interface to listen on"))
+    port: int = field(default=8000, metadata=_doc("TCP port to listen on"))
+    database_url: str = field(
+        default="sqlite+aiosqlite:///data/collab.db",
+        metadata=_doc("SQLAlchemy URL of the store (sqlite+aiosqlite:// or postgresql+asyncpg://)"),
+    )
+    commit_window_ms: int = field(
+        default=50, metadata=_doc("an update is committed to the store within this many ms")
+    )
+    unload_grace_s: float = field(
+        default=30.0, metadata=_doc("seconds an empty, clean room stays in memory")
+    )
+    max_message_bytes: int = field(
+        default=16 * MiB, metadata=_doc("larger WebSocket messages close the connection (1009)")
+    )
+    idle_timeout_s: float = field(
+        default=60.0, metadata=_doc("a connection that sends nothing this long is closed (4408)")
+    )
+    heartbeat_s: float = field(
+        default=15.0, metadata=_doc("the server sends something at least this often")
+    )
+    ws_ping_interval_s: float = field(
+        default=20.0, metadata=_doc("WebSocket ping interval (0 disables)")
+    )
+    ws_ping_timeout_s: float = field(
+        default=20.0, metadata=_doc("a ping unanswered this long drops the connection")
+    )
+    ws_per_message_deflate: bool = field(
+        default=False, metadata=_doc("offer permessage-deflate compression")
+    )
+    outbound_queue_messages: int = field(
+        default=4096, metadata=_doc("messages queued for one client before it is closed (1013)")
+    )
+    outbound_queue_bytes: int = field(
+        default=32 * MiB, metadata=_doc("bytes queued for one client before it is closed (1013)")
+    )
+    compact_after_rows: int = field(
+        default=1000, metadata=_doc("compact a document's update log beyond this many rows")
+    )
+    compact_after_bytes: int = field(
+        default=4 * MiB, metadata=_doc("compact a document's update log beyond this many bytes")
+    )
+    awareness_timeout_s: float = field(
+        default=30.0, metadata=_doc("awareness states not renewed this long are dropped")
+    )
+    shutdown_timeout_s: float = field(
+        default=5.0, metadata=_doc("deadline for flushing every room on shutdown")
+    )
+    frontend_dir: str = field(
+        default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")
+    )
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+
+    def __post_init__(self) -> None:
+        positive = (
+            "commit_window_ms",
+            "max_message_bytes",
+            "outbound_queue_messages",
+            "outbound_queue_bytes",
+            "compact_after_rows",
+            "compact_after_bytes",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("idle_timeout_s", "heartbeat_s", "awareness_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ValueError("port must be 0..65535")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then COLLAB_* variables, then explicit overrides (e.g. CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = parse_value(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def parse_value(name: str, type_name: str, raw: str) -> Any:
+    """Turn the text of an env var or flag into the field's type, with a clear error."""
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()}: {raw!r} is not a valid {type_name}"
+        ) from None
+    return raw

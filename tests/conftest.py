@@ -1,0 +1,73 @@
+"""Shared fixtures: a real uvicorn server on a free port, with a real SQLite file."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from collab.app import create_app
+from collab.hub import Hub
+from collab.server import CollabServer, uvicorn_config
+from collab.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    server: CollabServer
+    app: Any
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.settings.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+
+async def start_server(tg: Any, settings: Settings) -> RunningServer:
+    app = create_app(settings)
+    server = CollabServer(uvicorn_config(app, settings), app)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    tg.start_soon(server.serve)
+    with anyio.fail_after(10):
+        while not server.started:
+            await anyio.sleep(0.01)
+    return RunningServer(settings, server, app)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(port=free_port(), database_url=f"sqlite+aiosqlite:///{tmp_path}/collab.db",
+                    log_level="debug")
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with anyio.create_task_group() as tg:
+        running = await start_server(tg, settings)
+        yield running
+        await running.server.stop()

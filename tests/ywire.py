@@ -1,0 +1,140 @@
+"""A y-websocket client for tests, on the `websockets` library and pycrdt.
+
+It does what a browser's WebsocketProvider does (sync step 1/2, updates both ways, awareness with
+clocks) and records everything it hears, so tests can wait on conditions instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import websockets
+from pycrdt import Doc
+from websockets.asyncio.client import ClientConnection
+
+from collab import protocol as p
+
+
+class YClient:
+    def __init__(self, base_url: str, name: str, *, doc: Doc[Any] | None = None,
+                 client_id: int | None = None, read: bool = True) -> None:
+        self.url = f"{base_url}/ws/{quote(name, safe='/')}"
+        self.name = name
+        self.doc: Doc[Any] = doc if doc is not None else Doc()
+        self.client_id = client_id if client_id is not None else random.getrandbits(30)
+        self.clock = 0
+        self.awareness: dict[int, tuple[int, Any]] = {}  # client id -> (clock, state or None)
+        self.received: list[bytes] = []
+        self.synced = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.ws: ClientConnection | None = None
+        self._changed = anyio.Event()
+        self._remote = False
+        self._read = read
+        self._tg: Any = None
+        self._sub = self.doc.observe(self._on_local_change)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> YClient:
+        self.ws = await websockets.connect(self.url, max_size=None, compression=None,
+                                           ping_interval=None)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._reader)
+        await self.send(p.sync_step1(self.doc.get_state()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
+        self.doc.unobserve(self._sub)
+
+    async def close(self) -> None:
+        assert self.ws is not None
+        await self.ws.close()
+        await self.wait_for(lambda: self.close_code is not None)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame (a crash or a closed laptop lid)."""
+        assert self.ws is not None
+        self.ws.transport.abort()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, message: bytes | str) -> None:
+        assert self.ws is not None
+        await self.ws.send(message)
+
+    def _on_local_change(self, event: Any) -> None:
+        if self._remote or self.ws is None:
+            return
+        self._tg.start_soon(self.send, p.update_message(event.update))
+
+    async def set_awareness(self, state: dict[str, Any] | None) -> None:
+        self.clock += 1
+        raw = b"null" if state is None else json.dumps(state).encode()
+        entry = p.AwarenessEntry(self.client_id, self.clock, raw)
+        await self.send(p.awareness_message(p.encode_awareness_update([entry])))
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        assert self.ws is not None
+        try:
+            async for message in self.ws:
+                if not self._read:
+                    await anyio.sleep_forever()
+                assert isinstance(message, bytes)
+                self.received.append(message)
+                await self._handle(message)
+                self._notify()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            rcvd = self.ws.protocol.close_rcvd
+            self.close_code = rcvd.code if rcvd is not None else 1006
+            self.close_reason = rcvd.reason if rcvd is not None else ""
+            self._notify()
+
+    async def _handle(self, message: bytes) -> None:
+        if message[0] == p.MSG_SYNC:
+            sync = p.parse_sync(message)
+            if sync.kind == p.SYNC_STEP1:
+                await self.send(p.sync_step2(self.doc.get_update(sync.payload)))
+            else:
+                self._remote = True
+                try:
+                    self.doc.apply_update(sync.payload)
+                finally:
+                    self._remote = False
+                if sync.kind == p.SYNC_STEP2:
+                    self.synced = True
+        elif message[0] == p.MSG_AWARENESS:
+            for entry in p.decode_awareness_update(p.parse_awareness(message)):
+                known = self.awareness.get(entry.client_id)
+                state = None if entry.state == p.NULL_STATE else json.loads(entry.state)
+                if known is None or entry.clock > known[0] or (
+                    entry.clock == known[0] and state is None
+                ):
+                    self.awareness[entry.client_id] = (entry.clock, state)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        with anyio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    def present(self) -> dict[int, Any]:
+        return {cid: s for cid, (_, s) in self.awareness.items() if s is not None}
