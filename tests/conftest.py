@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,34 @@ async def start_server(tg: Any, settings: Settings) -> RunningServer:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(port=free_port(), database_url=f"sqlite+aiosqlite:///{tmp_path}/collab.db",
-                    log_level="debug")
+    return Settings(
+        port=free_port(),
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/collab.db",
+        log_level="debug",
+    )
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with anyio.create_task_group() as tg:
+        running = await start_server(tg, settings)
+        try:
+            yield running
+        finally:
+            await running.server.stop()
 
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[RunningServer]:
-    async with anyio.create_task_group() as tg:
-        running = await start_server(tg, settings)
+    async with serving(settings) as running:
         yield running
-        await running.server.stop()
+
+
+@pytest.fixture
+def server_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager[RunningServer]]:
+    """`async with server_with(idle_timeout_s=1) as srv:` — a server with changed settings."""
+
+    def make(**changes: Any) -> AbstractAsyncContextManager[RunningServer]:
+        return serving(settings.replace(**changes))
+
+    return make

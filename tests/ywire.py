@@ -21,8 +21,15 @@ from collab import protocol as p
 
 
 class YClient:
-    def __init__(self, base_url: str, name: str, *, doc: Doc[Any] | None = None,
-                 client_id: int | None = None, read: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        name: str,
+        *,
+        doc: Doc[Any] | None = None,
+        client_id: int | None = None,
+        read: bool = True,
+    ) -> None:
         self.url = f"{base_url}/ws/{quote(name, safe='/')}"
         self.name = name
         self.doc: Doc[Any] = doc if doc is not None else Doc()
@@ -42,9 +49,15 @@ class YClient:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    async def open_socket(self) -> None:
+        """Only the WebSocket handshake (lets tests open many sockets at the same instant)."""
+        self.ws = await websockets.connect(
+            self.url, max_size=None, compression=None, ping_interval=None
+        )
+
     async def __aenter__(self) -> YClient:
-        self.ws = await websockets.connect(self.url, max_size=None, compression=None,
-                                           ping_interval=None)
+        if self.ws is None:
+            await self.open_socket()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._reader)
@@ -77,7 +90,13 @@ class YClient:
     def _on_local_change(self, event: Any) -> None:
         if self._remote or self.ws is None:
             return
-        self._tg.start_soon(self.send, p.update_message(event.update))
+        self._tg.start_soon(self._send_update, p.update_message(event.update))
+
+    async def _send_update(self, message: bytes) -> None:
+        try:
+            await self.send(message)
+        except websockets.ConnectionClosed:
+            pass  # like a provider whose socket dropped: the next sync carries it
 
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         self.clock += 1
@@ -122,8 +141,10 @@ class YClient:
             for entry in p.decode_awareness_update(p.parse_awareness(message)):
                 known = self.awareness.get(entry.client_id)
                 state = None if entry.state == p.NULL_STATE else json.loads(entry.state)
-                if known is None or entry.clock > known[0] or (
-                    entry.clock == known[0] and state is None
+                if (
+                    known is None
+                    or entry.clock > known[0]
+                    or (entry.clock == known[0] and state is None)
                 ):
                     self.awareness[entry.client_id] = (entry.clock, state)
 
