@@ -43,7 +43,9 @@ class YClient:
         self.ws: ClientConnection | None = None
         self._changed = anyio.Event()
         self._remote = False
-        self._read = read
+        self._reading = anyio.Event()
+        if read:
+            self._reading.set()
         self._tg: Any = None
         self._sub = self.doc.observe(self._on_local_change)
 
@@ -81,6 +83,13 @@ class YClient:
         assert self.ws is not None
         self.ws.transport.abort()
 
+    def pause_reading(self) -> None:
+        """Stop reading: frames pile up in the socket, as with a frozen or very slow tab."""
+        self._reading = anyio.Event()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     # -- sending -----------------------------------------------------------------------------
 
     async def send(self, message: bytes | str) -> None:
@@ -110,8 +119,7 @@ class YClient:
         assert self.ws is not None
         try:
             async for message in self.ws:
-                if not self._read:
-                    await anyio.sleep_forever()
+                await self._reading.wait()  # a paused client leaves frames unread
                 assert isinstance(message, bytes)
                 self.received.append(message)
                 await self._handle(message)
