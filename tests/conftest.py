@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -93,3 +94,13 @@ def server_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager
         return serving(settings.replace(**changes))
 
     return make
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip when a service or tool is missing on a user's machine; in CI (.ci/run sets
+    COLLAB_TEST_REQUIRE_SERVICES=1) the same absence is a failure, so nothing is silently skipped."""
+    if available:
+        return
+    if os.environ.get("COLLAB_TEST_REQUIRE_SERVICES"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)

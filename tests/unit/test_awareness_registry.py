@@ -1,0 +1,80 @@
+"""The awareness rules: y-protocols' clocks, plus ownership per connection."""
+
+from __future__ import annotations
+
+from collab.awareness import AwarenessRegistry
+from collab.protocol import NULL_STATE, AwarenessEntry
+
+A, B = object(), object()
+
+
+def entry(cid: int, clock: int, state: bytes = b"{}") -> AwarenessEntry:
+    return AwarenessEntry(cid, clock, state)
+
+
+def test_newer_clocks_win_and_stale_ones_are_dropped():
+    reg = AwarenessRegistry()
+    assert reg.apply([entry(1, 1)], A) == ([entry(1, 1)], True)
+    assert reg.apply([entry(1, 1, b'{"x":1}')], A) == ([], False)  # same clock, not a removal
+    assert reg.apply([entry(1, 2, b'{"x":2}'), entry(2, 0)], A) == (
+        [entry(1, 2, b'{"x":2}')],
+        False,
+    )
+    assert reg.states() == {1: b'{"x":2}'}
+
+
+def test_unknown_client_at_clock_zero_is_ignored_like_y_protocols():
+    reg = AwarenessRegistry()
+    assert reg.apply([entry(9, 0)], A) == ([], False)
+    assert reg.states() == {}
+
+
+def test_removal_at_the_same_clock_is_accepted():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 4)], A)
+    assert reg.apply([entry(1, 4, NULL_STATE)], A) == ([entry(1, 4, NULL_STATE)], True)
+    assert reg.states() == {}
+
+
+def test_closing_connection_removes_only_what_it_owns_last():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 1)], A)
+    reg.apply([entry(2, 1)], B)
+    reg.apply([entry(1, 2)], B)  # client 1 renewed through B (e.g. it reconnected)
+    assert reg.remove_owned_by(A) == []
+    assert sorted(reg.remove_owned_by(B)) == [entry(1, 2, NULL_STATE), entry(2, 1, NULL_STATE)]
+
+
+def test_relayed_stale_state_does_not_take_ownership():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 3)], A)
+    reg.apply([entry(1, 3)], B)  # B relays what it heard: same clock, rejected
+    assert reg.remove_owned_by(B) == []
+    assert reg.states() == {1: b"{}"}
+
+
+def test_client_removed_by_the_server_comes_back_with_a_bumped_clock():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 5)], A)
+    reg.remove_owned_by(A)
+    accepted, verbatim = reg.apply([entry(1, 5, b'{"back":1}')], B)
+    assert accepted == [entry(1, 6, b'{"back":1}')] and not verbatim
+    # but a client that removed itself cannot come back at an old clock
+    reg.apply([entry(2, 3)], A)
+    reg.apply([entry(2, 3, NULL_STATE)], A)
+    assert reg.apply([entry(2, 3)], A) == ([], False)
+
+
+def test_expiry_drops_states_not_renewed(monkeypatch):
+    import collab.awareness as mod
+
+    now = [1000.0]
+    monkeypatch.setattr(mod.time, "monotonic", lambda: now[0])
+    reg = AwarenessRegistry(timeout_s=30)
+    reg.apply([entry(1, 1)], A)
+    now[0] += 29
+    reg.apply([entry(2, 1)], A)
+    assert reg.remove_expired() == []
+    now[0] += 2
+    assert reg.remove_expired() == [entry(1, 1, NULL_STATE)]
+    assert reg.encode_all() is not None and set(reg.states()) == {2}
