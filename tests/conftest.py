@@ -97,8 +97,8 @@ def server_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager
 
 
 def require(available: bool, reason: str) -> None:
-    """Skip when a service or tool is missing on a user's machine; in CI (.ci/run sets
-    COLLAB_TEST_REQUIRE_SERVICES=1) the same absence is a failure, so nothing is silently skipped."""
+    """Skip when a service or tool is missing on a user's machine. In CI (.ci/run sets
+    COLLAB_TEST_REQUIRE_SERVICES=1) the same absence is a failure: nothing is silently skipped."""
     if available:
         return
     if os.environ.get("COLLAB_TEST_REQUIRE_SERVICES"):
