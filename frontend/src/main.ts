@@ -1,0 +1,14 @@
+// Route on the path: `/` is the start page, `/d/<document name>` the editor.
+import './styles.css'
+import { renderEditor } from './editor'
+import { renderHome } from './home'
+import { nameFromPath } from './names'
+
+const root = document.getElementById('app') as HTMLElement
+const name = nameFromPath(location.pathname)
+if (name) {
+  renderEditor(root, name)
+} else {
+  if (location.pathname !== '/') history.replaceState(null, '', '/')
+  renderHome(root)
+}
