@@ -17,6 +17,7 @@ from storage import DocumentStore, SqlStore
 from .endpoint import ROUTE_PREFIX, websocket_endpoint
 from .hub import Hub
 from .settings import Settings
+from .static import frontend_routes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/api/documents", list_documents),
     ]
+    routes += frontend_routes(settings)  # the browser editor: /, /d/<name>, /assets/
     return Starlette(routes=routes, lifespan=lifespan)
 
 

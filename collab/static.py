@@ -1,0 +1,153 @@
+"""Serve the built browser editor (frontend/dist) at `/`.
+
+- `/` and `/d/<document name>` answer with dist/index.html (the page routes on the client);
+  it is revalidated on every load (`no-cache` + ETag), so a new build shows up at once.
+- `/assets/...` are the bundler's outputs; every name there carries a content hash, so they are
+  cached for a year. A pre-compressed `<file>.gz` written by the build is sent to clients that
+  accept gzip.
+- dist is found relative to this package (a repository checkout) unless `settings.frontend_dir`
+  names it. It is looked up per request: a build made while the server runs is picked up, and a
+  missing build gives a 503 page that says how to make it instead of a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .settings import Settings
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+# The page talks only to its own origin (HTTP and the /ws socket). CodeMirror injects <style>
+# elements and remote cursors carry inline colours, hence 'unsafe-inline' for styles only.
+CSP = (
+    "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+METHODS = ["GET", "HEAD"]
+
+
+def frontend_dir(settings: Settings) -> Path:
+    """Where the built editor lives: settings.frontend_dir, or frontend/dist in the checkout."""
+    if settings.frontend_dir:
+        return Path(settings.frontend_dir).expanduser().resolve()
+    return Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+def frontend_routes(settings: Settings) -> list[BaseRoute]:
+    """The start page, the editor's SPA fallback and the hashed assets."""
+    site = _Site(frontend_dir(settings))
+    return [
+        Route("/", site.index, methods=METHODS),
+        Route("/d/{name:path}", site.index, methods=METHODS),
+        Route("/assets/{path:path}", site.asset, methods=METHODS),
+    ]
+
+
+@dataclass(slots=True)
+class _Page:
+    key: tuple[int, int]  # (mtime_ns, size) of the file it was read from
+    body: bytes
+    etag: str
+
+
+class _Site:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.assets = root / "assets"
+        self._page: _Page | None = None
+
+    async def index(self, request: Request) -> Response:
+        page = self._load_index()
+        if page is None:
+            return _not_built(self.root)
+        headers = {"Cache-Control": REVALIDATE, "ETag": page.etag, **PAGE_HEADERS}
+        if _etag_matches(request, page.etag):
+            return Response(status_code=304, headers=headers)
+        return HTMLResponse(page.body, headers=headers)
+
+    async def asset(self, request: Request) -> Response:
+        path = self._asset_path(request.path_params["path"])
+        if path is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        gz = path.with_name(path.name + ".gz")
+        if "gzip" in request.headers.get("accept-encoding", "") and gz.is_file():
+            headers["Content-Encoding"] = "gzip"
+            path = gz
+        response = FileResponse(path, headers=headers, media_type=media_type)
+        if _etag_matches(request, response.headers.get("etag", "")):
+            return Response(status_code=304, headers=headers | {"ETag": response.headers["etag"]})
+        return response
+
+    def _load_index(self) -> _Page | None:
+        path = self.root / "index.html"
+        try:
+            st = path.stat()
+            key = (st.st_mtime_ns, st.st_size)
+            if self._page is not None and self._page.key == key:
+                return self._page
+            body = path.read_bytes()
+        except OSError:
+            return None
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        self._page = _Page(key, body, etag)
+        return self._page
+
+    def _asset_path(self, relative: str) -> Path | None:
+        if not relative or "\x00" in relative:
+            return None
+        base = self.assets.resolve()
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base) or not path.is_file():
+            return None
+        return path
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header or not etag:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag in tags or "*" in tags
+
+
+def _not_built(root: Path) -> HTMLResponse:
+    where = html.escape(os.fspath(root))
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Collab — editor not built</title>
+<style>
+body{{font:16px/1.6 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
+display:grid;place-items:center;min-height:100vh;background:#f6f7f9;color:#1d2330}}
+main{{max-width:34rem;padding:2rem;background:#fff;border-radius:14px;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}}
+code{{background:#eef0f4;padding:.15em .4em;border-radius:5px}}
+</style></head><body><main>
+<h1>The editor has not been built yet</h1>
+<p>The collaboration server is running, but the browser editor is missing
+(no <code>index.html</code> in <code>{where}</code>).</p>
+<p>Run <code>make frontend</code> (or start the server with <code>make run</code>, which builds
+it), then reload this page. WebSocket clients can connect to <code>/ws</code> meanwhile.</p>
+</main></body></html>
+"""
+    return HTMLResponse(
+        body, status_code=503, headers={"Cache-Control": "no-store", **PAGE_HEADERS}
+    )
