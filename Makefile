@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 INTEROP_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: run test lint fmt install interop-deps bench clean
+.PHONY: run test lint fmt install interop-deps frontend bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,24 @@ $(INTEROP_STAMP): tests/interop/package.json tests/interop/package-lock.json
 
 interop-deps: $(INTEROP_STAMP)
 
-run: install
+# The browser editor: npm ci when the lock changes, esbuild into frontend/dist when dist is
+# missing or older than any source (build.mjs writes dist/index.html last).
+FRONTEND_STAMP := frontend/node_modules/.installed
+FRONTEND_SRC   := $(shell find frontend/src -type f 2>/dev/null) frontend/build.mjs
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $(FRONTEND_STAMP)
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SRC)
+	cd frontend && node build.mjs
+
+frontend: frontend/dist/index.html
+
+run: install frontend
 	$(BIN)/collab serve
 
-test: install interop-deps
+test: install interop-deps frontend
 	$(BIN)/pytest
 
 lint: install
