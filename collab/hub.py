@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pycrdt import Doc
 
-from storage import DocumentStore, fold_async
+from storage import DocumentStore, StoredDocument, fold_async
 
 from . import protocol as p
 from .connection import Connection
@@ -28,6 +28,21 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+
+
+async def restore(stored: StoredDocument) -> Doc[Any]:
+    """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update."""
+    doc: Doc[Any] = Doc()
+    if len(stored.updates) > 64:
+        base = [stored.snapshot] if stored.snapshot else []
+        apply_update(doc, await fold_async(base, stored.updates))
+        return doc
+    with doc.transaction():
+        if stored.snapshot:
+            apply_update(doc, stored.snapshot)
+        for update in stored.updates:
+            apply_update(doc, update)
+    return doc
 
 
 class Hub:
@@ -84,17 +99,7 @@ class Hub:
         started = time.perf_counter()
         try:
             stored = await self.store.load(name)
-            doc: Doc[Any] = Doc()
-            if len(stored.updates) > 64:
-                # Fold a long log off the event loop, then apply the one resulting update.
-                base = [stored.snapshot] if stored.snapshot else []
-                apply_update(doc, await fold_async(base, stored.updates))
-            else:
-                with doc.transaction():
-                    if stored.snapshot:
-                        apply_update(doc, stored.snapshot)
-                    for update in stored.updates:
-                        apply_update(doc, update)
+            doc = await restore(stored)
         except Exception:
             log.exception("loading %r failed", name)
             future.set_exception(DocumentLoadError("could not load document"))
