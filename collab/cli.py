@@ -40,7 +40,11 @@ def root_names(update: bytes) -> list[str]:
 
 def root_value(update: bytes, root: str) -> Any:
     """A root's content as plain data. Roots are untyped on the wire, so we look: map entries
-    make a Map, XML elements an XmlFragment, characters a Text, other items an Array."""
+    make a Map, characters a Text, XML elements an XmlFragment, other items an Array.
+
+    Each guess uses a fresh Doc (a root, once typed, stays typed), and Text comes before Array:
+    pycrdt 0.14 loops forever reading a Text with non-ASCII content as an Array.
+    """
 
     def fresh() -> Doc[Any]:
         doc: Doc[Any] = Doc()
@@ -50,12 +54,13 @@ def root_value(update: bytes, root: str) -> Any:
     as_map = fresh().get(root, type=Map)
     if len(list(as_map.keys())):
         return as_map.to_py()
+    as_text = fresh().get(root, type=Text)
+    if str(as_text) or not len(as_text):
+        return str(as_text)
     try:
-        items = fresh().get(root, type=Array).to_py()
-    except ValueError:
+        return fresh().get(root, type=Array).to_py()
+    except ValueError:  # "XmlElement has no Python equivalent"
         return str(fresh().get(root, type=XmlFragment))
-    text = str(fresh().get(root, type=Text))
-    return text if text or not items else items
 
 
 async def export(settings: Settings, args: argparse.Namespace) -> int:
