@@ -50,8 +50,8 @@ class RunningServer:
         return hub
 
 
-async def start_server(tg: Any, settings: Settings) -> RunningServer:
-    app = create_app(settings)
+async def start_server(tg: Any, settings: Settings, store: Any = None) -> RunningServer:
+    app = create_app(settings, store=store)
     server = CollabServer(uvicorn_config(app, settings), app)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     tg.start_soon(server.serve)
@@ -71,9 +71,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[RunningServer]:
+async def serving(settings: Settings, store: Any = None) -> AsyncIterator[RunningServer]:
     async with anyio.create_task_group() as tg:
-        running = await start_server(tg, settings)
+        running = await start_server(tg, settings, store)
         try:
             yield running
         finally:

@@ -1,0 +1,36 @@
+"""Fixtures for the interop suite: real Yjs clients in Node, killed on teardown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import pytest
+
+from tests.conftest import RunningServer
+
+from .yjsnode import NodeYClient
+
+
+class SpawnNode(Protocol):
+    async def __call__(self, room: str, *, url: str | None = None) -> NodeYClient: ...
+
+
+@pytest.fixture
+async def node(server: RunningServer) -> AsyncIterator[SpawnNode]:
+    """`await node(room)` starts a Node y-websocket client on `server` (or on `url`).
+
+    Every client started through it is SIGKILLed at teardown, whatever the test did.
+    """
+    clients: list[NodeYClient] = []
+
+    async def spawn(room: str, *, url: str | None = None) -> NodeYClient:
+        client = await NodeYClient.start(url or server.url, room)
+        clients.append(client)
+        return client
+
+    try:
+        yield spawn
+    finally:
+        for client in clients:
+            await client.kill()
