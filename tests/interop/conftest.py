@@ -7,9 +7,9 @@ from typing import Protocol
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, require
 
-from .yjsnode import NodeYClient
+from .yjsnode import NodeYClient, unavailable_reason
 
 
 class SpawnNode(Protocol):
@@ -17,7 +17,14 @@ class SpawnNode(Protocol):
 
 
 @pytest.fixture
-async def node(server: RunningServer) -> AsyncIterator[SpawnNode]:
+def node_available() -> None:
+    """Skip (fail in CI: see `require`) without `node` or tests/interop/node_modules."""
+    reason = unavailable_reason()
+    require(reason is None, reason or "")
+
+
+@pytest.fixture
+async def node(node_available: None, server: RunningServer) -> AsyncIterator[SpawnNode]:
     """`await node(room)` starts a Node y-websocket client on `server` (or on `url`).
 
     Every client started through it is SIGKILLed at teardown, whatever the test did.
