@@ -91,7 +91,12 @@ class _Site:
         if "gzip" in request.headers.get("accept-encoding", "") and gz.is_file():
             headers["Content-Encoding"] = "gzip"
             path = gz
-        response = FileResponse(path, headers=headers, media_type=media_type)
+        try:
+            stat = path.stat()
+        except OSError:
+            return PlainTextResponse("Not Found", status_code=404)
+        # With the stat given, FileResponse sets its ETag now, so a revalidation can be answered.
+        response = FileResponse(path, headers=headers, media_type=media_type, stat_result=stat)
         if _etag_matches(request, response.headers.get("etag", "")):
             return Response(status_code=304, headers=headers | {"ETag": response.headers["etag"]})
         return response
