@@ -27,8 +27,14 @@ export function renderEditor(root: HTMLElement, name: string): void {
     shouldReconnect: (event) => ![4401, 4403, 4404].includes(event.code)
   })
   const awareness = provider.awareness
-  const publishUser = (u: User): void =>
-    awareness.setLocalStateField('user', { id: u.id, name: u.name, color: u.color, colorLight: u.colorLight })
+  // y-codemirror.next keeps a remote caret's DOM while its colour string is unchanged
+  // (YRemoteCaretWidget.eq compares colours only), so a new name would not show on other
+  // screens. Each rename flips the colour between '#rrggbb' and the identical '#rrggbbff'.
+  let renames = 0
+  const publishUser = (u: User): void => {
+    const color = renames % 2 === 0 ? u.color : u.color + 'ff'
+    awareness.setLocalStateField('user', { id: u.id, name: u.name, color, colorLight: u.colorLight })
+  }
   publishUser(user)
 
   // -- layout --------------------------------------------------------------------------------
@@ -112,6 +118,7 @@ export function renderEditor(root: HTMLElement, name: string): void {
       nameForm(
         user,
         (newName) => {
+          if (newName !== user.name) renames++
           user.name = newName
           saveUser(user)
           publishUser(user)

@@ -166,7 +166,8 @@ export function renderHome(root: HTMLElement): void {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') void load()
   })
-  input.focus()
+  // Type straight away on a desktop; on a touch screen, do not pop the keyboard up unasked.
+  if (!window.matchMedia('(pointer: coarse)').matches) input.focus()
 }
 
 function row(doc: DocumentInfo): HTMLLIElement {

@@ -118,7 +118,11 @@ def seed_user(name: str) -> str:
     """An init script that makes the page's stored identity `name` (stable id, intro seen)."""
     stored = {"id": "test-" + re.sub(r"\W+", "-", name.lower()), "name": name, "introSeen": True}
     value = json.dumps(json.dumps(stored))
-    return f"try {{ localStorage.setItem('collab.user', {value}) }} catch (e) {{}}"
+    # Only when nothing is stored yet: a name changed in the page must survive a reload.
+    return (
+        "try { if (!localStorage.getItem('collab.user'))"
+        f" localStorage.setItem('collab.user', {value}) }} catch (e) {{}}"
+    )
 
 
 async def new_user(

@@ -163,3 +163,35 @@ async def test_start_page_creates_and_lists_documents_by_unicode_name(server, br
     await row.get_by_role("link").click()
     await wait_for_text(page, "Bonjour à tous.")
     log.check()
+
+
+async def test_a_new_display_name_reaches_others_live_and_is_remembered(
+    server, browser, browser_log
+):
+    log: BrowserLog = browser_log
+    log.origin = server.http
+    ada = await new_user(browser, log, ADA)
+    grace = await new_user(browser, log, GRACE)
+    await open_doc(ada, server.http, "names")
+    await open_doc(grace, server.http, "names")
+    await type_at_end(ada, "Hello.")
+    await expect(grace.locator(".cm-ySelectionInfo", has_text=ADA)).to_be_visible()
+
+    await ada.get_by_test_id("presence").click()
+    await ada.get_by_role("button", name="Change your name").click()
+    await ada.get_by_test_id("name-input").fill("Countess of Lovelace")
+    await ada.get_by_role("button", name="Save").click()
+    await expect(presence(grace, "Countess of Lovelace")).to_be_visible()
+    await expect(presence(grace, ADA)).to_have_count(0)
+    await ada.keyboard.type(" Again.")  # the editor has the focus back
+    await expect(
+        grace.locator(".cm-ySelectionInfo", has_text="Countess of Lovelace")
+    ).to_be_visible()
+
+    await ada.reload()
+    await expect(status(ada)).to_have_attribute("data-state", "connected", timeout=10_000)
+    await expect(presence(ada, "Countess of Lovelace")).to_have_attribute("data-me", "true")
+    await expect(presence(grace, "Countess of Lovelace")).to_be_visible()
+    await expect(presence(grace, "Countess of Lovelace")).to_have_count(1)
+    await wait_for_text(grace, "Hello. Again.")
+    log.check()

@@ -49,6 +49,13 @@ async def test_restart_mid_session_reconnects_and_keeps_outage_edits(
     )
     await shoot(page, "editor-reconnecting.png")
 
+    # The browser losing its network as well reads "Offline"; getting it back, "Reconnecting".
+    await page.context.set_offline(True)
+    await expect(status(page)).to_have_attribute("data-state", "offline")
+    await expect(page.get_by_test_id("banner")).to_contain_text("You’re offline.")
+    await page.context.set_offline(False)
+    await expect(status(page)).to_have_attribute("data-state", "reconnecting")
+
     await srv.start()  # same port, same database
     await expect(status(page)).to_have_attribute("data-state", "connected", timeout=15_000)
     await expect(status(page)).to_have_attribute("data-sync", "synced", timeout=10_000)
