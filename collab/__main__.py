@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .server import run
 
-        run(settings)
-        return 0
+        return run(settings)
     from . import cli
 
     handler = {"export": cli.export, "import": cli.import_, "compact": cli.compact}[args.command]

@@ -62,6 +62,7 @@ class Hub:
         self._no_connections = asyncio.Event()
         self._no_connections.set()
         self.accepting = True
+        self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
 
     def start(self) -> None:
@@ -179,6 +180,7 @@ class Hub:
                 await self.saver.flush()
         dirty = [r.name for r in self.rooms.values() if r.committed != r.appended]
         if scope.cancelled_caught or dirty:
+            self.flush_failed = True
             log.error("shutdown deadline passed with %d dirty documents", len(dirty))
         else:
             log.info(

@@ -43,6 +43,7 @@ class Saver:
         self._pending_bytes = 0
         self._first_at = 0.0
         self._wakeup = asyncio.Event()
+        self._hurry = asyncio.Event()  # cut the gathering wait short (flush, full batch)
         self._idle = asyncio.Event()
         self._idle.set()
         self._compact_queue: dict[str, Room] = {}
@@ -64,7 +65,7 @@ class Saver:
         self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000))))
         self._pending_bytes += len(data)
         if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
-            self._wakeup.set()
+            self._hurry.set()
 
     def request_compaction(self, room: Room) -> None:
         if room.name not in self._compact_queue:
@@ -79,8 +80,10 @@ class Saver:
             self._wakeup.clear()
             if self._pending:
                 delay = self._first_at + self.window / 2 - time.monotonic()
-                if delay > 0 and len(self._pending) < MAX_BATCH_ROWS:
-                    await anyio.sleep(delay)
+                if delay > 0 and not self._hurry.is_set():
+                    with anyio.move_on_after(delay):
+                        await self._hurry.wait()
+                self._hurry.clear()
                 if not await self._commit():
                     await anyio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -147,4 +150,5 @@ class Saver:
         """Wait until everything recorded so far is committed (and compactions are done)."""
         if self._pending or self._compact_queue:
             self._wakeup.set()
+            self._hurry.set()
         await self._idle.wait()

@@ -74,8 +74,13 @@ class CollabServer(uvicorn.Server):
             await self._draining
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit everything."""
     app = create_app(settings)
     config = uvicorn_config(app, settings)
     server = CollabServer(config, app)
     server.run()
+    hub = getattr(app.state, "hub", None)
+    if hub is None or not server.started:
+        return 1  # never got to serve (port taken, store unreachable): uvicorn logged why
+    return 1 if hub.flush_failed else 0

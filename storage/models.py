@@ -26,7 +26,12 @@ class Update(Base):
     """One row per Yjs v1 update, in arrival order (by id, never by timestamp)."""
 
     __tablename__ = "collab_updates"
-    __table_args__ = (Index("ix_collab_updates_document_id_id", "document_id", "id"),)
+    # AUTOINCREMENT: SQLite must never reuse the id of a compacted (deleted) row, or a new update
+    # would look already folded into the snapshot (its id <= through_id).
+    __table_args__ = (
+        Index("ix_collab_updates_document_id_id", "document_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-from pycrdt import Doc, get_state, merge_updates
+from pycrdt import Doc, get_update, merge_updates
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .engine import make_engine
 from .models import Base, Document, Snapshot, Update
 from .types import CompactResult, DocumentInfo, PendingUpdate, StoredDocument, StoreError
-from .vectors import covers, decode_state_vector
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +245,11 @@ def fold(base: list[bytes], updates: list[bytes]) -> bytes:
             doc.apply_update(data)
         for data in updates:
             doc.apply_update(data)
-    state = decode_state_vector(doc.get_state())
-    pending = [u for u in (*base, *updates) if not covers(state, decode_state_vector(get_state(u)))]
+    # The diff of an update against the folded state has no structs (its first varuint, the
+    # number of clients with structs, is 0) unless some of it is still pending. A state vector of
+    # the update itself would not do: Yjs counts it only from clock 0, so a pending update whose
+    # clocks start later has an empty one.
+    state = doc.get_state()
+    pending = [u for u in (*base, *updates) if get_update(u, state)[0] != 0]
     full: bytes = doc.get_update()
     return merge_updates(full, *pending) if pending else full
