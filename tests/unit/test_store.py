@@ -1,0 +1,291 @@
+"""The store on real databases: SQLite (a file in tmp_path) and PostgreSQL (when reachable).
+
+Every test runs with the same assertions on both backends: the log keeps arrival order,
+compaction folds snapshot + log into one snapshot equal to the replayed log (including updates
+whose dependencies have not arrived yet), and list/delete see what append wrote.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycrdt import Array, Doc, Text
+from sqlalchemy import func, select, text
+
+from storage import PendingUpdate, SqlStore, StoredDocument, open_store
+from storage.models import Base, Document, Update
+
+pytestmark = pytest.mark.anyio
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/collab.db"
+    else:
+        if not _postgres_reachable():
+            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (start it to run these)")
+        url = POSTGRES_URL
+        # Drop the collab_* tables first, so every run starts from an empty store.
+        cleaner = SqlStore.from_url(url)
+        try:
+            async with cleaner.engine.begin() as conn:
+                await conn.run_sync(Base.metadata.drop_all)
+        except OSError as exc:
+            await cleaner.close()
+            pytest.skip(f"PostgreSQL at {POSTGRES_URL} refused the connection: {exc}")
+        await cleaner.close()
+    opened = await open_store(url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+class Writer:
+    """A pycrdt Doc that records every update it produces, like an editor would send them."""
+
+    def __init__(self, client_id: int) -> None:
+        self.doc: Doc[Any] = Doc(client_id=client_id)
+        self.updates: list[bytes] = []
+        self._sub = self.doc.observe(lambda event: self.updates.append(event.update))
+        self.text = self.doc.get("t", type=Text)
+        self.items = self.doc.get("items", type=Array)
+
+    def edit(self, i: int) -> None:
+        with self.doc.transaction():
+            self.text += f"{i};"
+            self.items.append(i)
+            if i % 3 == 2:  # a deletion too, so delete sets travel through the store
+                del self.text[0:1]
+
+
+def content(doc: Doc[Any]) -> tuple[str, list[Any]]:
+    return str(doc.get("t", type=Text)), doc.get("items", type=Array).to_py()
+
+
+def replay(*updates: bytes) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def restored(stored: StoredDocument) -> Doc[Any]:
+    return replay(*([stored.snapshot] if stored.snapshot else []), *stored.updates)
+
+
+def pending(name: str, data: bytes) -> PendingUpdate:
+    return PendingUpdate(name, data, 1_700_000_000_000)
+
+
+async def log_rows(store: SqlStore, name: str) -> int:
+    async with store.engine.connect() as conn:
+        count = await conn.execute(
+            select(func.count())
+            .select_from(Update)
+            .join(Document, Document.id == Update.document_id)
+            .where(Document.name == name)
+        )
+        return int(count.scalar_one())
+
+
+def written(n: int, client_id: int, edit: Callable[[Writer, int], None] = Writer.edit) -> Writer:
+    writer = Writer(client_id)
+    for i in range(n):
+        edit(writer, i)
+    return writer
+
+
+# -- append / load ---------------------------------------------------------------------------
+
+
+async def test_append_load_round_trip_in_arrival_order(store: SqlStore) -> None:
+    writers = {name: written(12, client_id=k + 1) for k, name in enumerate(("a", "team/b", "c"))}
+    # One batch that interleaves the documents, the way the saver's group commit does.
+    batch = [
+        pending(name, writer.updates[i]) for i in range(12) for name, writer in writers.items()
+    ]
+    await store.append(batch[:18])
+    await store.append(batch[18:])
+
+    for name, writer in writers.items():
+        stored = await store.load(name)
+        assert stored.snapshot is None
+        assert stored.updates == writer.updates, f"{name}: log not in arrival order"
+        assert stored.last_id > 0
+        assert content(restored(stored)) == content(writer.doc)
+
+
+async def test_load_of_unknown_document_is_empty(store: SqlStore) -> None:
+    await store.append([pending("known", written(1, client_id=1).updates[0])])
+    stored = await store.load("unknown")
+    assert stored.empty
+    assert stored.snapshot is None
+    assert stored.updates == []
+    assert stored.last_id == 0
+
+
+async def test_empty_batch_is_a_no_op(store: SqlStore) -> None:
+    await store.append([])
+    assert await store.list_documents() == []
+
+
+# -- compaction ------------------------------------------------------------------------------
+
+
+async def test_compaction_folds_snapshot_and_log_into_one_snapshot(store: SqlStore) -> None:
+    writer = written(40, client_id=7)
+    first, second = writer.updates[:25], writer.updates[25:]
+    await store.append([pending("doc", u) for u in first])
+    assert (await store.compact("doc")) is not None  # a snapshot now exists
+    await store.append([pending("doc", u) for u in second])
+    await store.append([pending("other", written(3, client_id=8).updates[0])])
+
+    result = await store.compact("doc")
+    assert result is not None
+    assert result.name == "doc"
+    assert result.rows == len(second)
+
+    stored = await store.load("doc")
+    assert stored.snapshot is not None
+    assert stored.updates == []
+    assert await log_rows(store, "doc") == 0
+    assert await log_rows(store, "other") == 1, "compaction touched another document"
+    assert content(replay(stored.snapshot)) == content(replay(*writer.updates))
+    assert content(replay(stored.snapshot)) == content(writer.doc)
+
+    # Idempotent: nothing left to fold, and the snapshot stays what it was.
+    assert await store.compact("doc") is None
+    again = await store.load("doc")
+    assert again.snapshot == stored.snapshot
+    assert again.updates == []
+    assert await store.compact("never-written") is None
+
+
+async def test_compaction_keeps_pending_updates(store: SqlStore) -> None:
+    writer = written(6, client_id=11)
+    missing, *rest = writer.updates
+    # Everything after the first update depends on it: without it they are all "pending".
+    await store.append([pending("doc", u) for u in rest])
+    assert await store.compact("doc") is not None
+
+    stored = await store.load("doc")
+    assert stored.snapshot is not None
+    assert stored.updates == []
+    assert await log_rows(store, "doc") == 0
+    assert content(replay(stored.snapshot)) == ("", []), "pending updates became visible"
+
+    # The missing update arrives later: everything must come back.
+    await store.append([pending("doc", missing)])
+    stored = await store.load("doc")
+    assert stored.updates == [missing]
+    assert content(restored(stored)) == content(writer.doc)
+
+    # ... and survives another compaction.
+    assert await store.compact("doc") is not None
+    stored = await store.load("doc")
+    assert stored.updates == []
+    assert content(restored(stored)) == content(writer.doc)
+
+
+async def test_update_appended_after_compaction_is_in_the_tail(store: SqlStore) -> None:
+    writer = written(10, client_id=21)
+    await store.append([pending("doc", u) for u in writer.updates[:9]])
+    await store.compact("doc")
+    before = await store.load("doc")
+
+    await store.append([pending("doc", writer.updates[9])])
+    stored = await store.load("doc")
+    assert stored.snapshot == before.snapshot
+    assert stored.updates == [writer.updates[9]]
+    assert content(restored(stored)) == content(writer.doc)
+
+
+async def test_log_ids_keep_growing_across_compaction(store: SqlStore) -> None:
+    # A snapshot covers every row up to `through_id`; a row appended later must get a larger id,
+    # or it would look folded already (and StoredDocument.last_id would go backwards). SQLite
+    # reuses the ids of deleted rows unless the table is AUTOINCREMENT.
+    writer = written(10, client_id=22)
+    await store.append([pending("doc", u) for u in writer.updates[:9]])
+    await store.compact("doc")
+    before = await store.load("doc")
+    assert before.last_id > 0
+
+    await store.append([pending("doc", writer.updates[9])])
+    assert (await store.load("doc")).last_id > before.last_id
+
+
+# -- listing and deleting --------------------------------------------------------------------
+
+
+async def test_list_documents_reports_names_and_sizes(store: SqlStore) -> None:
+    a, b = written(5, client_id=31), written(3, client_id=32)
+    await store.append([pending("a", u) for u in a.updates])
+    await store.append([pending("dir/b", u) for u in b.updates])
+
+    infos = {d.name: d for d in await store.list_documents()}
+    assert set(infos) == {"a", "dir/b"}
+    assert infos["a"].size_bytes == sum(map(len, a.updates))
+    assert infos["a"].log_rows == 5
+    assert infos["dir/b"].size_bytes == sum(map(len, b.updates))
+    assert infos["dir/b"].log_rows == 3
+    assert all(d.created_at_ms <= d.updated_at_ms for d in infos.values())
+
+    await store.compact("a")
+    snapshot = (await store.load("a")).snapshot
+    assert snapshot is not None
+    infos = {d.name: d for d in await store.list_documents()}
+    assert infos["a"].size_bytes == len(snapshot)
+    assert infos["a"].log_rows == 0
+
+
+async def test_delete(store: SqlStore) -> None:
+    a, b = written(4, client_id=41), written(4, client_id=42)
+    await store.append([pending("a", u) for u in a.updates])
+    await store.append([pending("b", u) for u in b.updates])
+    await store.compact("a")
+    await store.append([pending("a", written(1, client_id=43).updates[0])])
+
+    assert await store.delete("a") is True
+    assert (await store.load("a")).empty
+    assert [d.name for d in await store.list_documents()] == ["b"]
+    async with store.engine.connect() as conn:
+        orphans = await conn.execute(
+            text(
+                "SELECT count(*) FROM collab_snapshots WHERE document_id NOT IN "
+                "(SELECT id FROM collab_documents)"
+            )
+        )
+        assert orphans.scalar_one() == 0
+    assert await store.delete("a") is False
+    assert await store.delete("never-written") is False
+    assert (await store.load("b")).updates == b.updates
+
+    # The name can be used again, and starts from nothing.
+    await store.append([pending("a", b.updates[0])])
+    stored = await store.load("a")
+    assert stored.snapshot is None
+    assert stored.updates == [b.updates[0]]
