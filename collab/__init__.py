@@ -1,7 +1,36 @@
 """Collab: a self-hosted, Yjs-compatible collaboration backend."""
 
 from .app import create_app
+from .auth import TokenAuth, mint_token
 from .errors import CloseCode, CollabError, Reject
+from .hooks import (
+    ConnectionInfo,
+    Extension,
+    OnAuthenticatePayload,
+    OnChangePayload,
+    OnConnectPayload,
+    OnDisconnectPayload,
+    OnLoadDocumentPayload,
+    OnStoreDocumentPayload,
+    OnUnloadDocumentPayload,
+)
 from .settings import Settings
 
-__all__ = ["CloseCode", "CollabError", "Reject", "Settings", "create_app"]
+__all__ = [
+    "CloseCode",
+    "CollabError",
+    "ConnectionInfo",
+    "Extension",
+    "OnAuthenticatePayload",
+    "OnChangePayload",
+    "OnConnectPayload",
+    "OnDisconnectPayload",
+    "OnLoadDocumentPayload",
+    "OnStoreDocumentPayload",
+    "OnUnloadDocumentPayload",
+    "Reject",
+    "Settings",
+    "TokenAuth",
+    "create_app",
+    "mint_token",
+]

@@ -67,6 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--root", default="codemirror", help="root Y.Text for text imports")
     _add_settings_flags(imp, ("database_url", "log_level"))
 
+    token = sub.add_parser("token", help="mint an access token (JWT) for a document or prefix")
+    token.add_argument("--doc", required=True, help="'team/notes', 'team/*' or '*'")
+    access = token.add_mutually_exclusive_group()
+    access.add_argument("--write", action="store_true", help="read and write (default: read)")
+    access.add_argument("--read", action="store_true", help="read only (the default)")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    token.add_argument("--user", default=None, help="user id (sub claim)")
+    token.add_argument("--name", default=None, help="display name")
+    token.add_argument(
+        "--private-key",
+        default="",
+        help="PEM (or path) to sign RS256/ES256/EdDSA instead of the HS256 secret",
+    )
+    _add_settings_flags(token, ("auth_secret", "log_level"))
+
     compact = sub.add_parser("compact", help="fold update logs into snapshots")
     compact.add_argument("name", nargs="?", help="one document (default: all)")
     _add_settings_flags(compact, ("database_url", "log_level"))
@@ -87,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         from .server import run
 
         return run(settings)
+    if args.command == "token":
+        from .auth import mint_token, parse_ttl
+
+        try:
+            print(
+                mint_token(
+                    doc=args.doc,
+                    write=args.write,
+                    ttl_s=parse_ttl(args.ttl),
+                    user=args.user,
+                    name=args.name,
+                    secret=settings.auth_secret,
+                    private_key=args.private_key,
+                )
+            )
+        except (ValueError, OSError) as exc:
+            print(f"collab token: {exc}", file=sys.stderr)
+            return 1
+        return 0
     from . import cli
 
     handler = {"export": cli.export, "import": cli.import_, "compact": cli.compact}[args.command]

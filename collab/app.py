@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -14,7 +14,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from storage import DocumentStore, SqlStore
 
+from .auth import TokenAuth
 from .endpoint import ROUTE_PREFIX, websocket_endpoint
+from .hooks import Extension
 from .hub import Hub
 from .settings import Settings
 from .static import frontend_routes
@@ -23,10 +25,21 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, store: DocumentStore | None = None
+    settings: Settings | None = None,
+    *,
+    store: DocumentStore | None = None,
+    extensions: Sequence[Extension] = (),
 ) -> Starlette:
-    """The ASGI app. A store passed in is opened but not closed: its owner closes it."""
+    """The ASGI app. A store passed in is opened but not closed: its owner closes it.
+
+    Token auth is added when `settings.auth_secret` or `settings.auth_public_key` is set.
+    """
     settings = settings or Settings()
+    active_extensions = list(extensions)
+    if settings.auth_secret or settings.auth_public_key:
+        active_extensions.insert(
+            0, TokenAuth(secret=settings.auth_secret, public_key=settings.auth_public_key)
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -37,7 +50,7 @@ def create_app(
         await active.open()
         try:
             async with anyio.create_task_group() as tg:
-                hub = Hub(settings, active, tg)
+                hub = Hub(settings, active, tg, active_extensions)
                 app.state.hub = hub
                 hub.start()
                 log.info(

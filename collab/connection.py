@@ -12,11 +12,17 @@ import itertools
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import CloseCode
+from .hooks import ConnectionInfo
+from .limits import TokenBucket
+
+if TYPE_CHECKING:
+    from .room import Room
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -29,18 +35,26 @@ class Connection:
         "_queued_bytes",
         "_wakeup",
         "_ws",
+        "byte_bucket",
         "client",
         "close_code",
         "close_reason",
         "closing",
-        "context",
         "document",
+        "expires_at",
         "id",
+        "info",
+        "ip",
         "last_received",
         "last_sent",
         "max_bytes",
         "max_messages",
+        "message_bucket",
         "on_close",
+        "pending",
+        "pending_bytes",
+        "read_only",
+        "room",
         "writer_done",
     )
 
@@ -48,8 +62,23 @@ class Connection:
         self.id = next(_ids)
         self._ws = ws
         self.document = document
-        self.client = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
-        self.context: dict[str, object] = {}
+        self.ip = ws.client.host if ws.client else "?"
+        self.client = f"{self.ip}:{ws.client.port}" if ws.client else "?"
+        query = ws.query_params
+        self.info = ConnectionInfo(
+            self.id,
+            document,
+            self.client,
+            dict(ws.headers),
+            {k: v for k, v in query.items() if k != "token"},
+        )
+        self.read_only = False  # copied from info.read_only once authenticated
+        self.expires_at: float | None = None  # wall-clock time the token expires
+        self.room: Room | None = None  # set once admitted (authenticated and joined)
+        self.pending: list[bytes] = []  # frames received before that
+        self.pending_bytes = 0
+        self.message_bucket: TokenBucket | None = None
+        self.byte_bucket: TokenBucket | None = None
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -20,7 +21,16 @@ from storage import DocumentStore, StoredDocument, fold_async
 
 from . import protocol as p
 from .connection import Connection
-from .errors import CloseCode, DocumentLoadError
+from .errors import CloseCode, CollabError, DocumentLoadError
+from .hooks import (
+    Extension,
+    HookRunner,
+    OnChangePayload,
+    OnLoadDocumentPayload,
+    OnStoreDocumentPayload,
+    OnUnloadDocumentPayload,
+)
+from .limits import IpLimits
 from .room import Room, apply_update
 from .saver import Saver
 from .settings import Settings
@@ -46,8 +56,18 @@ async def restore(stored: StoredDocument) -> Doc[Any]:
 
 
 class Hub:
-    def __init__(self, settings: Settings, store: DocumentStore, task_group: TaskGroup) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DocumentStore,
+        task_group: TaskGroup,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
         self.settings = settings
+        self.hooks = HookRunner(extensions)
+        self.ip_limits = IpLimits(
+            settings.max_connections_per_ip, settings.max_connect_attempts_per_ip
+        )
         self.store = store
         self._tg = task_group
         self.saver = Saver(
@@ -64,10 +84,21 @@ class Hub:
         self.accepting = True
         self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
+        if self.hooks.has("on_store_document"):
+            self.saver.on_committed.append(self._stored)
+        self._on_change = self._changed if self.hooks.has("on_change") else None
 
     def start(self) -> None:
         self._tg.start_soon(self.saver.run)
         self._tg.start_soon(self._tick_forever)
+        self._tg.start_soon(self.hooks.run_background)
+
+    def _stored(self, room: Room, count: int) -> None:
+        self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
+
+    def _changed(self, room: Room, conn: Connection | None, update: bytes) -> None:
+        info = conn.info if conn is not None else None
+        self.hooks.enqueue("on_change", OnChangePayload(room.name, update, info))
 
     # -- joining and leaving -----------------------------------------------------------------
 
@@ -75,6 +106,11 @@ class Hub:
         room = self.rooms.get(name)
         if room is None:
             future = self._loading.get(name)
+            if (
+                future is None
+                and len(self.rooms) + len(self._loading) >= self.settings.max_documents
+            ):
+                raise CollabError("server full: too many open documents", CloseCode.TRY_AGAIN_LATER)
             if future is None:
                 future = asyncio.get_running_loop().create_future()
                 self._loading[name] = future
@@ -84,6 +120,8 @@ class Hub:
             room = await asyncio.shield(future)
         if conn.closing:
             return room
+        if len(room.members) >= self.settings.max_connections_per_document:
+            raise CollabError("document full: too many connections", CloseCode.TRY_AGAIN_LATER)
         self.connections.add(conn)
         self._no_connections.clear()
         room.add(conn)
@@ -101,6 +139,7 @@ class Hub:
         try:
             stored = await self.store.load(name)
             doc = await restore(stored)
+            seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name)
             future.set_exception(DocumentLoadError("could not load document"))
@@ -112,12 +151,16 @@ class Hub:
             doc,
             self.saver.record,
             awareness_timeout_s=self.settings.awareness_timeout_s,
+            read_only_awareness=self.settings.read_only_awareness,
+            on_change=self._on_change,
             log_rows=len(stored.updates),
             log_bytes=stored.log_bytes,
         )
         self.rooms[name] = room
         del self._loading[name]
         self.loads += 1
+        for update in seeded:  # what on_load_document hooks wrote is persisted like any edit
+            self.saver.record(room, update)
         future.set_result(room)
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",
@@ -133,6 +176,17 @@ class Hub:
         ):
             self.saver.request_compaction(room)
 
+    async def _run_load_hooks(self, name: str, doc: Doc[Any], is_new: bool) -> list[bytes]:
+        if not self.hooks.has("on_load_document"):
+            return []
+        seeded: list[bytes] = []
+        subscription = doc.observe(lambda event: seeded.append(event.update))
+        try:
+            await self.hooks.load_document(OnLoadDocumentPayload(name, doc, is_new))
+        finally:
+            doc.unobserve(subscription)
+        return seeded
+
     # -- housekeeping ------------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
@@ -144,8 +198,11 @@ class Hub:
         s = self.settings
         heartbeat_due = now - s.heartbeat_s + TICK_S
         idle_cutoff = now - s.idle_timeout_s
+        wall = time.time()
         for conn in list(self.connections):
-            if conn.last_received < idle_cutoff:
+            if conn.expires_at is not None and wall >= conn.expires_at:
+                conn.close(CloseCode.UNAUTHORIZED, "token expired")
+            elif conn.last_received < idle_cutoff:
                 conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
             elif conn.last_sent <= heartbeat_due:
                 conn.send_nowait(p.HEARTBEAT_MESSAGE)
@@ -159,6 +216,8 @@ class Hub:
             ):
                 del self.rooms[name]
                 log.info("unloaded %r", name)
+                self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
+        self.ip_limits.prune()
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -178,6 +237,7 @@ class Hub:
             await self.close_all(CloseCode.GOING_AWAY, "server shutting down", min(2.0, deadline))
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
+            await self.hooks.drain(1.0)
         dirty = [r.name for r in self.rooms.values() if r.committed != r.appended]
         if scope.cancelled_caught or dirty:
             self.flush_failed = True

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Called with (room, update bytes) for every change that must be persisted.
 Recorder = Callable[["Room", bytes], None]
+# Called with (room, connection or None, update bytes) after each change was fanned out.
+ChangeListener = Callable[["Room", "Connection | None", bytes], None]
 
 
 def _is_panic(exc: BaseException) -> bool:
@@ -47,6 +49,8 @@ class Room:
         record: Recorder,
         *,
         awareness_timeout_s: float,
+        read_only_awareness: bool = True,
+        on_change: ChangeListener | None = None,
         log_rows: int = 0,
         log_bytes: int = 0,
     ) -> None:
@@ -55,6 +59,9 @@ class Room:
         self.awareness = AwarenessRegistry(awareness_timeout_s)
         self.members: dict[Connection, None] = {}
         self._record = record
+        self._on_change = on_change
+        self.read_only_awareness = read_only_awareness
+        self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
         # Persistence bookkeeping (maintained by the saver).
         self.appended = 0  # updates handed to the saver
@@ -105,6 +112,11 @@ class Room:
         kind = message[0]
         if kind == p.MSG_SYNC:
             sync = p.parse_sync(message)
+            if sync.kind != p.SYNC_STEP1 and conn.read_only:
+                # Nothing a read-only client sends reaches the document, the store or a peer
+                # (its sync step 2 included: y-protocols PROTOCOL.md, jupyverse#546).
+                self.read_only_dropped += 1
+                return
             if sync.kind == p.SYNC_UPDATE:
                 self._apply_update(conn, sync.payload, message)
             elif sync.kind == p.SYNC_STEP1:
@@ -112,6 +124,9 @@ class Room:
             else:
                 self._apply_step2(conn, sync.payload)
         elif kind == p.MSG_AWARENESS:
+            if conn.read_only and not self.read_only_awareness:
+                p.parse_awareness(message)  # still must be well-formed
+                return
             self._apply_awareness(conn, p.parse_awareness(message), message)
         elif kind == p.MSG_QUERY_AWARENESS:
             if len(message) != 1:
@@ -137,6 +152,8 @@ class Room:
         apply_update(self.doc, update)
         self.broadcast(message, exclude=conn)
         self._record(self, update)
+        if self._on_change is not None:
+            self._on_change(self, conn, update)
 
     def _apply_step2(self, conn: Connection, update: bytes) -> None:
         # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
@@ -156,6 +173,8 @@ class Room:
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
             self._record(self, change)
+            if self._on_change is not None:
+                self._on_change(self, conn, change)
 
     def _apply_awareness(self, conn: Connection, update: bytes, message: bytes) -> None:
         entries = p.decode_awareness_update(update)

@@ -71,6 +71,51 @@ class Settings:
     shutdown_timeout_s: float = field(
         default=5.0, metadata=_doc("deadline for flushing every room on shutdown")
     )
+    auth_secret: str = field(
+        default="", metadata=_doc("HS256 secret: when set, every connection needs a token")
+    )
+    auth_public_key: str = field(
+        default="", metadata=_doc("PEM (or a path to one) verifying RS256/ES256/EdDSA tokens")
+    )
+    read_only_awareness: bool = field(
+        default=True, metadata=_doc("relay the presence of read-only connections")
+    )
+    allowed_origins: str = field(
+        default="", metadata=_doc("comma-separated exact Origins browsers may connect from")
+    )
+    rate_messages_per_s: float = field(
+        default=200.0, metadata=_doc("messages per second one connection may send (average)")
+    )
+    rate_messages_burst: int = field(
+        default=1000, metadata=_doc("messages one connection may send in a burst")
+    )
+    rate_bytes_per_s: int = field(
+        default=4 * MiB, metadata=_doc("bytes per second one connection may send (average)")
+    )
+    rate_bytes_burst: int = field(
+        default=64 * MiB, metadata=_doc("bytes one connection may send in a burst")
+    )
+    max_connections_per_ip: int = field(
+        default=256, metadata=_doc("open connections from one IP address")
+    )
+    max_connect_attempts_per_ip: int = field(
+        default=600, metadata=_doc("connection attempts from one IP address per minute")
+    )
+    max_connections_per_document: int = field(
+        default=1000, metadata=_doc("open connections to one document")
+    )
+    max_documents: int = field(
+        default=10000, metadata=_doc("documents open in this process at once")
+    )
+    auth_timeout_s: float = field(
+        default=10.0, metadata=_doc("deadline for connect and authentication hooks (4408)")
+    )
+    pre_auth_max_messages: int = field(
+        default=32, metadata=_doc("messages a client may send before it is authenticated")
+    )
+    pre_auth_max_bytes: int = field(
+        default=1 * MiB, metadata=_doc("bytes a client may send before it is authenticated")
+    )
     frontend_dir: str = field(
         default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")
     )
@@ -84,6 +129,17 @@ class Settings:
             "outbound_queue_bytes",
             "compact_after_rows",
             "compact_after_bytes",
+            "rate_messages_per_s",
+            "rate_messages_burst",
+            "rate_bytes_per_s",
+            "rate_bytes_burst",
+            "max_connections_per_ip",
+            "max_connect_attempts_per_ip",
+            "max_connections_per_document",
+            "max_documents",
+            "auth_timeout_s",
+            "pre_auth_max_messages",
+            "pre_auth_max_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -105,6 +161,10 @@ class Settings:
                 values[f.name] = parse_value(f.name, str(f.type), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(o.strip() for o in self.allowed_origins.split(",") if o.strip())
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

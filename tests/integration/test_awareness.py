@@ -100,11 +100,12 @@ async def test_query_awareness_returns_all_states(server):
     async with YClient(server.url, "doc") as a, YClient(server.url, "doc") as b:
         await a.set_awareness(ADA)
         await b.wait_for(lambda: a.client_id in b.present())
+        await b.wait_for(lambda: b.synced)
         count = len(b.received)
         await b.send(p.QUERY_AWARENESS_MESSAGE)
         await b.wait_for(lambda: len(b.received) > count)
         reply = b.received[count]
-        assert reply[0] == p.MSG_AWARENESS
+        assert reply[0] == p.MSG_AWARENESS, reply
         assert {e.client_id for e in p.decode_awareness_update(p.parse_awareness(reply))} == {
             a.client_id
         }
