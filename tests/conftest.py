@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import pytest
@@ -50,8 +50,10 @@ class RunningServer:
         return hub
 
 
-async def start_server(tg: Any, settings: Settings, store: Any = None) -> RunningServer:
-    app = create_app(settings, store=store)
+async def start_server(
+    tg: Any, settings: Settings, store: Any = None, extensions: Any = ()
+) -> RunningServer:
+    app = create_app(settings, store=store, extensions=extensions)
     server = CollabServer(uvicorn_config(app, settings), app)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     tg.start_soon(server.serve)
@@ -71,9 +73,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, store: Any = None) -> AsyncIterator[RunningServer]:
+async def serving(
+    settings: Settings, store: Any = None, extensions: Any = ()
+) -> AsyncIterator[RunningServer]:
     async with anyio.create_task_group() as tg:
-        running = await start_server(tg, settings, store)
+        running = await start_server(tg, settings, store, extensions)
         try:
             yield running
         finally:
@@ -104,3 +108,28 @@ def require(available: bool, reason: str) -> None:
     if os.environ.get("COLLAB_TEST_REQUIRE_SERVICES"):
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def server_log(tmp_path: Path) -> Iterator[IO[bytes]]:
+    with (tmp_path / "server.log").open("ab") as log:
+        yield log
+
+
+@pytest.fixture
+async def launch(tmp_path: Path, server_log: IO[bytes]) -> AsyncIterator[Any]:
+    """launch(*flags) -> a ServerProcess (not started); one still running is killed after."""
+    from tests.procs import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def make(*flags: str) -> ServerProcess:
+        server = ServerProcess(tmp_path, server_log, *flags)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.proc is not None:
+            server.kill()
+            await server.wait_exit(10)

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
-import httpx
 import pytest
 import websockets
-from anyio.abc import Process
 from pycrdt import Array, Doc, Text
 
 from storage import PendingUpdate, fold, open_store
-from tests.conftest import free_port
+from tests.procs import ServerProcess
 from tests.ywire import YClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.durability]
@@ -35,127 +31,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.durability
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WINDOW_S = 0.050  # Settings.commit_window_ms
 START_DEADLINE_S = 20.0
-
-
-# -- the server process ----------------------------------------------------------------------
-
-
-class ServerProcess:
-    """`python -m collab serve` on a fixed port and SQLite file, started again after each stop."""
-
-    def __init__(self, tmp_path: Path, log: IO[bytes], *flags: str) -> None:
-        self.port = free_port()
-        self.db = tmp_path / "collab.db"
-        self.log_path = tmp_path / "server.log"
-        self._log = log
-        self.flags = flags
-        self.proc: Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.db}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    async def start(self) -> None:
-        assert self.proc is None, "already running"
-        command = [
-            sys.executable,
-            "-m",
-            "collab",
-            "serve",
-            "--port",
-            str(self.port),
-            "--database-url",
-            self.database_url,
-            "--log-level",
-            "info",
-            *self.flags,
-        ]
-        self._log.write(f"=== start: {' '.join(command[1:])}\n".encode())
-        self._log.flush()
-        self.proc = await anyio.open_process(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        await self.wait_ready()
-
-    async def wait_ready(self) -> None:
-        assert self.proc is not None
-        async with httpx.AsyncClient(trust_env=False) as http:
-            with anyio.fail_after(START_DEADLINE_S):
-                while True:
-                    if self.proc.returncode is not None:
-                        pytest.fail(
-                            f"server exited with {self.proc.returncode}:\n{self.log_tail()}"
-                        )
-                    try:
-                        response = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-                        if response.status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    await anyio.sleep(0.05)
-
-    async def health(self) -> dict[str, Any]:
-        async with httpx.AsyncClient(trust_env=False) as http:
-            response = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-            result: dict[str, Any] = response.json()
-            return result
-
-    def kill(self) -> None:
-        """SIGKILL, right now (no await between the caller's decision and the signal)."""
-        assert self.proc is not None
-        self.proc.kill()
-
-    def terminate(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-
-    async def wait_exit(self, timeout: float) -> int:
-        """Wait for the process to end; returns its status (negative: killed by that signal)."""
-        assert self.proc is not None
-        with anyio.fail_after(timeout):
-            status = await self.proc.wait()
-        await self.proc.aclose()
-        self.proc = None
-        self._log.write(f"=== exited with {status}\n".encode())
-        return status
-
-    async def stop(self) -> None:
-        """SIGTERM, and the clean exit that must follow."""
-        self.terminate()
-        status = await self.wait_exit(15)
-        assert status == 0, f"SIGTERM ended the server with {status}:\n{self.log_tail()}"
-
-
-@pytest.fixture
-def server_log(tmp_path: Path) -> Iterator[IO[bytes]]:
-    with (tmp_path / "server.log").open("ab") as log:
-        yield log
-
-
-@pytest.fixture
-async def launch(tmp_path: Path, server_log: IO[bytes]) -> AsyncIterator[Any]:
-    """launch(*flags) -> a ServerProcess (not started); one still running is killed after."""
-    started: list[ServerProcess] = []
-
-    def make(*flags: str) -> ServerProcess:
-        server = ServerProcess(tmp_path, server_log, *flags)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        if server.proc is not None:
-            server.kill()
-            await server.wait_exit(10)
 
 
 # -- clients ---------------------------------------------------------------------------------
