@@ -17,6 +17,7 @@ from . import protocol as p
 from .awareness import AwarenessRegistry
 from .connection import Connection
 from .errors import ProtocolError, UnsupportedData
+from .validate import validate_state_vector, validate_update
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class Room:
             raise UnsupportedData(f"unsupported message type {kind}")
 
     def _diff(self, state_vector: bytes) -> bytes:
+        validate_state_vector(state_vector)
         try:
             update: bytes = self.doc.get_update(state_vector)
         except BaseException as exc:
@@ -149,6 +151,7 @@ class Room:
         # The hot path: apply once, forward the very bytes received, persist them.
         if update == p.EMPTY_UPDATE:
             return
+        validate_update(update)  # before pycrdt: a 16-byte update can make it allocate 500 MB
         apply_update(self.doc, update)
         self.broadcast(message, exclude=conn)
         self._record(self, update)
@@ -165,6 +168,7 @@ class Room:
         def capture(event: Any) -> None:
             changes.append(event.update)
 
+        validate_update(update)
         subscription = self.doc.observe(capture)
         try:
             apply_update(self.doc, update)
