@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from storage import DocumentStore, SqlStore
 
 from .auth import TokenAuth
+from .cluster import Bus
 from .endpoint import ROUTE_PREFIX, websocket_endpoint
 from .hooks import Extension
 from .hub import Hub
@@ -50,7 +51,7 @@ def create_app(
         await active.open()
         try:
             async with anyio.create_task_group() as tg:
-                hub = Hub(settings, active, tg, active_extensions)
+                hub = Hub(settings, active, tg, active_extensions, bus=make_bus(settings))
                 app.state.hub = hub
                 hub.start()
                 log.info(
@@ -112,3 +113,12 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def make_bus(settings: Settings) -> Bus | None:
+    """The cluster bus the settings ask for, or None for a single process."""
+    if settings.redis_url:
+        from .redis_bus import RedisBus
+
+        return RedisBus(settings.redis_url)
+    return None

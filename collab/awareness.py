@@ -17,7 +17,7 @@ States are never parsed beyond validation: bytes in, same bytes out.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from .protocol import NULL_STATE, AwarenessEntry, encode_awareness_update
@@ -113,12 +113,12 @@ class AwarenessRegistry:
     def owned_by(self, owner: Hashable) -> list[int]:
         return [cid for cid, c in self._clients.items() if c.owner == owner]
 
-    def encode_all(self) -> bytes | None:
-        """Every present state as one awareness update, or None when nobody is there."""
+    def encode_all(self, owned: Callable[[Hashable], bool] | None = None) -> bytes | None:
+        """Every present state (of owners `owned` accepts) as one awareness update, or None."""
         present = [
             AwarenessEntry(cid, c.clock, c.state)
             for cid, c in self._clients.items()
-            if c.state is not None
+            if c.state is not None and (owned is None or owned(c.owner))
         ]
         return encode_awareness_update(present) if present else None
 

@@ -19,7 +19,9 @@ from pycrdt import Doc
 
 from storage import DocumentStore, StoredDocument, fold_async
 
+from . import cluster
 from . import protocol as p
+from .cluster import Bus, Envelope
 from .connection import Connection
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .hooks import (
@@ -62,8 +64,12 @@ class Hub:
         store: DocumentStore,
         task_group: TaskGroup,
         extensions: Sequence[Extension] = (),
+        bus: Bus | None = None,
     ) -> None:
         self.settings = settings
+        self.bus = bus
+        self._peers: dict[bytes, float] = {}  # cluster peers -> when last heard
+        self._bus_backlog: dict[str, list[tuple[str, Envelope]]] = {}
         self.hooks = HookRunner(extensions)
         self.ip_limits = IpLimits(
             settings.max_connections_per_ip, settings.max_connect_attempts_per_ip
@@ -92,6 +98,8 @@ class Hub:
         self._tg.start_soon(self.saver.run)
         self._tg.start_soon(self._tick_forever)
         self._tg.start_soon(self.hooks.run_background)
+        if self.bus is not None:
+            self._tg.start_soon(self.bus.run, self._on_bus, self._on_bus_connected)
 
     def _stored(self, room: Room, count: int) -> None:
         self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
@@ -136,12 +144,20 @@ class Hub:
 
     async def _load(self, name: str, future: asyncio.Future[Room]) -> None:
         started = time.perf_counter()
+        if self.bus is not None:
+            # Subscribe before reading the store, keeping what arrives meanwhile: nothing another
+            # process applies between our read and our subscription is missed.
+            self._bus_backlog[name] = []
+            await self.bus.join(name)
         try:
             stored = await self.store.load(name)
             doc = await restore(stored)
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name)
+            self._bus_backlog.pop(name, None)
+            if self.bus is not None:
+                self.bus.leave(name)
             future.set_exception(DocumentLoadError("could not load document"))
             future.exception()  # mark retrieved: joiners may all have gone
             del self._loading[name]
@@ -153,6 +169,7 @@ class Hub:
             awareness_timeout_s=self.settings.awareness_timeout_s,
             read_only_awareness=self.settings.read_only_awareness,
             on_change=self._on_change,
+            publish=self._publish if self.bus is not None else None,
             log_rows=len(stored.updates),
             log_bytes=stored.log_bytes,
         )
@@ -161,6 +178,12 @@ class Hub:
         self.loads += 1
         for update in seeded:  # what on_load_document hooks wrote is persisted like any edit
             self.saver.record(room, update)
+            self._publish(room, cluster.UPDATE, update)
+        if self.bus is not None:
+            for _, envelope in self._bus_backlog.pop(name, []):
+                self._on_room_message(room, envelope)
+            # Ask the processes that hold this document for what is in their memory only.
+            self.bus.publish(name, cluster.SYNC, b"\x01" + doc.get_state())
         future.set_result(room)
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",
@@ -216,8 +239,74 @@ class Hub:
             ):
                 del self.rooms[name]
                 log.info("unloaded %r", name)
+                if self.bus is not None:
+                    self.bus.leave(name)
                 self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
         self.ip_limits.prune()
+        if self.bus is not None:
+            self.bus.publish(None, cluster.HEARTBEAT, b"")
+            gone = [pid for pid, seen in self._peers.items() if now - seen > s.peer_timeout_s]
+            for pid in gone:
+                self._peer_gone(pid)
+
+    # -- cluster -----------------------------------------------------------------------------
+
+    def _publish(self, room: Room, kind: int, payload: bytes) -> None:
+        if self.bus is not None:
+            self.bus.publish(room.name, kind, payload)
+
+    def _on_bus_connected(self) -> None:
+        """After (re)connecting: exchange state vectors and cursors for every room we hold."""
+        assert self.bus is not None
+        for name, room in self.rooms.items():
+            self.bus.publish(name, cluster.SYNC, b"\x01" + room.doc.get_state())
+
+    def _on_bus(self, document: str | None, envelope: Envelope) -> None:
+        sender = envelope.sender
+        known = sender in self._peers
+        self._peers[sender] = time.monotonic()
+        if document is None:
+            if envelope.kind == cluster.BYE:
+                self._peer_gone(sender)
+            elif not known:
+                log.info("cluster peer %s is here", sender.hex()[:8])
+                self._on_bus_connected()  # a peer (back) from silence: resync with it
+            return
+        room = self.rooms.get(document)
+        if room is None:
+            backlog = self._bus_backlog.get(document)
+            if backlog is not None:
+                backlog.append((document, envelope))
+            return
+        self._on_room_message(room, envelope)
+
+    def _on_room_message(self, room: Room, envelope: Envelope) -> None:
+        assert self.bus is not None
+        kind, payload = envelope.kind, envelope.payload
+        if kind == cluster.UPDATE:
+            room.apply_remote_update(payload, envelope.sender)
+        elif kind == cluster.AWARENESS:
+            room.apply_remote_awareness(payload, envelope.sender)
+        elif kind == cluster.SYNC and payload:
+            diff = room.doc.get_update(payload[1:])
+            if diff != b"\x00\x00":
+                self.bus.publish(room.name, cluster.UPDATE, diff)
+            if payload[0] == 1:
+                self.bus.publish(room.name, cluster.SYNC, b"\x00" + room.doc.get_state())
+                states = room.local_awareness()
+                if states is not None:
+                    self.bus.publish(room.name, cluster.AWARENESS, states)
+
+    def _peer_gone(self, pid: bytes) -> None:
+        if self._peers.pop(pid, None) is None:
+            return
+        log.info("cluster peer %s is gone", pid.hex()[:8])
+        for room in self.rooms.values():
+            room.remove_peer(pid)
+            if pid in room.remote_peers:
+                # It may have died before committing what it sent us: keep it durable here.
+                room.remote_peers.discard(pid)
+                self.saver.record(room, room.doc.get_update())
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -238,6 +327,10 @@ class Hub:
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
             await self.hooks.drain(1.0)
+            if self.bus is not None:
+                self.bus.publish(None, cluster.BYE, b"")
+                with anyio.move_on_after(0.5):
+                    await self.bus.close()
         dirty = [r.name for r in self.rooms.values() if r.committed != r.appended]
         if scope.cancelled_caught or dirty:
             self.flush_failed = True

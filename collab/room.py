@@ -13,6 +13,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+from . import cluster
 from . import protocol as p
 from .awareness import AwarenessRegistry
 from .connection import Connection
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 Recorder = Callable[["Room", bytes], None]
 # Called with (room, connection or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
+# Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
+Publisher = Callable[["Room", int, bytes], None]
 
 
 def _is_panic(exc: BaseException) -> bool:
@@ -52,6 +55,7 @@ class Room:
         awareness_timeout_s: float,
         read_only_awareness: bool = True,
         on_change: ChangeListener | None = None,
+        publish: Publisher | None = None,
         log_rows: int = 0,
         log_bytes: int = 0,
     ) -> None:
@@ -61,6 +65,8 @@ class Room:
         self.members: dict[Connection, None] = {}
         self._record = record
         self._on_change = on_change
+        self._publish = publish
+        self.remote_peers: set[bytes] = set()  # processes whose updates this room applied
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
@@ -95,7 +101,10 @@ class Room:
         del self.members[conn]
         removed = self.awareness.remove_owned_by(conn)
         if removed:
-            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))
+            update = p.encode_awareness_update(removed)
+            self.broadcast(p.awareness_message(update))
+            if self._publish is not None:
+                self._publish(self, cluster.AWARENESS, update)
         if not self.members:
             self.empty_since = time.monotonic()
 
@@ -155,6 +164,8 @@ class Room:
         apply_update(self.doc, update)
         self.broadcast(message, exclude=conn)
         self._record(self, update)
+        if self._publish is not None:
+            self._publish(self, cluster.UPDATE, update)
         if self._on_change is not None:
             self._on_change(self, conn, update)
 
@@ -177,6 +188,8 @@ class Room:
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
             self._record(self, change)
+            if self._publish is not None:
+                self._publish(self, cluster.UPDATE, change)
             if self._on_change is not None:
                 self._on_change(self, conn, change)
 
@@ -187,8 +200,48 @@ class Room:
         accepted, verbatim = self.awareness.apply(entries, conn)
         if verbatim:
             self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
+            if self._publish is not None:
+                self._publish(self, cluster.AWARENESS, update)
+        elif accepted:
+            changed = p.encode_awareness_update(accepted)
+            self.broadcast(p.awareness_message(changed))
+            if self._publish is not None:
+                self._publish(self, cluster.AWARENESS, changed)
+
+    # -- other processes (cluster mode) ------------------------------------------------------
+
+    def apply_remote_update(self, update: bytes, sender: bytes) -> None:
+        """An update another process applied: apply it, hand on what is new to our clients.
+        Not persisted here: its origin persists it (and we do if that process dies)."""
+        changes: list[bytes] = []
+        subscription = self.doc.observe(lambda event: changes.append(event.update))
+        try:
+            apply_update(self.doc, update)
+        finally:
+            self.doc.unobserve(subscription)
+        if changes:
+            self.remote_peers.add(sender)
+        for change in changes:
+            self.broadcast(p.update_message(change))
+
+    def apply_remote_awareness(self, update: bytes, sender: bytes) -> None:
+        accepted, verbatim = self.awareness.apply(
+            p.decode_awareness_update(update), ("peer", sender)
+        )
+        if verbatim and accepted:
+            self.broadcast(p.awareness_message(update))
         elif accepted:
             self.broadcast(p.awareness_message(p.encode_awareness_update(accepted)))
+
+    def remove_peer(self, sender: bytes) -> None:
+        """A process stopped: its users' cursors go."""
+        removed = self.awareness.remove_owned_by(("peer", sender))
+        if removed:
+            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))
+
+    def local_awareness(self) -> bytes | None:
+        """The states our own connections own, as one awareness update (for a peer's resync)."""
+        return self.awareness.encode_all(lambda owner: not isinstance(owner, tuple))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.remove_expired()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import sys
 from types import FrameType
 from typing import Any
 
@@ -38,7 +41,7 @@ def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.
 
 class CollabServer(uvicorn.Server):
     """On SIGTERM/SIGINT: stop listening, close every client with 1001, then let uvicorn exit
-    (its lifespan shutdown flushes every room) with status 0. A second signal exits at once.
+    (its lifespan shutdown flushes every room) with status 0. A second Ctrl-C exits at once.
 
     uvicorn re-raises a captured signal after shutdown (so the process would die of SIGTERM);
     a server that drained and flushed has done what the signal asked, so we exit normally.
@@ -52,7 +55,9 @@ class CollabServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         hub = getattr(self.app.state, "hub", None)
         if self._draining is not None or hub is None or self.should_exit:
-            if self.should_exit or self._draining is not None:
+            # A repeated SIGTERM (systemd and `timeout` signal the whole process group, and a
+            # supervisor forwards it too) must not skip the flush; a second Ctrl-C may.
+            if sig == signal.SIGINT and (self.should_exit or self._draining is not None):
                 self.force_exit = True
             self.should_exit = True
             return
@@ -76,11 +81,82 @@ class CollabServer(uvicorn.Server):
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit everything."""
+    if settings.workers > 1:
+        if not settings.redis_url:
+            log.error(
+                "--workers %d needs a bus (--redis-url): without one, processes would each "
+                "hold their own copy of a document and split its users",
+                settings.workers,
+            )
+            return 2
+        return run_workers(settings)
+    return serve_once(settings)
+
+
+def serve_once(settings: Settings, sock: socket.socket | None = None) -> int:
     app = create_app(settings)
     config = uvicorn_config(app, settings)
     server = CollabServer(config, app)
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)
     hub = getattr(app.state, "hub", None)
     if hub is None or not server.started:
         return 1  # never got to serve (port taken, store unreachable): uvicorn logged why
     return 1 if hub.flush_failed else 0
+
+
+def _worker(settings: Settings, sock: socket.socket) -> None:
+    from . import logs
+
+    logs.configure(settings.log_level)
+    sys.exit(serve_once(settings, sock))
+
+
+def run_workers(settings: Settings) -> int:
+    """N server processes accepting on one listening socket, kept alive by this supervisor.
+
+    SIGTERM/SIGINT is passed on to every worker (each drains and flushes as a single server
+    does); a worker that dies on its own is replaced. Exit 0 when every worker exited 0.
+    """
+    import multiprocessing
+
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(settings, sock), daemon=False)
+        process.start()
+        return process
+
+    workers = [spawn() for _ in range(settings.workers)]
+    log.info("supervising %d workers on %s:%d", len(workers), settings.host, settings.port)
+
+    def forward(sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    statuses: dict[int, int] = {}
+    while workers:
+        for i, process in enumerate(list(workers)):
+            process.join(0.2)
+            if process.exitcode is None:
+                continue
+            if stopping:
+                statuses[process.pid or 0] = process.exitcode
+                workers.remove(process)
+            else:
+                log.error(
+                    "worker %s exited with %s; starting another", process.pid, process.exitcode
+                )
+                workers[i] = spawn()
+    sock.close()
+    return 0 if all(code == 0 for code in statuses.values()) else 1

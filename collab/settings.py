@@ -116,6 +116,15 @@ class Settings:
     pre_auth_max_bytes: int = field(
         default=1 * MiB, metadata=_doc("bytes a client may send before it is authenticated")
     )
+    redis_url: str = field(
+        default="", metadata=_doc("redis://host:port/db: cluster mode over Redis pub/sub")
+    )
+    peer_timeout_s: float = field(
+        default=5.0, metadata=_doc("a cluster peer silent this long is gone (its cursors too)")
+    )
+    workers: int = field(
+        default=1, metadata=_doc("server processes sharing the port (needs a bus when > 1)")
+    )
     frontend_dir: str = field(
         default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")
     )
@@ -140,6 +149,8 @@ class Settings:
             "auth_timeout_s",
             "pre_auth_max_messages",
             "pre_auth_max_bytes",
+            "peer_timeout_s",
+            "workers",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -1,0 +1,74 @@
+"""Cluster mode: processes that hold the same document exchange its updates and awareness.
+
+A bus carries envelopes on one channel per document, plus heartbeats on a shared channel:
+
+    [version][kind][process id: 16 bytes][payload]
+
+    UPDATE     a Yjs update a local client made (the origin process persists it)
+    AWARENESS  an awareness update from a local client (owned by the origin process)
+    SYNC       the sender's state vector; a holder answers with an UPDATE of what the sender
+               lacks, and (flag byte 1) with a SYNC of its own so the exchange goes both ways
+    HEARTBEAT  "I am alive" (shared channel); BYE "I am stopping"
+
+Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
+that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+VERSION = 1
+UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE = 1, 2, 3, 4, 5
+PID_BYTES = 16
+
+
+def new_process_id() -> bytes:
+    return os.urandom(PID_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: int
+    sender: bytes
+    payload: bytes
+
+
+def encode(kind: int, sender: bytes, payload: bytes) -> bytes:
+    return bytes((VERSION, kind)) + sender + payload
+
+
+def decode(data: bytes) -> Envelope | None:
+    """None for anything that is not a well-formed envelope of this version."""
+    if len(data) < 2 + PID_BYTES or data[0] != VERSION:
+        return None
+    return Envelope(data[1], data[2 : 2 + PID_BYTES], data[2 + PID_BYTES :])
+
+
+# (document name or None for the shared channel, envelope)
+Handler = Callable[[str | None, Envelope], None]
+
+
+class Bus(Protocol):
+    """What the hub needs from a bus. Every method returns at once; none raises when the broker
+    is away (messages are dropped and the rooms resync when it is back)."""
+
+    process_id: bytes
+    connected: bool
+
+    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+        """Connect, keep reconnecting, deliver messages; call on_connected after each (re)connect
+        once every joined channel is subscribed."""
+
+    async def join(self, document: str) -> None:
+        """Subscribe to a document's channel; returns once messages for it will be delivered
+        (or at once when the broker is away: on_connected will follow)."""
+
+    def leave(self, document: str) -> None: ...
+
+    def publish(self, document: str | None, kind: int, payload: bytes) -> None: ...
+
+    async def close(self) -> None: ...
