@@ -121,4 +121,8 @@ def make_bus(settings: Settings) -> Bus | None:
         from .redis_bus import RedisBus
 
         return RedisBus(settings.redis_url)
+    if settings.bus == "postgres":
+        from .pg_bus import PgBus, asyncpg_dsn
+
+        return PgBus(asyncpg_dsn(settings.database_url))
     return None

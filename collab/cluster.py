@@ -9,6 +9,8 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     SYNC       the sender's state vector; a holder answers with an UPDATE of what the sender
                lacks, and (flag byte 1) with a SYNC of its own so the exchange goes both ways
     HEARTBEAT  "I am alive" (shared channel); BYE "I am stopping"
+    COMMITTED  "I committed new rows of this document's log" (the PostgreSQL bus, whose
+               updates travel through the log rather than the bus)
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
 that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 VERSION = 1
-UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE = 1, 2, 3, 4, 5
+UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED = 1, 2, 3, 4, 5, 6
 PID_BYTES = 16
 
 

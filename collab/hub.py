@@ -92,6 +92,8 @@ class Hub:
         self.loads = 0  # documents loaded from the store since start (a test observes it)
         if self.hooks.has("on_store_document"):
             self.saver.on_committed.append(self._stored)
+        if bus is not None and getattr(bus, "wants_commits", False):
+            self.saver.on_committed.append(self._announce_commit)
         self._on_change = self._changed if self.hooks.has("on_change") else None
 
     def start(self) -> None:
@@ -173,6 +175,7 @@ class Hub:
             log_rows=len(stored.updates),
             log_bytes=stored.log_bytes,
         )
+        room.last_row_id = stored.last_id
         self.rooms[name] = room
         del self._loading[name]
         self.loads += 1
@@ -251,6 +254,26 @@ class Hub:
 
     # -- cluster -----------------------------------------------------------------------------
 
+    def _announce_commit(self, room: Room, count: int) -> None:
+        assert self.bus is not None
+        self.bus.publish(room.name, cluster.COMMITTED, b"")
+
+    async def _fetch_rows(self, room: Room) -> None:
+        """Read what other processes committed to this document's log since we last looked."""
+        room.fetch_again = False
+        try:
+            stored = await self.store.load(room.name, after_id=room.last_row_id)
+            for update in ([stored.snapshot] if stored.snapshot else []) + stored.updates:
+                room.apply_remote_update(update, b"")
+            room.last_row_id = max(room.last_row_id, stored.last_id)
+        except Exception:
+            log.exception("reading new rows of %r failed", room.name)
+        finally:
+            room.fetching = False
+        if room.fetch_again and self.rooms.get(room.name) is room:
+            room.fetching = True
+            self._tg.start_soon(self._fetch_rows, room)
+
     def _publish(self, room: Room, kind: int, payload: bytes) -> None:
         if self.bus is not None:
             self.bus.publish(room.name, kind, payload)
@@ -285,6 +308,12 @@ class Hub:
         kind, payload = envelope.kind, envelope.payload
         if kind == cluster.UPDATE:
             room.apply_remote_update(payload, envelope.sender)
+        elif kind == cluster.COMMITTED:
+            if room.fetching:
+                room.fetch_again = True
+            else:
+                room.fetching = True
+                self._tg.start_soon(self._fetch_rows, room)
         elif kind == cluster.AWARENESS:
             room.apply_remote_awareness(payload, envelope.sender)
         elif kind == cluster.SYNC and payload:

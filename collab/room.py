@@ -67,6 +67,9 @@ class Room:
         self._on_change = on_change
         self._publish = publish
         self.remote_peers: set[bytes] = set()  # processes whose updates this room applied
+        self.last_row_id = 0  # the newest update-log row read (PostgreSQL bus)
+        self.fetching = False
+        self.fetch_again = False
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
@@ -219,7 +222,7 @@ class Room:
             apply_update(self.doc, update)
         finally:
             self.doc.unobserve(subscription)
-        if changes:
+        if changes and sender:
             self.remote_peers.add(sender)
         for change in changes:
             self.broadcast(p.update_message(change))

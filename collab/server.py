@@ -82,10 +82,10 @@ class CollabServer(uvicorn.Server):
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit everything."""
     if settings.workers > 1:
-        if not settings.redis_url:
+        if not settings.redis_url and settings.bus != "postgres":
             log.error(
-                "--workers %d needs a bus (--redis-url): without one, processes would each "
-                "hold their own copy of a document and split its users",
+                "--workers %d needs a bus (--redis-url, or --bus postgres): without one, "
+                "processes would each hold their own copy of a document and split its users",
                 settings.workers,
             )
             return 2

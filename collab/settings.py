@@ -119,6 +119,10 @@ class Settings:
     redis_url: str = field(
         default="", metadata=_doc("redis://host:port/db: cluster mode over Redis pub/sub")
     )
+    bus: str = field(
+        default="",
+        metadata=_doc("'postgres': cluster mode over LISTEN/NOTIFY on the PostgreSQL store"),
+    )
     peer_timeout_s: float = field(
         default=5.0, metadata=_doc("a cluster peer silent this long is gone (its cursors too)")
     )
@@ -158,6 +162,12 @@ class Settings:
         for name in ("idle_timeout_s", "heartbeat_s", "awareness_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.bus not in ("", "redis", "postgres"):
+            raise ValueError("bus must be '', 'redis' or 'postgres'")
+        if self.bus == "postgres" and not self.database_url.startswith("postgresql"):
+            raise ValueError("bus=postgres needs a postgresql+asyncpg:// database_url")
+        if self.bus == "redis" and not self.redis_url:
+            raise ValueError("bus=redis needs redis_url")
         if not 0 < self.port < 65536 and self.port != 0:
             raise ValueError("port must be 0..65535")
 

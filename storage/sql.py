@@ -44,25 +44,33 @@ class SqlStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def load(self, name: str) -> StoredDocument:
+    async def load(self, name: str, after_id: int = 0) -> StoredDocument:
+        """Snapshot + log; with `after_id`, only what came after that row (the snapshot too, if
+        a compaction has folded rows past it since).
+
+        The log is read before the snapshot: under READ COMMITTED a compaction that commits in
+        between then yields a newer snapshot (a superset), never an older one with rows missing.
+        """
         async with self.engine.connect() as conn:
             doc_id = await self._find_id(conn, name)
             if doc_id is None:
                 return StoredDocument(None, [], 0)
+            rows = (
+                await conn.execute(
+                    select(Update.id, Update.data)
+                    .where(Update.document_id == doc_id, Update.id > after_id)
+                    .order_by(Update.id)
+                )
+            ).all()
             snap = (
                 await conn.execute(
                     select(Snapshot.data, Snapshot.through_id).where(Snapshot.document_id == doc_id)
                 )
             ).first()
-            rows = (
-                await conn.execute(
-                    select(Update.id, Update.data)
-                    .where(Update.document_id == doc_id)
-                    .order_by(Update.id)
-                )
-            ).all()
+        if snap is not None and snap.through_id <= after_id:
+            snap = None  # already seen everything it holds
         updates = [bytes(r.data) for r in rows]
-        last_id = rows[-1].id if rows else (snap.through_id if snap else 0)
+        last_id = max(rows[-1].id if rows else 0, snap.through_id if snap else 0, after_id)
         return StoredDocument(bytes(snap.data) if snap else None, updates, last_id)
 
     async def list_documents(self) -> list[DocumentInfo]:
