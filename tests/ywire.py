@@ -29,8 +29,9 @@ class YClient:
         doc: Doc[Any] | None = None,
         client_id: int | None = None,
         read: bool = True,
+        query: str = "",
     ) -> None:
-        self.url = f"{base_url}/ws/{quote(name, safe='/')}"
+        self.url = f"{base_url}/ws/{quote(name, safe='/')}" + (f"?{query}" if query else "")
         self.name = name
         self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.client_id = client_id if client_id is not None else random.getrandbits(30)
