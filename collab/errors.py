@@ -25,9 +25,9 @@ class CloseCode(IntEnum):
 class CollabError(Exception):
     """Base class: every error the server turns into a close code carries that code."""
 
-    code: CloseCode = CloseCode.INTERNAL_ERROR
+    code: int = CloseCode.INTERNAL_ERROR
 
-    def __init__(self, reason: str = "", code: CloseCode | None = None) -> None:
+    def __init__(self, reason: str = "", code: int | None = None) -> None:
         super().__init__(reason)
         if code is not None:
             self.code = code
@@ -59,7 +59,16 @@ class Reject(CollabError):
     """Raised by a hook to refuse a connection with a given close code and reason."""
 
     def __init__(self, code: CloseCode | int, reason: str = "") -> None:
-        super().__init__(reason, CloseCode(code))
+        code = int(code)
+        # Codes a server may send: the registered ones below 1016 (not the reserved 1004-1006,
+        # 1015) and 3000-4999 for libraries and applications (RFC 6455 §7.4).
+        if not (code in _SENDABLE or 3000 <= code <= 4999):
+            raise ValueError(f"{code} is not a close code a server may send")
+        super().__init__(reason, CloseCode(code) if code in _KNOWN else code)
+
+
+_KNOWN = {int(c) for c in CloseCode}
+_SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 
 
 class DocumentLoadError(CollabError):

@@ -355,6 +355,8 @@ class Hub:
             await self.close_all(CloseCode.GOING_AWAY, "server shutting down", min(2.0, deadline))
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
+            for name in self.rooms:  # the rooms still open are unloaded by the exit
+                self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
             await self.hooks.drain(1.0)
             if self.bus is not None:
                 self.bus.publish(None, cluster.BYE, b"")

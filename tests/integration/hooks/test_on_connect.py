@@ -106,12 +106,6 @@ async def test_an_exception_closes_1011_and_the_server_keeps_serving(settings, c
             assert a.close_code is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG collab/errors.py:62 Reject(code) does CloseCode(code): an application close code "
-    "(4000-4999, e.g. 4001) raises ValueError inside the hook, so the client gets 1011 'internal "
-    "error' instead of the hook's code and reason, although Reject is typed `CloseCode | int`",
-)
 async def test_reject_with_an_application_defined_code(settings):
     class Custom(Recorder):
         async def on_connect(self, payload: OnConnectPayload) -> None:
