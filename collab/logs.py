@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import re
 
-_SECRET_QUERY = re.compile(r"([?&](?:token|access_token|auth|key)=)[^&\s\"]*", re.IGNORECASE)
+# Every query-string value, whatever its (possibly percent-encoded) name: Starlette decodes
+# `?%74oken=` to `token`, so matching names would let an encoded one through to the log.
+_QUERY_VALUE = re.compile(r"([?&][^=&\s\"'?]*=)[^&\s\"']*")
 
 
 class RedactQueryFilter(logging.Filter):
-    """Tokens travel in the query string (?token=): never let one reach a log line."""
+    """Tokens travel in the query string (?token=): no query value ever reaches a log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _SECRET_QUERY.sub(r"\1[redacted]", message)
+        redacted = _QUERY_VALUE.sub(r"\1[redacted]", message)
         if redacted != message:
             record.msg = redacted
             record.args = None
