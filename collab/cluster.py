@@ -18,10 +18,18 @@ that opens a document, or reconnects to the bus, exchanges state vectors for eve
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+import anyio
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VERSION = 1
 UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED = 1, 2, 3, 4, 5, 6
@@ -74,3 +82,52 @@ class Bus(Protocol):
     def publish(self, document: str | None, kind: int, payload: bytes) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def dispatch(handler: Handler, document: str | None, envelope: Envelope) -> None:
+    """Hand a message to the hub; a failure is logged and never reaches the bus connection."""
+    try:
+        handler(document, envelope)
+    except Exception:
+        log.exception("bus message for %r failed", document)
+
+
+class Outbox(Generic[T]):
+    """What a bus has yet to send: filled without awaiting, drained in batches by its
+    publisher task, bounded (beyond `limit` new items are dropped and counted)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.items: deque[T] = deque()
+        self.limit = limit
+        self.dropped = 0
+        self._wakeup = asyncio.Event()
+        self._flushed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, item: T) -> None:
+        if len(self.items) >= self.limit:
+            self.dropped += 1
+            return
+        self.items.append(item)
+        self._wakeup.set()
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    async def batches(self, size: int) -> AsyncIterator[list[T]]:
+        items = self.items
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            self._flushed.clear()
+            while items:
+                yield [items.popleft() for _ in range(min(len(items), size))]
+            self._flushed.set()
+
+    async def flushed(self, wait_s: float) -> None:
+        """Wait (bounded) until what is queued now has been sent."""
+        if self.items:
+            with anyio.move_on_after(wait_s):
+                await self._flushed.wait()

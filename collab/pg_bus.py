@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from . import cluster
-from .cluster import Envelope, Handler, decode, encode, new_process_id
+from .cluster import Handler, Outbox, decode, dispatch, encode, new_process_id
 from .protocol import read_var_bytes, var_bytes
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,7 @@ class PgBus:
         self.dsn = dsn
         self.process_id = process_id or new_process_id()
         self.connected = False
-        self._outbox: deque[str] = deque()
-        self._wakeup = asyncio.Event()
-        self._flushed = asyncio.Event()
+        self._outbox: Outbox[str] = Outbox()
         self.too_big = 0
 
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
@@ -55,8 +52,7 @@ class PgBus:
         if len(text) > MAX_PAYLOAD:
             self.too_big += 1
             return
-        self._outbox.append(text)
-        self._wakeup.set()
+        self._outbox.put(text)
 
     async def join(self, document: str) -> None:
         pass  # one channel for every document: nothing to subscribe
@@ -108,30 +104,13 @@ class PgBus:
             return
         if envelope is None or envelope.sender == self.process_id:
             return
-        self._dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
-
-    @staticmethod
-    def _dispatch(handler: Handler, document: str | None, envelope: Envelope) -> None:
-        try:
-            handler(document, envelope)
-        except Exception:
-            log.exception("bus message for %r failed", document)
+        dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
 
     async def _publish_forever(self, conn: Any) -> None:
-        outbox = self._outbox
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            self._flushed.clear()
-            while outbox:
-                batch = [outbox.popleft() for _ in range(min(len(outbox), 500))]
-                await conn.executemany(
-                    "SELECT pg_notify($1, $2)", [(CHANNEL, text) for text in batch]
-                )
-            self._flushed.set()
+        async for batch in self._outbox.batches(500):
+            await conn.executemany("SELECT pg_notify($1, $2)", [(CHANNEL, text) for text in batch])
 
     async def close(self) -> None:
-        if self._outbox and self.connected:
-            with anyio.move_on_after(0.5):
-                await self._flushed.wait()
+        if self.connected:
+            await self._outbox.flushed(0.5)
         self.connected = False

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from .cluster import Envelope, Handler, decode, encode, new_process_id
+from .cluster import Handler, Outbox, decode, dispatch, encode, new_process_id
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,10 @@ class RedisBus:
         self._doc_prefix = self._prefix + b"doc:"
         self._heartbeat = self._prefix + b"hb"
         self._documents: set[str] = set()
-        self._outbox: deque[tuple[bytes, bytes]] = deque()
-        self._wakeup = asyncio.Event()
-        self._flushed = asyncio.Event()  # set whenever the publisher has emptied the outbox
+        # (channel, envelope) to publish, or (b"", channel) to unsubscribe, in order
+        self._outbox: Outbox[tuple[bytes, bytes]] = Outbox(OUTBOX_LIMIT)
         self._pubsub: Any = None
         self._confirmed: dict[bytes, asyncio.Event] = {}
-        self.dropped = 0
 
     def channel(self, document: str) -> bytes:
         return self._doc_prefix + document.encode("utf-8")
@@ -47,12 +44,8 @@ class RedisBus:
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
         if not self.connected:
             return  # stale by the time Redis is back; the reconnect resync covers it
-        if len(self._outbox) >= OUTBOX_LIMIT:
-            self.dropped += 1
-            return
         channel = self._heartbeat if document is None else self.channel(document)
-        self._outbox.append((channel, encode(kind, self.process_id, payload)))
-        self._wakeup.set()
+        self._outbox.put((channel, encode(kind, self.process_id, payload)))
 
     async def join(self, document: str) -> None:
         self._documents.add(document)
@@ -73,8 +66,7 @@ class RedisBus:
     def leave(self, document: str) -> None:
         self._documents.discard(document)
         if self.connected:
-            self._outbox.append((b"", self.channel(document)))  # an unsubscribe, in order
-            self._wakeup.set()
+            self._outbox.put((b"", self.channel(document)))
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -137,38 +129,23 @@ class RedisBus:
             document = None
             if channel.startswith(self._doc_prefix):
                 document = channel[len(self._doc_prefix) :].decode("utf-8", "replace")
-            self._dispatch(handler, document, envelope)
-
-    @staticmethod
-    def _dispatch(handler: Handler, document: str | None, envelope: Envelope) -> None:
-        try:
-            handler(document, envelope)
-        except Exception:
-            log.exception("bus message for %r failed", document)
+            dispatch(handler, document, envelope)
 
     async def _publish_forever(self, publisher: Any, pubsub: Any) -> None:
-        outbox = self._outbox
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            self._flushed.clear()
-            while outbox:
-                pipe = publisher.pipeline(transaction=False)
-                unsubscribe: list[bytes] = []
-                for _ in range(min(len(outbox), 1000)):
-                    channel, data = outbox.popleft()
-                    if channel:
-                        pipe.publish(channel, data)
-                    else:
-                        unsubscribe.append(data)
-                await pipe.execute()
-                if unsubscribe:
-                    await pubsub.unsubscribe(*unsubscribe)
-            self._flushed.set()
+        async for batch in self._outbox.batches(1000):
+            pipe = publisher.pipeline(transaction=False)
+            unsubscribe = []
+            for channel, data in batch:
+                if channel:
+                    pipe.publish(channel, data)
+                else:
+                    unsubscribe.append(data)
+            await pipe.execute()
+            if unsubscribe:
+                await pubsub.unsubscribe(*unsubscribe)
 
     async def close(self) -> None:
         """Give what is queued (a BYE) a moment to go out, then stop publishing."""
-        if self._outbox and self.connected:
-            with anyio.move_on_after(0.5):
-                await self._flushed.wait()
+        if self.connected:
+            await self._outbox.flushed(0.5)
         self.connected = False
