@@ -421,6 +421,8 @@ def _skip_any(data: bytes, pos: int, end: int) -> int:
                 raise ProtocolError(_TRUNCATED)
         elif tag == 117 or tag == 118:  # array, object
             count, pos = _var_u64(data, pos)
+            if count > end - pos:
+                raise ProtocolError("value count beyond end of update")
             if count:
                 stack.append((pending, in_map))
                 if len(stack) > MAX_ANY_DEPTH:
