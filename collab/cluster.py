@@ -131,3 +131,15 @@ class Outbox(Generic[T]):
         if self.items:
             with anyio.move_on_after(wait_s):
                 await self._flushed.wait()
+
+
+def connection_errors(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException:
+    """`exc` if it is (or is a group of nothing but) connection errors of `kinds`; re-raise
+    anything else, so a bug is never mistaken for a broker going away."""
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(kinds)
+        if rest is not None:
+            raise rest
+        assert matched is not None
+        return matched.exceptions[0]
+    return exc

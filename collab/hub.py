@@ -353,6 +353,13 @@ class Hub:
         started = time.perf_counter()
         with anyio.CancelScope(shield=True):
             await self.close_all(CloseCode.GOING_AWAY, "server shutting down", min(2.0, deadline))
+            for room in self.rooms.values():
+                if room.remote_peers:
+                    # A peer may have died without committing what it sent us, and we may be
+                    # leaving before its heartbeat times out: store our full state (harmless
+                    # if it is all stored already).
+                    room.remote_peers.clear()
+                    self.saver.record(room, room.doc.get_update())
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
             for name in self.rooms:  # the rooms still open are unloaded by the exit

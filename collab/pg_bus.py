@@ -18,7 +18,15 @@ from typing import Any
 import anyio
 
 from . import cluster
-from .cluster import Handler, Outbox, decode, dispatch, encode, new_process_id
+from .cluster import (
+    Handler,
+    Outbox,
+    connection_errors,
+    decode,
+    dispatch,
+    encode,
+    new_process_id,
+)
 from .protocol import read_var_bytes, var_bytes
 
 log = logging.getLogger(__name__)
@@ -83,8 +91,17 @@ class PgBus:
                     tg.start_soon(self._publish_forever, conn)
                     await lost.wait()
                     tg.cancel_scope.cancel()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("PostgreSQL bus unavailable (%s); serving local clients only", exc)
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                BaseExceptionGroup,
+            ) as exc:
+                kinds = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+                log.warning(
+                    "PostgreSQL bus unavailable (%s); serving local clients only",
+                    connection_errors(exc, kinds),
+                )
             finally:
                 self.connected = False
                 self._outbox.clear()

@@ -14,7 +14,15 @@ from typing import Any
 
 import anyio
 
-from .cluster import Handler, Outbox, decode, dispatch, encode, new_process_id
+from .cluster import (
+    Handler,
+    Outbox,
+    connection_errors,
+    decode,
+    dispatch,
+    encode,
+    new_process_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,7 @@ class RedisBus:
         self._outbox: Outbox[tuple[bytes, bytes]] = Outbox(OUTBOX_LIMIT)
         self._pubsub: Any = None
         self._confirmed: dict[bytes, asyncio.Event] = {}
+        self._subscribed_at_start: list[bytes] = []
 
     def channel(self, document: str) -> bytes:
         return self._doc_prefix + document.encode("utf-8")
@@ -80,16 +89,20 @@ class RedisBus:
             try:
                 pubsub = client.pubsub()
                 channels = [self._heartbeat, *(self.channel(d) for d in self._documents)]
+                self._subscribed_at_start = list(channels)
                 await pubsub.subscribe(*channels)
                 self._pubsub = pubsub
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._publish_forever, publisher, pubsub)
                     await self._listen(pubsub, handler, on_connected, len(channels))
-            except (OSError, redis.RedisError) as exc:
+            except (OSError, redis.RedisError, BaseExceptionGroup) as exc:
+                # Errors from the listener or the publisher arrive wrapped in an ExceptionGroup
+                # by the task group: only connection trouble is ours to absorb.
+                lost = connection_errors(exc, (OSError, redis.RedisError))
                 if self.connected:
-                    log.warning("lost the Redis bus (%s); serving local clients only", exc)
+                    log.warning("lost the Redis bus (%s); serving local clients only", lost)
                 else:
-                    log.debug("Redis bus unavailable: %r", exc)
+                    log.debug("Redis bus unavailable: %r", lost)
             finally:
                 was_connected = self.connected
                 self.connected = False
@@ -108,6 +121,7 @@ class RedisBus:
         self, pubsub: Any, handler: Handler, on_connected: Callable[[], None], expected: int
     ) -> None:
         confirmed = 0
+        subscribed = expected
         async for message in pubsub.listen():
             kind = message["type"]
             channel: bytes = message["channel"]
@@ -116,9 +130,17 @@ class RedisBus:
                 if waiter is not None:
                     waiter.set()
                 confirmed += 1
-                if confirmed == expected and not self.connected:
+                if confirmed == subscribed and not self.connected:
+                    # Documents opened while we were connecting were not in the first list.
+                    wanted = {self.channel(d) for d in self._documents}
+                    missing = wanted - set(self._subscribed_at_start)
+                    if missing:
+                        subscribed += len(missing)
+                        self._subscribed_at_start.extend(missing)
+                        await pubsub.subscribe(*missing)
+                        continue
                     self.connected = True
-                    log.info("connected to the Redis bus (%d channels)", expected)
+                    log.info("connected to the Redis bus (%d channels)", confirmed)
                     on_connected()
                 continue
             if kind != "message":

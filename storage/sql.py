@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 from pycrdt import Doc, get_update, merge_updates
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,6 +18,9 @@ from .models import Base, Document, Snapshot, Update
 from .types import CompactResult, DocumentInfo, PendingUpdate, StoredDocument, StoreError
 
 log = logging.getLogger(__name__)
+
+
+SCHEMA_LOCK = 0x636F6C6C6162  # "collab": the advisory lock held while creating tables
 
 
 def now_ms() -> int:
@@ -36,7 +39,12 @@ class SqlStore:
         return cls(make_engine(url))
 
     async def open(self) -> None:
+        """Create the tables if they are missing. Processes starting together on an empty
+        PostgreSQL database would race in create_all (check, then create): an advisory lock
+        makes them take turns."""
         async with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
             await conn.run_sync(Base.metadata.create_all)
 
     async def close(self) -> None:
@@ -117,8 +125,11 @@ class SqlStore:
             return
         stamp = now_ms()
         async with self.engine.begin() as conn:
+            # Sorted: processes creating the same new documents at once must take their row locks
+            # in the same order, or PostgreSQL sees a deadlock (set order differs per process).
             ids = {
-                name: await self._ensure_id(conn, name, stamp) for name in {u.name for u in batch}
+                name: await self._ensure_id(conn, name, stamp)
+                for name in sorted({u.name for u in batch})
             }
             await conn.execute(
                 Update.__table__.insert(),  # type: ignore[attr-defined]
