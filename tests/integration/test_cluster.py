@@ -1,0 +1,1244 @@
+"""Cluster mode over Redis: several `collab serve` processes sharing every document.
+
+Each test starts real server processes (`python -m collab serve --redis-url ... --database-url
+<PostgreSQL>`), its own redis-server on a free port (so it may kill, restart or pause it without
+touching the machine's shared Redis, and no other test run's heartbeats reach it) and a fresh
+PostgreSQL database, dropped afterwards. Clients are tests/ywire.py's YClient; one that loses its
+server reconnects elsewhere with the same Doc, as a y-websocket provider does.
+
+What issue 5 asks to see:
+- random concurrent edits (Text, Map, Array) on 3 processes x 10 documents converge, in every
+  client and in the store, before and after SIGTERM (COLLAB_CLUSTER_SECONDS of editing: 120 in
+  CI, 20 elsewhere);
+- kill -9 of a process while its clients write loses nothing, for the clients and the store;
+- Redis killed and restarted, or paused for 5 s: local clients keep working meanwhile, and all
+  clients converge within 5 s of its return;
+- awareness across processes: shown, removed on close within 2 s, and on kill -9 of the holder
+  within the peer timeout;
+- a process that opens a document gets the edits another process holds only in memory;
+- `--workers 2` serves one port from two processes that share documents, and refuses to start
+  without a bus.
+Cross-process update latency (idle, and under the soak's load) and the bytes Redis moves per
+update are printed, not asserted: run with `-s` to see them.
+
+The last tests (and test_survivor_stopped_soon_after_a_crash_keeps_the_crashed_peers_edits)
+pin down five bugs these tests found, each with the smallest setup that showed it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import websockets
+from anyio.abc import Process, TaskStatus
+from pycrdt import Array, Doc, Map, Text
+
+from collab import protocol as p
+from storage import fold, open_store
+from tests.conftest import free_port, require
+from tests.procs import ServerProcess
+from tests.ywire import YClient
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+IN_CI = bool(os.environ.get("COLLAB_TEST_REQUIRE_SERVICES"))
+# How long the three-process soak edits. The issue asks for 2 minutes; the whole file then takes
+# about 3.5 minutes in CI. Elsewhere a shorter default keeps `make test` quick.
+SOAK_SECONDS = float(os.environ.get("COLLAB_CLUSTER_SECONDS") or (120 if IN_CI else 20))
+POLL_S = 0.02
+TICK_S = 1.0  # collab.hub.TICK_S: heartbeats go out, and silent peers are noticed, once a tick
+DEFAULT_PEER_TIMEOUT_S = 5.0  # Settings.peer_timeout_s
+
+
+# -- conditions ------------------------------------------------------------------------------
+
+
+async def until(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str]
+) -> float:
+    """Wait until `predicate()` holds (checked every POLL_S); fail with `what` after `timeout`.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    try:
+        with anyio.fail_after(timeout):
+            while not predicate():
+                await anyio.sleep(POLL_S)
+    except TimeoutError:
+        # An AssertionError, not pytest.fail: an OutcomeException wrapped in a task group's
+        # exception group would stop anyio's test runner before the fixtures' teardown.
+        message = what() if callable(what) else what
+        raise AssertionError(f"not within {timeout:.1f} s: {message}") from None
+    return time.monotonic() - started
+
+
+async def first_of(*waits: Callable[[], Awaitable[Any]]) -> None:
+    """Return as soon as any of the awaitables made by `waits` completes."""
+    async with anyio.create_task_group() as tg:
+
+        async def run(wait: Callable[[], Awaitable[Any]]) -> None:
+            await wait()
+            tg.cancel_scope.cancel()
+
+        for wait in waits:
+            tg.start_soon(run, wait)
+
+
+def percentiles(samples: list[float]) -> str:
+    if len(samples) < 2:
+        return f"{len(samples)} samples"
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return (
+        f"p50 {cuts[49] * 1000:.2f} ms, p99 {cuts[98] * 1000:.2f} ms, "
+        f"max {max(samples) * 1000:.2f} ms ({len(samples)} samples)"
+    )
+
+
+# -- services: our own redis-server, a fresh PostgreSQL database ------------------------------
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, keeping nothing on disk; killed at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.proc: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        assert self.proc is None
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        self.proc = await anyio.open_process(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        with anyio.fail_after(10):
+            while True:
+                if self.proc.returncode is not None:  # not pytest.fail: see until()
+                    raise AssertionError(f"redis-server exited with {self.proc.returncode}")
+                try:
+                    if await self.command("PING") == b"+PONG":
+                        return
+                except OSError:
+                    pass
+                await anyio.sleep(POLL_S)
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        await self.proc.wait()
+        await self.proc.aclose()
+        self.proc = None
+
+    async def command(self, *args: str) -> bytes:
+        """One command over a fresh connection; the raw reply (bulk strings: their content)."""
+        request = f"*{len(args)}\r\n".encode()
+        for arg in args:
+            request += f"${len(arg.encode())}\r\n{arg}\r\n".encode()
+        async with await anyio.connect_tcp("127.0.0.1", self.port) as stream:
+            await stream.send(request)
+            reply = b""
+            while b"\r\n" not in reply:
+                reply += await stream.receive()
+            head, _, rest = reply.partition(b"\r\n")
+            if not head.startswith(b"$"):
+                return head
+            length = int(head[1:])
+            while len(rest) < length + 2:
+                rest += await stream.receive()
+            return rest[:length]
+
+    async def stats(self) -> dict[str, int]:
+        info = (await self.command("INFO", "stats")).decode()
+        return {
+            key: int(value)
+            for key, _, value in (line.partition(":") for line in info.splitlines())
+            if value.strip().isdigit()
+        }
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    import shutil
+
+    require(shutil.which("redis-server") is not None, "redis-server is not installed")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            await server.kill()
+
+
+class HeldProxy:
+    """A TCP proxy to a local port that holds what clients send until release()."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.connections = 0
+        self._released = anyio.Event()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def serve(self, *, task_status: TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        async with listener:
+            task_status.started()
+            await listener.serve(self._relay)
+
+    async def _relay(self, client: Any) -> None:
+        self.connections += 1
+        async with client, await anyio.connect_tcp("127.0.0.1", self.target_port) as upstream:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._pipe, client, upstream, True)
+                tg.start_soon(self._pipe, upstream, client, False)
+
+    async def _pipe(self, source: Any, sink: Any, hold: bool) -> None:
+        try:
+            async for chunk in source:
+                if hold:
+                    await self._released.wait()
+                await sink.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await sink.send_eof()
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (the production store), dropped afterwards. The
+    processes of a test create its tables, starting at once."""
+    import asyncpg
+
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        require(False, f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc!r}")
+        raise  # require() skipped or failed already
+    name = f"collab_cluster_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_URL.format(database=name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async with fresh_database() as url:
+        yield url
+
+
+# -- server processes --------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The `--workers` processes a supervisor spawned (multiprocessing's spawn_main)."""
+    pids = []
+    for pid in _children(supervisor):
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+Spawn = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+async def spawn(tmp_path: Path) -> AsyncIterator[Spawn]:
+    """spawn(label, *flags) -> a ServerProcess (not started) with its own directory and log.
+    Whatever is still running afterwards is killed (workers of a supervisor too), and the end
+    of every log is printed (pytest shows it when the test failed)."""
+    made: list[tuple[str, ServerProcess]] = []
+    logs = []
+
+    def make(label: str, *flags: str) -> ServerProcess:
+        directory = tmp_path / label
+        directory.mkdir()
+        log = (directory / "server.log").open("ab")
+        logs.append(log)
+        server = ServerProcess(directory, log, *flags)
+        made.append((label, server))
+        return server
+
+    try:
+        yield make
+    finally:
+        for label, server in made:
+            if server.proc is None:
+                continue
+            for pid in [*_children(server.proc.pid), server.proc.pid]:  # workers first
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # gone already (killed by the test, not reaped yet)
+            try:
+                await server.wait_exit(10)
+            except TimeoutError:
+                print(f"{label}: still running 10 s after SIGKILL")
+        for label, server in made:
+            print(f"--- {label} (port {server.port}) ---\n{server.log_tail(30)}")
+        for log in logs:
+            log.close()
+
+
+def cluster_flags(redis: RedisServer, database: str) -> tuple[str, ...]:
+    # A later --database-url wins over the SQLite one ServerProcess passes first.
+    return ("--redis-url", redis.url, "--database-url", database)
+
+
+def this_run(server: ServerProcess) -> str:
+    """The server's log since it was last started."""
+    return server.log_path.read_text(errors="replace").rpartition("=== start:")[2]
+
+
+async def bus_connected(server: ServerProcess, processes: int = 1) -> None:
+    """Wait until the server (each of its `processes`) has connected to Redis (/healthz answers
+    before that). Documents opened while the bus connects have a test of their own
+    (test_document_opened_while_the_bus_connects_is_subscribed); the others start from a
+    connected cluster."""
+    with anyio.fail_after(10):
+        while this_run(server).count("connected to the Redis bus") < processes:
+            await anyio.sleep(POLL_S)
+
+
+async def start_all(*servers: ServerProcess) -> None:
+    """Start them at once (a deploy does) and wait for their bus; the first that cannot start
+    fails the test."""
+    failures: list[str] = []
+
+    async def start(server: ServerProcess) -> None:
+        try:
+            await server.start()
+            await bus_connected(server)
+        except pytest.fail.Exception as exc:  # see until()
+            failures.append(str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for server in servers:
+            tg.start_soon(start, server)
+    assert not failures, failures[0]
+
+
+async def cluster_of(
+    spawn: Spawn, redis: RedisServer, database: str, count: int, *flags: str
+) -> list[ServerProcess]:
+    servers = [spawn("abcdefgh"[i], *cluster_flags(redis, database), *flags) for i in range(count)]
+    await start_all(*servers)
+    return servers
+
+
+# -- clients and documents ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def synced(url: str, name: str, doc: Doc[Any] | None = None) -> AsyncIterator[YClient]:
+    """A synced YClient that tolerates its server dying under it."""
+    client = YClient(url, name, doc=doc)
+    await client.__aenter__()
+    try:
+        await client.wait_for(lambda: client.synced, timeout=10)
+        yield client
+    finally:
+        try:
+            await client.__aexit__(None, None, None)
+        except* (websockets.ConnectionClosed, OSError):
+            # A send raced the server's death. __aexit__ stopped before detaching from the doc,
+            # which a reconnecting client reuses: detach it here.
+            client.doc.unobserve(client._sub)
+
+
+def ids_of(doc: Doc[Any]) -> list[str]:
+    return [str(v) for v in doc.get("ids", type=Array).to_py()]
+
+
+def content(doc: Doc[Any]) -> tuple[str, Any, Any, Any]:
+    return (
+        str(doc.get("text", type=Text)),
+        doc.get("map", type=Map).to_py(),
+        doc.get("array", type=Array).to_py(),
+        doc.get("ids", type=Array).to_py(),
+    )
+
+
+def state_vector(doc: Doc[Any]) -> dict[int, int]:
+    data = doc.get_state()
+    count, pos = p.read_var_uint(data, 0)
+    result = {}
+    for _ in range(count):
+        client, pos = p.read_var_uint(data, pos)
+        clock, pos = p.read_var_uint(data, pos)
+        result[client] = clock
+    return result
+
+
+def same_everywhere(docs: list[Doc[Any]]) -> bool:
+    first = docs[0]
+    return all(
+        content(d) == content(first) and state_vector(d) == state_vector(first) for d in docs[1:]
+    )
+
+
+def differences(groups: dict[str, list[Doc[Any]]]) -> str:
+    lines = []
+    for name, docs in groups.items():
+        if not same_everywhere(docs):
+            svs = [sorted(state_vector(d).values()) for d in docs]
+            lengths = [tuple(len(part) for part in content(d)) for d in docs]
+            lines.append(f"{name}: clocks {svs}, (text, map, array, ids) sizes {lengths}")
+    return "; ".join(lines) or "(converged just now)"
+
+
+async def stored_docs(database: str, names: list[str]) -> dict[str, Doc[Any]]:
+    """What the store holds for each document: snapshot + log, folded."""
+    store = await open_store(database)
+    try:
+        result = {}
+        for name in names:
+            stored = await store.load(name)
+            doc: Doc[Any] = Doc()
+            base = [stored.snapshot] if stored.snapshot else []
+            if base or stored.updates:
+                doc.apply_update(fold(base, stored.updates))
+            result[name] = doc
+        return result
+    finally:
+        await store.close()
+
+
+# ASCII only in the Text: pycrdt counts a Text's length and positions in UTF-8 bytes, so a random
+# position could fall inside a character. Map values carry the other characters.
+WORDS = ("alpha ", "beta ", "gamma ", "delta\n", "e", "ff", "ggg ")
+
+
+class Editor:
+    """Random edits to one client's Text, Map and Array. Array inserts are unique tags; when
+    another client sees a tag inserted, the time since its insert is one latency sample."""
+
+    def __init__(self, label: str, process: int, rng: random.Random, clock: dict[str, Any]):
+        self.label = label
+        self.process = process
+        self.rng = rng
+        self.sent = clock  # shared: tag -> (perf_counter at insert, process, label)
+        self.seq = 0
+        self.edits = 0
+        self.subscription: Any = None
+
+    def observe(self, doc: Doc[Any], remote: list[float], local: list[float]) -> None:
+        """Samples into `remote` for tags from clients of other processes, into `local` for
+        those of other clients of the same process (the baseline without the bus)."""
+
+        def on_array(event: Any) -> None:
+            now = time.perf_counter()
+            for op in event.delta:
+                for value in op.get("insert", ()):
+                    origin = self.sent.get(value)
+                    if origin is None or origin[2] == self.label:
+                        continue
+                    (remote if origin[1] != self.process else local).append(now - origin[0])
+
+        self.subscription = doc.get("array", type=Array).observe(on_array)  # kept: or it stops
+
+    def edit(self, doc: Doc[Any]) -> None:
+        rng = self.rng
+        text = doc.get("text", type=Text)
+        map_ = doc.get("map", type=Map)
+        array = doc.get("array", type=Array)
+        with doc.transaction():
+            for _ in range(rng.choice((1, 1, 1, 2, 4))):
+                self.edits += 1
+                kind = rng.random()
+                if kind < 0.4:
+                    n = len(text)
+                    if n > 1500 or (n and rng.random() < 0.3):
+                        start = rng.randrange(n)
+                        del text[start : start + rng.randint(1, min(12, n - start))]
+                    else:
+                        text.insert(rng.randint(0, n), rng.choice(WORDS))
+                elif kind < 0.65:
+                    keys = list(map_.keys())
+                    if keys and rng.random() < 0.2:
+                        del map_[rng.choice(keys)]
+                    else:
+                        key = f"k{rng.randrange(24)}"
+                        choice = rng.random()
+                        if choice < 0.1:
+                            map_[key] = Map({"by": self.label, "n": self.seq})
+                        elif choice < 0.2:
+                            map_[key] = Array([self.label, self.seq])
+                        else:
+                            map_[key] = rng.choice((self.seq, "γάμμα 🙂", True, None, 1.5))
+                else:
+                    n = len(array)
+                    if n > 150 or (n and rng.random() < 0.3):
+                        del array[rng.randrange(n)]
+                    else:
+                        tag = f"{self.label}.{self.seq}"
+                        self.sent[tag] = (time.perf_counter(), self.process, self.label)
+                        array.insert(rng.randint(0, n), tag)
+                self.seq += 1
+
+
+# -- 1. random concurrent edits on three processes ---------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.timeout(SOAK_SECONDS + 120)
+async def test_random_edits_on_three_processes_converge(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    servers = await cluster_of(spawn, redis, database, 3)
+    names = [f"soak/{i}" for i in range(10)]
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    # One client per process on every document, and a second one on one process for three of
+    # them (so edits also fan out to a neighbour on the same process).
+    placement = [(name, k) for name in names for k in range(3)]
+    placement += [(names[i], i % 3) for i in range(3)]
+    sent: dict[str, Any] = {}
+    remote: list[float] = []
+    local: list[float] = []
+    per_client_rate = 5.0  # edit transactions per second per client: ~165/s in all
+
+    async with AsyncExitStack() as stack:
+        clients: list[tuple[str, YClient, Editor]] = []
+        for i, (name, k) in enumerate(placement):
+            client = await stack.enter_async_context(synced(servers[k].url, name))
+            editor = Editor(f"c{i}", k, random.Random(rng.getrandbits(32)), sent)
+            editor.observe(client.doc, remote, local)
+            clients.append((name, client, editor))
+        groups = {name: [c.doc for n, c, _ in clients if n == name] for name in names}
+
+        async def keep_editing(client: YClient, editor: Editor, stop: anyio.Event) -> None:
+            while not stop.is_set():
+                editor.edit(client.doc)
+                await anyio.sleep(editor.rng.expovariate(per_client_rate))
+
+        stop = anyio.Event()
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for _, client, editor in clients:
+                tg.start_soon(keep_editing, client, editor, stop)
+            await anyio.sleep(SOAK_SECONDS)  # deliberate: the soak's length
+            stop.set()
+        edits = sum(editor.edits for _, _, editor in clients)
+        print(
+            f"\nsoak (seed {seed}): {edits} edits by {len(clients)} clients on 3 processes in "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        took = await until(
+            lambda: all(same_everywhere(docs) for docs in groups.values()),
+            15,
+            lambda: f"clients diverge (seed {seed}): {differences(groups)}",
+        )
+        print(f"clients converged {took * 1000:.0f} ms after the last edit")
+        print(f"update latency under load, across processes: {percentiles(remote)}")
+        print(f"update latency under load, same process: {percentiles(local)}")
+        expected = {name: content(docs[0]) for name, docs in groups.items()}
+        assert all(len(expected[name][2]) > 0 for name in names), "the soak edited nothing?"
+
+    # The store, with the processes still up: each commits what its clients sent (within its
+    # commit window, so this polls the store itself rather than trusting a counter).
+    wrong = names
+    with anyio.move_on_after(10):
+        while wrong:
+            stored = await stored_docs(database, names)
+            wrong = [name for name in names if content(stored[name]) != expected[name]]
+            await anyio.sleep(0.1 if wrong else 0)
+    assert not wrong, f"the store differs from the clients for {wrong} (seed {seed})"
+
+    # And once they are stopped (at once, as a deploy does).
+    await stop_together(servers)
+    stored = await stored_docs(database, names)
+    wrong = [name for name in names if content(stored[name]) != expected[name]]
+    assert not wrong, f"after SIGTERM the store differs from the clients for {wrong} (seed {seed})"
+
+    # A fresh client of a freshly started process (nothing in memory) gets the same content.
+    await start_all(servers[0])
+    for name in names:
+        async with synced(servers[0].url, name) as fresh:
+            assert content(fresh.doc) == expected[name], f"{name}: a fresh client differs"
+    await servers[0].stop()
+
+
+# -- 2. kill -9 of a process while its clients write -------------------------------------------
+
+
+class Writer:
+    """Appends unique ids to its document's "ids" array at a steady rate, whatever the state of
+    its connection. When its server dies it reconnects to `fallback` with the same Doc, as a
+    y-websocket provider does, so what it wrote meanwhile travels in the new sync."""
+
+    RECONNECT_DELAY_S = 0.2  # a provider's first backoff
+
+    def __init__(self, name: str, prefix: str, url: str, fallback: str | None = None) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.url = url
+        self.fallback = fallback
+        self.doc: Doc[Any] = Doc()
+        self.client: YClient | None = None
+        self.written: set[str] = set()
+        self.reconnected = anyio.Event()
+
+    async def connection(self, leave: anyio.Event, *, task_status: TaskStatus[None]) -> None:
+        async with synced(self.url, self.name, self.doc) as client:
+            self.client = client
+            task_status.started()
+            await first_of(
+                leave.wait,
+                lambda: client.wait_for(lambda: client.close_code is not None, timeout=3600),
+            )
+        if leave.is_set() or self.fallback is None:
+            return
+        await anyio.sleep(self.RECONNECT_DELAY_S)  # deliberate: the provider's backoff
+        async with synced(self.fallback, self.name, self.doc) as client:
+            self.client = client
+            self.reconnected.set()
+            await leave.wait()
+
+    async def write(self, per_second: float, stop: anyio.Event) -> None:
+        ids = self.doc.get("ids", type=Array)
+        due = time.monotonic()
+        n = 0
+        while not stop.is_set():
+            value = f"{self.prefix}-{n}"
+            self.written.add(value)
+            ids.append(value)
+            n += 1
+            due += 1 / per_second
+            await anyio.sleep(max(0.0, due - time.monotonic()))
+
+
+@asynccontextmanager
+async def killed_while_writing(
+    victim: ServerProcess, survivors: list[ServerProcess], names: list[str]
+) -> AsyncIterator[tuple[list[Writer], dict[str, set[str]]]]:
+    """One writer per document on every process; kill -9 the victim once it holds uncommitted
+    updates; its writers reconnect to the survivors and everyone writes on for a second. Yields
+    (writers, ids written per document) once every client has every id, still connected."""
+    writers = []
+    for i, name in enumerate(names):
+        fallback = survivors[i % len(survivors)].url
+        writers.append(Writer(name, f"{name}-victim", victim.url, fallback))
+        writers += [Writer(name, f"{name}-{k}", s.url) for k, s in enumerate(survivors)]
+    leave, stop = anyio.Event(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        for writer in writers:
+            await tg.start(writer.connection, leave)
+        for writer in writers:
+            tg.start_soon(writer.write, 20.0, stop)
+        await anyio.sleep(random.uniform(0.8, 1.6))  # deliberate: a random instant...
+        with anyio.fail_after(5):  # ...once the victim holds updates it has not committed
+            while (await victim.health())["uncommitted_updates"] < 5:
+                await anyio.sleep(POLL_S)
+        victim.kill()
+        assert await victim.wait_exit(10) == -signal.SIGKILL
+        for writer in writers:
+            if writer.fallback is not None:
+                with anyio.fail_after(10):
+                    await writer.reconnected.wait()
+        await anyio.sleep(1.0)  # deliberate: keep writing through the survivors for a while
+        stop.set()
+
+        expected: dict[str, set[str]] = {name: set() for name in names}
+        for writer in writers:
+            expected[writer.name] |= writer.written
+
+        def complete() -> bool:
+            return all(
+                len(ids := ids_of(w.doc)) == len(set(ids)) and set(ids) == expected[w.name]
+                for w in writers
+            )
+
+        def missing() -> str:
+            return ", ".join(
+                f"{w.prefix}: {len(expected[w.name] - set(ids_of(w.doc)))} missing, "
+                f"{len(ids_of(w.doc)) - len(set(ids_of(w.doc)))} twice"
+                for w in writers
+            )
+
+        await until(complete, 10, lambda: f"clients incomplete: {missing()}")
+        yield writers, expected
+        leave.set()
+
+
+async def stop_together(servers: list[ServerProcess]) -> None:
+    """SIGTERM to all at once (a deploy, `docker compose down`), each must exit 0."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        status = await server.wait_exit(15)
+        assert status == 0, f"SIGTERM ended a server with {status}:\n{server.log_tail()}"
+
+
+async def check_store(database: str, expected: dict[str, set[str]]) -> None:
+    stored = await stored_docs(database, list(expected))
+    for name, written in expected.items():
+        ids = ids_of(stored[name])
+        assert len(ids) == len(set(ids)), f"{name}: ids stored twice"
+        lost = written - set(ids)
+        assert not lost, f"{name}: the store lost {len(lost)} of {len(written)}: {sorted(lost)[:4]}"
+        assert set(ids) <= written
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_kill_9_of_one_process_loses_nothing(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    peer_timeout = 3.0
+    common = (*cluster_flags(redis, database), "--peer-timeout-s", str(peer_timeout))
+    # The victim commits lazily, so the kill is sure to take uncommitted updates with it.
+    victim = spawn("victim", *common, "--commit-window-ms", "1000")
+    survivors = [spawn("b", *common), spawn("c", *common)]
+    await start_all(victim, *survivors)
+    names = [f"kill/{i}" for i in range(4)]
+    async with killed_while_writing(victim, survivors, names) as (_, expected):
+        killed_at = time.monotonic()
+        total = sum(len(ids) for ids in expected.values())
+        print(f"\n{total} ids written; after the kill every client had every one of them")
+        # Quiescence: the survivors notice the victim is gone and store what they hold of it.
+        store_view: dict[str, set[str]] = {}
+        deadline = peer_timeout + 2 * TICK_S + 2
+        with anyio.move_on_after(deadline):
+            while True:
+                docs = await stored_docs(database, names)
+                store_view = {n: set(ids_of(d)) for n, d in docs.items()}
+                if all(store_view[n] == expected[n] for n in names):
+                    break
+                await anyio.sleep(0.2)
+        lacking = {n: len(expected[n] - store_view[n]) for n in names}
+        assert not any(lacking.values()), (
+            f"{time.monotonic() - killed_at:.1f} s after the kill the store lacks {lacking}"
+        )
+    await stop_together(survivors)
+    await check_store(database, expected)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_survivor_stopped_soon_after_a_crash_keeps_the_crashed_peers_edits(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """What a crashed peer published but had not committed lives only in the survivors'
+    memory until its heartbeat times out; a survivor stopped before then must store it too
+    (it once did not: shutdown flushed only its own clients' updates)."""
+    # Two processes: the victim dies with updates it published but had not committed; its
+    # writers reconnect to the survivor, which already has those updates (so their sync adds
+    # nothing); then the survivor is stopped, well within the 5 s peer timeout.
+    victim = spawn("victim", *cluster_flags(redis, database), "--commit-window-ms", "1000")
+    survivor = spawn("survivor", *cluster_flags(redis, database))
+    await start_all(victim, survivor)
+    names = [f"early-stop/{i}" for i in range(2)]
+    async with killed_while_writing(victim, [survivor], names) as (_, expected):
+        pass
+    await stop_together([survivor])
+    await check_store(database, expected)
+
+
+# -- 3. Redis killed and restarted, or paused ---------------------------------------------------
+
+
+class Pairs:
+    """Two processes; on each, two clients of each document."""
+
+    def __init__(self, servers: list[ServerProcess], names: list[str]) -> None:
+        self.servers = servers
+        self.names = names
+        self.clients: dict[tuple[str, int], list[YClient]] = {}
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[Pairs]:
+        async with AsyncExitStack() as stack:
+            for name in self.names:
+                for k, server in enumerate(self.servers):
+                    self.clients[name, k] = [
+                        await stack.enter_async_context(synced(server.url, name)) for _ in range(2)
+                    ]
+            yield self
+
+    def docs(self, name: str) -> list[Doc[Any]]:
+        return [c.doc for k in range(len(self.servers)) for c in self.clients[name, k]]
+
+    def groups(self) -> dict[str, list[Doc[Any]]]:
+        return {name: self.docs(name) for name in self.names}
+
+    def converged(self) -> bool:
+        return all(same_everywhere(docs) for docs in self.groups().values())
+
+    async def write_everywhere(self, tag: str) -> list[str]:
+        """The first client of each document on each process appends `tag`-name-k; its
+        neighbour on the same process must see it within 2 s. Returns what was written."""
+        written = []
+        for (name, k), (first, _) in self.clients.items():
+            value = f"{tag}-{name}-{k}"
+            first.doc.get("ids", type=Array).append(value)
+            written.append(value)
+        for (name, k), (_, neighbour) in self.clients.items():
+            value = f"{tag}-{name}-{k}"
+            await until(
+                lambda n=neighbour, v=value: v in ids_of(n.doc),  # type: ignore[misc]
+                2,
+                f"{value} did not reach the other client of process {k}",
+            )
+        return written
+
+    def seen_elsewhere(self, values: list[str]) -> list[str]:
+        """Which of `values` (from write_everywhere) reached a client of another process."""
+        seen = []
+        for (name, k), clients in self.clients.items():
+            for client in clients:
+                ids = set(ids_of(client.doc))
+                seen += [v for v in values if v in ids and not v.endswith(f"-{name}-{k}")]
+        return seen
+
+    def everywhere(self, values: list[str]) -> bool:
+        return all(
+            {v for v in values if f"-{name}-" in v} <= set(ids_of(doc))
+            for name in self.names
+            for doc in self.docs(name)
+        )
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_redis_killed_and_restarted(redis: RedisServer, database: str, spawn: Spawn) -> None:
+    # (A Redis error once escaped the bus as an ExceptionGroup and stopped every process: they
+    # closed their clients and answered 503 until restarted. The pause below did the same
+    # through redis-py's 5 s socket timeout.)
+    servers = await cluster_of(spawn, redis, database, 2)
+    pairs = Pairs(servers, ["redis-down/0", "redis-down/1"])
+    async with pairs.connected():
+        await pairs.write_everywhere("before")
+        await until(pairs.converged, 5, lambda: f"before the fault: {differences(pairs.groups())}")
+
+        await redis.kill()
+        down = []
+        for round_ in range(3):  # every process keeps serving its own clients
+            down += await pairs.write_everywhere(f"down{round_}")
+        # The outage lasts a few seconds (below the peer timeout, so only the reconnect resync
+        # can bring the processes together again).
+        await anyio.sleep(2.0)  # deliberate: the outage
+        leaked = pairs.seen_elsewhere(down)
+        assert not leaked, f"edits crossed processes with Redis down?! {leaked[:3]}"
+        down += await pairs.write_everywhere("down-last")
+
+        await redis.start()
+        took = await until(
+            pairs.converged, 5, lambda: f"after Redis came back: {differences(pairs.groups())}"
+        )
+        print(f"\nconverged {took:.2f} s after Redis came back")
+        assert pairs.everywhere(down)
+
+        after = await pairs.write_everywhere("after")  # and the bus carries live edits again
+        await until(lambda: pairs.everywhere(after), 5, "live edits after Redis came back")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_redis_paused_for_5_s(redis: RedisServer, database: str, spawn: Spawn) -> None:
+    servers = await cluster_of(spawn, redis, database, 2)
+    pairs = Pairs(servers, ["redis-pause/0", "redis-pause/1"])
+    async with pairs.connected():
+        await pairs.write_everywhere("before")
+        await until(pairs.converged, 5, lambda: f"before the pause: {differences(pairs.groups())}")
+
+        assert await redis.command("CLIENT", "PAUSE", "5000", "ALL") == b"+OK"
+        paused_at = time.monotonic()
+        during = await pairs.write_everywhere("paused")
+        leaked = pairs.seen_elsewhere(during)
+        assert not leaked, f"edits crossed processes during the pause?! {leaked[:3]}"
+        await anyio.sleep(max(0.0, paused_at + 5 - time.monotonic()))  # deliberate: the pause
+        took = await until(
+            pairs.converged, 5, lambda: f"after the pause: {differences(pairs.groups())}"
+        )
+        print(f"\nconverged {took:.2f} s after the pause ended")
+
+
+# -- 4. awareness across processes ---------------------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_awareness_across_processes(redis: RedisServer, database: str, spawn: Spawn) -> None:
+    peer_timeout = 3.0
+    a, b = await cluster_of(spawn, redis, database, 2, "--peer-timeout-s", str(peer_timeout))
+    name = "aware/doc"
+    cursor = {"user": {"name": "alice"}, "cursor": {"anchor": 3, "head": 7}}
+    async with synced(b.url, name) as watcher:
+        async with synced(a.url, name) as alice:
+            await alice.set_awareness(cursor)
+            await until(
+                lambda: watcher.present().get(alice.client_id) == cursor,
+                5,
+                f"B's client never saw A's cursor: {watcher.present()}",
+            )
+            await watcher.set_awareness({"user": {"name": "bob"}})
+            await until(lambda: watcher.client_id in alice.present(), 5, "A's client never saw B's")
+            await alice.close()
+            took = await until(
+                lambda: alice.client_id not in watcher.present(),
+                2,
+                "closing A's client did not remove its cursor on B",
+            )
+            print(f"\nclosed on A: gone on B after {took * 1000:.0f} ms")
+
+        async with synced(a.url, name) as carol:
+            await carol.set_awareness({"user": {"name": "carol"}})
+            await until(lambda: carol.client_id in watcher.present(), 5, "carol not shown on B")
+            # A late joiner on B is shown A's users too (B keeps them for its own clients).
+            async with synced(b.url, name) as late:
+                await until(lambda: carol.client_id in late.present(), 5, "not to late joiners")
+
+            a.kill()
+            killed_at = time.monotonic()
+            assert await a.wait_exit(10) == -signal.SIGKILL
+            # A's last heartbeat went out at most a tick before the kill; B checks once a tick.
+            await until(
+                lambda: carol.client_id not in watcher.present(),
+                peer_timeout + TICK_S + 1.0 - (time.monotonic() - killed_at),
+                "kill -9 of A did not remove A's users on B within the peer timeout",
+            )
+            took = time.monotonic() - killed_at
+            print(f"kill -9 of A: its users gone on B after {took:.2f} s (peer timeout 3 s)")
+            assert watcher.present().keys() == {watcher.client_id}
+
+
+# -- 5. opening a document another process holds; --workers ----------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_opening_a_document_gets_edits_held_only_in_another_process(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    # The holder commits only every 5 s: its edit is in its memory, not in the store.
+    holder = spawn("holder", *cluster_flags(redis, database), "--commit-window-ms", "5000")
+    opener = spawn("opener", *cluster_flags(redis, database))
+    await start_all(holder, opener)
+    name = "open/doc"
+    async with synced(holder.url, name) as writer:
+        writer.doc.get("text", type=Text).insert(0, "held in memory")
+        with anyio.fail_after(5):
+            while (await holder.health())["uncommitted_updates"] == 0:
+                await anyio.sleep(POLL_S)
+        assert (await opener.health())["rooms"] == 0
+        async with synced(opener.url, name) as reader:
+            await until(
+                lambda: str(reader.doc.get("text", type=Text)) == "held in memory",
+                3,
+                "the opener did not get the edit the holder had not committed",
+            )
+            health = await holder.health()
+            assert health["uncommitted_updates"] > 0, "committed meanwhile: proves nothing"
+            reader.doc.get("text", type=Text).insert(0, ">> ")
+            await until(
+                lambda: str(writer.doc.get("text", type=Text)) == ">> held in memory",
+                3,
+                "and back",
+            )
+
+
+def connection_owners(port: int, pids: list[int]) -> dict[int, int]:
+    """pid -> how many established TCP connections to `port` (server side) it holds."""
+    owner = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owner[int(target[8:-1])] = pid
+    counts = dict.fromkeys(pids, 0)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            if local_port == port and fields[3] == "01" and int(fields[9]) in owner:
+                counts[owner[int(fields[9])]] += 1
+    return counts
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_workers_share_one_port_and_every_document(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    server = spawn("workers", "--workers", "2", *cluster_flags(redis, database))
+    await server.start()
+    assert server.proc is not None
+    with anyio.fail_after(10):
+        while len(pids := worker_pids(server.proc.pid)) < 2:
+            await anyio.sleep(POLL_S)
+    assert len(pids) == 2, pids
+    await bus_connected(server, processes=2)
+    name = "workers/doc"
+    async with AsyncExitStack() as stack:
+        clients: list[YClient] = []
+        # The kernel picks the worker: connect until both hold some of our clients (no cancel
+        # scope around this: each client's task group must outlive it).
+        deadline = time.monotonic() + 20
+        while len(clients) < 4 or min(connection_owners(server.port, pids).values()) == 0:
+            assert time.monotonic() < deadline, f"all {len(clients)} clients on one worker"
+            clients.append(await stack.enter_async_context(synced(server.url, name)))
+        counts = connection_owners(server.port, pids)
+        print(f"\n{len(clients)} clients landed on the workers as {counts}")
+        for i, client in enumerate(clients):
+            client.doc.get("ids", type=Array).append(f"client-{i}")
+        everything = {f"client-{i}" for i in range(len(clients))}
+        await until(
+            lambda: all(set(ids_of(c.doc)) == everything for c in clients),
+            5,
+            "clients of the two workers did not converge",
+        )
+        # /healthz answers from whichever worker accepts the request (its own numbers).
+        if len(set(counts.values())) == 2:
+            answers = set()
+            for _ in range(20):
+                async with httpx.AsyncClient(trust_env=False) as http:
+                    response = await http.get(f"http://127.0.0.1:{server.port}/healthz")
+                answers.add(response.json()["connections"])
+            assert answers <= set(counts.values()), (answers, counts)
+            print(f"/healthz 'connections' over 20 requests: {sorted(answers)}")
+    await server.stop()
+    assert not any(alive(pid) for pid in pids), "a worker outlived SIGTERM"
+
+
+async def test_workers_without_a_bus_refuse_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAB_")}
+    command = [
+        sys.executable,
+        "-m",
+        "collab",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(free_port()),
+        "--database-url",
+        f"sqlite+aiosqlite:///{tmp_path}/collab.db",
+    ]
+    with anyio.fail_after(30):
+        result = await anyio.run_process(command, check=False, cwd=ROOT, env=env)
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 2, output
+    assert "--workers 2" in output and "--redis-url" in output, output
+
+
+# -- more that several processes must get right -----------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_document_opened_while_the_bus_connects_is_subscribed(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """A document opened after the bus chose the channels to subscribe, but before it counted
+    itself connected, was never subscribed on that connection: the process missed every update
+    for it. Seen with --workers 2, a client reaching a worker just after it started."""
+    holder = spawn("holder", *cluster_flags(redis, database))
+    name = "connecting/doc"
+    async with anyio.create_task_group() as tg:
+        # The late process reaches Redis through a proxy that holds its bytes: its bus stays
+        # connecting (handshake sent, no answer) for as long as the test wants.
+        proxy = HeldProxy(redis.port)
+        await tg.start(proxy.serve)
+        late = spawn("late", "--redis-url", proxy.url, "--database-url", database)
+        await start_all(holder)
+        async with synced(holder.url, name) as writer:
+            writer.doc.get("ids", type=Array).append("before")
+            await late.start()
+            with anyio.fail_after(5):
+                while not proxy.connections:
+                    await anyio.sleep(POLL_S)
+            async with synced(late.url, name) as reader:  # opens the document meanwhile
+                assert "connected to the Redis bus" not in this_run(late)
+                proxy.release()
+                writer.doc.get("ids", type=Array).append("after")
+                await until(
+                    lambda: ids_of(reader.doc) == ["before", "after"],
+                    3,
+                    lambda: f"the late process's client has {ids_of(reader.doc)}",
+                )
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_first_commits_of_new_documents_from_several_processes(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """No commit may fail: processes once created new documents' rows in per-process (salted
+    hash) order, and overlapping first commits deadlocked in PostgreSQL (1 s stall, retry)."""
+    # Every process gets an edit of the same ten new documents at the same moment, so their
+    # first commits (each with all ten) overlap. Three rounds, to make an overlap certain.
+    servers = await cluster_of(spawn, redis, database, 3, "--commit-window-ms", "400")
+    for round_ in range(3):
+        names = [f"new/{round_}/{i}" for i in range(10)]
+        async with AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(synced(server.url, name))
+                for server in servers
+                for name in names
+            ]
+            for client in clients:
+                client.doc.get("ids", type=Array).append("x")
+            with anyio.fail_after(10):
+                while any([(await s.health())["uncommitted_updates"] for s in servers]):
+                    await anyio.sleep(POLL_S)
+    failed = [line for s in servers for line in this_run(s).splitlines() if "will retry" in line]
+    deadlocks = sum(this_run(s).count("deadlock detected") for s in servers)
+    assert not failed, f"{len(failed)} commits failed ({deadlocks} deadlocks): {failed[0]}"
+
+
+@pytest.mark.postgres
+async def test_processes_starting_at_once_on_an_empty_database() -> None:
+    """Creating the tables raced (UniqueViolation, 'already exists'): `collab serve` exited 3."""
+    # What every `collab serve` does first, once per process (a SqlStore each), all at once.
+    from storage import SqlStore
+
+    async with fresh_database() as url:
+        stores = [SqlStore.from_url(url) for _ in range(4)]
+        errors: list[str] = []
+
+        async def open_one(store: SqlStore) -> None:
+            try:
+                await store.open()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for store in stores:
+                    tg.start_soon(open_one, store)
+        finally:
+            for store in stores:
+                await store.close()
+        assert not errors, f"{len(errors)} of 4 could not open the store: {errors[0]}"
+
+
+# -- latency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_cross_process_update_latency(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """Printed for the closing note, not asserted: one update at a time from a client of A
+    until a client of B has it, and what Redis moved for each."""
+    a, b = await cluster_of(spawn, redis, database, 2)
+    name = "latency/doc"
+    rounds = 300
+    async with synced(a.url, name) as sender, synced(b.url, name) as receiver:
+        counter = sender.doc.get("map", type=Map)
+        seen = receiver.doc.get("map", type=Map)
+        arrived: dict[int, float] = {}
+        event = anyio.Event()
+
+        def on_change(_: Any) -> None:
+            nonlocal event
+            arrived[int(seen.get("n", -1))] = time.perf_counter()
+            event.set()
+            event = anyio.Event()
+
+        seen.observe(on_change)
+        samples = []
+        before = await redis.stats()
+        for n in range(rounds):
+            sent_at = time.perf_counter()
+            counter["n"] = n
+            with anyio.move_on_after(5):
+                while n not in arrived:
+                    await event.wait()
+            assert n in arrived, f"update {n} from A's client never reached B's"
+            if n >= 20:  # warmed up
+                samples.append(arrived[n] - sent_at)
+        after = await redis.stats()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    print(f"\ncross-process update latency (Redis bus, idle): {percentiles(samples)}")
+    print(
+        "Redis per update: "
+        f"{delta['total_net_input_bytes'] / rounds:.0f} bytes in, "
+        f"{delta['total_net_output_bytes'] / rounds:.0f} bytes out, "
+        f"{delta['total_commands_processed'] / rounds:.2f} commands "
+        "(includes heartbeats and these INFO calls)"
+    )
