@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 INTEROP_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: run test lint fmt install interop-deps frontend bench clean
+.PHONY: run test lint fmt install interop-deps frontend bench bench-quick bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,27 @@ fmt: install
 	$(BIN)/ruff check --fix collab storage tests
 	$(BIN)/ruff format collab storage tests
 
+# The peer benchmark (bench/run.py): our server against the reference @y/websocket-server from
+# npm, interleaved, 3 repetitions (~35 min); writes docs/benchmarks.md and docs/img/bench-*.png.
+# `make bench-quick` (or BENCH_QUICK=1 make bench): each scenario once, scaled down, a few minutes.
+BENCH_STAMP    := bench/node_modules/.installed
+BENCH_PY_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_STAMP)
+
+$(BENCH_PY_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_PY_STAMP)
+
+bench-deps: $(BENCH_STAMP) $(BENCH_PY_STAMP)
+
+bench: bench-deps
+	$(BIN)/python bench/run.py $(if $(BENCH_QUICK),--quick)
+
+bench-quick: bench-deps
+	$(BIN)/python bench/run.py --quick
+
 clean:
-	rm -rf $(VENV) tests/interop/node_modules
+	rm -rf $(VENV) tests/interop/node_modules bench/node_modules

@@ -1,7 +1,9 @@
 """Store figures: group-commit rate on SQLite, and cold restore of a 100,000-update document
 before and after compaction.
 
-    .venv/bin/python bench/store_figures.py [--updates 100000] [--database-url URL]
+    .venv/bin/python bench/store_figures.py [--updates 100000] [--database-url URL] [--json PATH]
+
+`make bench` runs it with --json and puts the figures in docs/benchmarks.md.
 
 Everything goes through the server's own code paths: updates through the Saver (the one writer
 path, group commit), restore through collab.hub.restore (what a room does on first join), with a
@@ -11,6 +13,7 @@ fresh store (a new engine: nothing cached) for each restore.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import tempfile
@@ -104,16 +107,24 @@ async def cold_restore_ms(url: str, name: str, runs: int = 5) -> tuple[float, fl
     return statistics.median(times), min(times), length
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> dict[str, Any]:
     url = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
     updates = typing_updates(args.updates)
+    figures: dict[str, Any] = {
+        "updates": len(updates),
+        "update_bytes": sum(map(len, updates)),
+        "store": url.split("://")[0],
+    }
     print(f"{len(updates)} updates, {sum(map(len, updates))} bytes, store {url.split('://')[0]}")
 
     rate, commits = await commit_rate(url, updates)
+    figures["commit_rate_per_s"] = rate
+    figures["commit_transactions"] = commits
     print(f"group commit, offered at once: {rate:,.0f} updates/s committed "
           f"({commits} transactions)")
     for offered in (1_000, 10_000):
         p50, p99, worst = await commit_lag(url, updates[: offered * 5], offered)
+        figures[f"commit_lag_{offered}"] = {"p50_ms": p50, "p99_ms": p99, "max_ms": worst}
         print(f"group commit, {offered} updates/s offered for 5 s: commit lag p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms, max {worst:.1f} ms")
 
@@ -127,21 +138,36 @@ async def main(args: argparse.Namespace) -> None:
     await store.close()
 
     med, best, length = await cold_restore_ms(url, name)
+    figures["restore_log"] = {"median_ms": med, "best_ms": best, "chars": length}
     print(f"cold restore, {len(updates)} rows: median {med:.0f} ms (best {best:.0f}), "
           f"{length} chars")
     store = await open_store(url)
     result = await store.compact(name)
     await store.close()
     assert result is not None
+    figures["compaction"] = {
+        "rows": result.rows,
+        "bytes_before": result.bytes_before,
+        "bytes_after": result.bytes_after,
+        "ms": result.seconds * 1000,
+    }
     print(f"compaction: {result.rows} rows, {result.bytes_before} -> {result.bytes_after} bytes "
           f"in {result.seconds * 1000:.0f} ms")
     med, best, length2 = await cold_restore_ms(url, name)
     assert length2 == length
+    figures["restore_compacted"] = {"median_ms": med, "best_ms": best, "chars": length2}
     print(f"cold restore, compacted: median {med:.1f} ms (best {best:.1f}), {length2} chars")
+    return figures
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=100_000)
     parser.add_argument("--database-url", default=None)
-    anyio.run(main, parser.parse_args())
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args()
+    figures = anyio.run(main, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f)
+            f.write("\n")

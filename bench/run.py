@@ -1,0 +1,500 @@
+"""The peer benchmark: our server against the reference y-websocket server, interleaved.
+
+    .venv/bin/python bench/run.py [--reps 3] [--quick] [--only fanout,bigdoc] [--servers collab,yws]
+                                  [--out bench/results/suite.jsonl] [--no-report]
+
+`make bench` runs it (after `npm ci` in bench/ and installing matplotlib into the venv), then
+bench/report.py writes docs/benchmarks.md and docs/img/*.png. `make bench-quick` (or
+BENCH_QUICK=1) runs every scenario once, scaled down, in a few minutes, and writes its report
+under bench/results/quick/ instead.
+
+Every run gets a fresh server process on a fresh port (ours with a fresh SQLite file): a
+scenario is run against each server in turn, the order rotated per repetition (A B / B A / A B),
+so slow drift of the shared machine hits both alike. The load generator is bench/ybench.mjs;
+each run's result is one JSON line in the output file, with the exact commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+TMP = RESULTS / "tmp"
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+NODE = "node"
+
+# The limits our server must not apply to a load generator that is one IP address sending as
+# fast as it can. Everything else is the default (commit window 50 ms, persistence on).
+COLLAB_BENCH_FLAGS = [
+    "--max-connections-per-ip", "20000",
+    "--max-connect-attempts-per-ip", "1000000",
+    "--max-connections-per-document", "10000",
+    "--max-documents", "20000",
+    "--rate-messages-per-s", "1000000",
+    "--rate-messages-burst", "1000000",
+    "--rate-bytes-per-s", "1000000000",
+    "--rate-bytes-burst", "1000000000",
+    "--outbound-queue-messages", "100000",
+    # bench clients are raw sockets, not providers: they do not renew awareness every 15 s
+    "--idle-timeout-s", "3600",
+]  # fmt: skip
+
+# Our server runs under an 8 GiB address-space limit (RLIMIT_AS; it idles at ~0.3 GiB): a
+# compaction or restore of a long append-only log once took 23 GB and the kernel's OOM killer
+# on this shared machine. With the limit, the allocation fails inside our server instead.
+COLLAB_MEMORY_LIMIT = 8 << 30
+
+SERVER_LABEL = {"collab": "Collab (ours)", "yws": "y-websocket (reference)"}
+
+# name -> (ybench subcommand, flags, servers); quick variants below
+FULL: dict[str, tuple[str, list[str]]] = {
+    "connect1k": ("connect", ["--n", "1000", "--rooms", "200", "--hold-ms", "3000"]),
+    "connect5k": ("connect", ["--n", "5000", "--rooms", "1000", "--hold-ms", "3000"]),
+    "connect10k": ("connect", ["--n", "10000", "--rooms", "2000", "--hold-ms", "3000"]),
+    "fanout": ("fanout", ["--rooms", "100", "--clients", "10", "--rate", "100",
+                          "--duration-ms", "15000", "--warmup-ms", "2000"]),
+    "tput10x10": ("throughput", ["--rooms", "10", "--clients", "10", "--start-rate", "200",
+                                 "--factor", "1.5", "--step-ms", "3000", "--warmup-ms", "1000"]),
+    "tput1x100": ("throughput", ["--rooms", "1", "--clients", "100", "--start-rate", "100",
+                                 "--factor", "1.5", "--step-ms", "3000", "--warmup-ms", "1000"]),
+    "awareness": ("awareness", ["--rooms", "5", "--clients", "20", "--hz", "10",
+                                "--duration-ms", "10000", "--warmup-ms", "2000"]),
+    "bigdoc": ("bigdoc", ["--updates", "100000", "--chars", "10", "--joins", "3"]),
+    # paced: at most 200 updates in flight, so the event loop drains between batches
+    "persist": ("bigdoc", ["--updates", "100000", "--chars", "10", "--joins", "3",
+                           "--probe-every", "100", "--window", "1"]),
+    # the bigdoc flood (4,000 in flight), watching the store
+    "persist_flood": ("bigdoc", ["--updates", "100000", "--chars", "10", "--joins", "3",
+                                 "--probe-every", "100", "--window", "40"]),
+}  # fmt: skip
+
+QUICK: dict[str, tuple[str, list[str]]] = {
+    "connect1k": ("connect", ["--n", "1000", "--rooms", "200", "--hold-ms", "1000"]),
+    "fanout": ("fanout", ["--rooms", "20", "--clients", "10", "--rate", "50",
+                          "--duration-ms", "4000", "--warmup-ms", "1000"]),
+    "tput10x10": ("throughput", ["--rooms", "10", "--clients", "10", "--start-rate", "500",
+                                 "--factor", "1.5", "--step-ms", "1000", "--warmup-ms", "500",
+                                 "--max-steps", "6"]),
+    "tput1x100": ("throughput", ["--rooms", "1", "--clients", "100", "--start-rate", "200",
+                                 "--factor", "1.5", "--step-ms", "1000", "--warmup-ms", "500",
+                                 "--max-steps", "6"]),
+    "awareness": ("awareness", ["--rooms", "5", "--clients", "20", "--hz", "10",
+                                "--duration-ms", "3000", "--warmup-ms", "1000"]),
+    "bigdoc": ("bigdoc", ["--updates", "10000", "--chars", "10", "--joins", "3"]),
+    "persist": ("bigdoc", ["--updates", "10000", "--chars", "10", "--joins", "3",
+                           "--probe-every", "100", "--window", "1"]),
+    "persist_flood": ("bigdoc", ["--updates", "10000", "--chars", "10", "--joins", "3",
+                                 "--probe-every", "100", "--window", "40"]),
+}  # fmt: skip
+
+ONLY_COLLAB = {"persist", "persist_flood"}  # the reference runs without persistence
+
+
+def log(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+class Server:
+    def __init__(self, kind: str, tag: str, db: Path | None = None, log_level: str = "warning"):
+        self.kind = kind
+        self.tag = tag
+        self.port = free_port()
+        self.db = db or TMP / f"{tag}.db"
+        self.log_path = TMP / f"{tag}.log"
+        self.log_level = log_level
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self.stop_ms: float | None = None
+        self.ready_ms: float | None = None
+        self.killed_by_kernel: str | None = None  # the kernel's OOM message, if it killed us
+
+    @property
+    def command(self) -> list[str]:
+        if self.kind == "collab":
+            return [
+                PYTHON, "-m", "collab", "serve", "--port", str(self.port),
+                "--database-url", f"sqlite+aiosqlite:///{self.db}",
+                "--log-level", self.log_level, *COLLAB_BENCH_FLAGS,
+            ]  # fmt: skip
+        return [NODE, "node_modules/@y/websocket-server/src/server.js"]
+
+    @property
+    def display_command(self) -> str:
+        if self.kind == "collab":
+            cmd = [".venv/bin/python", *self.command[1:]]
+            cmd[cmd.index("--port") + 1] = "PORT"
+            cmd[cmd.index("--database-url") + 1] = "sqlite+aiosqlite:///bench/results/tmp/RUN.db"
+            return shlex.join(cmd)
+        return "cd bench && HOST=127.0.0.1 PORT=PORT node node_modules/@y/websocket-server/src/server.js"
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        cwd = ROOT
+        if self.kind == "yws":
+            env.update(HOST="127.0.0.1", PORT=str(self.port))
+            cwd = BENCH
+        else:
+            env["PYTHONUNBUFFERED"] = "1"
+        with open(self.log_path, "ab") as logf:
+            logf.write(f"=== {shlex.join(self.command)}\n".encode())
+            logf.flush()
+            started = time.perf_counter()
+            self.proc = subprocess.Popen(
+                self.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=subprocess.STDOUT, preexec_fn=self._limits,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{self.port}/" + ("healthz" if self.kind == "collab" else "")
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} not ready: {self.log_tail()}")
+            time.sleep(0.05)
+        self.ready_ms = (time.perf_counter() - started) * 1000
+
+    def _limits(self) -> None:
+        if self.kind == "collab":
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (COLLAB_MEMORY_LIMIT, COLLAB_MEMORY_LIMIT))
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        started = time.perf_counter()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stop_ms = (time.perf_counter() - started) * 1000
+        self.exit_code = self.proc.returncode
+        if self.exit_code == -signal.SIGKILL and self.stop_ms < 1000:
+            self.killed_by_kernel = kernel_kill(self.proc.pid)
+        self.proc = None
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def log_problems(self) -> dict[str, Any]:
+        """Errors and warnings the server logged: the report shows them."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return {}
+        lines = text.splitlines()
+        bad = [
+            ln for ln in lines
+            if re.search(r"\b(ERROR|WARNING|CRITICAL|Traceback|Error:|Exception|panicked|failed)\b", ln)
+        ]  # fmt: skip
+        return {"count": len(bad), "first": bad[:5]} if bad else {}
+
+
+def kernel_kill(pid: int) -> str:
+    """The kernel log line about killing `pid` (the OOM killer), if it can be read."""
+    try:
+        text = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "SIGKILL before SIGTERM (dmesg unreadable)"
+    for line in text.splitlines():
+        if f"Killed process {pid} " in line:
+            return line.split("] ", 1)[-1].strip()
+    return "SIGKILL before SIGTERM (not in dmesg)"
+
+
+def run_generator(
+    sub: str, server: Server, flags: list[str], prefix: str, extra: list[str] | None = None,
+    timeout: float = 900,
+) -> tuple[dict[str, Any], str]:  # fmt: skip
+    cmd = [
+        NODE, "ybench.mjs", sub, "--url", f"ws://127.0.0.1:{server.port}",
+        "--pid", str(server.pid), "--prefix", prefix, *flags, *(extra or []),
+    ]  # fmt: skip
+    shown = shlex.join([c for c in cmd])
+    shown = shown.replace(f"127.0.0.1:{server.port}", "127.0.0.1:PORT").replace(
+        f"--pid {server.pid}", "--pid PID"
+    )
+    proc = subprocess.run(
+        cmd, cwd=BENCH, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    err = proc.stderr.decode(errors="replace")
+    if err.strip():
+        log("    " + err.strip().replace("\n", "\n    "))
+    if proc.returncode != 0:
+        return {"error": f"generator exited {proc.returncode}: {err.strip()[-500:]}"}, shown
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1]), shown
+
+
+LOADED = re.compile(
+    r"loaded '(?P<name>.+)': snapshot (?P<snap>\d+) bytes \+ (?P<rows>\d+) updates "
+    r"\((?P<log>\d+) bytes\) in (?P<ms>[\d.]+) ms"
+)
+
+
+def run_one(scenario: str, kind: str, spec: tuple[str, list[str]], rep: int, tag: str) -> dict[str, Any]:
+    sub, flags = spec
+    server = Server(kind, tag)
+    record: dict[str, Any] = {
+        "type": "run", "scenario": scenario, "server": kind, "rep": rep,
+        "load_before": loadavg(), "server_command": server.display_command,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        server.start()
+        record["server_start_ms"] = round(server.ready_ms or 0, 1)
+        extra = []
+        if scenario.startswith("persist"):
+            extra = ["--healthz", f"http://127.0.0.1:{server.port}/healthz"]
+        result, shown = run_generator(sub, server, flags, scenario, extra)
+        record["generator_command"] = "cd bench && " + shown
+        record["result"] = result
+        if scenario.startswith("persist") and "error" not in result and not result.get("build_error"):
+            record["restore"] = restart_and_restore(server, result, scenario, tag)
+    except Exception as exc:  # a failed run is a result too
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"    error: {record['error']}")
+    finally:
+        server.stop()
+    record["server_exit_code"] = server.exit_code
+    if server.killed_by_kernel:
+        record["server_killed"] = server.killed_by_kernel
+    record["server_stop_ms"] = round(server.stop_ms or 0, 1)
+    record["server_log_problems"] = server.log_problems()
+    record["load_after"] = loadavg()
+    record["wall_s"] = round(time.perf_counter() - t0, 1)
+    return record
+
+
+def restart_and_restore(server: Server, built: dict[str, Any], scenario: str, tag: str) -> dict[str, Any]:
+    """SIGTERM the server (it flushes), start it again on the same file, join cold."""
+    server.stop()
+    out: dict[str, Any] = {"shutdown_ms": round(server.stop_ms or 0, 1), "shutdown_exit_code": server.exit_code}
+    db = server.db
+    out["db_bytes"] = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    again = Server("collab", tag + "-restart", db=db, log_level="info")
+    try:
+        again.start()
+        out["restart_ready_ms"] = round(again.ready_ms or 0, 1)
+        chars = built["updates"] * built["chars"]
+        result, shown = run_generator(
+            "join", again, ["--room", "big", "--joins", "3", "--expect-chars", str(chars)], scenario
+        )
+        out.update(result)
+        out["join_command"] = "cd bench && " + shown
+        m = LOADED.search(again.log_path.read_text(errors="replace"))
+        if m:
+            out["server_load"] = {
+                "snapshot_bytes": int(m["snap"]), "log_rows": int(m["rows"]),
+                "log_bytes": int(m["log"]), "ms": float(m["ms"]),
+            }  # fmt: skip
+    finally:
+        again.stop()
+        out["restart_exit_code"] = again.exit_code
+        if again.killed_by_kernel:
+            out["restart_killed"] = again.killed_by_kernel
+        out["restart_log_problems"] = again.log_problems()
+    return out
+
+
+def pip_versions(names: list[str]) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for n in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[n] = metadata.version(n)
+    return out
+
+
+def npm_version(path: str) -> str | None:
+    try:
+        return json.loads((BENCH / "node_modules" / path / "package.json").read_text())["version"]
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    mem = Path("/proc/meminfo").read_text()
+    total = int(re.search(r"MemTotal:\s+(\d+)", mem)[1])  # type: ignore[index]
+    model = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    node = subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "collab", "storage"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    nofile = subprocess.run(["sh", "-c", "ulimit -n"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model[1].strip() if model else platform.processor(),
+        "mem_gib": round(total / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "os": (re.search(r'PRETTY_NAME="(.+)"', Path("/etc/os-release").read_text()) or [None, "?"])[1],
+        "ulimit_nofile": nofile,
+        "python": platform.python_version(),
+        "node": node,
+        "git_commit": git + (" (collab/ or storage/ modified)" if dirty else ""),
+        "python_packages": pip_versions([
+            "pycrdt", "starlette", "uvicorn", "websockets", "uvloop", "httptools", "anyio",
+            "sqlalchemy", "aiosqlite",
+        ]),
+        "npm_packages": {
+            "@y/websocket-server": npm_version("@y/websocket-server"),
+            "ws (bundled with @y/websocket-server)": npm_version("@y/websocket-server/node_modules/ws"),
+            "yjs": npm_version("yjs"),
+            "y-protocols": npm_version("y-protocols"),
+            "lib0": npm_version("lib0"),
+            "ws (generator)": npm_version("ws"),
+        },
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--servers", default="collab,yws")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--no-store-figures", action="store_true")
+    args = parser.parse_args()
+
+    specs = QUICK if args.quick else FULL
+    reps = args.reps or (1 if args.quick else 3)
+    names = [n for n in specs if not args.only or n in args.only.split(",")]
+    servers = args.servers.split(",")
+    out = Path(args.out) if args.out else RESULTS / ("quick.jsonl" if args.quick else "suite.jsonl")
+    TMP.mkdir(parents=True, exist_ok=True)
+    notes = out.with_suffix(".notes.md")  # analysis of the previous run: no longer true
+    if notes.exists():
+        notes.rename(notes.with_suffix(".md.prev"))
+    for stale in TMP.glob("*"):
+        stale.unlink()
+    sel = subprocess.run(
+        [NODE, "ybench.mjs", "selftest"], cwd=BENCH, capture_output=True, text=True
+    )  # fmt: skip
+    if '"ok":true' not in sel.stdout:
+        sys.exit(f"ybench selftest failed: {sel.stdout} {sel.stderr}")
+
+    started = time.time()
+    meta = {
+        "type": "meta", "mode": "quick" if args.quick else "full", "reps": reps,
+        "scenarios": {n: {"subcommand": specs[n][0], "flags": specs[n][1]} for n in names},
+        "servers": servers, "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "load_at_start": loadavg(), "machine": machine(), "collab_bench_flags": COLLAB_BENCH_FLAGS,
+    }  # fmt: skip
+    with open(out, "w") as f:
+        f.write(json.dumps(meta) + "\n")
+    log(f"bench: {len(names)} scenarios x {reps} reps, servers {servers} -> {out}")
+    n = 0
+    for rep in range(reps):
+        order = servers[rep % len(servers):] + servers[: rep % len(servers)]
+        for name in names:
+            for kind in order:
+                if name in ONLY_COLLAB and kind != "collab":
+                    continue
+                n += 1
+                tag = f"{name}-{kind}-{rep}"
+                log(f"[{time.time() - started:6.0f} s] rep {rep + 1}/{reps} {name} on {kind}")
+                record = run_one(name, kind, specs[name], rep, tag)
+                with open(out, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                summary = summarize(record)
+                log(f"    {summary}")
+                # let TIME_WAIT sockets and the kernel settle between big runs
+                time.sleep(1 if not name.startswith("connect") else 3)
+
+    if not args.no_store_figures:
+        log("store figures (bench/store_figures.py)")
+        store_json = RESULTS / ("store-quick.json" if args.quick else "store.json")
+        updates = "20000" if args.quick else "100000"
+        cmd = [PYTHON, str(BENCH / "store_figures.py"), "--updates", updates, "--json", str(store_json)]
+        subprocess.run(cmd, cwd=ROOT, check=False)
+        with open(out, "a") as f:
+            figures = json.loads(store_json.read_text()) if store_json.exists() else None
+            f.write(json.dumps({
+                "type": "store", "command": f".venv/bin/python bench/store_figures.py --updates {updates}",
+                "figures": figures,
+            }) + "\n")  # fmt: skip
+    with open(out, "a") as f:
+        f.write(json.dumps({"type": "end", "elapsed_s": round(time.time() - started), "load_at_end": loadavg()}) + "\n")
+    log(f"bench: {n} runs in {time.time() - started:.0f} s -> {out}")
+    if not args.no_report:
+        report = [PYTHON, str(BENCH / "report.py"), str(out)]
+        if args.quick:
+            report += ["--md", str(RESULTS / "quick" / "benchmarks.md"), "--img", str(RESULTS / "quick" / "img")]
+        subprocess.run(report, cwd=ROOT, check=True)
+
+
+def summarize(record: dict[str, Any]) -> str:
+    if "error" in record:
+        return f"ERROR {record['error']}"
+    r = record.get("result", {})
+    if "error" in r:
+        return f"ERROR {r['error']}"
+    s = record["scenario"]
+    if s.startswith("connect"):
+        return (f"{r['synced']}/{r['n']} synced in {r['all_synced_ms']} ms, handshake p99 "
+                f"{r['handshake_p99_ms']} ms, {r['rss_per_conn_kb']} KB/conn, failures {r['failures']}")
+    if s in ("fanout", "awareness"):
+        return (f"p50 {r['p50_ms']} p99 {r['p99_ms']} max {r['max_ms']} ms, delivered "
+                f"{r['delivered_frac']}, {r['server_cpu_us_per_delivery']} us/delivery, "
+                f"host bg {r['host_background_cpu_pct']}%")
+    if s.startswith("tput"):
+        b = r.get("best") or {}
+        return (f"max {r['max_sustained_deliveries_per_s']} deliveries/s ({r['stop_reason']}), "
+                f"{b.get('server_cpu_us_per_delivery')} us/delivery at best")
+    if s in ("bigdoc", "persist", "persist_flood"):
+        extra = ""
+        if s.startswith("persist"):
+            rr = record.get("restore", {})
+            extra = (f", commit lag p99 {r.get('commit_lag_p99_ms')} ms, cold join "
+                     f"{rr.get('cold_join_ms')} ms (load {(rr.get('server_load') or {}).get('ms')} ms)")
+        return (f"ingest {r['ingest_ms']} ms ({r['ingest_updates_per_s']}/s) {r.get('build_error') or ''}, "
+                f"join median {r['join_ms_median']} ms, complete {r['doc_complete']}{extra}")
+    return ""
+
+
+if __name__ == "__main__":
+    main()
