@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,9 @@ def create_app(
                 hub = Hub(settings, active, tg, active_extensions, bus=make_bus(settings))
                 app.state.hub = hub
                 hub.start()
+                # Everything allocated so far lives as long as the process: keep it out of the
+                # collector's full passes, which otherwise stall the loop for 70-150 ms under load.
+                gc.freeze()
                 log.info(
                     "collab ready on %s:%d, store %s",
                     settings.host,
@@ -86,7 +90,9 @@ async def healthz(request: Request) -> JSONResponse:
             "status": "ok" if hub.accepting else "shutting down",
             "rooms": len(hub.rooms),
             "connections": len(hub.connections),
-            "uncommitted_updates": hub.saver.backlog,
+            "uncommitted_updates": hub.saver.recorded - hub.saver.committed,
+            "recorded_updates": hub.saver.recorded,
+            "committed_updates": hub.saver.committed,
         },
         status_code=200 if hub.accepting else 503,
     )

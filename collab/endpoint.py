@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 512
 ROUTE_PREFIX = "/ws"
+# Frames one connection may handle in a row before letting the other tasks run.
+YIELD_EVERY = 16
 # How long a closing connection may take to get its close frame out before we let it go.
 CLOSE_DEADLINE_S = 10.0
 
@@ -168,7 +170,13 @@ async def _read(ws: WebSocket, conn: Connection, max_bytes: int, settings: Any) 
     messages = conn.message_bucket
     payload_bytes = conn.byte_bucket
     assert messages is not None and payload_bytes is not None
+    handled = 0
     while not conn.closing:
+        handled += 1
+        if handled % YIELD_EVERY == 0:
+            # uvicorn's receive() does not suspend while frames are queued: without this one
+            # fast client would starve the saver, the ticker and every other connection.
+            await anyio.lowlevel.checkpoint()
         message = await receive()
         if message["type"] == "websocket.disconnect":
             conn.peer_closed(message.get("code", CloseCode.NORMAL))

@@ -50,6 +50,8 @@ class Saver:
         self.on_committed: list[Callable[[Room, int], None]] = []
         self.commits = 0
         self.failures = 0
+        self.recorded = 0  # updates handed to the saver since start
+        self.committed = 0  # of those, committed
 
     @property
     def backlog(self) -> int:
@@ -62,6 +64,7 @@ class Saver:
             self._wakeup.set()
         self._idle.clear()
         room.appended += 1
+        self.recorded += 1
         self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000))))
         self._pending_bytes += len(data)
         if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
@@ -111,6 +114,7 @@ class Saver:
             self._first_at = time.monotonic()
             return False
         self.commits += 1
+        self.committed += len(batch)
         counts: dict[Room, int] = {}
         for room, update in batch:
             counts[room] = counts.get(room, 0) + 1

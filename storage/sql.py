@@ -249,7 +249,9 @@ async def fold_async(base: list[bytes], updates: list[bytes]) -> bytes:
     """fold(), in a worker thread when it is big enough to stall the event loop."""
     if len(updates) < 256:
         return fold(base, updates)
-    return await anyio.to_thread.run_sync(fold, base, updates)
+    # Abandoned on cancellation (shutdown): the thread finishes on its own, the process need
+    # not wait for it.
+    return await anyio.to_thread.run_sync(fold, base, updates, abandon_on_cancel=True)
 
 
 def fold(base: list[bytes], updates: list[bytes]) -> bytes:
@@ -259,11 +261,12 @@ def fold(base: list[bytes], updates: list[bytes]) -> bytes:
     into the result as they are, so compaction never drops anything.
     """
     doc: Doc[Any] = Doc()
-    with doc.transaction():
-        for data in base:
-            doc.apply_update(data)
-        for data in updates:
-            doc.apply_update(data)
+    # One transaction per update: in one big transaction yrs' memory grows quadratically with a
+    # run of appends (20,000 ten-character appends: 2 GB instead of 60 MB).
+    for data in base:
+        doc.apply_update(data)
+    for data in updates:
+        doc.apply_update(data)
     # The diff of an update against the folded state has no structs (its first varuint, the
     # number of clients with structs, is 0) unless some of it is still pending. A state vector of
     # the update itself would not do: Yjs counts it only from clock 0, so a pending update whose
