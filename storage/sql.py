@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 SCHEMA_LOCK = 0x636F6C6C6162  # "collab": the advisory lock held while creating tables
+APPEND_LOCK = SCHEMA_LOCK + 1  # held by each append transaction (PostgreSQL)
 
 
 def now_ms() -> int:
@@ -125,6 +126,12 @@ class SqlStore:
             return
         stamp = now_ms()
         async with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Appends from all processes take turns, so update ids become visible in
+                # increasing order: a reader that has seen id N never later finds a committed
+                # row below N (sequence values are taken at insert, transactions commit in any
+                # order). The PostgreSQL bus reads "rows after the last one seen" and relies on it.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
             # Sorted: processes creating the same new documents at once must take their row locks
             # in the same order, or PostgreSQL sees a deadlock (set order differs per process).
             ids = {

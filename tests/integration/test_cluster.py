@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -369,7 +370,9 @@ async def bus_connected(server: ServerProcess, processes: int = 1) -> None:
     (test_document_opened_while_the_bus_connects_is_subscribed); the others start from a
     connected cluster."""
     with anyio.fail_after(10):
-        while this_run(server).count("connected to the Redis bus") < processes:
+        while len(re.findall(r"connected to the (Redis|PostgreSQL) bus", this_run(server))) < (
+            processes
+        ):
             await anyio.sleep(POLL_S)
 
 
@@ -559,7 +562,21 @@ class Editor:
 async def test_random_edits_on_three_processes_converge(
     redis: RedisServer, database: str, spawn: Spawn
 ) -> None:
-    servers = await cluster_of(spawn, redis, database, 3)
+    await soak(await cluster_of(spawn, redis, database, 3), database)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(SOAK_SECONDS + 120)
+async def test_random_edits_on_three_processes_converge_over_postgres_bus(
+    database: str, spawn: Spawn
+) -> None:
+    """The same soak with the LISTEN/NOTIFY bus: no Redis at all."""
+    servers = [spawn("abc"[i], "--bus", "postgres", "--database-url", database) for i in range(3)]
+    await start_all(*servers)
+    await soak(servers, database)
+
+
+async def soak(servers: list[ServerProcess], database: str) -> None:
     names = [f"soak/{i}" for i in range(10)]
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
