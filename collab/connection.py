@@ -53,6 +53,7 @@ class Connection:
         "on_close",
         "pending",
         "pending_bytes",
+        "pending_updates",
         "read_only",
         "room",
         "writer_done",
@@ -77,6 +78,7 @@ class Connection:
         self.room: Room | None = None  # set once admitted (authenticated and joined)
         self.pending: list[bytes] = []  # frames received before that
         self.pending_bytes = 0
+        self.pending_updates = 0  # updates of this client still waiting for a dependency
         self.message_bucket: TokenBucket | None = None
         self.byte_bucket: TokenBucket | None = None
         self._queue: deque[bytes] = deque()
