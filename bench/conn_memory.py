@@ -20,8 +20,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collab.settings import Settings  # noqa: E402
-from tests.conftest import free_port, serving  # noqa: E402
+from collab.settings import Settings
+from tests.conftest import free_port, serving
 
 
 async def main(args: argparse.Namespace) -> None:
