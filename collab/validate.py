@@ -21,7 +21,7 @@ and sends it again in its sync step 2). Where yrs is more lenient than Yjs, so i
 - Embed and Format values are JSON text, which yrs parses itself: only their UTF-8 is checked;
 - bytes after the delete set are ignored (so does Yjs).
 
-Five things are refused although yrs decodes them, for what yrs then does with them:
+Six things are refused although yrs decodes them, for what yrs (or a Yjs peer) then does:
 
 - an Any nested deeper than `MAX_ANY_DEPTH` (yrs recurses; ~50 000 levels crash the process);
 - a GC struct of length 0: after an item of the same client it leaves the document unable to
@@ -33,7 +33,9 @@ Five things are refused although yrs decodes them, for what yrs then does with t
 - runs of items yrs will merge, beyond `SQUASH_BUDGET` (see there): merging costs yrs memory
   quadratic in the length of the run;
 - a client listed twice (yrs appends the second list to the first, which would let a run hide
-  across lists). Yjs and yrs encoders write each client once.
+  across lists). Yjs and yrs encoders write each client once;
+- an item whose info byte has bit 0x10 set: yrs ignores the bit, Yjs takes it as part of the
+  content type and throws, and the server forwards updates to Yjs peers as received.
 
 Errors are `ProtocolError` (close code 1002) with a short reason and never any content.
 """
@@ -61,6 +63,7 @@ ZERO_LENGTH_GC: Final = "zero-length GC struct in Yjs update"
 CLOCK_OVERFLOW: Final = "clock beyond 2^32 in Yjs update"
 DUPLICATE_CLIENT: Final = "client listed twice in Yjs update"
 SQUASH_TOO_COSTLY: Final = "too many mergeable items in Yjs update"
+YJS_UNREADABLE: Final = "content type Yjs clients cannot read"
 # yrs merges a run of items (one client, consecutive clocks, each item's origin the previous one's
 # last clock, same right origin, same content: String, Any or legacy JSON) as it integrates them,
 # and that costs memory quadratic in the run: each step allocates about (size of the run so far) ×
@@ -162,6 +165,10 @@ def _walk_update(data: bytes) -> None:
             ref = info & 0x0F
             if ref == 0 or ref >= 10:
                 raise ProtocolError("unknown content type in Yjs update")
+            if info & 0x10:
+                # yrs ignores this bit, Yjs reads it as part of the content type (info & 0x1F)
+                # and throws: we forward updates as received, so it would break every Yjs peer.
+                raise ProtocolError(YJS_UNREADABLE)
             origin_at = right_at = -1
             if info & 0x80:  # origin
                 origin_at = pos

@@ -38,6 +38,7 @@ from collab.validate import (
     MAX_ANY_DEPTH,
     SQUASH_TOO_COSTLY,
     TOO_DEEP,
+    YJS_UNREADABLE,
     ZERO_LENGTH_GC,
     validate_state_vector,
     validate_update,
@@ -52,6 +53,7 @@ MEMORY_BUDGET_KIB = 64 * MiB_IN_KIB
 # Refused on purpose although pycrdt applies them (see collab/validate.py): the one exception to
 # "whatever pycrdt accepts, the validator accepts".
 DELIBERATE_REFUSALS = {
+    YJS_UNREADABLE,
     TOO_DEEP,
     ZERO_LENGTH_GC,
     CLOCK_OVERFLOW,
@@ -699,6 +701,12 @@ def test_big_accepted_updates_cost_memory_in_proportion():
         assert growth * 1024 < 80 * len(update), (name, growth)
 
 
+def test_content_yjs_cannot_read_is_refused_though_pycrdt_applies_it():
+    update = one_client(root_item(0x14, vs("x")))  # a String with bit 0x10 set
+    assert pycrdt_accepts(update)
+    assert refusal(update) == YJS_UNREADABLE
+
+
 def test_hand_made_updates_pycrdt_applies_are_accepted():
     """Mostly what yrs applies although Yjs would not write it: refusing any breaks the property."""
     lenient = {
@@ -716,7 +724,6 @@ def test_hand_made_updates_pycrdt_applies_are_accepted():
         + b"\x00",
         "string length wrapping in u32": one_client(root_item(4, vu(2**32 + 1) + b"a")),
         "any count wrapping in u64": one_client(any_item(b"\x75" + vu(2**64 + 1) + b"\x7e")),
-        "content ref with bit 0x10": one_client(root_item(0x14, vs("x"))),
         "json content reads count + 1 strings": one_client(root_item(2, vu(1) + vs("1") + vs("2"))),
         "json content is not parsed": one_client(root_item(2, vu(0) + vs("{nope"))),
         "xml hook has no name": one_client(root_item(7, b"\x05")),
