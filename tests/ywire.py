@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 import websockets
-from pycrdt import Doc
+from pycrdt import Array, Doc
 from websockets.asyncio.client import ClientConnection
 
 from collab import protocol as p
@@ -168,3 +169,25 @@ class YClient:
 
     def present(self) -> dict[int, Any]:
         return {cid: s for cid, (_, s) in self.awareness.items() if s is not None}
+
+
+@asynccontextmanager
+async def connected(url: str, name: str, doc: Doc[Any] | None = None) -> AsyncIterator[YClient]:
+    """A synced YClient that tolerates its server dying under it (tests that kill servers)."""
+    client = YClient(url, name, doc=doc)
+    await client.__aenter__()
+    try:
+        await client.wait_for(lambda: client.synced, timeout=10)
+        yield client
+    finally:
+        try:
+            await client.__aexit__(None, None, None)
+        except* (websockets.ConnectionClosed, OSError):
+            # A send raced the server's death. __aexit__ stopped before detaching from the doc,
+            # which a reconnecting client may reuse: detach it here.
+            client.doc.unobserve(client._sub)
+
+
+def ids_of(doc: Doc[Any]) -> list[str]:
+    """The "ids" array the durability and cluster tests append unique ids to."""
+    return [str(v) for v in doc.get("ids", type=Array).to_py()]

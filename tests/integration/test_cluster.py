@@ -45,7 +45,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import websockets
 from anyio.abc import Process, TaskStatus
 from pycrdt import Array, Doc, Map, Text
 
@@ -53,7 +52,7 @@ from collab import protocol as p
 from storage import fold, open_store
 from tests.conftest import free_port, require
 from tests.procs import ServerProcess
-from tests.ywire import YClient
+from tests.ywire import YClient, connected, ids_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -405,27 +404,6 @@ async def cluster_of(
 # -- clients and documents ---------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def synced(url: str, name: str, doc: Doc[Any] | None = None) -> AsyncIterator[YClient]:
-    """A synced YClient that tolerates its server dying under it."""
-    client = YClient(url, name, doc=doc)
-    await client.__aenter__()
-    try:
-        await client.wait_for(lambda: client.synced, timeout=10)
-        yield client
-    finally:
-        try:
-            await client.__aexit__(None, None, None)
-        except* (websockets.ConnectionClosed, OSError):
-            # A send raced the server's death. __aexit__ stopped before detaching from the doc,
-            # which a reconnecting client reuses: detach it here.
-            client.doc.unobserve(client._sub)
-
-
-def ids_of(doc: Doc[Any]) -> list[str]:
-    return [str(v) for v in doc.get("ids", type=Array).to_py()]
-
-
 def content(doc: Doc[Any]) -> tuple[str, Any, Any, Any]:
     return (
         str(doc.get("text", type=Text)),
@@ -592,7 +570,7 @@ async def soak(servers: list[ServerProcess], database: str) -> None:
     async with AsyncExitStack() as stack:
         clients: list[tuple[str, YClient, Editor]] = []
         for i, (name, k) in enumerate(placement):
-            client = await stack.enter_async_context(synced(servers[k].url, name))
+            client = await stack.enter_async_context(connected(servers[k].url, name))
             editor = Editor(f"c{i}", k, random.Random(rng.getrandbits(32)), sent)
             editor.observe(client.doc, remote, local)
             clients.append((name, client, editor))
@@ -645,7 +623,7 @@ async def soak(servers: list[ServerProcess], database: str) -> None:
     # A fresh client of a freshly started process (nothing in memory) gets the same content.
     await start_all(servers[0])
     for name in names:
-        async with synced(servers[0].url, name) as fresh:
+        async with connected(servers[0].url, name) as fresh:
             assert content(fresh.doc) == expected[name], f"{name}: a fresh client differs"
     await servers[0].stop()
 
@@ -671,7 +649,7 @@ class Writer:
         self.reconnected = anyio.Event()
 
     async def connection(self, leave: anyio.Event, *, task_status: TaskStatus[None]) -> None:
-        async with synced(self.url, self.name, self.doc) as client:
+        async with connected(self.url, self.name, self.doc) as client:
             self.client = client
             task_status.started()
             await first_of(
@@ -681,7 +659,7 @@ class Writer:
         if leave.is_set() or self.fallback is None:
             return
         await anyio.sleep(self.RECONNECT_DELAY_S)  # deliberate: the provider's backoff
-        async with synced(self.fallback, self.name, self.doc) as client:
+        async with connected(self.fallback, self.name, self.doc) as client:
             self.client = client
             self.reconnected.set()
             await leave.wait()
@@ -843,7 +821,8 @@ class Pairs:
             for name in self.names:
                 for k, server in enumerate(self.servers):
                     self.clients[name, k] = [
-                        await stack.enter_async_context(synced(server.url, name)) for _ in range(2)
+                        await stack.enter_async_context(connected(server.url, name))
+                        for _ in range(2)
                     ]
             yield self
 
@@ -955,8 +934,8 @@ async def test_awareness_across_processes(redis: RedisServer, database: str, spa
     a, b = await cluster_of(spawn, redis, database, 2, "--peer-timeout-s", str(peer_timeout))
     name = "aware/doc"
     cursor = {"user": {"name": "alice"}, "cursor": {"anchor": 3, "head": 7}}
-    async with synced(b.url, name) as watcher:
-        async with synced(a.url, name) as alice:
+    async with connected(b.url, name) as watcher:
+        async with connected(a.url, name) as alice:
             await alice.set_awareness(cursor)
             await until(
                 lambda: watcher.present().get(alice.client_id) == cursor,
@@ -973,11 +952,11 @@ async def test_awareness_across_processes(redis: RedisServer, database: str, spa
             )
             print(f"\nclosed on A: gone on B after {took * 1000:.0f} ms")
 
-        async with synced(a.url, name) as carol:
+        async with connected(a.url, name) as carol:
             await carol.set_awareness({"user": {"name": "carol"}})
             await until(lambda: carol.client_id in watcher.present(), 5, "carol not shown on B")
             # A late joiner on B is shown A's users too (B keeps them for its own clients).
-            async with synced(b.url, name) as late:
+            async with connected(b.url, name) as late:
                 await until(lambda: carol.client_id in late.present(), 5, "not to late joiners")
 
             a.kill()
@@ -1007,13 +986,13 @@ async def test_opening_a_document_gets_edits_held_only_in_another_process(
     opener = spawn("opener", *cluster_flags(redis, database))
     await start_all(holder, opener)
     name = "open/doc"
-    async with synced(holder.url, name) as writer:
+    async with connected(holder.url, name) as writer:
         writer.doc.get("text", type=Text).insert(0, "held in memory")
         with anyio.fail_after(5):
             while (await holder.health())["uncommitted_updates"] == 0:
                 await anyio.sleep(POLL_S)
         assert (await opener.health())["rooms"] == 0
-        async with synced(opener.url, name) as reader:
+        async with connected(opener.url, name) as reader:
             await until(
                 lambda: str(reader.doc.get("text", type=Text)) == "held in memory",
                 3,
@@ -1075,7 +1054,7 @@ async def test_workers_share_one_port_and_every_document(
         deadline = time.monotonic() + 20
         while len(clients) < 4 or min(connection_owners(server.port, pids).values()) == 0:
             assert time.monotonic() < deadline, f"all {len(clients)} clients on one worker"
-            clients.append(await stack.enter_async_context(synced(server.url, name)))
+            clients.append(await stack.enter_async_context(connected(server.url, name)))
         counts = connection_owners(server.port, pids)
         print(f"\n{len(clients)} clients landed on the workers as {counts}")
         for i, client in enumerate(clients):
@@ -1140,13 +1119,13 @@ async def test_document_opened_while_the_bus_connects_is_subscribed(
         await tg.start(proxy.serve)
         late = spawn("late", "--redis-url", proxy.url, "--database-url", database)
         await start_all(holder)
-        async with synced(holder.url, name) as writer:
+        async with connected(holder.url, name) as writer:
             writer.doc.get("ids", type=Array).append("before")
             await late.start()
             with anyio.fail_after(5):
                 while not proxy.connections:
                     await anyio.sleep(POLL_S)
-            async with synced(late.url, name) as reader:  # opens the document meanwhile
+            async with connected(late.url, name) as reader:  # opens the document meanwhile
                 assert "connected to the Redis bus" not in this_run(late)
                 proxy.release()
                 writer.doc.get("ids", type=Array).append("after")
@@ -1172,7 +1151,7 @@ async def test_first_commits_of_new_documents_from_several_processes(
         names = [f"new/{round_}/{i}" for i in range(10)]
         async with AsyncExitStack() as stack:
             clients = [
-                await stack.enter_async_context(synced(server.url, name))
+                await stack.enter_async_context(connected(server.url, name))
                 for server in servers
                 for name in names
             ]
@@ -1225,7 +1204,7 @@ async def test_cross_process_update_latency(
     a, b = await cluster_of(spawn, redis, database, 2)
     name = "latency/doc"
     rounds = 300
-    async with synced(a.url, name) as sender, synced(b.url, name) as receiver:
+    async with connected(a.url, name) as sender, connected(b.url, name) as receiver:
         counter = sender.doc.get("map", type=Map)
         seen = receiver.doc.get("map", type=Map)
         arrived: dict[int, float] = {}

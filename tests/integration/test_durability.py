@@ -19,12 +19,11 @@ from typing import Any
 
 import anyio
 import pytest
-import websockets
 from pycrdt import Array, Doc, Text
 
 from storage import PendingUpdate, fold, open_store
 from tests.procs import ServerProcess
-from tests.ywire import YClient
+from tests.ywire import YClient, connected, ids_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.durability]
 
@@ -34,27 +33,6 @@ START_DEADLINE_S = 20.0
 
 
 # -- clients ---------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def connected(url: str, name: str, doc: Doc[Any] | None = None) -> AsyncIterator[YClient]:
-    """A synced YClient that tolerates its server dying under it."""
-    client = YClient(url, name, doc=doc)
-    await client.__aenter__()
-    try:
-        await client.wait_for(lambda: client.synced, timeout=10)
-        yield client
-    finally:
-        try:
-            await client.__aexit__(None, None, None)
-        except* (websockets.ConnectionClosed, OSError):
-            # A send raced the kill (the server is gone, which is the point). __aexit__ stopped
-            # before detaching from the doc, which may be reused: detach it here.
-            client.doc.unobserve(client._sub)
-
-
-def ids_of(doc: Doc[Any]) -> list[str]:
-    return [str(v) for v in doc.get("ids", type=Array).to_py()]
 
 
 async def restored_ids(url: str, name: str) -> list[str]:
