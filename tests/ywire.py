@@ -191,3 +191,20 @@ async def connected(url: str, name: str, doc: Doc[Any] | None = None) -> AsyncIt
 def ids_of(doc: Doc[Any]) -> list[str]:
     """The "ids" array the durability and cluster tests append unique ids to."""
     return [str(v) for v in doc.get("ids", type=Array).to_py()]
+
+
+async def close_of(
+    url: str, *frames: bytes | str, timeout: float = 3, **kw: Any
+) -> tuple[int, str]:
+    """Connect, send frames, read until the server closes; the close code and reason."""
+    async with websockets.connect(url, max_size=None, ping_interval=None, **kw) as ws:
+        try:
+            for frame in frames:
+                await ws.send(frame)
+            with anyio.fail_after(timeout):
+                async for _ in ws:
+                    pass
+        except websockets.ConnectionClosed:
+            pass
+        rcvd = ws.protocol.close_rcvd
+        return (rcvd.code, rcvd.reason) if rcvd is not None else (1006, "")

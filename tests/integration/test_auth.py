@@ -32,7 +32,7 @@ from collab.auth import mint_token
 from collab.hooks import Extension, OnChangePayload
 from tests.conftest import serving
 from tests.procs import ServerProcess
-from tests.ywire import YClient
+from tests.ywire import YClient, close_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -47,21 +47,6 @@ def token(doc: str = "doc", *, write: bool = True, ttl: float = 60, **kw: Any) -
 
 def ws_url(srv: Any, doc: str, tok: str | None) -> str:
     return f"{srv.url}/ws/{doc}" + (f"?token={tok}" if tok is not None else "")
-
-
-async def close_of(url: str, *frames: bytes, timeout: float = 3, **kw: Any) -> tuple[int, str]:
-    """Connect, send frames, read until the server closes; the close code and reason."""
-    async with websockets.connect(url, max_size=None, ping_interval=None, **kw) as ws:
-        try:
-            for frame in frames:
-                await ws.send(frame)
-            with anyio.fail_after(timeout):
-                async for _ in ws:
-                    pass
-        except websockets.ConnectionClosed:
-            pass
-        rcvd = ws.protocol.close_rcvd
-        return (rcvd.code, rcvd.reason) if rcvd is not None else (1006, "")
 
 
 @asynccontextmanager

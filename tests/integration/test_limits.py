@@ -38,8 +38,7 @@ from collab.errors import CloseCode
 from collab.hooks import Extension, OnAuthenticatePayload, OnConnectPayload
 from collab.settings import Settings
 from tests.conftest import serving
-from tests.integration.test_auth import close_of
-from tests.ywire import YClient
+from tests.ywire import YClient, close_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -10,7 +10,7 @@ import pytest
 import websockets
 from pycrdt import Text
 
-from tests.conftest import RunningServer
+from tests.conftest import serving
 from tests.ywire import YClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -27,23 +27,8 @@ def readme_extension() -> Any:
 
 
 async def test_readme_extension_example(settings):
-    import anyio
-
-    from collab.app import create_app
-    from collab.server import CollabServer, uvicorn_config
-
-    notes = readme_extension()()
-    app = create_app(settings, extensions=[notes])
-    async with anyio.create_task_group() as tg:
-        server = CollabServer(uvicorn_config(app, settings), app)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        srv = RunningServer(settings, server, app)
-        client = YClient(srv.url, "new-note")
-        client.url += "?token=let-me-in"
+    async with serving(settings, extensions=[readme_extension()()]) as srv:
+        client = YClient(srv.url, "new-note", query="token=let-me-in")
         async with client:
             await client.wait_for(
                 lambda: str(client.doc.get("codemirror", type=Text)) == "# New note\n"
@@ -52,4 +37,3 @@ async def test_readme_extension_example(settings):
             async with websockets.connect(f"{srv.url}/ws/x?token=nope") as ws:
                 await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-        await server.stop()

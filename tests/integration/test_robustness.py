@@ -8,29 +8,12 @@ from urllib.parse import quote
 
 import anyio
 import pytest
-import websockets
 from pycrdt import Doc, Map, Text
 
 from collab import protocol as p
-from tests.ywire import YClient
+from tests.ywire import YClient, close_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
-
-
-async def close_code_after(url: str, *frames: bytes | str) -> tuple[int, str]:
-    """Connect, send frames, and return the close code and reason the server answers with."""
-    async with websockets.connect(url, max_size=None) as ws:
-        try:
-            for frame in frames:
-                await ws.send(frame)
-            with anyio.fail_after(2):
-                async for _ in ws:
-                    pass
-        except websockets.ConnectionClosed:
-            pass
-        rcvd = ws.protocol.close_rcvd
-        assert rcvd is not None, "the server dropped the connection without a close frame"
-        return rcvd.code, rcvd.reason
 
 
 def update_bytes(text: str) -> bytes:
@@ -67,7 +50,7 @@ async def test_bad_frame_closes_only_the_sender(server, case):
         await b.wait_for(lambda: b.synced)
         a.doc.get("t", type=Text).insert(0, "before ")
         await b.wait_for(lambda: str(b.doc.get("t", type=Text)) == "before ")
-        code, reason = await close_code_after(f"{server.url}/ws/doc", frame)
+        code, reason = await close_of(f"{server.url}/ws/doc", frame)
         assert code == expected, reason
         assert reason and len(reason.encode()) < 123
         a.doc.get("t", type=Text).insert(7, "after")
@@ -85,7 +68,7 @@ async def test_random_garbage_never_hurts_the_room(server):
                 if i % 2
                 else bytes([0, 2]) + os.urandom(rng.randrange(0, 40))
             )
-            code, _ = await close_code_after(f"{server.url}/ws/doc", frame)
+            code, _ = await close_of(f"{server.url}/ws/doc", frame)
             assert code in (1002, 1003), frame.hex()
             a.doc.get("t", type=Text).insert(0, "x")
             await b.wait_for(lambda i=i: len(str(b.doc.get("t", type=Text))) == i + 1)
@@ -94,7 +77,7 @@ async def test_random_garbage_never_hurts_the_room(server):
 async def test_message_over_the_limit_closes_1009(server_with):
     async with server_with(max_message_bytes=4096) as srv:
         async with YClient(srv.url, "doc") as a:
-            code, _ = await close_code_after(
+            code, _ = await close_of(
                 f"{srv.url}/ws/doc", p.update_message(update_bytes("y" * 5000))
             )
             assert code == 1009
@@ -109,7 +92,7 @@ async def test_message_over_the_limit_closes_1009(server_with):
     ids=["no name", "empty name", "513 bytes", "514 bytes unicode", "not utf-8", "control char"],
 )
 async def test_invalid_document_names_close_4404(server, path):
-    code, reason = await close_code_after(f"{server.url}{path}")
+    code, reason = await close_of(f"{server.url}{path}")
     assert code == 4404, reason
 
 

@@ -32,6 +32,7 @@ from pycrdt import (
 )
 
 from collab.errors import ProtocolError
+from collab.protocol import write_var_uint
 from collab.validate import (
     CLOCK_OVERFLOW,
     DUPLICATE_CLIENT,
@@ -65,13 +66,7 @@ DELIBERATE_REFUSALS = {
 # --- encoding helpers for hand-made updates -------------------------------------------------------
 
 
-def vu(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+vu = write_var_uint  # lib0 varuint, as Yjs writes it
 
 
 def vs(s: str | bytes) -> bytes:
