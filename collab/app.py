@@ -11,13 +11,12 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 
 from storage import DocumentStore, SqlStore
 
 from .auth import TokenAuth
 from .cluster import Bus
-from .endpoint import ROUTE_PREFIX, websocket_endpoint
 from .hooks import Extension
 from .hub import Hub
 from .settings import Settings
@@ -74,8 +73,6 @@ def create_app(
                 await active.close()
 
     routes: list[BaseRoute] = [
-        WebSocketRoute(ROUTE_PREFIX, websocket_endpoint),
-        WebSocketRoute(ROUTE_PREFIX + "/{name:path}", websocket_endpoint),
         Route("/healthz", healthz),
         Route("/api/documents", list_documents),
     ]

@@ -1,8 +1,14 @@
-"""One WebSocket: a bounded outbound queue drained by a single writer, and close(code).
+"""One client: a WebSocket (collab/wire.py) bound to the hub, its limits and its room.
 
-Fan-out calls `send_nowait`, which never awaits: when the queue is full the connection is
-closed with 1013 instead of slowing anyone else down. Only the writer task ever awaits this
-socket.
+Everything here is synchronous and runs on the event loop, called from the transport's
+callbacks: a frame is checked (rate limits), then handed to the room, which applies it and
+writes the resulting frames to the other members' transports before the next frame is read.
+The only task a connection ever owns is its admission (hooks, authentication, the document
+load), which ends when it joins its room.
+
+Fan-out writes with `send_frame`, which never waits: the transport's buffer is this client's
+outbound queue, and a client whose buffer would grow past `outbound_queue_bytes` is closed
+with 1013 instead of slowing anyone else down.
 """
 
 from __future__ import annotations
@@ -11,30 +17,28 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-import anyio
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
-from .errors import CloseCode
+from .errors import CloseCode, CollabError, InvalidDocumentName
 from .hooks import ConnectionInfo
 from .limits import TokenBucket
+from .wire import HttpRefusal, Request, WebSocketProtocol
 
 if TYPE_CHECKING:
+    from .endpoint import Endpoint
+    from .hub import Hub
     from .room import Room
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
-class Connection:
+class Connection(WebSocketProtocol):
     __slots__ = (
-        "_peer_gone",
-        "_queue",
-        "_queued_bytes",
-        "_wakeup",
-        "_ws",
+        "_admission",
+        "_endpoint",
+        "_ip_counted",
         "byte_bucket",
         "client",
         "close_code",
@@ -42,13 +46,13 @@ class Connection:
         "closing",
         "document",
         "expires_at",
+        "hub",
         "id",
         "info",
         "ip",
         "last_received",
         "last_sent",
         "max_bytes",
-        "max_messages",
         "message_bucket",
         "on_close",
         "pending",
@@ -56,46 +60,36 @@ class Connection:
         "pending_updates",
         "read_only",
         "room",
-        "writer_done",
+        "started",
     )
 
-    def __init__(self, ws: WebSocket, document: str, *, max_messages: int, max_bytes: int) -> None:
+    def __init__(self, endpoint: Endpoint, hub: Hub) -> None:
+        assert endpoint.options is not None
+        super().__init__(endpoint.options)
+        self._endpoint = endpoint
+        self.hub = hub
         self.id = next(_ids)
-        self._ws = ws
-        self.document = document
-        self.ip = ws.client.host if ws.client else "?"
-        self.client = f"{self.ip}:{ws.client.port}" if ws.client else "?"
-        query = ws.query_params
-        self.info = ConnectionInfo(
-            self.id,
-            document,
-            self.client,
-            dict(ws.headers),
-            {k: v for k, v in query.items() if k != "token"},
-        )
+        self.document = ""
+        self.ip = "?"
+        self.client = "?"
+        self.info: ConnectionInfo | None = None
         self.read_only = False  # copied from info.read_only once authenticated
         self.expires_at: float | None = None  # wall-clock time the token expires
         self.room: Room | None = None  # set once admitted (authenticated and joined)
-        self.pending: list[bytes] = []  # frames received before that
+        self.pending: list[bytes] | None = None  # frames received before that
         self.pending_bytes = 0
         self.pending_updates = 0  # updates of this client still waiting for a dependency
         self.message_bucket: TokenBucket | None = None
         self.byte_bucket: TokenBucket | None = None
-        self._queue: deque[bytes] = deque()
-        self._queued_bytes = 0
-        self._wakeup = asyncio.Event()
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
+        self.max_bytes = hub.settings.outbound_queue_bytes
         self.closing = False
-        self._peer_gone = False
         self.close_code: int | None = None
         self.close_reason = ""
-        now = time.monotonic()
-        self.last_received = now
-        self.last_sent = now
-        self.writer_done = asyncio.Event()
+        self.last_received = self.last_sent = self.started = time.monotonic()
+        self._ip_counted = False
+        self._admission: asyncio.Task[None] | None = None
         # Called once, synchronously, when the connection starts closing (room detaches it).
-        self.on_close: list[object] = []
+        self.on_close: list[Any] = []
 
     def __repr__(self) -> str:
         return f"<Connection #{self.id} {self.client} {self.document!r}>"
@@ -103,71 +97,163 @@ class Connection:
     def __hash__(self) -> int:
         return self.id
 
-    def send_nowait(self, message: bytes) -> None:
-        """Queue a message; close the connection with 1013 if it cannot keep up."""
+    # -- opening -------------------------------------------------------------------------------
+
+    def accept_request(self, request: Request) -> None:
+        from .endpoint import check_request
+
+        check_request(self.hub, request, self._endpoint.root_path)
+
+    def opened(self, request: Request) -> None:
+        from .endpoint import admit, document_name
+
+        endpoint, hub = self._endpoint, self.hub
+        endpoint.connections.add(self)
+        self.ip = endpoint.client_ip(request)
+        port = request.client[1] if request.client else 0
+        self.client = f"{self.ip}:{port}"
+        query = parse_qsl(request.query, keep_blank_values=True)
+        token = next((v for k, v in query if k == "token"), None)
+        try:
+            self.document = document_name(request.path, endpoint.root_path)
+        except InvalidDocumentName as exc:
+            self.close(exc.code, exc.reason)
+            return
+        params = {k: v for k, v in query if k != "token"}
+        self.info = ConnectionInfo(self.id, self.document, self.client, request.headers, params)
+        if not hub.accepting:
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
+        refused = hub.ip_limits.attempt(self.ip)
+        if refused:
+            self.close(CloseCode.POLICY_VIOLATION, refused)
+            return
+        s = hub.settings
+        self.message_bucket = TokenBucket(s.rate_messages_per_s, s.rate_messages_burst)
+        self.byte_bucket = TokenBucket(s.rate_bytes_per_s, s.rate_bytes_burst)
+        hub.ip_limits.opened(self.ip)
+        self._ip_counted = True
+        self.pending = []
+        self._admission = asyncio.get_running_loop().create_task(admit(self, token))
+
+    def admitted(self, room: Room) -> None:
+        """Joined: handle, in order, what arrived during admission."""
+        self._admission = None
+        self.room = room
+        pending, self.pending, self.pending_bytes = self.pending or [], None, 0
+        for message in pending:
+            if not self._handle(message):
+                return
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def message_received(self, data: bytes) -> None:
         if self.closing:
             return
-        queue = self._queue
-        if len(queue) >= self.max_messages or (
-            queue and self._queued_bytes + len(message) > self.max_bytes
-        ):
-            log.info(
-                "%r: outbound queue full (%d messages, %d bytes); closing 1013",
-                self,
-                len(queue),
-                self._queued_bytes,
-            )
+        if not self.message_bucket.take() or not self.byte_bucket.take(len(data)):  # type: ignore[union-attr]
+            self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            return
+        self.last_received = time.monotonic()
+        if self.room is not None:
+            self._handle(data)
+            return
+        pending = self.pending
+        if pending is None:  # refused before admission began (the close is on its way)
+            return
+        pending.append(data)
+        self.pending_bytes += len(data)
+        s = self.hub.settings
+        if len(pending) > s.pre_auth_max_messages or self.pending_bytes > s.pre_auth_max_bytes:
+            self.close(CloseCode.POLICY_VIOLATION, "too much data before authentication")
+
+    def text_received(self, data: bytes) -> None:
+        self.fail(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
+
+    def _handle(self, data: bytes) -> bool:
+        """Handle one message of an admitted connection; False once the connection is closing."""
+        try:
+            self.room.handle(self, data)  # type: ignore[union-attr]
+        except CollabError as exc:
+            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
+            self.close(exc.code, exc.reason)
+        except Exception:
+            log.exception("%r: error handling a message", self)
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        return not self.closing
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def send_nowait(self, message: bytes) -> None:
+        """Send one message; close the connection with 1013 if it cannot keep up."""
+        if not self.closing:
+            self.send_frame(self.encode(message))
+
+    def send_frame(self, data: bytes) -> None:
+        """Write a frame built by `encode` (or wire.frame when not compressing)."""
+        if self.closing:
+            return
+        transport = self.transport
+        assert transport is not None
+        buffered = transport.get_write_buffer_size()
+        if buffered and buffered + len(data) > self.max_bytes:
+            log.info("%r: %d bytes unsent; closing 1013", self, buffered)
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
-        queue.append(message)
-        self._queued_bytes += len(message)
+        transport.write(data)
         self.last_sent = time.monotonic()
-        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        return self.buffered
+
+    # -- closing -------------------------------------------------------------------------------
 
     def close(self, code: int, reason: str = "") -> None:
-        """Start closing: drop what is queued, detach from the room, send the close frame."""
-        if self.closing:
-            return
+        """Start closing: detach from the room (synchronously), send the close frame."""
+        if not self.closing:
+            self._closing(code, reason)
+        super().close(code, reason)
+
+    def shutdown(self) -> None:
+        """uvicorn's shutdown (our drain has normally closed everybody with 1001 before)."""
+        self.close(CloseCode.GOING_AWAY, "server shutting down")
+
+    def peer_closing(self, code: int, reason: str) -> None:
+        if not self.closing:
+            self._closing(code, reason)
+
+    def _closing(self, code: int, reason: str) -> None:
         self.closing = True
         self.close_code = code
         self.close_reason = reason
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._wakeup.set()
+        self.pending = None
+        if self._admission is not None:
+            self._admission.cancel()
+            self._admission = None
         callbacks, self.on_close = self.on_close, []
         for callback in callbacks:
-            callback(self)  # type: ignore[operator]
+            callback(self)
 
-    def peer_closed(self, code: int) -> None:
-        """The client closed (or vanished): detach from the room; no close frame to send."""
-        self._peer_gone = True
+    def closed(self, code: int, reason: str) -> None:
         if not self.closing:
-            self.close(code)
-        self.close_code = code
+            self._closing(code, reason)  # the peer vanished (1006)
+        hub = self.hub
+        self._endpoint.connections.discard(self)
+        if self._ip_counted:
+            hub.ip_limits.closed(self.ip)
+        hub.leave(self.room, self)
+        log.info(
+            "%r closed with %s %s after %.1f s",
+            self,
+            self.close_code,
+            self.close_reason,
+            time.monotonic() - self.started,
+        )
+        if self._ip_counted and self.info is not None:  # admission began: hooks saw it
+            hub.disconnected(self.document, self.info, self.close_code, self.close_reason)
 
-    @property
-    def queued(self) -> tuple[int, int]:
-        return len(self._queue), self._queued_bytes
+    def refused(self) -> None:
+        pass  # HTTP refusal: logged by check_request
 
-    async def run_writer(self) -> None:
-        """Drain the queue into the socket; after close(), send the close frame and stop."""
-        queue = self._queue
-        send = self._ws.send_bytes
-        try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                while queue:
-                    message = queue.popleft()
-                    self._queued_bytes -= len(message)
-                    await send(message)
-                if self.closing:
-                    if self._peer_gone:
-                        return
-                    await self._ws.close(self.close_code or CloseCode.NORMAL, self.close_reason)
-                    return
-        except (OSError, RuntimeError, WebSocketDisconnect, anyio.BrokenResourceError) as exc:
-            # The peer is gone (uvicorn raises ClientDisconnected, an OSError); nothing to do.
-            log.debug("%r: send failed: %r", self, exc)
-        finally:
-            self.writer_done.set()
+
+__all__ = ["Connection", "HttpRefusal"]

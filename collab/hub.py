@@ -25,9 +25,11 @@ from .cluster import Bus, Envelope
 from .connection import Connection
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .hooks import (
+    ConnectionInfo,
     Extension,
     HookRunner,
     OnChangePayload,
+    OnDisconnectPayload,
     OnLoadDocumentPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
@@ -95,6 +97,9 @@ class Hub:
         if bus is not None and getattr(bus, "wants_commits", False):
             self.saver.on_committed.append(self._announce_commit)
         self._on_change = self._changed if self.hooks.has("on_change") else None
+        ping = settings.ws_ping_interval_s
+        # Keepalive pings ride on the ticker: it must tick a few times per ping interval.
+        self.tick_s = min(TICK_S, max(0.05, ping / 4)) if ping > 0 else TICK_S
 
     def start(self) -> None:
         self._tg.start_soon(self.saver.run)
@@ -136,6 +141,22 @@ class Hub:
         self._no_connections.clear()
         room.add(conn)
         return room
+
+    def disconnected(
+        self, document: str, info: ConnectionInfo, code: int | None, reason: str
+    ) -> None:
+        """A connection is gone: run on_disconnect in the background (bounded to 5 s)."""
+        if not self.hooks.has("on_disconnect"):
+            return
+        payload = OnDisconnectPayload(document, info, code, reason)
+        try:
+            self._tg.start_soon(self._run_disconnect, payload)
+        except RuntimeError:  # the hub has stopped
+            log.info("on_disconnect skipped for %s: the server has stopped", info.client)
+
+    async def _run_disconnect(self, payload: OnDisconnectPayload) -> None:
+        with anyio.move_on_after(5):
+            await self.hooks.disconnect(payload)
 
     def leave(self, room: Room | None, conn: Connection) -> None:
         if room is not None:
@@ -217,15 +238,18 @@ class Hub:
 
     async def _tick_forever(self) -> None:
         while True:
-            await anyio.sleep(TICK_S)
+            await anyio.sleep(self.tick_s)
             self.tick(time.monotonic())
 
     def tick(self, now: float) -> None:
         s = self.settings
-        heartbeat_due = now - s.heartbeat_s + TICK_S
+        heartbeat_due = now - s.heartbeat_s + self.tick_s
         idle_cutoff = now - s.idle_timeout_s
         wall = time.time()
         for conn in list(self.connections):
+            conn.keepalive(now)
+            if conn.closing:
+                continue
             if conn.expires_at is not None and wall >= conn.expires_at:
                 conn.close(CloseCode.UNAUTHORIZED, "token expired")
             elif conn.last_received < idle_cutoff:

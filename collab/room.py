@@ -13,7 +13,7 @@ from typing import Any
 
 from pycrdt import Doc, get_update
 
-from . import cluster
+from . import cluster, wire
 from . import protocol as p
 from .awareness import AwarenessRegistry
 from .connection import Connection
@@ -114,9 +114,20 @@ class Room:
             self.empty_since = time.monotonic()
 
     def broadcast(self, message: bytes, *, exclude: Connection | None = None) -> None:
-        for member in list(self.members):
-            if member is not exclude:
-                member.send_nowait(message)
+        """Send to every member but `exclude`: framed once, the same bytes to each socket."""
+        plain: bytes | None = None
+        packed: bytes | None = None  # for members that negotiated compression
+        for member in tuple(self.members):
+            if member is exclude:
+                continue
+            if member.deflate:
+                if packed is None:
+                    packed = member.encode(message)
+                member.send_frame(packed)
+            else:
+                if plain is None:
+                    plain = wire.frame(message)
+                member.send_frame(plain)
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import create_app
+from .endpoint import Endpoint
 from .errors import CloseCode
 from .settings import Settings
 
@@ -22,16 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.Config:
-    ping = settings.ws_ping_interval_s or None
+    # WebSockets are ours (collab/wire.py, collab/endpoint.py): uvicorn parses the upgrade
+    # request and hands over the socket; its ws_* settings do not apply.
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_message_bytes,
-        ws_ping_interval=ping,
-        ws_ping_timeout=settings.ws_ping_timeout_s if ping else None,
-        ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws=Endpoint(app),  # type: ignore[arg-type]
         lifespan="on",
         log_config=None,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
