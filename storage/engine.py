@@ -28,12 +28,17 @@ def make_engine(url: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # WAL: readers never block the writer. NORMAL: a committed transaction survives a
-        # process crash (kill -9); only an OS crash or power loss may roll back the last ones.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        sqlite_pragmas(cursor)
         cursor.close()
 
     return engine
+
+
+def sqlite_pragmas(cursor: Any) -> None:
+    """What every connection to our SQLite file runs first (aiosqlite's and the appender's)."""
+    # WAL: readers never block the writer. NORMAL: a committed transaction survives a process
+    # crash (kill -9); only an OS crash or power loss may roll back the last ones.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
