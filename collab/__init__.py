@@ -14,6 +14,7 @@ from .hooks import (
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
+from .server import serve
 from .settings import Settings
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "TokenAuth",
     "create_app",
     "mint_token",
+    "serve",
 ]

@@ -77,7 +77,9 @@ def create_app(
         Route("/api/documents", list_documents),
     ]
     routes += frontend_routes(settings)  # the browser editor: /, /d/<name>, /assets/
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings  # what collab.serve(app) listens with
+    return app
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -150,3 +150,17 @@ async def admit(conn: Connection, token: str | None) -> None:
         "%r joined (%d members%s)", conn, len(room.members), ", read-only" if conn.read_only else ""
     )
     conn.admitted(room)
+
+
+def uvicorn_ws(config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> Connection:
+    """For `uvicorn module:app --ws collab.endpoint:uvicorn_ws`: finds the app made by
+    create_app inside uvicorn's middleware and serves its /ws like `collab serve` does."""
+    endpoint = getattr(config, "_collab_endpoint", None)
+    if endpoint is None:
+        app = config.loaded_app
+        while not isinstance(app, Starlette) and hasattr(app, "app"):
+            app = app.app
+        if not isinstance(app, Starlette):
+            raise RuntimeError("collab.endpoint:uvicorn_ws serves an app made by create_app()")
+        endpoint = config._collab_endpoint = Endpoint(app)
+    return endpoint(config, server_state, app_state, _loop)

@@ -91,8 +91,15 @@ def run(settings: Settings) -> int:
     return serve_once(settings)
 
 
-def serve_once(settings: Settings, sock: socket.socket | None = None) -> int:
-    app = create_app(settings)
+def serve(app: Starlette, settings: Settings | None = None) -> int:
+    """Serve an app made with create_app (and your extensions) as `collab serve` would."""
+    return serve_once(settings or getattr(app.state, "settings", None) or Settings(), app=app)
+
+
+def serve_once(
+    settings: Settings, sock: socket.socket | None = None, app: Starlette | None = None
+) -> int:
+    app = app if app is not None else create_app(settings)
     config = uvicorn_config(app, settings)
     server = CollabServer(config, app)
     server.run(sockets=[sock] if sock is not None else None)

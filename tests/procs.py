@@ -3,6 +3,7 @@ or measure it, plus the `launch` fixture (in tests/conftest.py) that cleans up a
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +24,12 @@ START_DEADLINE_S = 20.0
 class ServerProcess:
     """`python -m collab serve` on a fixed port and SQLite file, started again after each stop."""
 
-    def __init__(self, tmp_path: Path, log: IO[bytes], *flags: str) -> None:
+    def __init__(
+        self, tmp_path: Path, log: IO[bytes], *flags: str, command: list[str] | None = None
+    ) -> None:
+        """`command` replaces `python -m collab serve ...`: PORT and DATABASE_URL in it are
+        replaced, and the same go into COLLAB_PORT and COLLAB_DATABASE_URL."""
+        self.command = command
         self.port = free_port()
         self.db = tmp_path / "collab.db"
         self.log_path = tmp_path / "server.log"
@@ -59,10 +65,24 @@ class ServerProcess:
             "info",
             *self.flags,
         ]
+        env = None
+        if self.command is not None:
+            replace = {"PORT": str(self.port), "DATABASE_URL": self.database_url}
+            command = [replace.get(part, part) for part in self.command]
+            env = {
+                **os.environ,
+                "COLLAB_PORT": str(self.port),
+                "COLLAB_DATABASE_URL": self.database_url,
+            }
         self._log.write(f"=== start: {' '.join(command[1:])}\n".encode())
         self._log.flush()
         self.proc = await anyio.open_process(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
         )
         await self.wait_ready()
 
