@@ -23,7 +23,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OURS, REF = "collab", "yws"
 NAMES = {OURS: "Collab (ours)", REF: "y-websocket (reference)"}
-COLORS = {OURS: "#1f77b4", REF: "#ff7f0e", "persist": "#2ca02c"}
+COLORS = {OURS: "#1f77b4", REF: "#ff7f0e", "persist": "#2ca02c", "w1": "#9ecae1", "w2": "#08519c"}
+# cluster mode (bench/run.py VARIANTS): our server in several configurations
+VARIANT_NAMES = {
+    "w1": "Collab `--workers 1`",
+    "w2": "Collab `--workers 2`, Redis bus",
+    "nobus": "one server, no bus",
+    "same": "two servers on the bus, all clients on A (same process)",
+    "cross": "two servers on the bus, writer on A, readers on B (cross-process)",
+}
 
 Run = dict[str, Any]
 
@@ -102,8 +110,26 @@ class Data:
     def __init__(self, runs: list[Run]):
         self.runs = runs
         self.by: dict[tuple[str, str], list[Run]] = defaultdict(list)
+        self.variant: dict[tuple[str, str], list[Run]] = defaultdict(list)  # cluster scenarios
         for r in runs:
             self.by[(r["scenario"], r["server"])].append(r)
+            if r.get("variant"):
+                self.variant[(r["scenario"], r["variant"])].append(r)
+
+    def vgood(self, scenario: str, variant: str) -> list[Run]:
+        return [r for r in self.variant.get((scenario, variant), []) if ok(r)]
+
+    def vvalues(self, scenario: str, variant: str, get: Callable[[Run], Any]) -> list[Any]:
+        out = []
+        for r in self.vgood(scenario, variant):
+            try:
+                out.append(get(r))
+            except (KeyError, TypeError, IndexError, ZeroDivisionError):
+                out.append(None)
+        return out
+
+    def vmed(self, scenario: str, variant: str, get: Callable[[Run], Any]) -> float | None:
+        return median(self.vvalues(scenario, variant, get))
 
     def servers(self, scenario: str) -> list[str]:
         return [s for s in (OURS, REF) if self.by.get((scenario, s))]
@@ -457,6 +483,210 @@ def section_store(store: dict[str, Any] | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------
+# cluster mode: --workers, and the bus
+
+
+def runs_cell(d: Data, scenario: str, variant: str) -> str:
+    every = d.variant.get((scenario, variant), [])
+    good = d.vgood(scenario, variant)
+    return f"{len(good)}" + (f" (+{len(every) - len(good)} err)" if len(every) > len(good) else "")
+
+
+def workers_common(d: Data) -> dict[int, float]:
+    """Per repetition: the highest ladder step both --workers 1 and --workers 2 sustained."""
+    w1 = {r["rep"]: r for r in d.vgood("workers", "w1")}
+    w2 = {r["rep"]: r for r in d.vgood("workers", "w2")}
+    out = {}
+    for rep in w1.keys() & w2.keys():
+        a, b = w1[rep]["result"].get("best"), w2[rep]["result"].get("best")
+        if a and b:
+            out[rep] = min(a["rate"], b["rate"])
+    return out
+
+
+def split_cell(r: Run) -> str:
+    """Client connections per server process (sockets counted mid-run), e.g. 52/48."""
+    socks = [p["sockets"] for p in r.get("processes", []) if p["sockets"]]
+    return "/".join(str(x) for x in socks) or "–"
+
+
+def section_workers(d: Data) -> str:
+    if not d.variant.get(("workers", "w1")) and not d.variant.get(("workers", "w2")):
+        return ""
+    best = lambda k: lambda r: r["result"]["best"][k]  # noqa: E731
+    maxd = res("max_sustained_deliveries_per_s")
+    ref_max = d.med("tput10x10", REF, maxd)
+    common = workers_common(d)
+    rows = []
+    for v in ("w1", "w2"):
+        if not d.variant.get(("workers", v)):
+            continue
+        good = d.vgood("workers", v)
+        at_common = [step_cpu_at(r, common[r["rep"]]) for r in good if r["rep"] in common]
+        rows.append([
+            VARIANT_NAMES[v], runs_cell(d, "workers", v),
+            cell(d.vvalues("workers", v, maxd), 0),
+            cell(d.vvalues("workers", v, res("max_sustained_updates_per_s")), 0),
+            cell(d.vvalues("workers", v, best("p99_ms"))),
+            cell(d.vvalues("workers", v, best("server_cpu_pct")), 0),
+            cell(d.vvalues("workers", v, best("server_cpu_us_per_delivery")), 2),
+            cell(at_common, 2),
+            cell(d.vvalues("workers", v, best("redis_cpu_us_per_delivery")), 2),
+            cell(d.vvalues("workers", v, best("generator_cpu_pct")), 0),
+            cell(d.vvalues("workers", v, best("host_background_cpu_pct")), 0),
+            ", ".join(split_cell(r) for r in good) or "–",
+            ", ".join(r["result"]["stop_reason"] for r in good) or "–",
+            ratio(d.vmed("workers", v, maxd), ref_max),
+        ])  # fmt: skip
+    if d.servers("tput10x10") and REF in d.servers("tput10x10"):
+        ref_common = cpu_common(d, "tput10x10", REF)
+        rows.append([
+            NAMES[REF] + ", one process (the tput10x10 ladder above)",
+            f"{len(d.good('tput10x10', REF))}",
+            cell(d.values("tput10x10", REF, maxd), 0),
+            cell(d.values("tput10x10", REF, res("max_sustained_updates_per_s")), 0),
+            cell(d.values("tput10x10", REF, best("p99_ms"))),
+            cell(d.values("tput10x10", REF, best("server_cpu_pct")), 0),
+            cell(d.values("tput10x10", REF, best("server_cpu_us_per_delivery")), 2),
+            cell(ref_common, 2) + " (its common step with ours, tput10x10)",
+            "–",
+            cell(d.values("tput10x10", REF, best("generator_cpu_pct")), 0),
+            cell(d.values("tput10x10", REF, best("host_background_cpu_pct")), 0),
+            "–",
+            ", ".join(r["result"]["stop_reason"] for r in d.good("tput10x10", REF)) or "–",
+            "1.00×",
+        ])  # fmt: skip
+    tab = table([
+        "server", "runs", "max sustained deliveries/s", "= updates/s", "p99 at best (ms)",
+        "server CPU % at best (all processes; 100 = one core)",
+        "server CPU µs / delivery at best (all processes)",
+        "server CPU µs / delivery at the common step (w1, w2)",
+        "Redis CPU µs / delivery at best", "generator CPU % at best",
+        "host background CPU % at best", "client connections per worker, per run", "stop reasons",
+        "max sustained ÷ ref",
+    ], rows)  # fmt: skip
+    w = d.variant.get(("workers", "w2")) or d.variant.get(("workers", "w1")) or []
+    cmds = []
+    for v in ("w1", "w2"):
+        rr = d.variant.get(("workers", v))
+        if rr:
+            cmds.append(f"# {VARIANT_NAMES[v].replace('`', '')}\n{rr[0]['server_command']}")
+    gen = next((r.get("generator_command") for r in w if r.get("generator_command")), None)
+    if gen:
+        cmds.append("# the generator (PID: the server's; --tree adds its children)\n" + gen)
+    rs = ", ".join(f"{v:,.0f}" for v in common.values())
+    r0 = next((r["result"] for r in w if ok(r)), {})
+    first = r0["steps"][0]["rate"] if r0.get("steps") else 0
+    return "\n".join([
+        "### workers — the 10 rooms × 10 clients ladder against `--workers 1` and `--workers 2` (Redis bus)\n",
+        "Machine capacity: the same ladder as tput10x10 (the same rates, 200 × 1.5^k updates/s, "
+        f"here from {first:,.0f}), against our server in one process and in two worker processes "
+        "sharing the listening socket, with a fresh SQLite file and persistence on. The kernel "
+        "hands each connection to whichever worker accepts it, so a room's clients are spread over "
+        "both workers and most deliveries cross the Redis bus. **Server CPU** here is the whole "
+        "process tree (the supervisor, its multiprocessing resource tracker and the workers, "
+        "/proc/PID/stat of each); Redis's own CPU (its /proc/PID/stat; the Redis server is shared "
+        "with other jobs) is beside it. The generator runs on the same 2 cores: with two workers "
+        "busy it competes with them, which is the machine-level limit being measured. The "
+        "reference is one process (it has no cluster mode); its row is the tput10x10 ladder of "
+        "this suite. Connections per worker are the worker's socket descriptors mid-run minus "
+        "before.\n",
+        tab,
+        "",
+        (f"The common step is the highest rate both our variants sustained in the same repetition "
+         f"({rs} updates/s).\n" if common else ""),
+        "```\n" + "\n".join(cmds) + "\n```\n",
+    ])  # fmt: skip
+
+
+def bus_share(r: Run, index: int) -> float | None:
+    """Server CPU µs per update of the index-th server (0 = A, 1 = B) of a bus run."""
+    res_ = r["result"]
+    each = res_.get("server_cpu_s_each")
+    if not each:
+        return res_["server_cpu_us_per_update"] if index == 0 else None
+    total = sum(e[1] for e in each)
+    if index >= len(each):
+        return None
+    return res_["server_cpu_us_per_update"] * each[index][1] / total if total else 0.0
+
+
+def section_bus(d: Data) -> str:
+    if not any(d.variant.get(("bus", v)) for v in ("nobus", "same", "cross")):
+        return ""
+    per = res("server_cpu_us_per_update")
+    base = d.vmed("bus", "nobus", per)
+    rows = []
+    for v in ("nobus", "same", "cross"):
+        if not d.variant.get(("bus", v)):
+            continue
+        m = d.vmed("bus", v, per)
+        rows.append([
+            VARIANT_NAMES[v], runs_cell(d, "bus", v),
+            cell(d.vvalues("bus", v, res("p50_ms"))),
+            cell(d.vvalues("bus", v, res("p95_ms"))),
+            cell(d.vvalues("bus", v, res("p99_ms"))),
+            cell(d.vvalues("bus", v, res("max_ms"))),
+            cell(d.vvalues("bus", v, res("delivered_frac")), 4),
+            cell(d.vvalues("bus", v, per), 0),
+            ("–" if v == "nobus" or m is None or base is None else f"{m - base:+,.0f}"),
+            cell(d.vvalues("bus", v, lambda r: bus_share(r, 0)), 0),
+            cell(d.vvalues("bus", v, lambda r: bus_share(r, 1)), 0) if v != "nobus" else "–",
+            cell(d.vvalues("bus", v, res("redis_cpu_us_per_update")), 0),
+            cell(d.vvalues("bus", v, res("generator_cpu_pct")), 0),
+            cell(d.vvalues("bus", v, res("host_background_cpu_pct")), 0),
+        ])  # fmt: skip
+    tab = table([
+        "configuration", "runs", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)", "delivered",
+        "server CPU µs / update (all servers)", "… minus no bus (median)", "of which A", "of which B",
+        "Redis CPU µs / update", "generator CPU %", "host background CPU %",
+    ], rows)  # fmt: skip
+    r0 = next((r["result"] for v in ("cross", "same", "nobus") for r in d.vgood("bus", v)), {})
+    cmds = []
+    for v in ("nobus", "cross"):
+        rr = d.variant.get(("bus", v))
+        if rr:
+            cmds.append(f"# {VARIANT_NAMES[v]}\n" + "\n".join(rr[0].get("server_commands", [rr[0]["server_command"]])))
+            if rr[0].get("generator_command"):
+                cmds.append(rr[0]["generator_command"])
+    cross, same = d.vmed("bus", "cross", res("p99_ms")), d.vmed("bus", "same", res("p99_ms"))
+    summary = []
+    if cross is not None:
+        summary.append(
+            f"An edit typed on a client of process A reaches a client of process B in "
+            f"**p50 {num(d.vmed('bus', 'cross', res('p50_ms')))} ms, p99 {num(cross)} ms** "
+            f"(same process, on the bus: p50 {num(d.vmed('bus', 'same', res('p50_ms')))} ms, p99 {num(same)} ms; "
+            f"no bus: p50 {num(d.vmed('bus', 'nobus', res('p50_ms')))} ms, "
+            f"p99 {num(d.vmed('bus', 'nobus', res('p99_ms')))} ms).")  # fmt: skip
+    for v, what in (("same", "publishing every update (all clients on one process)"),
+                    ("cross", "carrying every update to the other process")):
+        m = d.vmed("bus", v, per)
+        if m is not None and base is not None:
+            summary.append(f"The bus costs **{m - base:+,.0f} µs of server CPU per update** for {what} "
+                           f"({num(m, 0)} against {num(base, 0)} µs without it), plus "
+                           f"{num(d.vmed('bus', v, res('redis_cpu_us_per_update')), 0)} µs in Redis.")
+    return "\n".join([
+        f"### bus — what the Redis bus costs: {r0.get('rooms', 0)} rooms × {r0.get('clients', 0)} clients "
+        f"(1 writer + {r0.get('clients', 1) - 1} readers), {r0.get('rate', 0):,} updates/s in total\n",
+        "With `--workers` the kernel picks the worker, so this uses two separate servers of ours "
+        "on two ports, sharing the SQLite file and Redis (what `--workers` does inside one "
+        "supervisor): **cross** puts every writer on A and its readers on B, so each update goes "
+        "client → A → Redis → B → clients; **same** runs the same two servers with every client "
+        "on A (A still publishes each update, B holds nothing); **no bus** is one server without "
+        "`--redis-url`. Latency is the writer's send → a reader's receive, both in the one "
+        "generator process (no clock skew). CPU per update is the servers' CPU (A + B, "
+        "/proc/PID/stat) over the measured window divided by the updates delivered in it; the "
+        "update count is the same in all three, and so are the deliveries (9 per update), so the "
+        "difference to no bus is what the bus adds. Redis's CPU is measured beside it (shared with "
+        "other jobs).\n",
+        tab,
+        "",
+        " ".join(summary) + ("\n" if summary else ""),
+        "```\n" + "\n".join(cmds) + "\n```\n",
+    ])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
 # headline
 
 
@@ -485,6 +715,19 @@ def headline(d: Data) -> tuple[str, list[str]]:
         get = res("max_sustained_deliveries_per_s")
         add(f"max sustained deliveries/s, {label} (p99 ≤ 50 ms)", d.med(sc, OURS, get), d.med(sc, REF, get),
             "≥ 1.5×", ge(1.5), 0)  # fmt: skip
+    get = res("max_sustained_deliveries_per_s")
+    if d.vgood("workers", "w2"):
+        add("max sustained deliveries/s per machine, 10 rooms × 10, `--workers 2` + Redis bus (p99 ≤ 50 ms)",
+            d.vmed("workers", "w2", get), d.med("tput10x10", REF, get), "≥ 1.5×", ge(1.5), 0)  # fmt: skip
+    if d.vgood("bus", "cross"):
+        bp99 = d.vmed("bus", "cross", res("p99_ms"))
+        rows.append(["cross-process latency via the Redis bus, A → B: p99 (ms)", num(bp99),
+                     "n/a (one process)", "–", "–", "–"])
+        per = res("server_cpu_us_per_update")
+        c, b = d.vmed("bus", "cross", per), d.vmed("bus", "nobus", per)
+        if c is not None and b is not None:
+            rows.append(["server CPU µs per update the bus adds (cross-process, A + B − one server)",
+                         f"{c - b:+,.0f}", "n/a (one process)", "–", "–", "–"])
     p99 = res("p99_ms")
     f0 = first_result(d, "fanout")
     fan = f"fanout {f0.get('connections', 0):,} conns / {f0.get('rate', 0):,} updates/s" if f0 else "fanout"
@@ -621,6 +864,34 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         plt.close(fig)
         made.append(f"![throughput ladders]({rel}/bench-ladders.png)")
 
+    # 2b. cluster mode: the workers ladder against the reference's tput10x10 ladder
+    if d.variant.get(("workers", "w1")) or d.variant.get(("workers", "w2")):
+        fig, axes = plt.subplots(1, 2, figsize=(12.4, 4.4))
+        series = [(VARIANT_NAMES[v].replace("`", ""), COLORS[v], d.vgood("workers", v)) for v in ("w1", "w2")]
+        series.append((NAMES[REF] + " (one process)", COLORS[REF], d.good("tput10x10", REF)))
+        for name, color, rs in series:
+            for i, r in enumerate(rs):
+                steps = [st for st in r["result"]["steps"] if not st.get("rerun")]
+                x = [st["deliveries_per_s"] / 1000 for st in steps]
+                axes[0].plot(x, [st["p99_ms"] for st in steps], color=color, marker="o", ms=3, lw=1.4,
+                             alpha=0.85, label=name if i == 0 else None)
+                axes[1].plot(x, [st["server_cpu_us_per_delivery"] for st in steps], color=color, marker="o",
+                             ms=3, lw=1.4, alpha=0.85, label=name if i == 0 else None)  # fmt: skip
+        axes[0].axhline(50, color="red", ls="--", lw=1)
+        log_ms_axis(axes[0])
+        axes[0].set_title("10 rooms × 10 clients: p99 latency per step")
+        axes[0].set_ylabel("p99 (ms, log); red: 50 ms limit")
+        axes[1].set_title("server CPU per delivery (all server processes)")
+        axes[1].set_ylabel("server CPU µs / delivery")
+        axes[1].set_ylim(bottom=0)
+        for ax in axes:
+            ax.set_xlabel("deliveries/s (thousands)")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(img / "bench-workers.png")
+        plt.close(fig)
+        made.append(f"![workers ladder]({rel}/bench-workers.png)")
+
     # 3. CPU per delivery, per scenario
     groups = []
     for s, label, get in (
@@ -737,6 +1008,14 @@ def problems(d: Data) -> list[str]:
     out = []
     for r in d.runs:
         where = f"{r['scenario']} on {NAMES[r['server']]}, rep {r['rep'] + 1}"
+        if r.get("variant"):
+            where = f"{r['scenario']} on {VARIANT_NAMES[r['variant']]}, rep {r['rep'] + 1}"
+        if r.get("peers_lost"):
+            out.append(f"- {where}: a cluster peer was declared gone {r['peers_lost']} times during the run "
+                       "(`cluster peer ... is gone`: its heartbeats stopped for longer than `--peer-timeout-s`)")
+        best = (r.get("result") or {}).get("best") or {}
+        if best.get("server_processes_changed") or (r.get("result") or {}).get("server_processes_changed"):
+            out.append(f"- {where}: a server process exited or started during the measurement")
         if "error" in r:
             out.append(f"- {where}: run failed: `{r['error']}`")
         res_ = r.get("result") or {}
@@ -845,6 +1124,11 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         f"- **Ladders**: the rate goes up ×1.5 per step ({ladder_timing(meta)}); a step fails "
         "on p99 > 50 ms or < 99 % delivered, and a failed step is re-run once to confirm. \"Max "
         "sustained\" is the last step that passed.",
+        "- **Cluster mode** (ours only): `workers` runs the 10 × 10 ladder against `--workers 1` "
+        "and `--workers 2 --redis-url` with CPU summed over the whole process tree; `bus` runs "
+        "two separate servers on two ports on the same SQLite file and Redis, writers on one and "
+        "readers on the other. Both log at `--log-level info` (the cluster's peer lines; there is "
+        "no per-update log line at info). Redis's CPU is its process's /proc/PID/stat.",
         "- **10,000 connections**: the generator (10,000 sockets) and the server (10,000 sockets) "
         "each fit in the 20,000 `ulimit -n` of their own process, so the generator is one process "
         "and nothing is capped.",
@@ -853,11 +1137,11 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         f"`{' '.join(meta.get('collab_bench_flags', []))}`. Everything else is the default "
         "(persistence on, commit window 50 ms, pings every 20 s).",
         "",
-        "Server commands (PORT is a free port, RUN a fresh SQLite file per run):\n",
-        "```\n" + "\n".join(
-            f"# {NAMES[srv]}\n{next(r['server_command'] for r in runs if r['server'] == srv)}"
-            for srv in (OURS, REF) if any(r["server"] == srv for r in runs)
-        ) + "\n```\n",
+        *(["Server commands (PORT is a free port, RUN a fresh SQLite file per run):\n",
+           "```\n" + "\n".join(
+               f"# {NAMES[srv]}\n{next(r['server_command'] for r in runs if r['server'] == srv and not r.get('variant'))}"
+               for srv in (OURS, REF) if any(r["server"] == srv and not r.get("variant") for r in runs)
+           ) + "\n```\n"] if any(not r.get("variant") for r in runs) else []),
         "## Results per scenario\n",
         section_connect(d, meta),
         section_rooms(d, "fanout", title(d, "fanout")),
@@ -868,15 +1152,19 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         section_persist(d, "persist"),
         section_persist(d, "persist_flood"),
     ]  # fmt: skip
+    if section_workers(d) or section_bus(d):
+        parts += ["## Cluster mode: both cores, and what the bus costs\n", section_workers(d), section_bus(d)]
     probs = problems(d)
     parts += ["## What the servers did wrong during the runs\n",
               "\n".join(probs) if probs else "Nothing: no errors, no closed connections, no failed runs.", ""]
     parts += [section_store(store)]
     parts += [
         "## Reproduce\n",
-        "```sh\nmake bench          # ~35 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
+        "```sh\nmake bench          # ~40 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
         "make bench-quick    # a few minutes, scaled down, report in bench/results/quick/\n"
         ".venv/bin/python bench/run.py --only fanout,awareness --reps 1   # a subset\n"
+        ".venv/bin/python bench/run.py --only tput10x10,workers,bus       # cluster mode and its reference row\n"
+        "  # (--redis-url redis://HOST:PORT/DB, default redis://127.0.0.1:6379/0)\n"
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
         ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "

@@ -12,6 +12,14 @@ Every run gets a fresh server process on a fresh port (ours with a fresh SQLite 
 scenario is run against each server in turn, the order rotated per repetition (A B / B A / A B),
 so slow drift of the shared machine hits both alike. The load generator is bench/ybench.mjs;
 each run's result is one JSON line in the output file, with the exact commands.
+
+Cluster mode (ours only; `--redis-url`, default redis://127.0.0.1:6379/0, must answer): the
+`workers` scenario runs the 10 rooms × 10 clients ladder against `collab serve --workers 1` and
+`--workers 2 --redis-url ...` (machine capacity; CPU summed over the supervisor and all its
+children, Redis's CPU beside it), the `bus` scenario sends a fixed rate through two separate
+servers on two ports sharing the SQLite file and Redis: `nobus` (one server, no bus), `same`
+(both on the bus, every client on A) and `cross` (writers on A, readers on B): the cross-process
+latency and the CPU per update the bus adds. Variants are rotated per repetition like servers.
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ COLLAB_MEMORY_LIMIT = 8 << 30
 
 SERVER_LABEL = {"collab": "Collab (ours)", "yws": "y-websocket (reference)"}
 
+# The cluster bus for the `workers` and `bus` scenarios (--redis-url; BENCH_REDIS_URL).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
 # name -> (ybench subcommand, flags, servers); quick variants below
 FULL: dict[str, tuple[str, list[str]]] = {
     "connect1k": ("connect", ["--n", "1000", "--rooms", "200", "--hold-ms", "3000"]),
@@ -82,6 +93,12 @@ FULL: dict[str, tuple[str, list[str]]] = {
     # the bigdoc flood (4,000 in flight), watching the store
     "persist_flood": ("bigdoc", ["--updates", "100000", "--chars", "10", "--joins", "3",
                                  "--probe-every", "100", "--window", "40"]),
+    # cluster mode (ours only, VARIANTS below): the tput10x10 ladder on tput10x10's grid of rates
+    # (200 × 1.5^k) from its 4th step, 675 updates/s (the lowest take time and tell nothing)
+    "workers": ("throughput", ["--rooms", "10", "--clients", "10", "--start-rate", "675",
+                               "--factor", "1.5", "--step-ms", "3000", "--warmup-ms", "1000"]),
+    "bus": ("fanout", ["--rooms", "10", "--clients", "10", "--rate", "500",
+                       "--duration-ms", "5000", "--warmup-ms", "2000"]),
 }  # fmt: skip
 
 QUICK: dict[str, tuple[str, list[str]]] = {
@@ -101,9 +118,27 @@ QUICK: dict[str, tuple[str, list[str]]] = {
                            "--probe-every", "100", "--window", "1"]),
     "persist_flood": ("bigdoc", ["--updates", "10000", "--chars", "10", "--joins", "3",
                                  "--probe-every", "100", "--window", "40"]),
+    "workers": ("throughput", ["--rooms", "10", "--clients", "10", "--start-rate", "675",
+                               "--factor", "1.5", "--step-ms", "1000", "--warmup-ms", "500",
+                               "--max-steps", "7"]),
+    "bus": ("fanout", ["--rooms", "10", "--clients", "10", "--rate", "500",
+                       "--duration-ms", "3000", "--warmup-ms", "1000"]),
 }  # fmt: skip
 
 ONLY_COLLAB = {"persist", "persist_flood"}  # the reference runs without persistence
+
+# Scenarios of our server alone in several configurations, run in place of the servers.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "workers": ("w1", "w2"),  # --workers 1; --workers 2 --redis-url
+    "bus": ("nobus", "same", "cross"),  # see run_cluster
+}
+VARIANT_LABEL = {
+    "w1": "--workers 1",
+    "w2": "--workers 2, Redis bus",
+    "nobus": "one server, no bus",
+    "same": "two servers on the bus, all clients on A (same process)",
+    "cross": "two servers on the bus, writers on A, readers on B (cross-process)",
+}
 
 
 def log(*a: Any) -> None:
@@ -121,13 +156,19 @@ def loadavg() -> list[float]:
 
 
 class Server:
-    def __init__(self, kind: str, tag: str, db: Path | None = None, log_level: str = "warning"):
+    def __init__(
+        self, kind: str, tag: str, db: Path | None = None, log_level: str = "warning",
+        extra: list[str] | None = None, workers: int = 1, name: str = "",
+    ):  # fmt: skip
         self.kind = kind
         self.tag = tag
         self.port = free_port()
         self.db = db or TMP / f"{tag}.db"
         self.log_path = TMP / f"{tag}.log"
         self.log_level = log_level
+        self.extra = extra or []  # more flags for our server (--workers, --redis-url)
+        self.workers = workers  # start() waits until this many processes have started up
+        self.name = name  # "A"/"B" for two servers of one run: PORT_A, PID_A in shown commands
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.stop_ms: float | None = None
@@ -140,7 +181,7 @@ class Server:
             return [
                 PYTHON, "-m", "collab", "serve", "--port", str(self.port),
                 "--database-url", f"sqlite+aiosqlite:///{self.db}",
-                "--log-level", self.log_level, *COLLAB_BENCH_FLAGS,
+                "--log-level", self.log_level, *COLLAB_BENCH_FLAGS, *self.extra,
             ]  # fmt: skip
         return [NODE, "node_modules/@y/websocket-server/src/server.js"]
 
@@ -148,10 +189,14 @@ class Server:
     def display_command(self) -> str:
         if self.kind == "collab":
             cmd = [".venv/bin/python", *self.command[1:]]
-            cmd[cmd.index("--port") + 1] = "PORT"
+            cmd[cmd.index("--port") + 1] = self.port_name
             cmd[cmd.index("--database-url") + 1] = "sqlite+aiosqlite:///bench/results/tmp/RUN.db"
             return shlex.join(cmd)
         return "cd bench && HOST=127.0.0.1 PORT=PORT node node_modules/@y/websocket-server/src/server.js"
+
+    @property
+    def port_name(self) -> str:
+        return "PORT" + (f"_{self.name}" if self.name else "")
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -183,7 +228,34 @@ class Server:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.kind} not ready: {self.log_tail()}")
             time.sleep(0.05)
+        # /healthz answers as soon as one worker is up; wait for the others (uvicorn logs
+        # "Application startup complete." per process at --log-level info)
+        while self.workers > 1 and self.log_count("Application startup complete.") < self.workers:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.workers} workers not ready: {self.log_tail()}")
+            time.sleep(0.05)
         self.ready_ms = (time.perf_counter() - started) * 1000
+
+    def log_count(self, needle: str) -> int:
+        try:
+            return self.log_path.read_text(errors="replace").count(needle)
+        except OSError:
+            return 0
+
+    def processes(self) -> list[int]:
+        """The server's process and its descendants (a --workers supervisor's workers)."""
+        pids = [self.pid]
+        children: dict[int, list[int]] = {}
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                with contextlib.suppress(OSError):
+                    stat = (d / "stat").read_text()
+                    children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(d.name))
+        i = 0
+        while i < len(pids):
+            pids += sorted(c for c in children.get(pids[i], []) if c not in pids)
+            i += 1
+        return pids
 
     def _limits(self) -> None:
         if self.kind == "collab":
@@ -228,9 +300,11 @@ class Server:
         lines = text.splitlines()
         bad = [
             ln for ln in lines
-            if re.search(r"\b(ERROR|WARNING|CRITICAL|Traceback|Error:|Exception|panicked|failed)\b", ln)
+            if re.search(r"\b(ERROR|WARNING|CRITICAL|Traceback|Exception|panicked|failed)\b|\w*Error: ", ln)
         ]  # fmt: skip
-        return {"count": len(bad), "first": bad[:5]} if bad else {}
+        # the examples: what went wrong (the exception's line), not "Traceback (most recent ...)"
+        telling = [ln for ln in bad if "Traceback (most recent call last)" not in ln]
+        return {"count": len(bad), "first": (telling or bad)[:5]} if bad else {}
 
 
 def kernel_kill(pid: int) -> str:
@@ -247,20 +321,46 @@ def kernel_kill(pid: int) -> str:
 
 def run_generator(
     sub: str, server: Server, flags: list[str], prefix: str, extra: list[str] | None = None,
-    timeout: float = 900,
+    timeout: float = 900, others: tuple[Server, ...] = (), shown_as: dict[str, str] | None = None,
+    while_running: Any = None,
 ) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """Run ybench against `server`; `others` are more servers whose CPU is summed with its
+    (--pid A,B), `shown_as` more replacements for the shown command, `while_running` a callable
+    polled every 0.5 s while the generator runs."""
+    every = (server, *others)
     cmd = [
         NODE, "ybench.mjs", sub, "--url", f"ws://127.0.0.1:{server.port}",
-        "--pid", str(server.pid), "--prefix", prefix, *flags, *(extra or []),
+        "--pid", ",".join(str(s.pid) for s in every), "--prefix", prefix, *flags, *(extra or []),
     ]  # fmt: skip
     shown = shlex.join([c for c in cmd])
-    shown = shown.replace(f"127.0.0.1:{server.port}", "127.0.0.1:PORT").replace(
-        f"--pid {server.pid}", "--pid PID"
-    )
-    proc = subprocess.run(
-        cmd, cwd=BENCH, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    err = proc.stderr.decode(errors="replace")
+    pid_arg = ",".join(str(s.pid) for s in every)
+    shown = shown.replace(f"--pid {pid_arg}", "--pid " + ",".join(s.port_name.replace("PORT", "PID") for s in every))
+    for s in every:
+        shown = shown.replace(f"127.0.0.1:{s.port}", f"127.0.0.1:{s.port_name}")
+    for a, b in (shown_as or {}).items():
+        shown = shown.replace(a, b)
+    with open(TMP / "generator.err", "w+b") as errf:
+        gen = subprocess.Popen(cmd, cwd=BENCH, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    stdout, _ = gen.communicate(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        gen.kill()
+                        gen.communicate()
+                        raise
+                    if while_running is not None:
+                        while_running()
+        finally:
+            if gen.poll() is None:
+                gen.kill()
+                gen.wait()
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
+    proc = subprocess.CompletedProcess(cmd, gen.returncode, stdout, b"")
     if err.strip():
         log("    " + err.strip().replace("\n", "\n    "))
     if proc.returncode != 0:
@@ -303,6 +403,119 @@ def run_one(scenario: str, kind: str, spec: tuple[str, list[str]], rep: int, tag
         record["server_killed"] = server.killed_by_kernel
     record["server_stop_ms"] = round(server.stop_ms or 0, 1)
     record["server_log_problems"] = server.log_problems()
+    record["load_after"] = loadavg()
+    record["wall_s"] = round(time.perf_counter() - t0, 1)
+    return record
+
+
+def socket_fds(pid: int) -> int:
+    """How many of the process's file descriptors are sockets."""
+    n = 0
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                n += os.readlink(fd).startswith("socket:")
+    return n
+
+
+def redis_pid(url: str) -> int | None:
+    """The pid of the Redis server at `url` when it runs on this machine (its CPU is measured)."""
+    try:
+        import redis
+
+        info = redis.Redis.from_url(url, socket_connect_timeout=2).info("server")
+    except Exception as exc:  # no client library, or no server: the cluster scenarios fail
+        raise RuntimeError(f"Redis at {url} does not answer: {exc!r}") from exc
+    pid = int(info.get("process_id", 0))
+    host = (re.match(r"rediss?://(?:[^@/]*@)?([^:/]+)", url) or [None, ""])[1]
+    if host in ("127.0.0.1", "localhost", "::1") and Path(f"/proc/{pid}/stat").exists():
+        return pid
+    return None
+
+
+def cluster_servers(scenario: str, variant: str, tag: str) -> tuple[list[Server], list[str]]:
+    """The servers of one cluster run and the generator's extra flags.
+
+    Every server logs at info: the cluster's "peer is here / gone" lines, and uvicorn's
+    "startup complete" per worker, which start() waits for (no per-update log line at info)."""
+    bus = ["--redis-url", REDIS_URL]
+    if scenario == "workers":
+        n = {"w1": 1, "w2": 2}[variant]
+        extra = ["--workers", str(n)] + (bus if n > 1 else [])
+        return [Server("collab", tag, log_level="info", extra=extra, workers=n)], ["--tree"]
+    if variant == "nobus":
+        return [Server("collab", tag + "-A", log_level="info", name="A")], []
+    db = TMP / f"{tag}.db"  # both servers on one SQLite file, as --workers does
+    a = Server("collab", tag + "-A", db=db, log_level="info", extra=bus, name="A")
+    b = Server("collab", tag + "-B", db=db, log_level="info", extra=bus, name="B")
+    return [a, b], (["--reader-url", f"ws://127.0.0.1:{b.port}"] if variant == "cross" else [])
+
+
+def run_cluster(scenario: str, variant: str, spec: tuple[str, list[str]], rep: int, tag: str,
+                redis: int | None) -> dict[str, Any]:  # fmt: skip
+    sub, flags = spec
+    servers, extra = cluster_servers(scenario, variant, tag)
+    record: dict[str, Any] = {
+        "type": "run", "scenario": scenario, "server": "collab", "variant": variant, "rep": rep,
+        "load_before": loadavg(), "server_command": servers[0].display_command,
+        "server_commands": [s.display_command for s in servers], "redis_url": REDIS_URL,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        for s in servers:
+            s.start()
+        record["server_start_ms"] = [round(s.ready_ms or 0, 1) for s in servers]
+        # the peers find each other by heartbeat: wait for it (at most 10 s), so the run starts
+        # from a settled cluster
+        peers = {s.tag: (len(servers) - 1 if s.workers == 1 else s.workers * (s.workers - 1)) for s in servers}
+        started = time.monotonic()
+        while any(s.log_count("is here") < peers[s.tag] for s in servers) and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        record["peers_found_ms"] = round((time.monotonic() - started) * 1000)
+        if redis is not None:
+            extra += ["--redis-pid", str(redis)]
+        procs = [(s.name or "server", p) for s in servers for p in s.processes()]
+        base = {p: socket_fds(p) for _, p in procs}
+        conns: dict[int, int] = {}
+
+        def count_connections() -> None:  # client sockets per process, at the fullest moment
+            now = {p: socket_fds(p) - base[p] for _, p in procs}
+            if sum(now.values()) > sum(conns.values()):
+                conns.clear()
+                conns.update(now)
+
+        result, shown = run_generator(
+            sub, servers[0], flags, tag, extra, others=tuple(servers[1:]),
+            shown_as={f"--redis-pid {redis}": "--redis-pid REDIS_PID"}, while_running=count_connections,
+        )  # fmt: skip
+        record["generator_command"] = "cd bench && " + shown
+        record["result"] = result
+        record["processes"] = [
+            {"server": name, "pid": p, "sockets": conns.get(p, 0)} for name, p in procs
+        ]  # fmt: skip
+        record["redis_pid"] = redis
+        # "cluster peer ... is gone" while the load ran (the shutdown's BYEs log it too)
+        record["peers_lost"] = sum(s.log_count("is gone") for s in servers)
+    except Exception as exc:  # a failed run is a result too
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"    error: {record['error']}")
+    finally:
+        for s in servers:
+            s.stop()
+    codes = [s.exit_code for s in servers]
+    record["server_exit_code"] = next((c for c in codes if c not in (0, None)), codes[0])
+    record["server_exit_codes"] = codes
+    killed = [s.killed_by_kernel for s in servers if s.killed_by_kernel]
+    if killed:
+        record["server_killed"] = killed[0]
+    record["server_stop_ms"] = round(max(s.stop_ms or 0 for s in servers), 1)
+    problems: dict[str, Any] = {}
+    for s in servers:
+        lp = s.log_problems()
+        if lp:
+            problems["count"] = problems.get("count", 0) + lp["count"]
+            problems.setdefault("first", []).extend(f"{s.name}: {x}" if s.name else x for x in lp["first"])
+    record["server_log_problems"] = problems
     record["load_after"] = loadavg()
     record["wall_s"] = round(time.perf_counter() - t0, 1)
     return record
@@ -398,7 +611,9 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--no-store-figures", action="store_true")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the bus of the workers and bus scenarios")
     args = parser.parse_args()
+    globals()["REDIS_URL"] = args.redis_url
 
     specs = QUICK if args.quick else FULL
     reps = args.reps or (1 if args.quick else 3)
@@ -406,6 +621,7 @@ def main() -> None:
     servers = args.servers.split(",")
     out = Path(args.out) if args.out else RESULTS / ("quick.jsonl" if args.quick else "suite.jsonl")
     TMP.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     notes = out.with_suffix(".notes.md")  # analysis of the previous run: no longer true
     if notes.exists():
         notes.rename(notes.with_suffix(".md.prev"))
@@ -417,12 +633,25 @@ def main() -> None:
     if '"ok":true' not in sel.stdout:
         sys.exit(f"ybench selftest failed: {sel.stdout} {sel.stderr}")
 
+    if "collab" not in servers:
+        names = [n for n in names if n not in VARIANTS]
+    redis: int | None = None
+    redis_error = None
+    if any(n in VARIANTS for n in names):
+        try:
+            redis = redis_pid(REDIS_URL)
+        except RuntimeError as exc:
+            redis_error = str(exc)
+            log(f"bench: {exc}: the cluster scenarios will fail")
+
     started = time.time()
     meta = {
         "type": "meta", "mode": "quick" if args.quick else "full", "reps": reps,
-        "scenarios": {n: {"subcommand": specs[n][0], "flags": specs[n][1]} for n in names},
+        "scenarios": {n: {"subcommand": specs[n][0], "flags": specs[n][1],
+                          **({"variants": list(VARIANTS[n])} if n in VARIANTS else {})} for n in names},
         "servers": servers, "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "load_at_start": loadavg(), "machine": machine(), "collab_bench_flags": COLLAB_BENCH_FLAGS,
+        "redis": {"url": REDIS_URL, "pid": redis, "error": redis_error},
     }  # fmt: skip
     with open(out, "w") as f:
         f.write(json.dumps(meta) + "\n")
@@ -431,6 +660,22 @@ def main() -> None:
     for rep in range(reps):
         order = servers[rep % len(servers):] + servers[: rep % len(servers)]
         for name in names:
+            if name in VARIANTS:
+                variants = VARIANTS[name]
+                for variant in variants[rep % len(variants):] + variants[: rep % len(variants)]:
+                    n += 1
+                    tag = f"{name}-{variant}-{rep}"
+                    log(f"[{time.time() - started:6.0f} s] rep {rep + 1}/{reps} {name} {variant} ({VARIANT_LABEL[variant]})")
+                    if redis_error and variant not in ("w1", "nobus"):
+                        record = {"type": "run", "scenario": name, "server": "collab", "variant": variant,
+                                  "rep": rep, "error": redis_error}  # fmt: skip
+                    else:
+                        record = run_cluster(name, variant, specs[name], rep, tag, redis)
+                    with open(out, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    log(f"    {summarize(record)}")
+                    time.sleep(1)
+                continue
             for kind in order:
                 if name in ONLY_COLLAB and kind != "collab":
                     continue
@@ -474,6 +719,18 @@ def summarize(record: dict[str, Any]) -> str:
     if "error" in r:
         return f"ERROR {r['error']}"
     s = record["scenario"]
+    if s == "workers":
+        b = r.get("best") or {}
+        socks = "/".join(str(p["sockets"]) for p in record.get("processes", []) if p["sockets"])
+        return (f"max {r['max_sustained_deliveries_per_s']} deliveries/s ({r['stop_reason']}), at best "
+                f"{b.get('server_cpu_us_per_delivery')} us/delivery (all processes), Redis "
+                f"{b.get('redis_cpu_us_per_delivery')} us/delivery, server CPU {b.get('server_cpu_pct')}%, "
+                f"connections per process {socks}, peers lost {record.get('peers_lost')}")
+    if s == "bus":
+        each = "+".join(f"{c[1]}" for c in r.get("server_cpu_s_each") or [])
+        return (f"p50 {r['p50_ms']} p99 {r['p99_ms']} max {r['max_ms']} ms, delivered {r['delivered_frac']}, "
+                f"{r['server_cpu_us_per_update']} us/update (server CPU s {each or r['server_cpu_s']}), Redis "
+                f"{r.get('redis_cpu_us_per_update')} us/update, peers lost {record.get('peers_lost')}")
     if s.startswith("connect"):
         return (f"{r['synced']}/{r['n']} synced in {r['all_synced_ms']} ms, handshake p99 "
                 f"{r['handshake_p99_ms']} ms, {r['rss_per_conn_kb']} KB/conn, failures {r['failures']}")

@@ -15,8 +15,15 @@
 //
 // Server CPU comes from /proc/PID/stat (utime + stime), server memory from /proc/PID/status
 // (VmRSS), the generator's own CPU from process.cpuUsage(), and the host's from /proc/stat; what
-// the host spent beyond server + generator is reported as "host background CPU". The generator
-// is one Node thread: a run where it used >= 90 % of a core is flagged `generator_saturated`.
+// the host spent beyond server + generator (+ Redis) is reported as "host background CPU". The
+// generator is one Node thread: a run where it used >= 90 % of a core is flagged
+// `generator_saturated`.
+//
+// Several server processes: `--pid A,B` sums the CPU and RSS of the listed processes (two
+// servers on two ports), `--tree` adds every descendant of each (a `collab serve --workers N`
+// supervisor and its workers); `server_cpu_s_each` gives the per-process split. `--redis-pid`
+// measures a Redis server's CPU alongside (reported apart, `redis_cpu_*`). `--reader-url`
+// connects the readers of fanout/throughput rooms to another server than the writers (--url).
 
 import WebSocket from 'ws'
 import fs from 'node:fs'
@@ -33,7 +40,10 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
   bigdoc     --updates 100000 --chars 10 --joins 3 [--healthz http://127.0.0.1:PORT/healthz]
   join       --room NAME --joins 3 --expect-chars N      (cold restore after a restart)
   selftest   (checks the hand-encoded updates against Yjs)
-common: --prefix NAME (room name prefix), --timeout-ms 60000`
+common: --prefix NAME (room name prefix), --timeout-ms 60000
+  --pid A,B       sum the CPU/RSS of several server processes; --tree: and their descendants
+  --redis-pid P   also measure this Redis server's CPU (redis_cpu_s, redis_cpu_us_per_delivery)
+  --reader-url U  fanout/throughput: readers connect to U (writers to --url): cross-process`
 
 // ------------------------------------------------------------------------------------------
 // arguments
@@ -167,6 +177,40 @@ function rssKb (pid) {
   return m ? Number(m[1]) : null
 }
 
+function ticksOrNull (pid) {
+  try { return procTicks(pid) } catch { return null } // the process has exited
+}
+
+// The server's processes: the --pid list, and with --tree every descendant of each (the
+// workers of a `collab serve --workers N` supervisor), from the ppid field of /proc/*/stat.
+function serverPids (o) {
+  const pids = [...o.pids]
+  if (!o.tree) return pids
+  const children = new Map()
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue
+    let s
+    try { s = fs.readFileSync(`/proc/${d}/stat`, 'utf8') } catch { continue }
+    const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1])
+    if (!children.has(ppid)) children.set(ppid, [])
+    children.get(ppid).push(Number(d))
+  }
+  for (let i = 0; i < pids.length; i++) {
+    for (const c of (children.get(pids[i]) || []).sort((a, b) => a - b)) {
+      if (!pids.includes(c)) pids.push(c)
+    }
+  }
+  return pids
+}
+
+function serverRssKb (o) {
+  let sum = 0
+  for (const pid of serverPids(o)) {
+    try { sum += rssKb(pid) || 0 } catch {}
+  }
+  return sum
+}
+
 function hostTicks () {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f
@@ -176,10 +220,12 @@ function hostTicks () {
 
 // CPU over a window: server (from /proc), generator (process.cpuUsage), whole host.
 class Meter {
-  constructor (pid) { this.pid = pid }
+  constructor (o) { this.o = o }
   start () {
     this.t0 = now()
-    this.s0 = procTicks(this.pid)
+    this.s0 = new Map()
+    for (const pid of serverPids(this.o)) this.s0.set(pid, ticksOrNull(pid))
+    this.r0 = this.o.redisPid ? ticksOrNull(this.o.redisPid) : null
     this.g0 = process.cpuUsage()
     this.h0 = hostTicks()
     this.eld = monitorEventLoopDelay({ resolution: 5 })
@@ -189,7 +235,24 @@ class Meter {
 
   stop () {
     const wall = (now() - this.t0) / 1000
-    const serverS = (procTicks(this.pid) - this.s0) / CLK_TCK
+    // processes that started meanwhile count from 0; one that exited takes its CPU with it
+    // (flagged: server_processes_changed)
+    const pids = serverPids(this.o)
+    const each = []
+    let ticks = 0
+    let changed = false
+    for (const pid of pids) {
+      const t = ticksOrNull(pid)
+      if (t === null) { changed = true; continue }
+      const t0 = this.s0.has(pid) ? this.s0.get(pid) : 0
+      if (!this.s0.has(pid)) changed = true
+      each.push([pid, round((t - (t0 ?? 0)) / CLK_TCK)])
+      ticks += t - (t0 ?? 0)
+    }
+    for (const pid of this.s0.keys()) if (!pids.includes(pid)) changed = true
+    const serverS = ticks / CLK_TCK
+    const r1 = this.o.redisPid ? ticksOrNull(this.o.redisPid) : null
+    const redisS = (r1 !== null && this.r0 !== null) ? (r1 - this.r0) / CLK_TCK : null
     const g = process.cpuUsage(this.g0)
     const genS = (g.user + g.system) / 1e6
     const h = hostTicks()
@@ -199,7 +262,8 @@ class Meter {
     this.eld.disable()
     const serverPct = 100 * serverS / wall
     const genPct = 100 * genS / wall
-    return {
+    const redisPct = redisS !== null ? 100 * redisS / wall : 0
+    const out = {
       wall_s: round(wall),
       server_cpu_s: round(serverS),
       server_cpu_pct: round(serverPct, 1),
@@ -207,8 +271,18 @@ class Meter {
       generator_loop_delay_p99_ms: round(this.eld.percentile(99) / 1e6, 2),
       generator_saturated: genPct >= 90,
       host_cpu_pct: round(hostPct, 1),
-      host_background_cpu_pct: round(Math.max(0, hostPct - serverPct - genPct), 1)
+      host_background_cpu_pct: round(Math.max(0, hostPct - serverPct - genPct - redisPct), 1)
     }
+    if (pids.length > 1 || changed) {
+      out.server_processes = each.length
+      out.server_cpu_s_each = each // [pid, CPU s]: the --pid list in order, then descendants
+      out.server_processes_changed = changed
+    }
+    if (redisS !== null) {
+      out.redis_cpu_s = round(redisS)
+      out.redis_cpu_pct = round(redisPct, 1)
+    }
+    return out
   }
 }
 
@@ -378,8 +452,8 @@ async function connect (o) {
   const clients = []
   for (let i = 0; i < n; i++) clients.push(new Client(`${o.url}/ws/${o.prefix}/room-${i % rooms}`))
   await sleep(200)
-  const rssBefore = rssKb(o.pid)
-  const meter = new Meter(o.pid).start()
+  const rssBefore = serverRssKb(o)
+  const meter = new Meter(o).start()
   const t0 = now()
   const failures = await openAll(clients, o.concurrency ?? 100, o.timeoutMs ?? 60000)
   const allSynced = now() - t0
@@ -387,7 +461,7 @@ async function connect (o) {
   const hs = new Samples()
   for (const c of clients) if (c.synced) hs.add(c.tSynced - c.tStart)
   await sleep(o.holdMs ?? 3000)
-  const rssAfter = rssKb(o.pid)
+  const rssAfter = serverRssKb(o)
   const open = clients.filter(c => c.ws && c.ws.readyState === WebSocket.OPEN).length
   const h = hs.summary()
   closeAll(clients)
@@ -477,12 +551,13 @@ async function setupRooms (o, rooms, clients) {
   }
   for (let r = 0; r < rooms; r++) {
     const url = `${o.url}/ws/${o.prefix}/room-${r}`
+    const readerUrl = `${o.readerUrl ?? o.url}/ws/${o.prefix}/room-${r}`
     const wc = new Client(url, { onUpdate })
     const w = new Writer(wc, clients - 1)
     writersById.set(w.id, w)
     writers.push(w)
     all.push(wc)
-    for (let i = 1; i < clients; i++) all.push(new Client(url, { onUpdate }))
+    for (let i = 1; i < clients; i++) all.push(new Client(readerUrl, { onUpdate }))
   }
   const t0 = now()
   const failures = await openAll(all, o.concurrency ?? 100, o.timeoutMs ?? 60000)
@@ -497,7 +572,7 @@ async function runPhase (o, ctx, rate, warmupMs, durationMs, drainMs = 2000) {
   const start = now()
   phase.winStart = start + warmupMs
   phase.winEnd = phase.winStart + durationMs
-  const meter = new Meter(o.pid)
+  const meter = new Meter(o)
   let cpu = null
   let sent = 0
   let rr = 0
@@ -550,6 +625,13 @@ async function runPhase (o, ctx, rate, warmupMs, durationMs, drainMs = 2000) {
     received_in_window: phase.receivedInWindow,
     server_cpu_us_per_delivery: phase.receivedInWindow
       ? round(cpu.server_cpu_s * 1e6 / phase.receivedInWindow, 2) : null,
+    // per update: deliveries / readers per update (every writer has the same number of readers)
+    server_cpu_us_per_update: phase.receivedInWindow
+      ? round(cpu.server_cpu_s * 1e6 * (writers[0].readers || 1) / phase.receivedInWindow, 2) : null,
+    ...(cpu.redis_cpu_s != null && phase.receivedInWindow ? {
+      redis_cpu_us_per_delivery: round(cpu.redis_cpu_s * 1e6 / phase.receivedInWindow, 2),
+      redis_cpu_us_per_update: round(cpu.redis_cpu_s * 1e6 * (writers[0].readers || 1) / phase.receivedInWindow, 2)
+    } : {}),
     ...cpu
   }
 }
@@ -561,7 +643,7 @@ async function fanout (o) {
   log(`fanout: ${ctx.all.length} connected in ${ctx.connect_ms} ms (${ctx.failures} failures)`)
   await sleep(500)
   const r = await runPhase(o, ctx, o.rate ?? 100, o.warmupMs ?? 2000, o.durationMs ?? 15000)
-  const rss = rssKb(o.pid)
+  const rss = serverRssKb(o)
   closeAll(ctx.all)
   return { rooms, clients, connections: ctx.all.length, connect_failures: ctx.failures, connect_ms: ctx.connect_ms, server_rss_mb: round(rss / 1024, 1), ...r }
 }
@@ -770,8 +852,8 @@ async function bigdoc (o) {
   })
   await builder.open()
   const sampler = o.healthz ? healthzSampler(o.healthz, o.healthzIntervalMs ?? 10) : null
-  const rssBefore = rssKb(o.pid)
-  const meter = new Meter(o.pid).start()
+  const rssBefore = serverRssKb(o)
+  const meter = new Meter(o).start()
   const t0 = now()
   ack[0][0] = t0
   let closed = null
@@ -798,7 +880,7 @@ async function bigdoc (o) {
   if (closed !== null) buildError = `builder closed by server with ${closed}`
   const ingestMs = ack[ack.length - 1][0] - t0
   const cpu = meter.stop()
-  const rssBuilt = rssKb(o.pid)
+  const rssBuilt = serverRssKb(o)
   // ingest rate along the way: updates/s over each tenth of the document
   const curve = []
   for (let k = 1; k <= 10; k++) {
@@ -884,7 +966,7 @@ async function bigdoc (o) {
   result.step2_bytes = ok.length ? ok[0].bytes : null
   result.doc_chars = joins[0] ? joins[0].chars : null
   result.doc_complete = result.doc_chars === n * chars
-  result.rss_after_joins_mb = round(rssKb(o.pid) / 1024, 1)
+  result.rss_after_joins_mb = round(serverRssKb(o) / 1024, 1)
   builder.terminate()
   return result
 }
@@ -965,6 +1047,9 @@ async function main () {
     process.exit(2)
   }
   o.url = o.url ? o.url.replace(/\/+$/, '') : o.url
+  if (o.readerUrl) o.readerUrl = o.readerUrl.replace(/\/+$/, '')
+  o.pids = o.pid ? String(o.pid).split(',').map(Number) : []
+  o.pid = o.pids[0] // single-process code paths (join) use the first
   o.prefix = o.prefix ?? `bench-${process.pid}`
   const started = new Date().toISOString()
   const t0 = now()
