@@ -10,10 +10,12 @@ later trusts are counts of items that are really there.
 
 The walk mirrors what yrs decodes, not what the Yjs documentation says, because it must never
 refuse an update pycrdt would apply (a client whose update we refuse is disconnected, reconnects
-and sends it again in its sync step 2). Where yrs is more lenient than Yjs, so is this module:
+and sends it again in its sync step 2). Where yrs is more lenient than Yjs, so is this module,
+unless a Yjs peer would throw (see the last list below):
 
-- varints: up to 11 bytes; values wrap like yrs's fixed-width integers (u32 for counts, lengths
-  and clocks, u64 for client ids and Any counts) instead of being limited to 2^53 as in lib0;
+- varints: up to 11 bytes; clocks (in IDs and the delete set too) and the lengths of GC, Skip
+  and Deleted structs and of deleted ranges wrap to 32 bits like yrs's u32 (Yjs reads them whole,
+  and does not throw on them below 2^53);
 - the content ref is `info & 0x0F` (yrs ignores bit 0x10; Yjs uses `info & 0x1F`);
 - an item with JSON content (ref 2, legacy) is followed by count + 1 strings, not count;
 - the type refs yrs knows are 0-6, 9 and 15; only XmlElement (3) carries a name, XmlHook (5)
@@ -21,7 +23,7 @@ and sends it again in its sync step 2). Where yrs is more lenient than Yjs, so i
 - Embed and Format values are JSON text, which yrs parses itself: only their UTF-8 is checked;
 - bytes after the delete set are ignored (so does Yjs).
 
-Six things are refused although yrs decodes them, for what yrs (or a Yjs peer) then does:
+Five things are refused although yrs decodes them, for what yrs then does:
 
 - an Any nested deeper than `MAX_ANY_DEPTH` (yrs recurses; ~50 000 levels crash the process);
 - a GC struct of length 0: after an item of the same client it leaves the document unable to
@@ -33,11 +35,32 @@ Six things are refused although yrs decodes them, for what yrs (or a Yjs peer) t
 - runs of items yrs will merge, beyond `SQUASH_BUDGET` (see there): merging costs yrs memory
   quadratic in the length of the run;
 - a client listed twice (yrs appends the second list to the first, which would let a run hide
-  across lists). Yjs and yrs encoders write each client once;
-- an item whose info byte has bit 0x10 set: yrs ignores the bit, Yjs takes it as part of the
-  content type and throws, and the server forwards updates to Yjs peers as received.
+  across lists). Yjs and yrs encoders write each client once.
 
-Errors are `ProtocolError` (close code 1002) with a short reason and never any content.
+And these, because the server forwards updates to Yjs peers as received and a stock Yjs peer
+(yjs 13.6, lib0 0.2) throws while decoding them. Neither Yjs nor yrs writes any of them (but for
+XmlHook, which the two write differently: see there):
+
+- an item whose info byte has bit 0x10 set: yrs ignores the bit, Yjs takes it as part of the
+  content ref and finds no reader for it;
+- an integer above 2^53 - 1 (Number.MAX_SAFE_INTEGER) in any varint: lib0's readVarUint and
+  readVarInt throw ("Integer out of Range") when the bytes before the last already exceed it, and
+  return the others rounded (a rounded delete-set clock then makes Yjs throw on a zero length).
+  The whole value is checked, so this also refuses the rounded ones, which yrs reads otherwise
+  anyway (client ids kept to 53 bits, clocks wrapped to 32);
+- a count or a length of 2^32 or more (`_var_len`): yrs wraps it to 32 bits and reads on, Yjs
+  uses it whole: `new Array(count)` throws (structs), or it reads past the end of the update.
+  And a parent info that only yrs reads as 1 (a root's name follows; else an ID), like 2^32 + 1:
+  Yjs then reads the rest of the item otherwise (and throws, mostly);
+- a type Yjs cannot read: 9 and 15 (Yjs has no reader for them) and XmlHook (5), which Yjs
+  writes and reads with a name and yrs without one, so each side misreads what the other wrote
+  from there on (Yjs throws, typically; yrs keeps a nameless hook and later sends it to every
+  Yjs peer in sync step 2);
+- a subdocument whose options are null or undefined: Yjs reads `opts.shouldLoad` and throws.
+
+State vectors are read with the same varint readers, so integers beyond 2^53 are refused there
+too (no client sends any). Errors are `ProtocolError` (close code 1002) with a short reason and
+never any content.
 """
 
 from __future__ import annotations
@@ -53,8 +76,11 @@ MAX_ANY_DEPTH: Final = 128
 _U32: Final = 0xFFFFFFFF
 _U64: Final = 0xFFFFFFFFFFFFFFFF
 _I32_LIMIT: Final = 1 << 31
+_MAX_SAFE: Final = (1 << 53) - 1  # Number.MAX_SAFE_INTEGER: JS numbers are exact up to here
 # Type refs yrs 0.28 (as built into pycrdt) decodes without a name; XmlElement (3) has one.
-_NAMELESS_TYPE_REFS: Final = frozenset((0, 1, 2, 4, 5, 6, 9, 15))
+_NAMELESS_TYPE_REFS: Final = frozenset((0, 1, 2, 4, 6))
+# Type refs yrs decodes but Yjs cannot: XmlHook (5, Yjs expects a name), 9 and 15 (no reader).
+_YJS_UNREADABLE_TYPE_REFS: Final = frozenset((5, 9, 15))
 _TYPE_REF_XML_ELEMENT: Final = 3
 _TRUNCATED: Final = "truncated Yjs update"
 # The refusals of updates yrs would decode (everything else it decodes passes): see above.
@@ -63,7 +89,9 @@ ZERO_LENGTH_GC: Final = "zero-length GC struct in Yjs update"
 CLOCK_OVERFLOW: Final = "clock beyond 2^32 in Yjs update"
 DUPLICATE_CLIENT: Final = "client listed twice in Yjs update"
 SQUASH_TOO_COSTLY: Final = "too many mergeable items in Yjs update"
-YJS_UNREADABLE: Final = "content type Yjs clients cannot read"
+YJS_UNREADABLE: Final = "content Yjs clients cannot read"
+YJS_UNSAFE_INTEGER: Final = "integer beyond 2^53 in Yjs update"
+YJS_TOO_LONG: Final = "count, length or parent info beyond 2^32 in Yjs update"
 # yrs merges a run of items (one client, consecutive clocks, each item's origin the previous one's
 # last clock, same right origin, same content: String, Any or legacy JSON) as it integrates them,
 # and that costs memory quadratic in the run: each step allocates about (size of the run so far) ×
@@ -108,7 +136,7 @@ def _walk_update(data: bytes) -> None:
     if b < 0x80:
         clients, pos = b, 1
     else:
-        clients, pos = _var_u32(data, 0)
+        clients, pos = _var_len(data, 0)
     # A client needs at least 3 bytes (struct count, client id, clock), the delete set 1.
     if clients * 3 + 1 > end - pos:
         raise ProtocolError("client count beyond end of update")
@@ -120,7 +148,7 @@ def _walk_update(data: bytes) -> None:
             structs = b
             pos += 1
         else:
-            structs, pos = _var_u32(data, pos)
+            structs, pos = _var_len(data, pos)
         if structs * 2 > end - pos:  # a struct is at least 2 bytes (GC: info + length)
             raise ProtocolError("struct count beyond end of update")
         client_at = pos  # decoded only when needed
@@ -182,8 +210,7 @@ def _walk_update(data: bytes) -> None:
                     pos += 1
                     parent_is_key = b == 1
                 else:
-                    parent_info, pos = _var_u32(data, pos)
-                    parent_is_key = parent_info == 1
+                    parent_is_key, pos = _parent_info(data, pos)
                 pos = _skip_str(data, pos, end) if parent_is_key else _skip_id(data, pos)
                 if info & 0x20:  # parent sub (map key)
                     pos = _skip_str(data, pos, end)
@@ -194,7 +221,7 @@ def _walk_update(data: bytes) -> None:
                     length = b
                     pos += 1
                 else:
-                    length, pos = _var_u32(data, pos)
+                    length, pos = _var_len(data, pos)
                 stop = pos + length
                 if stop > end:
                     raise ProtocolError("length beyond end of update")
@@ -215,7 +242,7 @@ def _walk_update(data: bytes) -> None:
                     length = b
                     pos += 1
                 else:
-                    length, pos = _var_u32(data, pos)
+                    length, pos = _var_len(data, pos)
                 if length > end - pos:
                     raise ProtocolError("value count beyond end of update")
                 for _ in range(length):
@@ -233,13 +260,15 @@ def _walk_update(data: bytes) -> None:
                 if type_ref == _TYPE_REF_XML_ELEMENT:
                     pos = _skip_str(data, pos, end)
                 elif type_ref not in _NAMELESS_TYPE_REFS:
+                    if type_ref in _YJS_UNREADABLE_TYPE_REFS:
+                        raise ProtocolError(YJS_UNREADABLE)
                     raise ProtocolError("unknown type in Yjs update")
                 length = 1
             elif ref == 3:  # Binary
                 pos = _skip_bytes(data, pos, end)
                 length = 1
             elif ref == 2:  # JSON (legacy): yrs reads count + 1 strings
-                length, pos = _var_u32(data, pos)
+                length, pos = _var_len(data, pos)
                 if length >= _I32_LIMIT or length >= end - pos:
                     raise ProtocolError("JSON count beyond end of update")
                 length += 1
@@ -247,6 +276,9 @@ def _walk_update(data: bytes) -> None:
                     pos = _skip_str(data, pos, end)
             else:  # ref == 9, Doc: guid, options
                 pos = _skip_str(data, pos, end)
+                tag = data[pos]
+                if tag == 126 or tag == 127:  # null, undefined: Yjs reads `opts.shouldLoad`
+                    raise ProtocolError(YJS_UNREADABLE)
                 pos = _skip_any(data, pos, end)
                 length = 1
             if not length:
@@ -283,12 +315,12 @@ def _walk_update(data: bytes) -> None:
             if clock > _U32:
                 raise ProtocolError(CLOCK_OVERFLOW)
     # Delete set: n × (client, k × (clock, length)).
-    clients, pos = _var_u32(data, pos)
+    clients, pos = _var_len(data, pos)
     if clients * 2 > end - pos:
         raise ProtocolError("delete set count beyond end of update")
     for _ in range(clients):
         pos = _skip_var(data, pos)
-        ranges, pos = _var_u32(data, pos)
+        ranges, pos = _var_len(data, pos)
         if ranges * 2 > end - pos:
             raise ProtocolError("delete set count beyond end of update")
         for _ in range(ranges):
@@ -311,8 +343,48 @@ def _same_id(data: bytes, a: int, b: int) -> bool:
     return _var_u32(data, _skip_var(data, a))[0] == _var_u32(data, _skip_var(data, b))[0]
 
 
+# The varint readers. Real updates hold varints of up to 8 bytes (client ids: Yjs draws them from
+# 32 bits, 5 bytes; pycrdt from 53, mostly 8 bytes), read inline; an 8-byte one is below 2^53 if
+# its last byte is below 0x10. Longer ones go to `_long_var`, out of the hot path.
+
+
+def _var_len(data: bytes, pos: int) -> tuple[int, int]:
+    """A count or a length: yrs reads it into a u32 and wraps it, Yjs reads it whole and throws
+    (allocating that many, or reading past the end), so from 2^32 on it is refused. Below, yrs's
+    value is the varint's."""
+    value = 0
+    shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            if value > _U32:
+                raise ProtocolError(YJS_TOO_LONG)
+            return value, pos
+        if shift > 70:
+            raise ProtocolError("varint too long in Yjs update")
+
+
+def _parent_info(data: bytes, pos: int) -> tuple[bool, int]:
+    """Whether a parent info of several bytes is 1 (a root's name follows, else an ID), refused
+    when it is 1 only to yrs (which wraps it): 2^32 + 1 is 1 to yrs and not to Yjs, and the two
+    would read the rest of the item differently."""
+    start = pos
+    value, pos = _var_u32(data, pos)
+    if value == 1:
+        whole = 0
+        for i in range(start, pos):
+            whole |= (data[i] & 0x7F) << (7 * (i - start))
+        if whole != 1:
+            raise ProtocolError(YJS_TOO_LONG)
+    return value == 1, pos
+
+
 def _var_u32(data: bytes, pos: int) -> tuple[int, int]:
-    """A varint as yrs reads it into a u32: at most 11 bytes, bits above 32 wrapped away."""
+    """A varint as yrs reads it into a u32: at most 11 bytes, bits above 32 wrapped away (and
+    refused above 2^53 - 1, by `_long_var`). For clocks and lengths of clocks."""
     value = 0
     shift = 0
     while True:
@@ -322,8 +394,17 @@ def _var_u32(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if b < 0x80:
             return value & _U32, pos
-        if shift > 70:
-            raise ProtocolError("varint too long in Yjs update")
+        if shift == 49:  # 7 bytes and more to follow
+            return _long_u32(data, pos - 7)
+
+
+def _long_u32(data: bytes, start: int) -> tuple[int, int]:
+    """`_var_u32` of a varint of 8 bytes or more."""
+    end = _long_var(data, start)
+    value = 0
+    for i in range(start, end):
+        value |= (data[i] & 0x7F) << ((7 * (i - start)) & 31)
+    return value & _U32, end
 
 
 def _var_u64(data: bytes, pos: int) -> tuple[int, int]:
@@ -341,33 +422,60 @@ def _var_u64(data: bytes, pos: int) -> tuple[int, int]:
             raise ProtocolError("varint too long in Yjs update")
 
 
-def _skip_var(data: bytes, pos: int) -> int:
-    """Skip a varint whose value does not matter (ids, clocks, lengths of ranges)."""
+def _skip_var(data: bytes, pos: int, signed: bool = False) -> int:
+    """Skip a varint whose value does not matter (ids, clocks, lengths of ranges); `signed`: one
+    written by lib0's writeVarInt (an Any integer)."""
     if data[pos] < 0x80:
         return pos + 1
-    stop = pos + 11  # yrs reads at most 11 bytes, signed or unsigned
+    stop = pos + 7
     pos += 1
     while pos < stop:
         if data[pos] < 0x80:
             return pos + 1
         pos += 1
-    raise ProtocolError("varint too long in Yjs update")
+    if data[pos] < 0x10 and not signed:  # 8 bytes, below 2^53
+        return pos + 1
+    return _long_var(data, stop - 7, signed)
 
 
 def _skip_id(data: bytes, pos: int) -> int:
-    """Skip an ID: client varint, clock varint (each at most 11 bytes)."""
-    stop = pos + 10
+    """Skip an ID: client varint, clock varint."""
+    near = pos + 6
     while data[pos] >= 0x80:
-        if pos == stop:
-            raise ProtocolError("varint too long in Yjs update")
+        if pos == near:  # 7 bytes and more to follow: 8 bytes below 2^53 are fine
+            pos = pos + 2 if data[pos + 1] < 0x10 else _long_var(data, near - 6)
+            break
         pos += 1
-    pos += 1
-    stop = pos + 10
+    else:
+        pos += 1
+    near = pos + 6
     while data[pos] >= 0x80:
-        if pos == stop:
-            raise ProtocolError("varint too long in Yjs update")
+        if pos == near:
+            return pos + 2 if data[pos + 1] < 0x10 else _long_var(data, near - 6)
         pos += 1
     return pos + 1
+
+
+def _long_var(data: bytes, start: int, signed: bool = False) -> int:
+    """Where a varint of 8 bytes or more ends. Refused: longer than 11 bytes (yrs reads no more),
+    or above 2^53 - 1, which Yjs cannot read (see the module's docstring). In a signed varint
+    (lib0's readVarInt) the first byte holds 6 bits of the value, then the sign."""
+    value = 0
+    pos = start
+    stop = start + 11
+    while True:
+        if pos == stop:
+            raise ProtocolError("varint too long in Yjs update")
+        b = data[pos]
+        value |= (b & 0x7F) << (7 * (pos - start))
+        pos += 1
+        if b < 0x80:
+            break
+    if signed:
+        value = (value & 0x3F) | (value >> 7 << 6)
+    if value > _MAX_SAFE:
+        raise ProtocolError(YJS_UNSAFE_INTEGER)
+    return pos
 
 
 def _skip_bytes(data: bytes, pos: int, end: int) -> int:
@@ -376,7 +484,7 @@ def _skip_bytes(data: bytes, pos: int, end: int) -> int:
         length = b
         pos += 1
     else:
-        length, pos = _var_u32(data, pos)
+        length, pos = _var_len(data, pos)
     stop = pos + length
     if stop > end:
         raise ProtocolError("length beyond end of update")
@@ -389,7 +497,7 @@ def _skip_str(data: bytes, pos: int, end: int) -> int:
         length = b
         pos += 1
     else:
-        length, pos = _var_u32(data, pos)
+        length, pos = _var_len(data, pos)
     stop = pos + length
     if stop > end:
         raise ProtocolError("length beyond end of update")
@@ -418,7 +526,7 @@ def _skip_any(data: bytes, pos: int, end: int) -> int:
         if tag == 119:  # string
             pos = _skip_str(data, pos, end)
         elif tag == 125:  # varint (signed)
-            pos = _skip_var(data, pos)
+            pos = _skip_var(data, pos, True)
         elif tag >= 120:  # 120 true, 121 false, 122 bigint64, 123 float64, 124 float32, 126, 127
             if tag == 123 or tag == 122:
                 pos += 8
@@ -427,7 +535,7 @@ def _skip_any(data: bytes, pos: int, end: int) -> int:
             if pos > end:
                 raise ProtocolError(_TRUNCATED)
         elif tag == 117 or tag == 118:  # array, object
-            count, pos = _var_u64(data, pos)
+            count, pos = _var_len(data, pos)
             if count > end - pos:
                 raise ProtocolError("value count beyond end of update")
             if count:
