@@ -39,6 +39,7 @@ class Connection(WebSocketProtocol):
         "_admission",
         "_endpoint",
         "_ip_counted",
+        "_updates",
         "byte_bucket",
         "client",
         "close_code",
@@ -88,6 +89,7 @@ class Connection(WebSocketProtocol):
         self.last_received = self.last_sent = self.started = time.monotonic()
         self._ip_counted = False
         self._admission: asyncio.Task[None] | None = None
+        self._updates: list[bytes] | None = None  # sync updates read in this go, not yet handled
         # Called once, synchronously, when the connection starts closing (room detaches it).
         self.on_close: list[Any] = []
 
@@ -155,6 +157,16 @@ class Connection(WebSocketProtocol):
             return
         self.last_received = time.monotonic()
         if self.room is not None:
+            if data[:2] == b"\x00\x02" and not self.read_only:
+                # A sync update: held until the end of this read, so that a burst of them is
+                # applied as one (Room.handle_updates). Anything else goes after them, in order.
+                if self._updates is None:
+                    self._updates = [data]
+                else:
+                    self._updates.append(data)
+                return
+            if self._updates is not None:
+                self._flush_updates()
             self._handle(data)
             return
         pending = self.pending
@@ -165,6 +177,25 @@ class Connection(WebSocketProtocol):
         s = self.hub.settings
         if len(pending) > s.pre_auth_max_messages or self.pending_bytes > s.pre_auth_max_bytes:
             self.close(CloseCode.POLICY_VIOLATION, "too much data before authentication")
+
+    def batch_end(self) -> None:
+        if self._updates is not None:
+            self._flush_updates()
+
+    def _flush_updates(self) -> None:
+        updates, self._updates = self._updates, None
+        assert updates is not None and self.room is not None
+        if len(updates) == 1:
+            self._handle(updates[0])
+            return
+        try:
+            self.room.handle_updates(self, updates)
+        except CollabError as exc:
+            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
+            self.close(exc.code, exc.reason)
+        except Exception:
+            log.exception("%r: error handling updates", self)
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def text_received(self, data: bytes) -> None:
         self.fail(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")

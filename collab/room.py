@@ -11,21 +11,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pycrdt import Doc, get_update
+from pycrdt import Doc, get_update, merge_updates
 
 from . import cluster, wire
 from . import protocol as p
 from .awareness import AwarenessRegistry
 from .connection import Connection
-from .errors import ProtocolError, UnsupportedData
+from .errors import CollabError, ProtocolError, UnsupportedData
 from .validate import validate_state_vector, validate_update
 
 log = logging.getLogger(__name__)
 
 # Updates with missing dependencies one connection may leave pending (see Room._check_pending).
 MAX_PENDING_UPDATES = 64
-# Called with (room, update bytes) for every change that must be persisted.
-Recorder = Callable[["Room", bytes], None]
+# Called with (room, update bytes, edits) for every change that must be persisted; `edits` is
+# how many client updates were merged into it.
+Recorder = Callable[["Room", bytes, int], None]
 # Called with (room, connection or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
 # Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
@@ -180,13 +181,60 @@ class Room:
         apply_update(self.doc, update)
         self._check_pending(conn, update)
         self.broadcast(message, exclude=conn)
-        self._record(self, update)
+        self._record(self, update, 1)
         if self._publish is not None:
             self._publish(self, cluster.UPDATE, update)
         if self._on_change is not None:
             self._on_change(self, conn, update)
 
-    def _check_pending(self, conn: Connection, update: bytes) -> None:
+    def handle_updates(self, conn: Connection, messages: list[bytes]) -> None:
+        """Several sync-update messages one client sent back to back (read in one go).
+
+        Applied as one merged update: yrs' cost per applied update grows with the document
+        (a 100,000-insert document: ~0.4 ms each, one by one; merged by 32, 30× less in all),
+        and the other members get one frame, the store one row. Each update is validated on
+        its own first; the valid ones before a bad one are applied before it is refused.
+        """
+        updates: list[bytes] = []
+        sent: list[bytes] = []
+        error: CollabError | None = None
+        for message in messages:
+            try:
+                update = p.parse_sync(message).payload
+                if update != p.EMPTY_UPDATE:
+                    validate_update(update)
+                    updates.append(update)
+                    sent.append(message)
+            except CollabError as exc:
+                error = exc
+                break
+        if len(updates) == 1:
+            self._apply_update(conn, updates[0], sent[0])
+        elif updates:
+            try:
+                merged = merge_updates(*updates)
+            except BaseException as exc:
+                if not (isinstance(exc, Exception) or _is_panic(exc)):
+                    raise
+                for update, message in zip(updates, sent, strict=True):
+                    self._apply_update(conn, update, message)  # one by one, as sent
+            else:
+                self._apply_merged(conn, merged, updates)
+        if error is not None:
+            raise error
+
+    def _apply_merged(self, conn: Connection, update: bytes, parts: list[bytes]) -> None:
+        apply_update(self.doc, update)
+        self._check_pending(conn, update, len(parts))
+        self.broadcast(p.update_message(update), exclude=conn)
+        self._record(self, update, len(parts))
+        if self._publish is not None:
+            self._publish(self, cluster.UPDATE, update)
+        if self._on_change is not None:
+            for part in parts:  # on_change sees each update as its client sent it
+                self._on_change(self, conn, part)
+
+    def _check_pending(self, conn: Connection, update: bytes, edits: int = 1) -> None:
         """Refuse a client that keeps sending updates whose dependencies are missing.
 
         A well-behaved client never does (it sends in causal order, and anything it builds on
@@ -196,7 +244,7 @@ class Room:
         """
         if get_update(update, self.doc.get_state())[0] == 0:
             return
-        conn.pending_updates += 1
+        conn.pending_updates += edits
         if conn.pending_updates > MAX_PENDING_UPDATES:
             raise ProtocolError("too many updates with missing dependencies")
 
@@ -218,7 +266,7 @@ class Room:
             self.doc.unobserve(subscription)
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
-            self._record(self, change)
+            self._record(self, change, 1)
             if self._publish is not None:
                 self._publish(self, cluster.UPDATE, change)
             if self._on_change is not None:

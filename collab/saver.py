@@ -39,7 +39,8 @@ class Saver:
         self.window = commit_window_ms / 1000
         self.compact_after_rows = compact_after_rows
         self.compact_after_bytes = compact_after_bytes
-        self._pending: list[tuple[Room, PendingUpdate]] = []
+        # (room, row, how many client edits the row holds: coalesced updates count as many)
+        self._pending: list[tuple[Room, PendingUpdate, int]] = []
         self._pending_bytes = 0
         self._first_at = 0.0
         self._wakeup = asyncio.Event()
@@ -57,15 +58,15 @@ class Saver:
     def backlog(self) -> int:
         return len(self._pending)
 
-    def record(self, room: Room, data: bytes) -> None:
-        """Called by a room for each update to persist; never awaits."""
+    def record(self, room: Room, data: bytes, edits: int = 1) -> None:
+        """Called by a room for each update to persist (`edits` merged into it); never awaits."""
         if not self._pending:
             self._first_at = time.monotonic()
             self._wakeup.set()
         self._idle.clear()
         room.appended += 1
-        self.recorded += 1
-        self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000))))
+        self.recorded += edits
+        self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000)), edits))
         self._pending_bytes += len(data)
         if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
             self._hurry.set()
@@ -105,27 +106,29 @@ class Saver:
         started = time.perf_counter()
         try:
             with anyio.CancelScope(shield=True):
-                await self.store.append([update for _, update in batch])
+                await self.store.append([update for _, update, _ in batch])
         except Exception:
             self.failures += 1
             log.exception("commit of %d updates failed; will retry", len(batch))
             self._pending = batch + self._pending
-            self._pending_bytes = sum(len(u.data) for _, u in self._pending)
+            self._pending_bytes = sum(len(u.data) for _, u, _ in self._pending)
             self._first_at = time.monotonic()
             return False
         self.commits += 1
-        self.committed += len(batch)
-        counts: dict[Room, int] = {}
-        for room, update in batch:
-            counts[room] = counts.get(room, 0) + 1
+        self.committed += sum(edits for _, _, edits in batch)
+        counts: dict[Room, list[int]] = {}  # room -> [rows, edits]
+        for room, update, edits in batch:
+            count = counts.setdefault(room, [0, 0])
+            count[0] += 1
+            count[1] += edits
             room.log_bytes += len(update.data)
-        for room, n in counts.items():
-            room.committed += n
-            room.log_rows += n
+        for room, (rows, edits) in counts.items():
+            room.committed += rows
+            room.log_rows += rows
             if room.log_rows > self.compact_after_rows or room.log_bytes > self.compact_after_bytes:
                 self.request_compaction(room)
             for callback in self.on_committed:
-                callback(room, n)
+                callback(room, edits)
         log.debug(
             "committed %d updates for %d documents in %.1f ms",
             len(batch),

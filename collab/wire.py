@@ -428,6 +428,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._buf = b""
         elif pos:
             self._buf = buf[pos:]
+        if handled:
+            self.batch_end()
 
     def _resume(self) -> None:
         self._resume_handle = None
@@ -556,6 +558,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def fail(self, code: int, reason: str) -> None:
         """A protocol error: send the close frame, stop reading, drop TCP (RFC 6455 7.1.7)."""
         log.info("%r: %s (closing %d)", self, reason, code)
+        self.batch_end()  # what came before the error is handled, not lost
         self.close(code, reason)
         self._buf = b""
         self._closed_code, self._closed_reason = code, reason
@@ -597,6 +600,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def text_received(self, data: bytes) -> None:
         """A complete text message (valid UTF-8)."""
+
+    def batch_end(self) -> None:
+        """The messages received in one go have all been handed over (see message_received)."""
 
     def peer_closing(self, code: int, reason: str) -> None:
         """The peer sent a close frame (already answered)."""
