@@ -58,7 +58,6 @@ COLLAB_BENCH_FLAGS = [
     "--rate-messages-burst", "1000000",
     "--rate-bytes-per-s", "1000000000",
     "--rate-bytes-burst", "1000000000",
-    "--outbound-queue-messages", "100000",
     # bench clients are raw sockets, not providers: they do not renew awareness every 15 s
     "--idle-timeout-s", "3600",
 ]  # fmt: skip

@@ -53,11 +53,8 @@ class Settings:
     ws_per_message_deflate: bool = field(
         default=False, metadata=_doc("offer permessage-deflate compression")
     )
-    outbound_queue_messages: int = field(
-        default=4096, metadata=_doc("messages queued for one client before it is closed (1013)")
-    )
     outbound_queue_bytes: int = field(
-        default=32 * MiB, metadata=_doc("bytes queued for one client before it is closed (1013)")
+        default=32 * MiB, metadata=_doc("bytes unsent to one client before it is closed (1013)")
     )
     compact_after_rows: int = field(
         default=1000, metadata=_doc("compact a document's update log beyond this many rows")
@@ -138,7 +135,6 @@ class Settings:
         positive = (
             "commit_window_ms",
             "max_message_bytes",
-            "outbound_queue_messages",
             "outbound_queue_bytes",
             "compact_after_rows",
             "compact_after_bytes",

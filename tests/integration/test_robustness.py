@@ -103,7 +103,7 @@ async def test_longest_valid_name_is_accepted(server):
 
 
 async def test_slow_consumer_is_closed_1013_and_never_slows_the_others(server_with):
-    async with server_with(outbound_queue_messages=64) as srv:
+    async with server_with(outbound_queue_bytes=1024 * 1024) as srv:
         async with (
             YClient(srv.url, "doc") as writer,
             YClient(srv.url, "doc") as fast,
@@ -115,7 +115,7 @@ async def test_slow_consumer_is_closed_1013_and_never_slows_the_others(server_wi
             blobs = writer.doc.get("blobs", type=Map)
             fast_blobs = fast.doc.get("blobs", type=Map)
             total = 0
-            # Enough to fill the slow client's socket buffers and then its queue of 64.
+            # Enough to fill the slow client's socket buffers and then its 1 MiB of queue.
             with anyio.fail_after(30):
                 while not slow_is_detached(srv):
                     blobs[f"k{total}"] = "z" * 65536

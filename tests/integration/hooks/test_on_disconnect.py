@@ -59,10 +59,8 @@ async def test_a_dropped_connection_reports_an_abnormal_code(settings):
             a.abort()  # no close frame: a crash, a pulled cable
             await rec.wait_for(lambda: rec.count("on_disconnect") == 1)
             [gone] = rec.payloads("on_disconnect")
-            # uvicorn reports a connection lost after the handshake as 1005 (no status), not
-            # 1006 (uvicorn/protocols/websockets/websockets_sansio_impl.py connection_lost);
-            # either way it is never mistaken for a clean 1000.
-            assert gone.code in (1005, 1006) and gone.reason == ""
+            # No closing handshake: 1006 (RFC 6455 7.1.5), never mistaken for a clean 1000.
+            assert gone.code == 1006 and gone.reason == ""
             assert gone.connection.context == {"user": "bob"}
             assert b.close_code is None
 
