@@ -83,6 +83,7 @@ class Hub:
             commit_window_ms=settings.commit_window_ms,
             compact_after_rows=settings.compact_after_rows,
             compact_after_bytes=settings.compact_after_bytes,
+            live_compaction=bus is None,
         )
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
@@ -197,6 +198,7 @@ class Hub:
             log_bytes=stored.log_bytes,
         )
         room.last_row_id = stored.last_id
+        room.snapshot_through = stored.snapshot_through
         self.rooms[name] = room
         del self._loading[name]
         self.loads += 1

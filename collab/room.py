@@ -81,6 +81,7 @@ class Room:
         self.committed = 0  # of those, committed to the store
         self.log_rows = log_rows  # rows in the store's log since the last snapshot
         self.log_bytes = log_bytes
+        self.snapshot_through = 0  # the store's snapshot holds the log up to this row
         self.compacting = False
 
     def __repr__(self) -> str:

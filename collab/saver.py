@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import anyio
 
-from storage import DocumentStore, PendingUpdate
+from storage import DocumentStore, LiveDocument, PendingUpdate
 
 from .room import Room
 
@@ -34,8 +34,12 @@ class Saver:
         commit_window_ms: int,
         compact_after_rows: int,
         compact_after_bytes: int,
+        live_compaction: bool = True,
     ) -> None:
         self.store = store
+        # Snapshots from the room's document when the store holds only what it knows of (see
+        # storage.LiveDocument); off in cluster mode, where other processes append too.
+        self.live_compaction = live_compaction
         self.window = commit_window_ms / 1000
         self.compact_after_rows = compact_after_rows
         self.compact_after_bytes = compact_after_bytes
@@ -141,15 +145,20 @@ class Saver:
         name, room = next(iter(self._compact_queue.items()))
         del self._compact_queue[name]
         room.compacting = True
+        live = None
+        if self.live_compaction:
+            live = LiveDocument(room.log_rows, room.snapshot_through, room.doc.get_update)
         try:
             with anyio.CancelScope(shield=True):
-                await self.store.compact(name)
+                result = await self.store.compact(name, live)
         except Exception:
             log.exception("compaction of %r failed; the log is intact", name)
             return
         finally:
             room.compacting = False
         # Commits and compactions share this one task, so nothing was appended meanwhile.
+        if result is not None:
+            room.snapshot_through = result.through_id
         room.log_rows = 0
         room.log_bytes = 0
 

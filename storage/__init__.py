@@ -10,12 +10,20 @@ from typing import Protocol
 
 from .engine import is_sqlite, make_engine
 from .sql import SqlStore, fold, fold_async
-from .types import CompactResult, DocumentInfo, PendingUpdate, StoredDocument, StoreError
+from .types import (
+    CompactResult,
+    DocumentInfo,
+    LiveDocument,
+    PendingUpdate,
+    StoredDocument,
+    StoreError,
+)
 
 __all__ = [
     "CompactResult",
     "DocumentInfo",
     "DocumentStore",
+    "LiveDocument",
     "PendingUpdate",
     "SqlStore",
     "StoreError",
@@ -33,7 +41,9 @@ class DocumentStore(Protocol):
     async def close(self) -> None: ...
     async def load(self, name: str, after_id: int = 0) -> StoredDocument: ...
     async def append(self, batch: Sequence[PendingUpdate]) -> None: ...
-    async def compact(self, name: str) -> CompactResult | None: ...
+    async def compact(
+        self, name: str, live: LiveDocument | None = None
+    ) -> CompactResult | None: ...
     async def list_documents(self) -> list[DocumentInfo]: ...
     async def delete(self, name: str) -> bool: ...
 

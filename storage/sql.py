@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, sqlite_pragmas
 from .models import Base, Document, Snapshot, Update
-from .types import CompactResult, DocumentInfo, PendingUpdate, StoredDocument, StoreError
+from .types import (
+    CompactResult,
+    DocumentInfo,
+    LiveDocument,
+    PendingUpdate,
+    StoredDocument,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,8 @@ class SqlStore:
             snap = None  # already seen everything it holds
         updates = [bytes(r.data) for r in rows]
         last_id = max(rows[-1].id if rows else 0, snap.through_id if snap else 0, after_id)
-        return StoredDocument(bytes(snap.data) if snap else None, updates, last_id)
+        through = snap.through_id if snap else 0
+        return StoredDocument(bytes(snap.data) if snap else None, updates, last_id, through)
 
     async def list_documents(self) -> list[DocumentInfo]:
         log_bytes = (
@@ -174,11 +182,17 @@ class SqlStore:
         self._ids.pop(name, None)
         return True
 
-    async def compact(self, name: str) -> CompactResult | None:
+    async def compact(self, name: str, live: LiveDocument | None = None) -> CompactResult | None:
         """Fold the snapshot and every logged update into one new snapshot, in one transaction.
 
         Only the rows that were read are deleted (checked by count), so an update appended by
         another process meanwhile is never lost: the transaction rolls back instead.
+
+        With `live` (the server's document in memory), when the store holds exactly the rows
+        and snapshot it describes, the new snapshot is the live document's state: no replay.
+        Replaying costs yrs time that grows with the document for every row (100,000 small
+        edits: ~0.4 ms each by the end), in a thread that holds the GIL; the live state
+        encodes in milliseconds.
         """
         started = time.perf_counter()
         async with self.engine.begin() as conn:
@@ -187,7 +201,7 @@ class SqlStore:
                 return None
             snap = (
                 await conn.execute(
-                    select(Snapshot.data, Snapshot.folded_updates).where(
+                    select(Snapshot.data, Snapshot.folded_updates, Snapshot.through_id).where(
                         Snapshot.document_id == doc_id
                     )
                 )
@@ -203,9 +217,18 @@ class SqlStore:
                 return None
             through_id = rows[-1].id
             before = sum(len(r.data) for r in rows) + (len(snap.data) if snap else 0)
-            data = await fold_async(
-                [bytes(snap.data)] if snap else [], [bytes(r.data) for r in rows]
+            use_live = (
+                live is not None
+                and live.rows == len(rows)
+                and live.through_id == (snap.through_id if snap else 0)
             )
+            if use_live:
+                assert live is not None
+                data = live.encode()
+            else:
+                data = await fold_async(
+                    [bytes(snap.data)] if snap else [], [bytes(r.data) for r in rows]
+                )
             deleted = await conn.execute(
                 delete(Update).where(Update.document_id == doc_id, Update.id <= through_id)
             )
@@ -219,14 +242,17 @@ class SqlStore:
                 "created_at_ms": now_ms(),
             }
             await conn.execute(self._upsert_snapshot(doc_id, values))
-        result = CompactResult(name, len(rows), before, len(data), time.perf_counter() - started)
+        result = CompactResult(
+            name, len(rows), before, len(data), time.perf_counter() - started, through_id, use_live
+        )
         log.info(
-            "compacted %r: %d rows, %d -> %d bytes in %.1f ms",
+            "compacted %r: %d rows, %d -> %d bytes in %.1f ms%s",
             name,
             result.rows,
             result.bytes_before,
             result.bytes_after,
             result.seconds * 1000,
+            " (from the live document)" if use_live else "",
         )
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -19,6 +20,7 @@ class StoredDocument(NamedTuple):
     snapshot: bytes | None
     updates: list[bytes]  # the log after the snapshot, in arrival order
     last_id: int
+    snapshot_through: int = 0  # the last log row the snapshot holds (0: no snapshot)
 
     @property
     def log_bytes(self) -> int:
@@ -43,3 +45,19 @@ class CompactResult(NamedTuple):
     bytes_before: int
     bytes_after: int
     seconds: float
+    through_id: int = 0
+    live: bool = False  # the snapshot was the caller's live document, not a replay of the log
+
+
+class LiveDocument(NamedTuple):
+    """What a server holding the document in memory knows, for a compaction without a replay.
+
+    If the store holds exactly `rows` log rows after a snapshot through row `through_id`,
+    every one of them came from (or went into) the live document, and `encode()` (its full
+    state) is a snapshot that holds them all; anything else (rows another writer added, a
+    compaction by someone else) falls back to replaying the log.
+    """
+
+    rows: int
+    through_id: int
+    encode: Callable[[], bytes]

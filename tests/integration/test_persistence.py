@@ -77,3 +77,50 @@ async def test_store_outage_keeps_everything_in_memory_until_it_is_committed(set
             restored.apply_update(update)
         assert str(restored.get("t", type=Text)) == "x" * 20
     await store.close()
+
+
+class CompactionSpy(SqlStore):
+    """A real SQLite store that keeps what each compaction returned."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.results: list[Any] = []
+
+    async def compact(self, name: str, live: Any = None) -> Any:
+        result = await super().compact(name, live)
+        self.results.append(result)
+        return result
+
+
+async def test_compaction_snapshots_the_live_document_unless_another_writer_appended(settings):
+    store = CompactionSpy.from_url(settings.database_url)
+    settings = settings.replace(compact_after_rows=5)
+    async with serving(settings, store) as srv:
+        async with YClient(srv.url, "doc") as a:
+            await a.wait_for(lambda: a.synced)
+            t = a.doc.get("t", type=Text)
+
+            async def type_rows(n: int) -> None:
+                for _ in range(n):  # one committed row each
+                    t.insert(len(t), "x")
+                    done = srv.hub.saver.committed + 1
+                    await until(lambda: srv.hub.saver.committed >= done)
+
+            await type_rows(6)
+            await until(lambda: len(store.results) == 1)
+            assert store.results[0].live, "the server held every row: no replay needed"
+            # Another writer (an import, a process without a bus) adds a row the room never saw.
+            other = Doc()
+            other.get("t", type=Text).insert(0, "E")
+            await store.append([PendingUpdate("doc", other.get_update(), 0)])
+            await type_rows(6)
+            await until(lambda: len(store.results) == 2)
+            assert not store.results[1].live, "a row the room does not hold: replay the log"
+    stored = await store.load("doc")
+    restored: Doc = Doc()
+    for update in [stored.snapshot or b"", *stored.updates]:
+        if update:
+            restored.apply_update(update)
+    text = str(restored.get("t", type=Text))
+    assert sorted(text) == sorted("E" + "x" * 12)
+    await store.close()
