@@ -128,6 +128,30 @@ function updateInsert (client, clock, str) {
   return u
 }
 
+// How many clocks the structs of an update from one client cover (rpos at the first struct).
+// A server may merge back-to-back updates of one client into one (ours does): the receiver
+// then counts every write it holds, not only the first. Understands what Writer sends: string
+// items (ASCII), GC and Skip; anything else counts as one write.
+function structsSpan (data, structs) {
+  let span = 0
+  for (let i = 0; i < structs; i++) {
+    const info = data[rpos++]
+    if (info === 0 || info === 10) { span += readVarUint(data); continue } // GC, Skip
+    if (info & 0x80) { readVarUint(data); readVarUint(data) } // origin
+    if (info & 0x40) { readVarUint(data); readVarUint(data) } // right origin
+    if (!(info & 0xC0)) {
+      if (readVarUint(data) === 1) rpos += readVarUint(data) // parent: root type by name
+      else { readVarUint(data); readVarUint(data) } // parent: an item's ID
+      if (info & 0x20) rpos += readVarUint(data) // parent sub (map key)
+    }
+    if ((info & 0x1f) !== 4) return null // not a string: unknown span
+    const n = readVarUint(data) // ASCII: bytes = characters = clocks
+    rpos += n
+    span += n
+  }
+  return span
+}
+
 function syncMessage (kind, payload) {
   const m = [0, kind]
   pushVarUint(m, payload.length)
@@ -388,10 +412,10 @@ class Client {
           rpos = 2
           readVarUint(data) // update length
           readVarUint(data) // number of clients
-          readVarUint(data) // structs
+          const structs = readVarUint(data)
           const client = readVarUint(data)
           const clock = readVarUint(data)
-          this.onUpdate(client, clock, this)
+          this.onUpdate(client, clock, this, structsSpan(data, structs))
         }
       } else if (kind === 0) {
         this.ws.send(STEP2_EMPTY) // what a provider with nothing to add answers
@@ -542,12 +566,16 @@ async function setupRooms (o, rooms, clients) {
   const all = []
   const writers = []
   const state = { phase: new Phase() }
-  const onUpdate = (client, clock, receiver) => {
+  const onUpdate = (client, clock, receiver, span) => {
     const w = writersById.get(client)
     if (w === undefined) return
     if (receiver === w.client) { state.phase.echoes++; return }
-    const t0 = w.sent[clock / w.len]
-    if (t0 !== undefined) state.phase.record(t0, now())
+    const t = now()
+    const last = clock + Math.max(span ?? w.len, w.len) // a merged update holds several writes
+    for (let c = clock; c < last; c += w.len) {
+      const t0 = w.sent[c / w.len]
+      if (t0 !== undefined) state.phase.record(t0, t)
+    }
   }
   for (let r = 0; r < rooms; r++) {
     const url = `${o.url}/ws/${o.prefix}/room-${r}`
