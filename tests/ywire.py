@@ -31,8 +31,10 @@ class YClient:
         client_id: int | None = None,
         read: bool = True,
         query: str = "",
+        compression: str | None = None,
     ) -> None:
         self.url = f"{base_url}/ws/{quote(name, safe='/')}" + (f"?{query}" if query else "")
+        self.compression = compression  # "deflate" offers permessage-deflate
         self.name = name
         self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.client_id = client_id if client_id is not None else random.getrandbits(30)
@@ -56,7 +58,7 @@ class YClient:
     async def open_socket(self) -> None:
         """Only the WebSocket handshake (lets tests open many sockets at the same instant)."""
         self.ws = await websockets.connect(
-            self.url, max_size=None, compression=None, ping_interval=None
+            self.url, max_size=None, compression=self.compression, ping_interval=None
         )
 
     async def __aenter__(self) -> YClient:

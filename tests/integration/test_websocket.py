@@ -744,3 +744,32 @@ async def test_tcp_reset_removes_awareness_at_once(server):
                 ws.reset()
                 await watcher.wait_for(lambda: client_id not in watcher.present(), timeout=2)
             assert watcher.close_code is None
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["deflate on", "deflate off"])
+async def test_permessage_deflate_is_negotiated_only_when_enabled(server_with, enabled):
+    """Offered by a client: accepted (no context takeover either way) only with the setting on,
+    and then every message in both directions is compressed and still syncs."""
+    async with server_with(ws_per_message_deflate=enabled) as srv:
+        big = "compressible " * 5000
+        async with (
+            YClient(srv.url, "z", compression="deflate") as a,
+            YClient(srv.url, "z", compression="deflate") as b,
+            YClient(srv.url, "z") as plain,
+        ):
+            response = a.ws.response
+            assert response is not None
+            extensions = response.headers.get("Sec-WebSocket-Extensions")
+            if enabled:
+                assert extensions is not None and extensions.startswith("permessage-deflate")
+                assert "server_no_context_takeover" in extensions
+                assert "client_no_context_takeover" in extensions
+            else:
+                assert extensions is None
+            await a.wait_for(lambda: a.synced)
+            a.doc.get("t", type=Text).insert(0, big)
+            for c in (b, plain):
+                await c.wait_for(lambda c=c: str(c.doc.get("t", type=Text)) == big)
+            b.doc.get("t", type=Text).insert(0, "b:")
+            await a.wait_for(lambda: str(a.doc.get("t", type=Text)).startswith("b:"))
+            await plain.wait_for(lambda: str(plain.doc.get("t", type=Text)).startswith("b:"))
