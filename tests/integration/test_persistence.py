@@ -104,7 +104,7 @@ async def test_compaction_snapshots_the_live_document_unless_another_writer_appe
                 for _ in range(n):  # one committed row each
                     t.insert(len(t), "x")
                     done = srv.hub.saver.committed + 1
-                    await until(lambda: srv.hub.saver.committed >= done)
+                    await until(lambda done=done: srv.hub.saver.committed >= done)
 
             await type_rows(6)
             await until(lambda: len(store.results) == 1)
