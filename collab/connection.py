@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -187,23 +188,20 @@ class Connection(WebSocketProtocol):
         assert updates is not None and self.room is not None
         if len(updates) == 1:
             self._handle(updates[0])
-            return
-        try:
-            self.room.handle_updates(self, updates)
-        except CollabError as exc:
-            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
-            self.close(exc.code, exc.reason)
-        except Exception:
-            log.exception("%r: error handling updates", self)
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        else:
+            self._guarded(self.room.handle_updates, updates)
 
     def text_received(self, data: bytes) -> None:
         self.fail(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
 
     def _handle(self, data: bytes) -> bool:
         """Handle one message of an admitted connection; False once the connection is closing."""
+        return self._guarded(self.room.handle, data)  # type: ignore[union-attr]
+
+    def _guarded(self, handler: Callable[[Connection, Any], None], argument: Any) -> bool:
+        """Run a room handler; what it raises closes this connection (and only this one)."""
         try:
-            self.room.handle(self, data)  # type: ignore[union-attr]
+            handler(self, argument)
         except CollabError as exc:
             log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
             self.close(exc.code, exc.reason)
