@@ -11,6 +11,9 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     HEARTBEAT  "I am alive" (shared channel); BYE "I am stopping"
     COMMITTED  "I committed new rows of this document's log" (the PostgreSQL bus, whose
                updates travel through the log rather than the bus)
+    BATCH      several envelopes of one sender on one channel, in order, as one message (the
+               Redis bus: one PUBLISH, and one copy of it back to us, instead of one per update);
+               its payload is [kind][length: var uint][payload], repeated
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
 that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds.
@@ -22,17 +25,20 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import anyio
 
+from .errors import ProtocolError
+from .protocol import read_var_bytes, write_var_uint
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VERSION = 1
-UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED = 1, 2, 3, 4, 5, 6
+UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH = 1, 2, 3, 4, 5, 6, 7
 PID_BYTES = 16
 
 
@@ -56,6 +62,37 @@ def decode(data: bytes) -> Envelope | None:
     if len(data) < 2 + PID_BYTES or data[0] != VERSION:
         return None
     return Envelope(data[1], data[2 : 2 + PID_BYTES], data[2 + PID_BYTES :])
+
+
+def encode_batch(sender: bytes, items: Sequence[tuple[int, bytes]]) -> bytes:
+    """One message for `items` (kind, payload): a plain envelope when there is one, so what a
+    process sends at a time stays readable by a peer without BATCH (which ignores the kind)."""
+    if len(items) == 1:
+        kind, payload = items[0]
+        return encode(kind, sender, payload)
+    parts = [bytes((VERSION, BATCH)), sender]
+    for kind, payload in items:
+        parts += (bytes((kind,)), write_var_uint(len(payload)), payload)
+    return b"".join(parts)
+
+
+def decode_all(data: bytes) -> list[Envelope]:
+    """The envelopes in a message, a BATCH unpacked; [] for anything malformed."""
+    envelope = decode(data)
+    if envelope is None:
+        return []
+    if envelope.kind != BATCH:
+        return [envelope]
+    sender, body, pos = envelope.sender, envelope.payload, 0
+    out = []
+    try:
+        while pos < len(body):
+            kind = body[pos]
+            payload, pos = read_var_bytes(body, pos + 1)
+            out.append(Envelope(kind, sender, payload))
+    except ProtocolError:
+        return []
+    return out
 
 
 # (document name or None for the shared channel, envelope)

@@ -1,8 +1,18 @@
 """The Redis bus: pub/sub on one channel per document plus a heartbeat channel.
 
-One connection subscribes, another publishes in pipelined batches. When Redis goes away the
-process keeps serving its own clients; it reconnects with backoff, subscribes again and tells
-the hub, which re-syncs every room by state-vector exchange (pub/sub is at most once).
+One connection subscribes and reads, another publishes. When Redis goes away the process keeps
+serving its own clients; it reconnects with backoff, subscribes again and tells the hub, which
+re-syncs every room by state-vector exchange (pub/sub is at most once).
+
+The bus runs beside every update's fan-out, so what it costs per update counts:
+- it talks to redis-py's connections (hiredis parses), not to its PubSub and Pipeline objects,
+  whose retry, timeout and telemetry wrappers cost more per message than the message;
+- RESP2: redis-py's RESP3 parsers format every pushed message for a debug log line;
+- what the hub queued in one loop turn goes out in one write, one PUBLISH per channel (several
+  envelopes for one channel travel as one cluster.BATCH), so Redis sends us back one copy per
+  channel, not one per update (we subscribe to the channels we publish on), and that copy is
+  dropped by its sender id before anything is decoded;
+- the replies to PUBLISH are read by a task of their own: the publisher never waits for them.
 """
 
 from __future__ import annotations
@@ -15,12 +25,13 @@ from typing import Any
 import anyio
 
 from .cluster import (
+    PID_BYTES,
     Handler,
     Outbox,
     connection_errors,
-    decode,
+    decode_all,
     dispatch,
-    encode,
+    encode_batch,
     new_process_id,
 )
 
@@ -28,6 +39,8 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 100_000
 SUBSCRIBE_WAIT_S = 2.0
+SILENCE_S = 5.0
+LEAVE = 0  # an outbox item of this kind unsubscribes from its channel
 
 
 class RedisBus:
@@ -39,14 +52,21 @@ class RedisBus:
         self._doc_prefix = self._prefix + b"doc:"
         self._heartbeat = self._prefix + b"hb"
         self._documents: set[str] = set()
-        # (channel, envelope) to publish, or (b"", channel) to unsubscribe, in order
-        self._outbox: Outbox[tuple[bytes, bytes]] = Outbox(OUTBOX_LIMIT)
-        self._pubsub: Any = None
+        # (channel, kind, payload) to publish, or (channel, LEAVE, b"") to unsubscribe, in order
+        self._outbox: Outbox[tuple[bytes, int, bytes]] = Outbox(OUTBOX_LIMIT)
+        self._sub: Any = None  # the subscribing connection, once it is up
         self._confirmed: dict[bytes, asyncio.Event] = {}
         self._subscribed_at_start: list[bytes] = []
+        self._heard = False
+        self.refused = 0  # PUBLISHes Redis answered with an error
 
     def channel(self, document: str) -> bytes:
         return self._doc_prefix + document.encode("utf-8")
+
+    def document(self, channel: bytes) -> str | None:
+        if channel.startswith(self._doc_prefix):
+            return channel[len(self._doc_prefix) :].decode("utf-8", "replace")
+        return None
 
     # -- the hub's side ----------------------------------------------------------------------
 
@@ -54,17 +74,17 @@ class RedisBus:
         if not self.connected:
             return  # stale by the time Redis is back; the reconnect resync covers it
         channel = self._heartbeat if document is None else self.channel(document)
-        self._outbox.put((channel, encode(kind, self.process_id, payload)))
+        self._outbox.put((channel, kind, payload))
 
     async def join(self, document: str) -> None:
         self._documents.add(document)
-        pubsub = self._pubsub
-        if not self.connected or pubsub is None:
-            return
+        sub = self._sub
+        if not self.connected or sub is None or not sub.is_connected:
+            return  # (a send on a closed connection would open a new, unsubscribed one)
         channel = self.channel(document)
         confirmed = self._confirmed.setdefault(channel, asyncio.Event())
         try:
-            await pubsub.subscribe(channel)
+            await sub.send_command("SUBSCRIBE", channel, check_health=False)
             with anyio.move_on_after(SUBSCRIBE_WAIT_S):
                 await confirmed.wait()
         except Exception as exc:  # the connection dropped: the reconnect subscribes again
@@ -75,7 +95,7 @@ class RedisBus:
     def leave(self, document: str) -> None:
         self._documents.discard(document)
         if self.connected:
-            self._outbox.put((b"", self.channel(document)))
+            self._outbox.put((self.channel(document), LEAVE, b""))
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -84,17 +104,24 @@ class RedisBus:
 
         backoff = 0.1
         while True:
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=2)
-            publisher = redis.Redis.from_url(self.url, socket_connect_timeout=2)
+            # protocol 2: see the module's docstring; make_connection: no pool, our two only
+            pool: Any = redis.ConnectionPool.from_url(
+                self.url, socket_connect_timeout=2, socket_timeout=None, protocol=2
+            )
+            sub, pub = pool.make_connection(), pool.make_connection()
             try:
-                pubsub = client.pubsub()
+                with anyio.fail_after(SILENCE_S):  # TimeoutError is an OSError
+                    await sub.connect()
+                    await pub.connect()
                 channels = [self._heartbeat, *(self.channel(d) for d in self._documents)]
                 self._subscribed_at_start = list(channels)
-                await pubsub.subscribe(*channels)
-                self._pubsub = pubsub
+                await sub.send_command("SUBSCRIBE", *channels, check_health=False)
+                self._sub = sub
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, publisher, pubsub)
-                    await self._listen(pubsub, handler, on_connected, len(channels))
+                    tg.start_soon(self._publish_forever, pub, sub)
+                    tg.start_soon(self._drain, pub)
+                    tg.start_soon(self._watch, sub)
+                    await self._listen(sub, handler, on_connected, len(channels))
             except (OSError, redis.RedisError, BaseExceptionGroup) as exc:
                 # Errors from the listener or the publisher arrive wrapped in an ExceptionGroup
                 # by the task group: only connection trouble is ours to absorb.
@@ -106,65 +133,111 @@ class RedisBus:
             finally:
                 was_connected = self.connected
                 self.connected = False
-                self._pubsub = None
+                self._sub = None
                 self._outbox.clear()
                 with anyio.CancelScope(shield=True):
-                    for c in (client, publisher):
+                    for c in (sub, pub):
                         with anyio.move_on_after(1):
-                            await c.aclose()
+                            await c.disconnect()
             if was_connected:
                 backoff = 0.1
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
     async def _listen(
-        self, pubsub: Any, handler: Handler, on_connected: Callable[[], None], expected: int
+        self, sub: Any, handler: Handler, on_connected: Callable[[], None], expected: int
     ) -> None:
-        confirmed = 0
-        subscribed = expected
-        async for message in pubsub.listen():
-            kind = message["type"]
-            channel: bytes = message["channel"]
-            if kind == "subscribe":
-                waiter = self._confirmed.get(channel)
-                if waiter is not None:
-                    waiter.set()
-                confirmed += 1
-                if confirmed == subscribed and not self.connected:
-                    # Documents opened while we were connecting were not in the first list.
-                    wanted = {self.channel(d) for d in self._documents}
-                    missing = wanted - set(self._subscribed_at_start)
-                    if missing:
-                        subscribed += len(missing)
-                        self._subscribed_at_start.extend(missing)
-                        await pubsub.subscribe(*missing)
-                        continue
-                    self.connected = True
-                    log.info("connected to the Redis bus (%d channels)", confirmed)
-                    on_connected()
+        subscribed = [0, expected]  # confirmed, asked for
+        own = self.process_id
+        while True:
+            reply = await sub.read_response()
+            self._heard = True
+            if not isinstance(reply, list) or len(reply) != 3:
                 continue
-            if kind != "message":
-                continue
-            envelope = decode(message["data"])
-            if envelope is None or envelope.sender == self.process_id:
-                continue
-            document = None
-            if channel.startswith(self._doc_prefix):
-                document = channel[len(self._doc_prefix) :].decode("utf-8", "replace")
-            dispatch(handler, document, envelope)
+            kind, channel, data = reply
+            if kind == b"message":
+                if data[2 : 2 + PID_BYTES] == own:
+                    continue  # our own, back from Redis: the sender id is at the same place
+                document = self.document(channel)
+                for envelope in decode_all(data):
+                    dispatch(handler, document, envelope)
+            elif kind == b"subscribe":
+                await self._on_subscribed(sub, channel, subscribed, on_connected)
 
-    async def _publish_forever(self, publisher: Any, pubsub: Any) -> None:
+    async def _on_subscribed(
+        self, sub: Any, channel: bytes, subscribed: list[int], on_connected: Callable[[], None]
+    ) -> None:
+        waiter = self._confirmed.get(channel)
+        if waiter is not None:
+            waiter.set()
+        subscribed[0] += 1
+        if subscribed[0] != subscribed[1] or self.connected:
+            return
+        # Documents opened while we were connecting were not in the first list.
+        wanted = {self.channel(d) for d in self._documents}
+        missing = wanted - set(self._subscribed_at_start)
+        if missing:
+            subscribed[1] += len(missing)
+            self._subscribed_at_start.extend(missing)
+            await sub.send_command("SUBSCRIBE", *missing, check_health=False)
+            return
+        self.connected = True
+        log.info("connected to the Redis bus (%d channels)", subscribed[0])
+        on_connected()
+
+    async def _publish_forever(self, pub: Any, sub: Any) -> None:
+        sender = self.process_id
         async for batch in self._outbox.batches(1000):
-            pipe = publisher.pipeline(transaction=False)
-            unsubscribe = []
-            for channel, data in batch:
-                if channel:
-                    pipe.publish(channel, data)
-                else:
-                    unsubscribe.append(data)
-            await pipe.execute()
-            if unsubscribe:
-                await pubsub.unsubscribe(*unsubscribe)
+            # One PUBLISH per channel, sent where the channel's last item was: what one channel
+            # carries keeps its order, and a BYE (queued last) still goes out last.
+            grouped: dict[bytes, list[tuple[int, bytes]]] = {}
+            leave = []
+            for channel, kind, payload in batch:
+                if kind == LEAVE:
+                    leave.append(channel)
+                    continue
+                items = grouped.pop(channel, None) or []
+                items.append((kind, payload))
+                grouped[channel] = items
+            if grouped:
+                commands = [
+                    (b"PUBLISH", channel, encode_batch(sender, items))
+                    for channel, items in grouped.items()
+                ]
+                await pub.send_packed_command(pub.pack_commands(commands), check_health=False)
+            # a document opened again since it was left stays subscribed
+            leave = [c for c in leave if self.document(c) not in self._documents]
+            if leave:
+                await sub.send_command("UNSUBSCRIBE", *leave, check_health=False)
+
+    async def _watch(self, sub: Any) -> None:
+        """Reconnect when the subscribing connection brought nothing for SILENCE_S, not even the
+        answer to a PING: a partitioned or stopped Redis shows no error of its own, and the
+        connections have no socket timeout (it would cost a timer per message)."""
+        from redis.exceptions import TimeoutError
+
+        while True:
+            self._heard = False
+            await anyio.sleep(SILENCE_S / 2)
+            if self._heard:
+                continue
+            await sub.send_command("PING", check_health=False)
+            await anyio.sleep(SILENCE_S / 2)
+            if not self._heard:
+                raise TimeoutError(f"nothing from Redis in {SILENCE_S:g} s")
+
+    async def _drain(self, pub: Any) -> None:
+        """Read the replies to our PUBLISHes (receiver counts) apart from sending them, so the
+        publisher never waits for Redis; warn once if Redis refuses them (an ACL, say)."""
+        from redis.exceptions import ResponseError
+
+        while True:
+            try:
+                await pub.read_response()
+            except ResponseError as exc:
+                self.refused += 1
+                if self.refused == 1:
+                    log.warning("Redis refuses what the bus publishes: %s", exc)
 
     async def close(self) -> None:
         """Give what is queued (a BYE) a moment to go out, then stop publishing."""
