@@ -52,12 +52,36 @@ class SqlStore:
 
     async def open(self) -> None:
         """Create the tables if they are missing. Processes starting together on an empty
-        PostgreSQL database would race in create_all (check, then create): an advisory lock
-        makes them take turns."""
-        async with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-            await conn.run_sync(Base.metadata.create_all)
+        database (`collab serve --workers N`) would race in create_all, which checks for each
+        table and then creates it: the loser failed with "table ... already exists". Each takes
+        the database's write lock first, so they take turns and the later ones find the tables:
+        an advisory lock on PostgreSQL; on SQLite, BEGIN IMMEDIATE (the write lock at once,
+        waiting out the busy timeout for another writer), with create_all inside that
+        transaction (sqlite3 would otherwise run its DDL outside any transaction).
+
+        On a new SQLite file one race remains, before that: the first connections all switch
+        the file to WAL (engine.py's PRAGMA journal_mode=WAL), and SQLite answers "database is
+        locked" at once, without the busy timeout, to one that comes while another switches.
+        Once the file is in WAL mode that cannot happen again, so trying again is enough."""
+        from sqlalchemy.exc import OperationalError
+
+        for attempt in range(5):
+            try:
+                async with self.engine.begin() as conn:
+                    dialect = self.engine.dialect.name
+                    if dialect == "postgresql":
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK}
+                        )
+                    elif dialect == "sqlite":
+                        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    await conn.run_sync(Base.metadata.create_all)
+                return
+            except OperationalError as exc:
+                if "database is locked" not in str(exc.orig) or attempt == 4:
+                    raise
+                log.info("opening the database: %s; trying again", exc.orig)
+                await anyio.sleep(0.05 * (attempt + 1))
 
     async def close(self) -> None:
         if self._appender is not None:

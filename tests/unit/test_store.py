@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pycrdt import Array, Doc, Text
 from sqlalchemy import func, select, text
@@ -289,3 +290,41 @@ async def test_delete(store: SqlStore) -> None:
     stored = await store.load("a")
     assert stored.snapshot is None
     assert stored.updates == [b.updates[0]]
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+async def test_stores_opening_one_new_sqlite_file_at_once_all_create_the_schema(
+    tmp_path: Path,
+) -> None:
+    """`collab serve --workers N` on a new SQLite file: every worker opens its store at once.
+    create_all checks for each table, then creates it; two that both checked before either
+    created failed with "table collab_documents already exists" (and, more rarely, one that
+    came while another switched the new file to WAL with "database is locked"). Separate
+    engines, each with its own aiosqlite thread as separate processes would have, race on a
+    fresh file, many times over."""
+    failures: list[BaseException] = []
+
+    async def open_one(store: SqlStore) -> None:
+        try:
+            await store.open()
+        except Exception as exc:
+            failures.append(exc)
+
+    for attempt in range(40):
+        url = f"sqlite+aiosqlite:///{tmp_path}/race-{attempt}.db"
+        stores = [SqlStore.from_url(url) for _ in range(4)]
+        try:
+            async with anyio.create_task_group() as tg:
+                for store in stores:
+                    tg.start_soon(open_one, store)
+        finally:
+            for store in stores:
+                await store.close()
+        assert not failures, f"attempt {attempt}: {failures[0]!r}"
+    reopened = await open_store(url)  # and the schema they made is whole
+    try:
+        assert (await reopened.load("nothing")).empty
+    finally:
+        await reopened.close()
