@@ -12,20 +12,25 @@ The bus runs beside every update's fan-out, so what it costs per update counts:
   envelopes for one channel travel as one cluster.BATCH), so Redis sends us back one copy per
   channel, not one per update (we subscribe to the channels we publish on), and that copy is
   dropped by its sender id before anything is decoded;
-- the replies to PUBLISH are read by a task of their own: the publisher never waits for them.
+- the replies to PUBLISH are read by a task of their own: the publisher never waits for them;
+- a document no other process holds costs nothing: the replies tell when a PUBLISH reached
+  only ourselves, and then updates stay here until another process opens the document (_drain).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from .cluster import (
+    AWARENESS,
     PID_BYTES,
+    UPDATE,
     Handler,
     Outbox,
     connection_errors,
@@ -57,8 +62,17 @@ class RedisBus:
         self._sub: Any = None  # the subscribing connection, once it is up
         self._confirmed: dict[bytes, asyncio.Event] = {}
         self._subscribed_at_start: list[bytes] = []
-        self._heard = False
+        self._alive = False  # heard anything on the subscribing connection lately
+        # Channels where our last PUBLISH reached no other process (see _drain): their UPDATEs
+        # and AWARENESS are not sent, until another process speaks there.
+        self._alone: set[bytes] = set()
+        self._subscribed: set[bytes] = set()  # confirmed by Redis
+        self._sent = 0  # PUBLISHes sent on this connection
+        self._inflight: deque[tuple[bytes, int, bool]] = deque()  # (channel, number, subscribed)
+        self._spoken: dict[bytes, int] = {}  # channel -> _sent when another process last spoke
+        self._counts_all = False  # PUBLISH's reply counts every subscriber (not a cluster)
         self.refused = 0  # PUBLISHes Redis answered with an error
+        self.unsent = 0  # UPDATE and AWARENESS envelopes no other process was listening for
 
     def channel(self, document: str) -> bytes:
         return self._doc_prefix + document.encode("utf-8")
@@ -74,6 +88,9 @@ class RedisBus:
         if not self.connected:
             return  # stale by the time Redis is back; the reconnect resync covers it
         channel = self._heartbeat if document is None else self.channel(document)
+        if channel in self._alone and kind in (UPDATE, AWARENESS):
+            self.unsent += 1
+            return
         self._outbox.put((channel, kind, payload))
 
     async def join(self, document: str) -> None:
@@ -82,6 +99,7 @@ class RedisBus:
         if not self.connected or sub is None or not sub.is_connected:
             return  # (a send on a closed connection would open a new, unsubscribed one)
         channel = self.channel(document)
+        self._alone.discard(channel)
         confirmed = self._confirmed.setdefault(channel, asyncio.Event())
         try:
             await sub.send_command("SUBSCRIBE", channel, check_health=False)
@@ -94,8 +112,12 @@ class RedisBus:
 
     def leave(self, document: str) -> None:
         self._documents.discard(document)
+        channel = self.channel(document)
+        self._alone.discard(channel)
+        self._subscribed.discard(channel)
+        self._spoken.pop(channel, None)
         if self.connected:
-            self._outbox.put((self.channel(document), LEAVE, b""))
+            self._outbox.put((channel, LEAVE, b""))
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -113,6 +135,7 @@ class RedisBus:
                 with anyio.fail_after(SILENCE_S):  # TimeoutError is an OSError
                     await sub.connect()
                     await pub.connect()
+                    self._counts_all = await counts_all_subscribers(pub)
                 channels = [self._heartbeat, *(self.channel(d) for d in self._documents)]
                 self._subscribed_at_start = list(channels)
                 await sub.send_command("SUBSCRIBE", *channels, check_health=False)
@@ -135,6 +158,9 @@ class RedisBus:
                 self.connected = False
                 self._sub = None
                 self._outbox.clear()
+                for state in (self._alone, self._subscribed, self._inflight, self._spoken):
+                    state.clear()
+                self._sent = 0
                 with anyio.CancelScope(shield=True):
                     for c in (sub, pub):
                         with anyio.move_on_after(1):
@@ -151,13 +177,15 @@ class RedisBus:
         own = self.process_id
         while True:
             reply = await sub.read_response()
-            self._heard = True
+            self._alive = True
             if not isinstance(reply, list) or len(reply) != 3:
                 continue
             kind, channel, data = reply
             if kind == b"message":
                 if data[2 : 2 + PID_BYTES] == own:
                     continue  # our own, back from Redis: the sender id is at the same place
+                self._spoken[channel] = self._sent
+                self._alone.discard(channel)  # before the hub answers, perhaps with an UPDATE
                 document = self.document(channel)
                 for envelope in decode_all(data):
                     dispatch(handler, document, envelope)
@@ -167,6 +195,7 @@ class RedisBus:
     async def _on_subscribed(
         self, sub: Any, channel: bytes, subscribed: list[int], on_connected: Callable[[], None]
     ) -> None:
+        self._subscribed.add(channel)
         waiter = self._confirmed.get(channel)
         if waiter is not None:
             waiter.set()
@@ -204,6 +233,9 @@ class RedisBus:
                     (b"PUBLISH", channel, encode_batch(sender, items))
                     for channel, items in grouped.items()
                 ]
+                for channel in grouped:
+                    self._sent += 1
+                    self._inflight.append((channel, self._sent, channel in self._subscribed))
                 await pub.send_packed_command(pub.pack_commands(commands), check_health=False)
             # a document opened again since it was left stays subscribed
             leave = [c for c in leave if self.document(c) not in self._documents]
@@ -217,30 +249,66 @@ class RedisBus:
         from redis.exceptions import TimeoutError
 
         while True:
-            self._heard = False
+            self._alive = False
             await anyio.sleep(SILENCE_S / 2)
-            if self._heard:
+            if self._alive:
                 continue
             await sub.send_command("PING", check_health=False)
             await anyio.sleep(SILENCE_S / 2)
-            if not self._heard:
+            if not self._alive:
                 raise TimeoutError(f"nothing from Redis in {SILENCE_S:g} s")
 
     async def _drain(self, pub: Any) -> None:
-        """Read the replies to our PUBLISHes (receiver counts) apart from sending them, so the
-        publisher never waits for Redis; warn once if Redis refuses them (an ACL, say)."""
+        """Read the replies to our PUBLISHes apart from sending them, so the publisher never
+        waits for Redis; warn once if Redis refuses them (an ACL, say).
+
+        A reply counts the subscribers the message reached. When that is no other process (1
+        with us subscribed, 0 without), everything we publish there is only our own echo: the
+        channel is alone, and its UPDATEs and AWARENESS stay here until another process speaks
+        on it. Nothing is lost by that: a process starts listening to a document only to open
+        it (or after a reconnect), and then first publishes a SYNC, whose answer carries
+        everything it lacks, our awareness states included. A reply to a PUBLISH sent before
+        another process last spoke there is stale, and ignored. A Redis Cluster counts only
+        the subscribers of the node it ran on: there every channel is taken as shared."""
         from redis.exceptions import ResponseError
 
         while True:
             try:
-                await pub.read_response()
+                reply = await pub.read_response()
             except ResponseError as exc:
+                reply = None
                 self.refused += 1
                 if self.refused == 1:
                     log.warning("Redis refuses what the bus publishes: %s", exc)
+            channel, number, subscribed = self._inflight.popleft()
+            if isinstance(reply, int) and channel != self._heartbeat:
+                self._counted(channel, number, subscribed, reply)
+
+    def _counted(self, channel: bytes, number: int, subscribed: bool, reached: int) -> None:
+        if reached > subscribed:
+            self._alone.discard(channel)
+        elif (
+            self._counts_all
+            and number > self._spoken.get(channel, 0)  # sent after the others last spoke
+            and channel in self._subscribed  # (still)
+        ):
+            self._alone.add(channel)
 
     async def close(self) -> None:
         """Give what is queued (a BYE) a moment to go out, then stop publishing."""
         if self.connected:
             await self._outbox.flushed(0.5)
         self.connected = False
+
+
+async def counts_all_subscribers(conn: Any) -> bool:
+    """Whether PUBLISH's reply on this connection counts every subscriber: yes, unless the
+    server is a Redis Cluster node (or will not say)."""
+    from redis.exceptions import ResponseError
+
+    try:
+        await conn.send_command("INFO", "cluster", check_health=False)
+        info = await conn.read_response()
+    except ResponseError:
+        return False
+    return isinstance(info, bytes) and b"cluster_enabled:0" in info
