@@ -2,9 +2,11 @@
 
 Every room hands its updates to the one Saver. The saver commits whatever has arrived, for every
 document, in one transaction, at most `commit_window_ms` after the oldest of those updates
-arrived (it waits half the window to gather a batch, which leaves the other half for the commit
-itself). Compaction runs on the same path, between commits. A failed commit is retried with
-backoff and nothing is dropped: the rooms concerned stay dirty, so they are never unloaded.
+arrived (it gathers for 80 % of the window, which leaves the rest for the commit itself: on
+SQLite a typical commit takes ~0.1 ms, see storage.sql.SqliteAppender; fewer, larger commits
+cost less CPU per update). Compaction runs on the same path, between commits. A failed commit
+is retried with backoff and nothing is dropped: the rooms concerned stay dirty, so they are
+never unloaded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_ROWS = 5000
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+# The part of the commit window spent gathering a batch.
+GATHER = 0.8
 
 
 class Saver:
@@ -87,7 +93,7 @@ class Saver:
             await self._wakeup.wait()
             self._wakeup.clear()
             if self._pending:
-                delay = self._first_at + self.window / 2 - time.monotonic()
+                delay = self._first_at + self.window * GATHER - time.monotonic()
                 if delay > 0 and not self._hurry.is_set():
                     with anyio.move_on_after(delay):
                         await self._hurry.wait()

@@ -163,8 +163,12 @@ class SqlStore:
         if not batch:
             return
         stamp = now_ms()
-        if self._appender is not None:
-            await anyio.to_thread.run_sync(self._appender.append, batch, stamp)
+        appender = self._appender
+        if appender is not None:
+            if not appender.append_now(batch, stamp):
+                await anyio.to_thread.run_sync(appender.append, batch, stamp)
+            if appender.checkpoint_due:
+                await anyio.to_thread.run_sync(appender.checkpoint)
             return
         async with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
@@ -312,16 +316,26 @@ class SqlStore:
 
 
 class SqliteAppender:
-    """The append path on a SQLite file: one thread hop per commit, its SQL run by sqlite3.
+    """The append path on a SQLite file: the whole transaction in one sqlite3 call.
 
     Through SQLAlchemy and aiosqlite a commit took ~4 ms of CPU (pool checkout, BEGIN, the
     document ids, INSERT, UPDATE, COMMIT, the pool's reset: each a compiled statement and a
     round trip between the event loop and aiosqlite's thread); at the commit window's 20
-    commits a second that was most of the server's CPU in the fanout bench. Here the whole
-    transaction is one call into a worker thread, and sqlite3 runs it without the GIL.
+    commits a second that was most of the server's CPU in the fanout bench. Here a commit is
+    one sqlite3 call: ~55 µs of CPU for a typical batch (/tmp/exp/app.py), less than handing
+    it to a worker thread costs (~190 µs through anyio). So a small batch commits right on
+    the event loop (`append_now`), provided it can take SQLite's write lock at once and no
+    checkpoint runs in it (WAL mode, synchronous=NORMAL: a commit writes the WAL, no fsync);
+    a large batch, a busy database and the periodic WAL checkpoint go to a worker thread.
     Reading, compaction and everything else stay on the SQLAlchemy engine; the two connections
     share the file (WAL), and the saver never runs an append and a compaction at once.
     """
+
+    # What may commit on the event loop: beyond this a batch goes to a thread.
+    NOW_MAX_ROWS = 256
+    NOW_MAX_BYTES = 256 * 1024
+    # Commits between WAL checkpoints (the appender's connection never checkpoints on its own).
+    CHECKPOINT_EVERY = 200
 
     def __init__(self, path: str, ids: dict[str, int]) -> None:
         self.path = path
@@ -336,6 +350,7 @@ class SqliteAppender:
         )
         self._insert = f"INSERT INTO {t_upd} (document_id, data, created_at_ms) VALUES (?, ?, ?)"
         self._touch = f"UPDATE {t_doc} SET updated_at_ms = ? WHERE id = ?"
+        self._since_checkpoint = 0
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine, ids: dict[str, int]) -> SqliteAppender | None:
@@ -355,32 +370,69 @@ class SqliteAppender:
             check_same_thread=False,
         )
         sqlite_pragmas(conn)
+        # Checkpoints (which fsync) run in a worker thread, see checkpoint(); not in a commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    @property
+    def checkpoint_due(self) -> bool:
+        return self._since_checkpoint >= self.CHECKPOINT_EVERY
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._since_checkpoint = 0
+
+    def append_now(self, batch: Sequence[PendingUpdate], stamp: int) -> bool:
+        """Commit on the calling thread if that is quick; False: call append() in a thread."""
+        if len(batch) > self.NOW_MAX_ROWS or sum(len(u.data) for u in batch) > self.NOW_MAX_BYTES:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            conn = self._conn = self._conn or self._connect()
+            conn.execute("PRAGMA busy_timeout=0")  # locked by someone else: go to the thread
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            self._write(conn, batch, stamp)
+            return True
+        finally:
+            self._lock.release()
 
     def append(self, batch: Sequence[PendingUpdate], stamp: int) -> None:
         with self._lock:
             conn = self._conn = self._conn or self._connect()
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                found: dict[str, int] = {}
-                for name in sorted({u.name for u in batch}):
-                    doc_id = self._ids.get(name)
-                    if doc_id is None:
-                        conn.execute(self._insert_doc, (name, stamp, stamp))
-                        doc_id = int(conn.execute(self._select_id, (name,)).fetchone()[0])
-                    found[name] = doc_id
-                conn.executemany(
-                    self._insert, [(found[u.name], u.data, u.created_at_ms) for u in batch]
-                )
-                conn.executemany(self._touch, [(stamp, i) for i in found.values()])
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            # Cached once committed (a rolled-back insert must not leave a stale id behind).
-            for name, doc_id in found.items():
-                self._ids.setdefault(name, doc_id)
+            self._write(conn, batch, stamp)
+
+    def _write(self, conn: sqlite3.Connection, batch: Sequence[PendingUpdate], stamp: int) -> None:
+        """The rest of the transaction after BEGIN IMMEDIATE (the lock is held)."""
+        try:
+            found: dict[str, int] = {}
+            for name in sorted({u.name for u in batch}):
+                doc_id = self._ids.get(name)
+                if doc_id is None:
+                    conn.execute(self._insert_doc, (name, stamp, stamp))
+                    doc_id = int(conn.execute(self._select_id, (name,)).fetchone()[0])
+                found[name] = doc_id
+            conn.executemany(
+                self._insert, [(found[u.name], u.data, u.created_at_ms) for u in batch]
+            )
+            conn.executemany(self._touch, [(stamp, i) for i in found.values()])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._since_checkpoint += 1
+        # Cached once committed (a rolled-back insert must not leave a stale id behind).
+        for name, doc_id in found.items():
+            self._ids.setdefault(name, doc_id)
 
     def close(self) -> None:
         with self._lock:
