@@ -716,9 +716,18 @@ def headline(d: Data) -> tuple[str, list[str]]:
         add(f"max sustained deliveries/s, {label} (p99 ≤ 50 ms)", d.med(sc, OURS, get), d.med(sc, REF, get),
             "≥ 1.5×", ge(1.5), 0)  # fmt: skip
     get = res("max_sustained_deliveries_per_s")
-    if d.vgood("workers", "w2"):
-        add("max sustained deliveries/s per machine, 10 rooms × 10, `--workers 2` + Redis bus (p99 ≤ 50 ms)",
-            d.vmed("workers", "w2", get), d.med("tput10x10", REF, get), "≥ 1.5×", ge(1.5), 0)  # fmt: skip
+    ref10 = d.med("tput10x10", REF, get)
+    per_variant = {v: d.vmed("workers", v, get) for v in ("w1", "w2") if d.vgood("workers", v)}
+    if per_variant:
+        # Workers allowed: the machine's capacity is the better of one process and two.
+        best = max(per_variant, key=lambda v: per_variant[v] or 0)
+        how = {"w1": "`--workers 1`", "w2": "`--workers 2` + Redis bus"}[best]
+        add(f"max sustained deliveries/s per machine, 10 rooms × 10, best of `--workers 1`/`2` ({how})",
+            per_variant[best], ref10, "≥ 1.5×", ge(1.5), 0)  # fmt: skip
+    if "w2" in per_variant:
+        w2 = per_variant["w2"]
+        rows.append(["max sustained deliveries/s, 10 rooms × 10, `--workers 2` + Redis bus",
+                     num(w2, 0), num(ref10, 0), ratio(w2, ref10), "–", "–"])  # fmt: skip
     if d.vgood("bus", "cross"):
         bp99 = d.vmed("bus", "cross", res("p99_ms"))
         rows.append(["cross-process latency via the Redis bus, A → B: p99 (ms)", num(bp99),
