@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -434,7 +435,7 @@ class SqliteAppender:
 
     def _write(self, conn: sqlite3.Connection, batch: Sequence[PendingUpdate], stamp: int) -> None:
         """The rest of the transaction after BEGIN IMMEDIATE (the lock is held)."""
-        try:
+        with self._committing(conn):
             found: dict[str, int] = {}
             for name in sorted({u.name for u in batch}):
                 doc_id = self._ids.get(name)
@@ -446,12 +447,6 @@ class SqliteAppender:
                 self._insert, [(found[u.name], u.data, u.created_at_ms) for u in batch]
             )
             conn.executemany(self._touch, [(stamp, i) for i in found.values()])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._since_checkpoint += 1
         # Cached once committed (a rolled-back insert must not leave a stale id behind).
         for name, doc_id in found.items():
             self._ids.setdefault(name, doc_id)
@@ -466,7 +461,7 @@ class SqliteAppender:
         with self._lock:
             conn = self._conn = self._conn or self._connect()
             conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._committing(conn):
                 doc_id = self._ids.get(name)
                 if doc_id is None:
                     found = conn.execute(self._select_id, (name,)).fetchone()
@@ -483,8 +478,7 @@ class SqliteAppender:
                 ).fetchone()
                 through, folded, snap_bytes = snap if snap is not None else (0, 0, 0)
                 if doc_id is None or count == 0 or count != rows or through != through_id:
-                    conn.execute("ROLLBACK")
-                    return None
+                    return None  # (the transaction wrote nothing)
                 deleted = conn.execute(
                     f"DELETE FROM {t_upd} WHERE document_id = ? AND id <= ?", (doc_id, last)
                 ).rowcount
@@ -498,13 +492,19 @@ class SqliteAppender:
                     "created_at_ms = excluded.created_at_ms",
                     (doc_id, data, last, folded + count, now_ms()),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self._since_checkpoint += 1
             return count, int(log_bytes) + int(snap_bytes or 0), int(last)
+
+    @contextlib.contextmanager
+    def _committing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """COMMIT what the block did (after BEGIN IMMEDIATE), or ROLLBACK if it raised."""
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._since_checkpoint += 1
 
     def close(self) -> None:
         with self._lock:
