@@ -228,9 +228,12 @@ class SqlStore:
         started = time.perf_counter()
         if live is not None and self._appender is not None:
             data = live.encode()
-            done = await anyio.to_thread.run_sync(
-                self._appender.compact_live, name, live.rows, live.through_id, data
-            )
+            appender = self._appender
+            done = appender.compact_live_now(name, live.rows, live.through_id, data)
+            if done is False:
+                done = await anyio.to_thread.run_sync(
+                    appender.compact_live, name, live.rows, live.through_id, data
+                )
             if done is not None:
                 folded, log_bytes, through = done
                 result = CompactResult(
@@ -357,6 +360,9 @@ class SqliteAppender:
     # What may commit on the event loop: beyond this a batch goes to a thread.
     NOW_MAX_ROWS = 256
     NOW_MAX_BYTES = 256 * 1024
+    # What a live compaction may do on the event loop (a few ms at most).
+    NOW_MAX_COMPACT_ROWS = 10_000
+    NOW_MAX_COMPACT_BYTES = 4 * 1024 * 1024
     # Commits between WAL checkpoints (the appender's connection never checkpoints on its own).
     CHECKPOINT_EVERY = 200
 
@@ -451,48 +457,75 @@ class SqliteAppender:
         for name, doc_id in found.items():
             self._ids.setdefault(name, doc_id)
 
+    def compact_live_now(
+        self, name: str, rows: int, through_id: int, data: bytes
+    ) -> tuple[int, int, int] | bool | None:
+        """compact_live on the calling thread if that is quick (as append_now); False if not."""
+        if rows > self.NOW_MAX_COMPACT_ROWS or len(data) > self.NOW_MAX_COMPACT_BYTES:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            conn = self._conn = self._conn or self._connect()
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            return self._compact_live(conn, name, rows, through_id, data)
+        finally:
+            self._lock.release()
+
     def compact_live(
         self, name: str, rows: int, through_id: int, data: bytes
     ) -> tuple[int, int, int] | None:
         """Replace the log of `name` by the snapshot `data` if the store holds exactly `rows`
         log rows after a snapshot through `through_id` (see storage.LiveDocument), in one
         transaction. (rows, bytes before, new through id), or None when it does not."""
-        t_upd, t_snap = Update.__tablename__, Snapshot.__tablename__
         with self._lock:
             conn = self._conn = self._conn or self._connect()
             conn.execute("BEGIN IMMEDIATE")
-            with self._committing(conn):
-                doc_id = self._ids.get(name)
-                if doc_id is None:
-                    found = conn.execute(self._select_id, (name,)).fetchone()
-                    doc_id = None if found is None else int(found[0])
-                count, last, log_bytes = conn.execute(
-                    f"SELECT count(*), max(id), coalesce(sum(length(data)), 0) FROM {t_upd} "
-                    "WHERE document_id = ?",
-                    (doc_id,),
-                ).fetchone()
-                snap = conn.execute(
-                    f"SELECT through_id, folded_updates, length(data) FROM {t_snap} "
-                    "WHERE document_id = ?",
-                    (doc_id,),
-                ).fetchone()
-                through, folded, snap_bytes = snap if snap is not None else (0, 0, 0)
-                if doc_id is None or count == 0 or count != rows or through != through_id:
-                    return None  # (the transaction wrote nothing)
-                deleted = conn.execute(
-                    f"DELETE FROM {t_upd} WHERE document_id = ? AND id <= ?", (doc_id, last)
-                ).rowcount
-                if deleted != count:
-                    raise StoreError(f"update log of {name!r} changed during compaction; retry")
-                conn.execute(
-                    f"INSERT INTO {t_snap} (document_id, data, through_id, folded_updates, "
-                    "created_at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (document_id) DO UPDATE "
-                    "SET data = excluded.data, through_id = excluded.through_id, "
-                    "folded_updates = excluded.folded_updates, "
-                    "created_at_ms = excluded.created_at_ms",
-                    (doc_id, data, last, folded + count, now_ms()),
-                )
-            return count, int(log_bytes) + int(snap_bytes or 0), int(last)
+            return self._compact_live(conn, name, rows, through_id, data)
+
+    def _compact_live(
+        self, conn: sqlite3.Connection, name: str, rows: int, through_id: int, data: bytes
+    ) -> tuple[int, int, int] | None:
+        """The rest of compact_live after BEGIN IMMEDIATE (the lock is held)."""
+        t_upd, t_snap = Update.__tablename__, Snapshot.__tablename__
+        with self._committing(conn):
+            doc_id = self._ids.get(name)
+            if doc_id is None:
+                found = conn.execute(self._select_id, (name,)).fetchone()
+                doc_id = None if found is None else int(found[0])
+            count, last, log_bytes = conn.execute(
+                f"SELECT count(*), max(id), coalesce(sum(length(data)), 0) FROM {t_upd} "
+                "WHERE document_id = ?",
+                (doc_id,),
+            ).fetchone()
+            snap = conn.execute(
+                f"SELECT through_id, folded_updates, length(data) FROM {t_snap} "
+                "WHERE document_id = ?",
+                (doc_id,),
+            ).fetchone()
+            through, folded, snap_bytes = snap if snap is not None else (0, 0, 0)
+            if doc_id is None or count == 0 or count != rows or through != through_id:
+                return None  # (the transaction wrote nothing)
+            deleted = conn.execute(
+                f"DELETE FROM {t_upd} WHERE document_id = ? AND id <= ?", (doc_id, last)
+            ).rowcount
+            if deleted != count:
+                raise StoreError(f"update log of {name!r} changed during compaction; retry")
+            conn.execute(
+                f"INSERT INTO {t_snap} (document_id, data, through_id, folded_updates, "
+                "created_at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (document_id) DO UPDATE "
+                "SET data = excluded.data, through_id = excluded.through_id, "
+                "folded_updates = excluded.folded_updates, "
+                "created_at_ms = excluded.created_at_ms",
+                (doc_id, data, last, folded + count, now_ms()),
+            )
+        return count, int(log_bytes) + int(snap_bytes or 0), int(last)
 
     @contextlib.contextmanager
     def _committing(self, conn: sqlite3.Connection) -> Iterator[None]:
