@@ -229,8 +229,8 @@ class SqlStore:
         if live is not None and self._appender is not None:
             data = live.encode()
             appender = self._appender
-            done = appender.compact_live_now(name, live.rows, live.through_id, data)
-            if done is False:
+            ran, done = appender.compact_live_now(name, live.rows, live.through_id, data)
+            if not ran:
                 done = await anyio.to_thread.run_sync(
                     appender.compact_live, name, live.rows, live.through_id, data
                 )
@@ -459,22 +459,23 @@ class SqliteAppender:
 
     def compact_live_now(
         self, name: str, rows: int, through_id: int, data: bytes
-    ) -> tuple[int, int, int] | bool | None:
-        """compact_live on the calling thread if that is quick (as append_now); False if not."""
+    ) -> tuple[bool, tuple[int, int, int] | None]:
+        """compact_live on the calling thread if that is quick (as append_now): (True, its
+        result), or (False, None) when it is not and compact_live must run in a thread."""
         if rows > self.NOW_MAX_COMPACT_ROWS or len(data) > self.NOW_MAX_COMPACT_BYTES:
-            return False
+            return False, None
         if not self._lock.acquire(blocking=False):
-            return False
+            return False, None
         try:
             conn = self._conn = self._conn or self._connect()
             conn.execute("PRAGMA busy_timeout=0")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError:
-                return False
+                return False, None
             finally:
                 conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            return self._compact_live(conn, name, rows, through_id, data)
+            return True, self._compact_live(conn, name, rows, through_id, data)
         finally:
             self._lock.release()
 
