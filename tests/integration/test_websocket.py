@@ -773,3 +773,18 @@ async def test_permessage_deflate_is_negotiated_only_when_enabled(server_with, e
             b.doc.get("t", type=Text).insert(0, "b:")
             await a.wait_for(lambda: str(a.doc.get("t", type=Text)).startswith("b:"))
             await plain.wait_for(lambda: str(plain.doc.get("t", type=Text)).startswith("b:"))
+
+
+async def test_a_client_that_never_answers_an_application_close_is_cut_off(server, monkeypatch):
+    """A close the application decides (here 1003 for an unknown y-websocket message type)
+    waits for the client's close frame; one that never comes must not hold the socket."""
+    import collab.wire
+
+    monkeypatch.setattr(collab.wire, "CLOSE_TIMEOUT_S", 0.5)
+    with anyio.fail_after(TEST_S):
+        async with connect(server) as ws:
+            await ws.join()
+            await ws.send(binary(b"\x07"))
+            started = anyio.current_time()
+            await ws.expect_close(1003)  # never answered; then EOF
+            assert anyio.current_time() - started < 5
