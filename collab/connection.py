@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from .errors import CloseCode, CollabError, InvalidDocumentName
 from .hooks import ConnectionInfo
 from .limits import TokenBucket
-from .wire import HttpRefusal, Request, WebSocketProtocol
+from .wire import Request, WebSocketProtocol
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -231,10 +231,6 @@ class Connection(WebSocketProtocol):
         transport.write(data)
         self.last_sent = time.monotonic()
 
-    @property
-    def queued(self) -> int:
-        return self.buffered
-
     # -- closing -------------------------------------------------------------------------------
 
     def close(self, code: int, reason: str = "") -> None:
@@ -280,9 +276,3 @@ class Connection(WebSocketProtocol):
         )
         if self._ip_counted and self.info is not None:  # admission began: hooks saw it
             hub.disconnected(self.document, self.info, self.close_code, self.close_reason)
-
-    def refused(self) -> None:
-        pass  # HTTP refusal: logged by check_request
-
-
-__all__ = ["Connection", "HttpRefusal"]

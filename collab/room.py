@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pycrdt import Doc, get_update, merge_updates
@@ -179,14 +179,7 @@ class Room:
         if update == p.EMPTY_UPDATE:
             return
         validate_update(update)  # before pycrdt: a 16-byte update can make it allocate 500 MB
-        apply_update(self.doc, update)
-        self._check_pending(conn, update)
-        self.broadcast(message, exclude=conn)
-        self._record(self, update, 1)
-        if self._publish is not None:
-            self._publish(self, cluster.UPDATE, update)
-        if self._on_change is not None:
-            self._on_change(self, conn, update)
+        self._apply(conn, update, message, (update,))
 
     def handle_updates(self, conn: Connection, messages: list[bytes]) -> None:
         """Several sync-update messages one client sent back to back (read in one go).
@@ -210,7 +203,7 @@ class Room:
                 error = exc
                 break
         if len(updates) == 1:
-            self._apply_update(conn, updates[0], sent[0])
+            self._apply(conn, updates[0], sent[0], updates)
         elif updates:
             try:
                 merged = merge_updates(*updates)
@@ -218,16 +211,20 @@ class Room:
                 if not (isinstance(exc, Exception) or _is_panic(exc)):
                     raise
                 for update, message in zip(updates, sent, strict=True):
-                    self._apply_update(conn, update, message)  # one by one, as sent
+                    self._apply(conn, update, message, (update,))  # one by one, as sent
             else:
-                self._apply_merged(conn, merged, updates)
+                self._apply(conn, merged, p.update_message(merged), updates)
         if error is not None:
             raise error
 
-    def _apply_merged(self, conn: Connection, update: bytes, parts: list[bytes]) -> None:
+    def _apply(
+        self, conn: Connection, update: bytes, message: bytes, parts: Sequence[bytes]
+    ) -> None:
+        """Apply a validated update (the merge of `parts`, as the client sent them) once, send
+        `message` (which carries it) to the other members, persist it, tell the bus/hooks."""
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
-        self.broadcast(p.update_message(update), exclude=conn)
+        self.broadcast(message, exclude=conn)
         self._record(self, update, len(parts))
         if self._publish is not None:
             self._publish(self, cluster.UPDATE, update)

@@ -365,6 +365,10 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- reading -------------------------------------------------------------------------------
 
     def _parse(self) -> None:
+        with memoryview(self._buf) as view:
+            self._parse_view(view)
+
+    def _parse_view(self, view: memoryview) -> None:
         buf = self._buf
         pos = 0
         end = len(buf)
@@ -418,9 +422,8 @@ class WebSocketProtocol(asyncio.Protocol):
             if end - pos < header + length:
                 break
             start = pos + header
-            payload = bytes(buf[start : start + length])
-            if length:
-                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+            # Unmasked straight from the buffer: the payload is copied once, by apply_mask.
+            payload = apply_mask(view[start : start + length], bytes(view[start - 4 : start]))
             pos = start + length
             handled += 1
             self._frame(b0, opcode, payload)
@@ -529,17 +532,6 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._deflate:
             return frame(Deflate.compress(message), OP_BINARY, rsv1=True)
         return frame(message)
-
-    def write_frame(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None and not self._close_sent:
-            transport.write(data)
-
-    @property
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel."""
-        transport = self.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
 
     @property
     def deflate(self) -> bool:
