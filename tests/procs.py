@@ -84,7 +84,11 @@ class ServerProcess:
             cwd=ROOT,
             env=env,
         )
-        await self.wait_ready()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            self.proc.kill()  # never leave a server behind a failed start (it may hold a port)
+            raise
 
     async def wait_ready(self) -> None:
         assert self.proc is not None
