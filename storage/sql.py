@@ -236,18 +236,12 @@ class SqlStore:
                 )
             if done is not None:
                 folded, log_bytes, through = done
-                result = CompactResult(
-                    name, folded, log_bytes, len(data), time.perf_counter() - started, through, True
-                )
-                log.info(
-                    "compacted %r: %d rows, %d -> %d bytes in %.1f ms (from the live document)",
-                    name,
-                    folded,
-                    log_bytes,
-                    len(data),
-                    result.seconds * 1000,
-                )
-                return result
+                return _logged(
+                    CompactResult(
+                        name, folded, log_bytes, len(data), time.perf_counter() - started,
+                        through, True,
+                    )
+                )  # fmt: skip
             # The store holds something the live document does not account for: replay.
         async with self.engine.begin() as conn:
             doc_id = await self._find_id(conn, name)
@@ -296,19 +290,12 @@ class SqlStore:
                 "created_at_ms": now_ms(),
             }
             await conn.execute(self._upsert_snapshot(doc_id, values))
-        result = CompactResult(
-            name, len(rows), before, len(data), time.perf_counter() - started, through_id, use_live
-        )
-        log.info(
-            "compacted %r: %d rows, %d -> %d bytes in %.1f ms%s",
-            name,
-            result.rows,
-            result.bytes_before,
-            result.bytes_after,
-            result.seconds * 1000,
-            " (from the live document)" if use_live else "",
-        )
-        return result
+        return _logged(
+            CompactResult(
+                name, len(rows), before, len(data), time.perf_counter() - started, through_id,
+                use_live,
+            )
+        )  # fmt: skip
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -339,6 +326,19 @@ class SqlStore:
         found = (await conn.execute(select(Document.id).where(Document.name == name))).scalar_one()
         # Not cached here: the transaction may still roll back. The next lookup caches it.
         return int(found)
+
+
+def _logged(result: CompactResult) -> CompactResult:
+    log.info(
+        "compacted %r: %d rows, %d -> %d bytes in %.1f ms%s",
+        result.name,
+        result.rows,
+        result.bytes_before,
+        result.bytes_after,
+        result.seconds * 1000,
+        " (from the live document)" if result.live else "",
+    )
+    return result
 
 
 class SqliteAppender:
@@ -417,27 +417,41 @@ class SqliteAppender:
         """Commit on the calling thread if that is quick; False: call append() in a thread."""
         if len(batch) > self.NOW_MAX_ROWS or sum(len(u.data) for u in batch) > self.NOW_MAX_BYTES:
             return False
-        if not self._lock.acquire(blocking=False):
-            return False
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return False
+            self._write(conn, batch, stamp)
+            return True
+
+    def append(self, batch: Sequence[PendingUpdate], stamp: int) -> None:
+        with self._begun(wait=True) as conn:
+            assert conn is not None
+            self._write(conn, batch, stamp)
+
+    @contextlib.contextmanager
+    def _begun(self, wait: bool) -> Iterator[sqlite3.Connection | None]:
+        """The connection inside BEGIN IMMEDIATE, with the appender's lock held. wait=False
+        (on the event loop): None at once if the lock or SQLite's write lock is taken."""
+        if not self._lock.acquire(blocking=wait):
+            yield None
+            return
         try:
             conn = self._conn = self._conn or self._connect()
+            if wait:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                return
             conn.execute("PRAGMA busy_timeout=0")  # locked by someone else: go to the thread
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                began = True
             except sqlite3.OperationalError:
-                return False
+                began = False
             finally:
                 conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            self._write(conn, batch, stamp)
-            return True
+            yield conn if began else None
         finally:
             self._lock.release()
-
-    def append(self, batch: Sequence[PendingUpdate], stamp: int) -> None:
-        with self._lock:
-            conn = self._conn = self._conn or self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            self._write(conn, batch, stamp)
 
     def _write(self, conn: sqlite3.Connection, batch: Sequence[PendingUpdate], stamp: int) -> None:
         """The rest of the transaction after BEGIN IMMEDIATE (the lock is held)."""
@@ -464,20 +478,10 @@ class SqliteAppender:
         result), or (False, None) when it is not and compact_live must run in a thread."""
         if rows > self.NOW_MAX_COMPACT_ROWS or len(data) > self.NOW_MAX_COMPACT_BYTES:
             return False, None
-        if not self._lock.acquire(blocking=False):
-            return False, None
-        try:
-            conn = self._conn = self._conn or self._connect()
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
+        with self._begun(wait=False) as conn:
+            if conn is None:
                 return False, None
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             return True, self._compact_live(conn, name, rows, through_id, data)
-        finally:
-            self._lock.release()
 
     def compact_live(
         self, name: str, rows: int, through_id: int, data: bytes
@@ -485,9 +489,8 @@ class SqliteAppender:
         """Replace the log of `name` by the snapshot `data` if the store holds exactly `rows`
         log rows after a snapshot through `through_id` (see storage.LiveDocument), in one
         transaction. (rows, bytes before, new through id), or None when it does not."""
-        with self._lock:
-            conn = self._conn = self._conn or self._connect()
-            conn.execute("BEGIN IMMEDIATE")
+        with self._begun(wait=True) as conn:
+            assert conn is not None
             return self._compact_live(conn, name, rows, through_id, data)
 
     def _compact_live(
