@@ -478,7 +478,8 @@ def _long_var(data: bytes, start: int, signed: bool = False) -> int:
     return pos
 
 
-def _skip_bytes(data: bytes, pos: int, end: int) -> int:
+def _byte_span(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Where the bytes of a length-prefixed buffer at `pos` start and stop."""
     b = data[pos]
     if b < 0x80:
         length = b
@@ -488,19 +489,15 @@ def _skip_bytes(data: bytes, pos: int, end: int) -> int:
     stop = pos + length
     if stop > end:
         raise ProtocolError("length beyond end of update")
-    return stop
+    return pos, stop
+
+
+def _skip_bytes(data: bytes, pos: int, end: int) -> int:
+    return _byte_span(data, pos, end)[1]
 
 
 def _skip_str(data: bytes, pos: int, end: int) -> int:
-    b = data[pos]
-    if b < 0x80:
-        length = b
-        pos += 1
-    else:
-        length, pos = _var_len(data, pos)
-    stop = pos + length
-    if stop > end:
-        raise ProtocolError("length beyond end of update")
+    pos, stop = _byte_span(data, pos, end)
     chunk = data[pos:stop]
     if not chunk.isascii():
         chunk.decode()  # UnicodeDecodeError: caught by validate_update
