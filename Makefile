@@ -38,7 +38,7 @@ frontend: frontend/dist/index.html
 run: install frontend
 	$(BIN)/collab serve
 
-test: install interop-deps frontend
+test: install interop-deps frontend bench-deps
 	$(BIN)/pytest
 
 lint: install
