@@ -52,7 +52,7 @@ def test_report_renders_from_the_committed_results(tmp_path):
     results = BENCH / "results" / "suite.jsonl"
     md, img = tmp_path / "benchmarks.md", tmp_path / "img"
     command = [sys.executable, str(BENCH / "report.py"), str(results), "--md", str(md)]
-    done = subprocess.run(command + ["--img", str(img)], capture_output=True, text=True)
+    done = subprocess.run([*command, "--img", str(img)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     text = md.read_text()
     for row in ("server CPU µs / delivery, fanout", "RSS per idle connection", "bigdoc ingest"):
