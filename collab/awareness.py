@@ -5,10 +5,20 @@ the same clock), plus what a server must add:
 
 - ownership: each state belongs to the connection that last renewed it, so a closing connection
   removes exactly its own users' states, never states that merely passed through it, and never a
-  state that a newer connection of the same user has since renewed;
-- a client that reconnects with the clock we removed it at would be ignored by every peer (they
-  hold that clock as "removed"): we take it and hand it on with the clock bumped by one, so it
-  reappears at once instead of after its next renewal;
+  state that a newer connection of the same user has since renewed. (Stock y-websocket clients
+  send back every state they receive, at the clock they received it: such relays are never newer
+  and are dropped, and they take no ownership.)
+- a client that comes back with a clock its peers may already hold is reminded of it. That is a
+  client we removed (its socket dropped) returning on a new socket with the clock it had, which
+  every peer holds as "removed", and a client this registry has not seen yet, whose peers may
+  hold its clock from before a restart of the server. Either way, re-sent at the same clock, its
+  state would stay invisible to the peers until its next change or its 15 s renewal. The
+  reminder is the removal at that clock, sent to that connection only: y-protocols' rule "never
+  let a remote client remove the local state" makes the client answer with the same state at
+  the next clock, which every peer takes. The server never invents a clock for a client: a
+  clock bumped here would be one the client does not know, and its own next change, carrying
+  that same clock, would then be dropped everywhere (a change made before the answer arrives
+  carries the next clock anyway, and is taken);
 - states not renewed for `timeout` seconds are dropped, so newcomers are not shown ghosts.
 
 States are never parsed beyond validation: bytes in, same bytes out.
@@ -29,7 +39,6 @@ class _Client:
     state: bytes | None  # None: removed
     updated_at: float
     owner: Hashable | None
-    removed_by_server: bool = False
 
 
 class AwarenessRegistry:
@@ -41,14 +50,18 @@ class AwarenessRegistry:
         return sum(1 for c in self._clients.values() if c.state is not None)
 
     def apply(
-        self, entries: list[AwarenessEntry], owner: Hashable
-    ) -> tuple[list[AwarenessEntry], bool]:
-        """Take what is newer; return (the accepted entries, whether they are exactly the input).
+        self, entries: list[AwarenessEntry], owner: Hashable, *, remind: bool = True
+    ) -> tuple[list[AwarenessEntry], bool, list[AwarenessEntry]]:
+        """Take what is newer; return (the accepted entries, whether they are exactly the input,
+        the reminders to send back to `owner` alone).
 
         When the second value is True the caller may forward the original bytes unchanged.
+        `remind`: whether `owner` is a client connection that can be reminded (see the module's
+        docstring); a cluster peer relays what its own connections were reminded of.
         """
         now = time.monotonic()
         accepted: list[AwarenessEntry] = []
+        reminders: list[AwarenessEntry] = []
         verbatim = True
         for entry in entries:
             client = self._clients.get(entry.client_id)
@@ -62,26 +75,25 @@ class AwarenessRegistry:
                     entry.clock, None if is_null else entry.state, now, None if is_null else owner
                 )
                 accepted.append(entry)
+                if remind and not is_null:
+                    # Peers may hold this clock from before we knew the client (a restart).
+                    reminders.append(AwarenessEntry(entry.client_id, entry.clock, NULL_STATE))
                 continue
             if entry.clock > client.clock or (
                 entry.clock == client.clock and is_null and client.state is not None
             ):
                 client.clock = entry.clock
-            elif client.state is None and client.removed_by_server and not is_null:
-                # The server removed this client (its socket closed or timed out) and it came
-                # back with the clock it had: bump it so peers take it as new.
-                client.clock += 1
-                entry = AwarenessEntry(entry.client_id, client.clock, entry.state)
-                verbatim = False
-            else:
-                verbatim = False
+                client.state = None if is_null else entry.state
+                client.owner = None if is_null else owner
+                client.updated_at = now
+                accepted.append(entry)
                 continue
-            client.state = None if is_null else entry.state
-            client.owner = None if is_null else owner
-            client.removed_by_server = False
-            client.updated_at = now
-            accepted.append(entry)
-        return accepted, verbatim
+            verbatim = False
+            if remind and not is_null and client.state is None:
+                # Removed here (its socket dropped, or it expired), and back with a clock its
+                # peers hold as removed.
+                reminders.append(AwarenessEntry(entry.client_id, client.clock, NULL_STATE))
+        return accepted, verbatim, reminders
 
     def remove_owned_by(self, owner: Hashable) -> list[AwarenessEntry]:
         """Remove the states `owner` announced last; return the removal entries to broadcast."""
@@ -105,7 +117,6 @@ class AwarenessRegistry:
                 continue
             client.state = None
             client.owner = None
-            client.removed_by_server = True
             # Same clock + null: y-protocols peers accept this as a removal.
             removed.append(AwarenessEntry(cid, client.clock, NULL_STATE))
         return removed

@@ -274,7 +274,7 @@ class Room:
         entries = p.decode_awareness_update(update)
         if not entries:
             return  # a client's keep-alive: nothing to relay
-        accepted, verbatim = self.awareness.apply(entries, conn)
+        accepted, verbatim, reminders = self.awareness.apply(entries, conn)
         if verbatim:
             self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
             if self._publish is not None:
@@ -284,6 +284,8 @@ class Room:
             self.broadcast(p.awareness_message(changed))
             if self._publish is not None:
                 self._publish(self, cluster.AWARENESS, changed)
+        if reminders:  # after the echo: see collab/awareness.py
+            conn.send_nowait(p.awareness_message(p.encode_awareness_update(reminders)))
 
     # -- other processes (cluster mode) ------------------------------------------------------
 
@@ -302,8 +304,8 @@ class Room:
             self.broadcast(p.update_message(change))
 
     def apply_remote_awareness(self, update: bytes, sender: bytes) -> None:
-        accepted, verbatim = self.awareness.apply(
-            p.decode_awareness_update(update), ("peer", sender)
+        accepted, verbatim, _ = self.awareness.apply(
+            p.decode_awareness_update(update), ("peer", sender), remind=False
         )
         if verbatim and accepted:
             self.broadcast(p.awareness_message(update))

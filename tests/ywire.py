@@ -39,7 +39,13 @@ class YClient:
         self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.client_id = client_id if client_id is not None else random.getrandbits(30)
         self.clock = 0
+        self.local_state: dict[str, Any] | None = None
         self.awareness: dict[int, tuple[int, Any]] = {}  # client id -> (clock, state or None)
+        # Removals of its own state the server sent (see collab/awareness.py), and whether to
+        # answer them as y-protocols does (a test may want to see what a client that does not
+        # would get).
+        self.reminded = 0
+        self.answer_reminders = True
         self.received: list[bytes] = []
         self.synced = False
         self.close_code: int | None = None
@@ -113,6 +119,11 @@ class YClient:
 
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         self.clock += 1
+        self.local_state = state
+        await self._send_local_state()
+
+    async def _send_local_state(self) -> None:
+        state = self.local_state
         raw = b"null" if state is None else json.dumps(state).encode()
         entry = p.AwarenessEntry(self.client_id, self.clock, raw)
         await self.send(p.awareness_message(p.encode_awareness_update([entry])))
@@ -158,6 +169,19 @@ class YClient:
                     or entry.clock > known[0]
                     or (entry.clock == known[0] and state is None)
                 ):
+                    if (
+                        state is None
+                        and entry.client_id == self.client_id
+                        and self.local_state is not None
+                    ):
+                        # y-protocols: never let a remote client remove the local state; say
+                        # that it still exists, at the next clock.
+                        self.clock = max(self.clock, entry.clock) + 1
+                        self.awareness[self.client_id] = (self.clock, self.local_state)
+                        self.reminded += 1
+                        if self.answer_reminders:
+                            await self._send_local_state()
+                        continue
                     self.awareness[entry.client_id] = (entry.clock, state)
 
     def _notify(self) -> None:

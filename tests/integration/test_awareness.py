@@ -80,20 +80,48 @@ async def test_relayed_states_are_not_removed_with_the_relaying_connection(serve
 
 
 async def test_reconnecting_client_reappears_at_once(server):
-    """yjs/y-websocket#122: a client that reconnects with the clock it was removed at."""
+    """yjs/y-websocket#122: a client that reconnects with the clock it was removed at. Its
+    peers hold that clock as removed; the server reminds it of the removal, and the client
+    (y-protocols) answers at the next clock, which they take."""
     async with YClient(server.url, "doc") as b:
         a = YClient(server.url, "doc", client_id=4242)
         async with a:
             await a.set_awareness(ADA)
-            await b.wait_for(lambda: 4242 in b.present())
+            # a is new here, so it was reminded too (peers may know it from before a restart)
+            await b.wait_for(lambda: b.awareness.get(4242) == (2, ADA))
+            assert a.reminded == 1 and a.clock == 2
         await b.wait_for(lambda: 4242 not in b.present(), timeout=1)
+        assert b.awareness[4242] == (2, None)  # removed at clock 2
+
         again = YClient(server.url, "doc", client_id=4242)
-        again.clock = a.clock - 1  # set_awareness adds one: the same clock as before
+        again.clock = 1  # set_awareness adds one: the clock it was removed at
         async with again:
             await again.set_awareness(ADA)
             await b.wait_for(lambda: b.present().get(4242) == ADA, timeout=1)
-            # and the reconnected client learns the bumped clock from its own echo
-            await again.wait_for(lambda: again.awareness.get(4242, (0,))[0] == a.clock + 1)
+            assert again.reminded == 1 and b.awareness[4242] == (3, ADA)
+            # its next change is taken, at the clock it knows
+            await again.set_awareness({**ADA, "cursor": 5})
+            await b.wait_for(lambda: b.awareness.get(4242) == (4, {**ADA, "cursor": 5}), timeout=1)
+
+
+async def test_a_client_that_ignores_the_reminder_still_shows_its_next_change(server):
+    """A client that does not follow y-protocols' rule stays hidden only until its next
+    change; the server never takes a state at a clock its peers hold as removed."""
+    async with YClient(server.url, "doc") as b:
+        a = YClient(server.url, "doc", client_id=77)
+        async with a:
+            await a.set_awareness(ADA)
+            await b.wait_for(lambda: 77 in b.present())
+        await b.wait_for(lambda: 77 not in b.present(), timeout=1)
+        again = YClient(server.url, "doc", client_id=77)
+        again.answer_reminders = False
+        again.clock = b.awareness[77][0] - 1
+        async with again:
+            await again.set_awareness(ADA)
+            await again.wait_for(lambda: again.reminded == 1)
+            assert 77 not in b.present()
+            await again.set_awareness({**ADA, "cursor": 1})
+            await b.wait_for(lambda: b.present().get(77) == {**ADA, "cursor": 1}, timeout=1)
 
 
 async def test_query_awareness_returns_all_states(server):

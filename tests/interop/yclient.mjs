@@ -15,6 +15,9 @@
 //                                predicate (as for wait) is applied once it holds -> {report}
 //   awareness {field, value}     awareness.setLocalStateField(field, value)
 //   awareness {state}            awareness.setLocalState(state)   (state may be null)
+//   awarenessOnSync {field, value}   on the next 'sync' event (true), in the same tick:
+//                                awareness.setLocalStateField(field, value) (what an app does
+//                                when it shows the cursor again after a reconnect)
 //   wait {predicate, timeoutMs}  resolve when the JS function source `predicate` returns true
 //                                for the report; re-checked on every document update, awareness
 //                                change, status and sync event (no polling) -> {report}
@@ -192,6 +195,15 @@ const handlers = {
     if ('state' in msg) awareness.setLocalState(msg.state)
     else awareness.setLocalStateField(msg.field, msg.value)
     return { report: report() }
+  },
+  awarenessOnSync: async ({ field, value }) => {
+    const onSync = (synced) => {
+      if (!synced) return
+      provider.off('sync', onSync)
+      awareness.setLocalStateField(field, value)
+    }
+    provider.on('sync', onSync)
+    return {}
   },
   wait: async ({ predicate, timeoutMs = 5000 }) => {
     return { report: await waitFor(compile(predicate), timeoutMs) }

@@ -141,6 +141,10 @@ class NodeYClient:
     async def set_awareness_field(self, field: str, value: Any) -> None:
         await self.request("awareness", {"field": field, "value": value})
 
+    async def set_awareness_field_on_sync(self, field: str, value: Any) -> None:
+        """On the next sync event, in the same tick, set an awareness field."""
+        await self.request("awarenessOnSync", {"field": field, "value": value})
+
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         await self.request("awareness", {"state": state})
 

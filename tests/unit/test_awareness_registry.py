@@ -12,27 +12,43 @@ def entry(cid: int, clock: int, state: bytes = b"{}") -> AwarenessEntry:
     return AwarenessEntry(cid, clock, state)
 
 
+def removal(cid: int, clock: int) -> AwarenessEntry:
+    return AwarenessEntry(cid, clock, NULL_STATE)
+
+
 def test_newer_clocks_win_and_stale_ones_are_dropped():
     reg = AwarenessRegistry()
-    assert reg.apply([entry(1, 1)], A) == ([entry(1, 1)], True)
-    assert reg.apply([entry(1, 1, b'{"x":1}')], A) == ([], False)  # same clock, not a removal
+    reg.apply([entry(1, 1)], A)
+    # same clock, not a removal
+    assert reg.apply([entry(1, 1, b'{"x":1}')], A) == ([], False, [])
     assert reg.apply([entry(1, 2, b'{"x":2}'), entry(2, 0)], A) == (
         [entry(1, 2, b'{"x":2}')],
         False,
+        [],
     )
     assert reg.states() == {1: b'{"x":2}'}
 
 
 def test_unknown_client_at_clock_zero_is_ignored_like_y_protocols():
     reg = AwarenessRegistry()
-    assert reg.apply([entry(9, 0)], A) == ([], False)
+    assert reg.apply([entry(9, 0)], A) == ([], False, [])
     assert reg.states() == {}
+
+
+def test_a_client_seen_first_is_taken_and_reminded_of_its_clock():
+    """Its peers may hold that clock from before a restart: the reminder (the removal at that
+    clock) makes a y-protocols client answer at the next clock, which they take."""
+    reg = AwarenessRegistry()
+    assert reg.apply([entry(1, 7)], A) == ([entry(1, 7)], True, [removal(1, 7)])
+    assert reg.apply([entry(1, 8)], A) == ([entry(1, 8)], True, [])  # its answer
+    # a cluster peer is not reminded: its process reminds its own connections
+    assert reg.apply([entry(2, 3)], B, remind=False) == ([entry(2, 3)], True, [])
 
 
 def test_removal_at_the_same_clock_is_accepted():
     reg = AwarenessRegistry()
     reg.apply([entry(1, 4)], A)
-    assert reg.apply([entry(1, 4, NULL_STATE)], A) == ([entry(1, 4, NULL_STATE)], True)
+    assert reg.apply([entry(1, 4, NULL_STATE)], A) == ([removal(1, 4)], True, [])
     assert reg.states() == {}
 
 
@@ -53,16 +69,29 @@ def test_relayed_stale_state_does_not_take_ownership():
     assert reg.states() == {1: b"{}"}
 
 
-def test_client_removed_by_the_server_comes_back_with_a_bumped_clock():
+def test_client_removed_by_the_server_is_reminded_and_comes_back_at_its_next_clock():
     reg = AwarenessRegistry()
     reg.apply([entry(1, 5)], A)
-    reg.remove_owned_by(A)
-    accepted, verbatim = reg.apply([entry(1, 5, b'{"back":1}')], B)
-    assert accepted == [entry(1, 6, b'{"back":1}')] and not verbatim
-    # but a client that removed itself cannot come back at an old clock
-    reg.apply([entry(2, 3)], A)
-    reg.apply([entry(2, 3, NULL_STATE)], A)
-    assert reg.apply([entry(2, 3)], A) == ([], False)
+    assert reg.remove_owned_by(A) == [removal(1, 5)]
+    # Back on a new connection with the clock it had: not taken (the peers would ignore it),
+    # and the server invents no clock for it; it is reminded of the removal.
+    assert reg.apply([entry(1, 5, b'{"back":1}')], B) == ([], False, [removal(1, 5)])
+    assert reg.states() == {}
+    # y-protocols answers that with the next clock, which is taken and forwarded as sent.
+    assert reg.apply([entry(1, 6, b'{"back":1}')], B) == ([entry(1, 6, b'{"back":1}')], True, [])
+    # A change it made before the reminder arrived carries that clock too, and is taken.
+    reg.remove_owned_by(B)
+    assert reg.apply([entry(1, 7, b'{"moved":1}')], A)[0] == [entry(1, 7, b'{"moved":1}')]
+    assert reg.states() == {1: b'{"moved":1}'}
+
+
+def test_a_stale_relay_of_a_removed_client_brings_no_ghost_back():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 3)], A)
+    reg.apply([entry(1, 3, NULL_STATE)], A)  # the client removed itself
+    # B relays what it heard before the removal: dropped; the reminder tells B it is gone
+    assert reg.apply([entry(1, 3)], B) == ([], False, [removal(1, 3)])
+    assert reg.states() == {}
 
 
 def test_expiry_drops_states_not_renewed(monkeypatch):
