@@ -29,7 +29,8 @@ class TokenBucket:
 
 
 class IpLimits:
-    """Open connections per IP, and connection attempts per IP in the last minute."""
+    """Open connections per IP, and connection attempts per IP in the last minute; a limit of 0
+    is no limit (the default: many people share one address, see docs/limits.md)."""
 
     def __init__(self, max_connections: int, max_attempts_per_minute: int) -> None:
         self.max_connections = max_connections
@@ -37,23 +38,31 @@ class IpLimits:
         self.open: dict[str, int] = defaultdict(int)
         self._attempts: dict[str, deque[float]] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_connections or self.max_attempts)
+
     def attempt(self, ip: str) -> str | None:
         """Count an attempt; return why it is refused, or None."""
-        now = time.monotonic()
-        attempts = self._attempts.setdefault(ip, deque())
-        while attempts and attempts[0] <= now - 60:
-            attempts.popleft()
-        attempts.append(now)
-        if len(attempts) > self.max_attempts:
-            return "too many connection attempts from this address"
-        if self.open[ip] >= self.max_connections:
+        if self.max_attempts:
+            now = time.monotonic()
+            attempts = self._attempts.setdefault(ip, deque())
+            while attempts and attempts[0] <= now - 60:
+                attempts.popleft()
+            attempts.append(now)
+            if len(attempts) > self.max_attempts:
+                return "too many connection attempts from this address"
+        if self.max_connections and self.open[ip] >= self.max_connections:
             return "too many connections from this address"
         return None
 
     def opened(self, ip: str) -> None:
-        self.open[ip] += 1
+        if self.max_connections:
+            self.open[ip] += 1
 
     def closed(self, ip: str) -> None:
+        if not self.max_connections:
+            return
         left = self.open[ip] - 1
         if left > 0:
             self.open[ip] = left
@@ -62,6 +71,8 @@ class IpLimits:
 
     def prune(self) -> None:
         """Forget addresses with no attempt in the last minute (called once a second)."""
+        if not self._attempts:
+            return
         cutoff = time.monotonic() - 60
         for ip in [ip for ip, q in self._attempts.items() if not q or q[-1] <= cutoff]:
             del self._attempts[ip]

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.Config:
     # WebSockets are ours (collab/wire.py, collab/endpoint.py): uvicorn parses the upgrade
     # request and hands over the socket; its ws_* settings do not apply.
+    if settings.trusted_proxies:
+        extra.setdefault("forwarded_allow_ips", settings.trusted_proxies)
     return uvicorn.Config(
         app,
         host=settings.host,

@@ -93,13 +93,22 @@ class Settings:
         default=64 * MiB, metadata=_doc("bytes one connection may send in a burst")
     )
     max_connections_per_ip: int = field(
-        default=256, metadata=_doc("open connections from one IP address")
+        default=0,
+        metadata=_doc("open connections from one IP address (0: no limit; see docs/limits.md)"),
     )
     max_connect_attempts_per_ip: int = field(
-        default=600, metadata=_doc("connection attempts from one IP address per minute")
+        default=0,
+        metadata=_doc("connection attempts from one IP address per minute (0: no limit)"),
+    )
+    trusted_proxies: str = field(
+        default="",
+        metadata=_doc(
+            "comma-separated addresses/networks whose X-Forwarded-For is believed"
+            " (empty: uvicorn's default, $FORWARDED_ALLOW_IPS or 127.0.0.1)"
+        ),
     )
     max_connections_per_document: int = field(
-        default=1000, metadata=_doc("open connections to one document")
+        default=10000, metadata=_doc("open connections to one document")
     )
     max_documents: int = field(
         default=10000, metadata=_doc("documents open in this process at once")
@@ -142,8 +151,6 @@ class Settings:
             "rate_messages_burst",
             "rate_bytes_per_s",
             "rate_bytes_burst",
-            "max_connections_per_ip",
-            "max_connect_attempts_per_ip",
             "max_connections_per_document",
             "max_documents",
             "auth_timeout_s",
@@ -155,6 +162,9 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        for name in ("max_connections_per_ip", "max_connect_attempts_per_ip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (no limit) or positive")
         for name in ("idle_timeout_s", "heartbeat_s", "awareness_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -7,11 +7,11 @@ and that nobody else notices. Then a table holding one scenario per close code t
 |                                                 |          | limit of M bytes" (WebSocket layer) |
 | rate_messages_per_s / rate_messages_burst       | 200/1000 | 1008 "rate limit exceeded"          |
 | rate_bytes_per_s / rate_bytes_burst             | 4/64 MiB | 1008 "rate limit exceeded"          |
-| max_connections_per_ip                          | 256      | 1008 "too many connections from     |
+| max_connections_per_ip                          | 0 (off)  | 1008 "too many connections from     |
 |                                                 |          | this address"                       |
-| max_connect_attempts_per_ip (per minute)        | 600      | 1008 "too many connection attempts  |
+| max_connect_attempts_per_ip (per minute)        | 0 (off)  | 1008 "too many connection attempts  |
 |                                                 |          | from this address"                  |
-| max_connections_per_document                    | 1000     | 1013 "document full: too many       |
+| max_connections_per_document                    | 10000    | 1013 "document full: too many       |
 |                                                 |          | connections"                        |
 | max_documents                                   | 10000    | 1013 "server full: too many open    |
 |                                                 |          | documents"                          |
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -236,6 +236,51 @@ async def test_connection_attempts_per_minute(server_with):
             assert kept.close_code is None
             # Refused attempts count too: hammering does not reopen the door.
             assert (await close_of(f"{srv.url}/ws/other"))[0] == 1008
+
+
+async def first_answer(url: str, forwarded_for: str, stack: AsyncExitStack) -> str:
+    """Connect as a client behind a proxy that says it is `forwarded_for`; "in" once admitted
+    (the room's sync step 1 arrives), else the close reason. The socket stays open in `stack`."""
+    ws = await stack.enter_async_context(
+        websockets.connect(
+            f"{url}/ws/doc",
+            additional_headers={"X-Forwarded-For": forwarded_for},
+            ping_interval=None,
+        )
+    )
+    try:
+        with anyio.fail_after(3):
+            message = await ws.recv()
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.reason if exc.rcvd is not None else "1006"
+    assert isinstance(message, bytes) and message[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP1])
+    return "in"
+
+
+async def test_per_ip_limits_behind_a_trusted_proxy_count_the_forwarded_address(server_with):
+    """docs/limits.md: behind a proxy, the limits count each client's own address (from
+    X-Forwarded-For) when the proxy is trusted, and the proxy's otherwise."""
+    refused = "too many connections from this address"
+    async with server_with(max_connections_per_ip=2, trusted_proxies="127.0.0.1/32") as srv:
+        async with AsyncExitStack() as stack:
+            assert await first_answer(srv.url, "203.0.113.5", stack) == "in"
+            assert await first_answer(srv.url, "203.0.113.5", stack) == "in"
+            assert await first_answer(srv.url, "203.0.113.5", stack) == refused
+            assert await first_answer(srv.url, "203.0.113.6", stack) == "in"  # someone else
+    async with server_with(max_connections_per_ip=2, trusted_proxies="10.9.9.9") as srv:
+        async with AsyncExitStack() as stack:  # an untrusted header is ignored: one address
+            assert await first_answer(srv.url, "203.0.113.5", stack) == "in"
+            assert await first_answer(srv.url, "203.0.113.6", stack) == "in"
+            assert await first_answer(srv.url, "203.0.113.7", stack) == refused
+
+
+async def test_per_ip_limits_are_off_by_default(server):
+    """Many people share one address (an office, a carrier): see test_shared_address.py."""
+    assert not server.hub.ip_limits.enabled
+    async with AsyncExitStack() as stack:
+        for _ in range(300):  # more than the old default of 256
+            assert await first_answer(server.url, "", stack) == "in"
+    assert server.hub.ip_limits.open == {}
 
 
 # -- per document and per process -------------------------------------------------------------
