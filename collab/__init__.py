@@ -1,8 +1,9 @@
 """Collab: a self-hosted, Yjs-compatible collaboration backend."""
 
+from .access import Access
 from .app import create_app
 from .auth import TokenAuth, mint_token
-from .errors import CloseCode, CollabError, Reject
+from .errors import ApiError, CloseCode, CollabError, HttpStatus, Reject
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -11,6 +12,7 @@ from .hooks import (
     OnConnectPayload,
     OnDisconnectPayload,
     OnLoadDocumentPayload,
+    OnRequestPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
@@ -18,15 +20,19 @@ from .server import serve
 from .settings import Settings
 
 __all__ = [
+    "Access",
+    "ApiError",
     "CloseCode",
     "CollabError",
     "ConnectionInfo",
     "Extension",
+    "HttpStatus",
     "OnAuthenticatePayload",
     "OnChangePayload",
     "OnConnectPayload",
     "OnDisconnectPayload",
     "OnLoadDocumentPayload",
+    "OnRequestPayload",
     "OnStoreDocumentPayload",
     "OnUnloadDocumentPayload",
     "Reject",

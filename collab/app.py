@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from storage import DocumentStore, SqlStore
 
+from .api import api_error, api_routes, http_exception
 from .auth import TokenAuth
 from .cluster import Bus
+from .errors import ApiError
 from .hooks import Extension
 from .hub import Hub
 from .settings import Settings
@@ -72,12 +75,13 @@ def create_app(
             if own_store:
                 await active.close()
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/api/documents", list_documents),
-    ]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), *api_routes()]
     routes += frontend_routes(settings)  # the browser editor: /, /d/<name>, /assets/
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: api_error, HTTPException: http_exception},
+    )
     app.state.settings = settings  # what collab.serve(app) listens with
     return app
 
@@ -94,23 +98,6 @@ async def healthz(request: Request) -> JSONResponse:
             "committed_updates": hub.saver.committed,
         },
         status_code=200 if hub.accepting else 503,
-    )
-
-
-async def list_documents(request: Request) -> JSONResponse:
-    hub: Hub = request.app.state.hub
-    docs = await hub.store.list_documents()
-    return JSONResponse(
-        [
-            {
-                "name": d.name,
-                "created_at_ms": d.created_at_ms,
-                "updated_at_ms": d.updated_at_ms,
-                "size_bytes": d.size_bytes,
-                "online": len(hub.rooms[d.name].members) if d.name in hub.rooms else 0,
-            }
-            for d in docs
-        ]
     )
 
 

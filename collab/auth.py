@@ -18,8 +18,9 @@ from typing import Any
 
 import jwt
 
+from .access import Access, document_matches
 from .errors import CloseCode, Reject
-from .hooks import Extension, OnAuthenticatePayload
+from .hooks import Extension, OnAuthenticatePayload, OnRequestPayload
 
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"]
 SYMMETRIC = ["HS256", "HS384", "HS512"]
@@ -30,12 +31,6 @@ def read_key(value: str) -> str:
     if value.lstrip().startswith("-----BEGIN"):
         return value
     return Path(value).expanduser().read_text()
-
-
-def document_matches(pattern: str, document: str) -> bool:
-    if pattern.endswith("*"):
-        return document.startswith(pattern[:-1])
-    return pattern == document
 
 
 class TokenAuth(Extension):
@@ -55,30 +50,46 @@ class TokenAuth(Extension):
             return self._public_key, ASYMMETRIC
         raise jwt.InvalidAlgorithmError(alg)
 
-    async def on_authenticate(self, payload: OnAuthenticatePayload) -> Mapping[str, Any] | None:
-        token = payload.token
+    def verify(self, token: str | None) -> dict[str, Any]:
+        """The claims of a valid token; Reject(4401) for a missing, bad or expired one."""
         if not token:
             raise Reject(CloseCode.UNAUTHORIZED, "missing token")
         try:
             key, algorithms = self._key_for(token)
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=algorithms, options={"require": ["exp", "doc"]}
             )
         except jwt.ExpiredSignatureError:
             raise Reject(CloseCode.UNAUTHORIZED, "token expired") from None
         except (jwt.InvalidTokenError, ValueError):
             raise Reject(CloseCode.UNAUTHORIZED, "invalid token") from None
-        if not isinstance(claims["doc"], str) or not document_matches(
-            claims["doc"], payload.document
-        ):
+        if not isinstance(claims["doc"], str):
+            raise Reject(CloseCode.UNAUTHORIZED, "invalid token")
+        return claims
+
+    async def on_authenticate(self, payload: OnAuthenticatePayload) -> Mapping[str, Any] | None:
+        claims = self.verify(payload.token)
+        if not document_matches(claims["doc"], payload.document):
             raise Reject(CloseCode.FORBIDDEN, "token not valid for this document")
         mode = claims.get("mode", "read")
         payload.connection.read_only = mode != "write"
         return {
-            "user": {"id": claims.get("sub"), "name": claims.get("name")},
+            "user": _user(claims),
             "token_expires_at": float(claims["exp"]),
             "access": "write" if mode == "write" else "read",
         }
+
+    async def on_request(self, payload: OnRequestPayload) -> Access | None:
+        """The HTTP API: the documents the token covers. No token: no opinion (another
+        extension may know the caller; if none does, the API answers 401)."""
+        if not payload.token:
+            return None
+        claims = self.verify(payload.token)
+        return Access(claims["doc"], write=claims.get("mode") == "write", user=_user(claims))
+
+
+def _user(claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": claims.get("sub"), "name": claims.get("name")}
 
 
 def mint_token(

@@ -1,4 +1,4 @@
-"""The one table of close codes, and the errors that carry them."""
+"""The one table of close codes, the one table of HTTP statuses, and the errors that carry them."""
 
 from __future__ import annotations
 
@@ -75,3 +75,43 @@ class DocumentLoadError(CollabError):
     """The store (or an on_load_document hook) could not produce the document."""
 
     code = CloseCode.INTERNAL_ERROR
+
+
+class HttpStatus(IntEnum):
+    """HTTP statuses the API answers with (a JSON body `{"error": message, "status": code}`)."""
+
+    BAD_REQUEST = 400
+    UNAUTHORIZED = 401  # no token, a bad one, or an expired one
+    FORBIDDEN = 403  # the token does not cover that document
+    NOT_FOUND = 404
+    METHOD_NOT_ALLOWED = 405
+    INTERNAL_ERROR = 500
+    SERVICE_UNAVAILABLE = 503  # shutting down
+
+
+class ApiError(Exception):
+    """An HTTP API error: the status it is answered with, and a short plain message (never a
+    token, SQL or document content)."""
+
+    def __init__(self, status: HttpStatus | int, message: str) -> None:
+        super().__init__(message)
+        self.status = int(status)
+        self.message = message
+
+
+# What a close code a hook raised (Reject) means for an HTTP request.
+_HTTP_OF_CLOSE: dict[CloseCode, HttpStatus] = {
+    CloseCode.UNAUTHORIZED: HttpStatus.UNAUTHORIZED,
+    CloseCode.FORBIDDEN: HttpStatus.FORBIDDEN,
+    CloseCode.NOT_FOUND: HttpStatus.NOT_FOUND,
+    CloseCode.TRY_AGAIN_LATER: HttpStatus.SERVICE_UNAVAILABLE,
+    CloseCode.GOING_AWAY: HttpStatus.SERVICE_UNAVAILABLE,
+    CloseCode.INTERNAL_ERROR: HttpStatus.INTERNAL_ERROR,
+}
+
+
+def api_error_from(exc: CollabError) -> ApiError:
+    """A refusal with a close code (a hook's Reject), as the HTTP error it means."""
+    default = HttpStatus.FORBIDDEN if exc.code >= 4000 else HttpStatus.BAD_REQUEST
+    status = _HTTP_OF_CLOSE.get(CloseCode(exc.code), default) if exc.code in _KNOWN else default
+    return ApiError(status, exc.reason or status.name.replace("_", " ").lower())

@@ -15,8 +15,18 @@ another.
 | on_store_document  | after updates were committed       | react to durable changes           |
 | on_disconnect      | a connection closed                | audit                              |
 | on_unload_document | after the final flush and unload   | release resources                  |
+| on_request         | an HTTP API request (/api/...),    | return an `Access` (the documents  |
+|                    | before it is answered              | it may see); None: no opinion;     |
+|                    |                                    | raise Reject (4401 -> HTTP 401,    |
+|                    |                                    | 4403 -> 403)                       |
 
-Errors in the last four are logged and never reach a client.
+Errors in on_change, on_store_document, on_disconnect and on_unload_document are logged and never
+reach a client.
+
+The HTTP API asks `on_request` hooks in priority order; the first that returns an `Access` decides.
+When none does: a server with no authentication at all (no on_authenticate or on_request hook,
+no token auth) answers everyone, as its WebSocket route does; any other answers 401. So a server
+whose connections need a token never shows its documents over HTTP to anyone without one.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Any
 import anyio
 from pycrdt import Doc
 
+from .access import Access
 from .errors import CloseCode, CollabError, Reject
 
 log = logging.getLogger(__name__)
@@ -42,6 +53,7 @@ __all__ = [
     "OnConnectPayload",
     "OnDisconnectPayload",
     "OnLoadDocumentPayload",
+    "OnRequestPayload",
     "OnStoreDocumentPayload",
     "OnUnloadDocumentPayload",
     "Reject",
@@ -107,6 +119,19 @@ class OnUnloadDocumentPayload:
     document: str
 
 
+@dataclass(frozen=True, slots=True)
+class OnRequestPayload:
+    """An HTTP API request. `token` is the bearer token (`Authorization: Bearer ...`) or the
+    `?token=` query parameter (for EventSource and links), without the other."""
+
+    method: str
+    path: str
+    token: str | None
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    client: str  # "host:port"
+
+
 class Extension:
     """Base class: every hook does nothing. Override only what you need."""
 
@@ -133,6 +158,9 @@ class Extension:
     async def on_unload_document(self, payload: OnUnloadDocumentPayload) -> None:
         pass
 
+    async def on_request(self, payload: OnRequestPayload) -> Access | None:
+        return None
+
 
 HOOKS = (
     "on_connect",
@@ -142,6 +170,7 @@ HOOKS = (
     "on_store_document",
     "on_disconnect",
     "on_unload_document",
+    "on_request",
 )
 BACKGROUND_QUEUE = 10_000  # pending on_change/on_store/on_unload calls before they are dropped
 
@@ -177,6 +206,14 @@ class HookRunner:
             context = await hook(payload)
             if context:
                 payload.connection.context.update(context)
+
+    async def request(self, payload: OnRequestPayload) -> Access | None:
+        """The first `Access` an on_request hook grants, or None; a Reject propagates."""
+        for hook in self._by_hook["on_request"]:
+            access: Access | None = await hook(payload)
+            if access is not None:
+                return access
+        return None
 
     async def load_document(self, payload: OnLoadDocumentPayload) -> None:
         for hook in self._by_hook["on_load_document"]:

@@ -6,7 +6,7 @@ import { createEditor } from './codemirror'
 import { ConnectionWatch, type ConnectionState, type EditState, type Refusal } from './connection'
 import { h } from './dom'
 import { linkIcon } from './icons'
-import { encodeName } from './names'
+import { encodeName, pageToken, withToken } from './names'
 import { peopleIn, presenceList, presenceStack } from './presence'
 import { brand, nameForm, popover, toast } from './ui'
 import { loadUser, saveUser, type User } from './user'
@@ -19,7 +19,7 @@ export function renderEditor(root: HTMLElement, name: string): void {
   const ytext = ydoc.getText('codemirror')
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   const params: Record<string, string> = {}
-  const token = new URLSearchParams(location.search).get('token')
+  const token = pageToken()
   if (token) params.token = token
   const provider = new WebsocketProvider(`${scheme}://${location.host}/ws`, encodeName(name), ydoc, {
     params,
@@ -157,7 +157,7 @@ function title(name: string): HTMLElement {
   return h(
     'nav.crumbs',
     { 'aria-label': 'Breadcrumb' },
-    h('a.crumb-home', { href: '/' }, 'Documents'),
+    h('a.crumb-home', { href: withToken('/') }, 'Documents'),
     h('span.crumb-sep', { 'aria-hidden': 'true' }, '/'),
     h('h1.doc-title', { title: name, 'data-testid': 'doc-title' }, folder ? h('span.doc-folder', {}, folder) : null, leaf)
   )
@@ -191,7 +191,7 @@ function refusalBanner(refusal: Refusal, name: string, retry: () => void): Node[
         : ['This document can’t be opened', `The server does not accept “${name}” as a document name. Pick a different name on the start page.`]
   return [
     h('div.banner-text', {}, h('strong', {}, heading), h('span', {}, explanation), refusal.reason ? h('span.banner-reason', {}, `Server said: ${refusal.reason} (code ${refusal.code})`) : h('span.banner-reason', {}, `Close code ${refusal.code}`)),
-    h('div.banner-actions', {}, h('a.btn.ghost', { href: '/' }, 'All documents'), h('button.btn.primary', { type: 'button', onclick: retry }, 'Try again'))
+    h('div.banner-actions', {}, h('a.btn.ghost', { href: withToken('/') }, 'All documents'), h('button.btn.primary', { type: 'button', onclick: retry }, 'Try again'))
   ]
 }
 

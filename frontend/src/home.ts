@@ -2,7 +2,7 @@
 import { h } from './dom'
 import { absoluteTime, byteSize, plural, relativeTime } from './format'
 import { arrowIcon, docIcon } from './icons'
-import { editorPath, untitledName } from './names'
+import { editorPath, pageToken, untitledName, withToken } from './names'
 import { avatar, brand, nameForm, popover } from './ui'
 import { loadUser, saveUser } from './user'
 
@@ -43,7 +43,7 @@ export function renderHome(root: HTMLElement): void {
           input.focus()
           return
         }
-        location.assign(editorPath(name))
+        location.assign(withToken(editorPath(name)))
       }
     },
     h('div.field', {}, h('span.field-prefix', { 'aria-hidden': 'true' }, '/d/'), input),
@@ -97,7 +97,7 @@ export function renderHome(root: HTMLElement): void {
           'Use slashes to group documents, like ',
           h('code', {}, 'team/notes'),
           '. Or ',
-          h('a', { href: editorPath(untitledName()), 'data-testid': 'new-blank' }, 'start a blank document'),
+          h('a', { href: withToken(editorPath(untitledName())), 'data-testid': 'new-blank' }, 'start a blank document'),
           '.'
         )
       ),
@@ -147,8 +147,19 @@ export function renderHome(root: HTMLElement): void {
   }
 
   const load = async (): Promise<void> => {
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    const token = pageToken()
+    if (token) headers.Authorization = `Bearer ${token}`
     try {
-      const response = await fetch('/api/documents', { headers: { Accept: 'application/json' } })
+      const response = await fetch('/api/documents', { headers })
+      if (response.status === 401 || response.status === 403) {
+        docs = null
+        loadError = token
+          ? 'Your access link has expired or is not valid here, so the documents cannot be listed. Ask for a new link.'
+          : 'This server lists its documents only for people with an access link. Open the link you were given, or a document by its name.'
+        render()
+        return
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`)
       docs = (await response.json()) as DocumentInfo[]
       loadError = ''
@@ -177,7 +188,7 @@ function row(doc: DocumentInfo): HTMLLIElement {
     { 'data-name': doc.name },
     h(
       'a.doc-row',
-      { href: editorPath(doc.name) },
+      { href: withToken(editorPath(doc.name)) },
       h('span.doc-name', {}, docIcon(), h('span.doc-name-text', { title: doc.name }, doc.name)),
       h('span.doc-edited', { title: absoluteTime(doc.updated_at_ms) }, relativeTime(doc.updated_at_ms)),
       h('span.doc-size.num', {}, byteSize(doc.size_bytes)),

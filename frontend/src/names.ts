@@ -31,3 +31,14 @@ export function untitledName(now = new Date()): string {
   const suffix = Math.random().toString(36).slice(2, 6)
   return `untitled-${day}-${suffix}`
 }
+
+/** The access token this page was opened with (`?token=`), if any. */
+export const pageToken = (): string | null => new URLSearchParams(location.search).get('token')
+
+/** A path on this server that keeps the page's access token, so that moving between the start
+ * page and the editor works on a server that needs one. (Never used for links meant to be
+ * shared: a token is personal.) */
+export function withToken(path: string): string {
+  const token = pageToken()
+  return token ? `${path}?token=${encodeURIComponent(token)}` : path
+}

@@ -1,12 +1,13 @@
 // Shared pieces of both pages: the top bar, avatars, popovers, toasts and the name editor.
 import { h } from './dom'
 import { logoMark } from './icons'
+import { withToken } from './names'
 import { MAX_NAME_LENGTH, cleanName, initials, type User } from './user'
 
 export function brand(withWordmark = true): HTMLAnchorElement {
   return h(
     'a.brand',
-    { href: '/', title: 'All documents', 'aria-label': 'Collab — all documents' },
+    { href: withToken('/'), title: 'All documents', 'aria-label': 'Collab — all documents' },
     logoMark(),
     withWordmark ? h('span.wordmark', {}, 'Collab') : null
   )

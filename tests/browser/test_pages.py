@@ -9,6 +9,8 @@ import pytest
 from playwright.async_api import Page, expect
 from pycrdt import Text
 
+from collab.auth import mint_token
+from tests.conftest import serving
 from tests.ywire import YClient
 
 from .conftest import PHONE, BrowserLog, editor_url, new_user, shoot, status, wait_for_text
@@ -107,3 +109,48 @@ async def test_phone_sized_start_page_and_editor(server, browser, browser_log):
     await expect(status(page)).to_have_attribute("data-sync", "synced")
     await shoot(page, "phone-editor.png")
     log.check()
+
+
+SECRET = "browser-secret-0123456789-abcdefghijklm"
+
+
+async def test_start_page_with_auth_on_works_from_a_link_that_carries_a_token(
+    settings, browser, browser_log
+):
+    """With auth on, the list needs a token: a page opened from a link with ?token= shows the
+    documents that token covers, and its links keep it; without one it says why it is empty."""
+    log: BrowserLog = browser_log
+    writer = mint_token(doc="*", write=True, ttl_s=600, secret=SECRET)
+    team = mint_token(doc="team/*", write=True, ttl_s=600, secret=SECRET, name="Ada")
+    async with serving(settings.replace(auth_secret=SECRET)) as srv:
+        log.origin = srv.http
+        for name in ("team/weekly notes", "team/launch plan", "hr/layoffs-2027"):
+            async with YClient(srv.url, name, query=f"token={writer}") as client:
+                await client.wait_for(lambda client=client: client.synced)
+                client.doc.get("codemirror", type=Text).insert(0, f"# {name}\n")
+                with anyio.fail_after(5):
+                    while name not in str(srv.hub.rooms[name].doc.get("codemirror", type=Text)):
+                        await anyio.sleep(0.02)
+
+        stranger = await new_user(browser, log, "Stranger")
+        log.allow(r"status of 401")  # the browser logs the refused fetch
+        await stranger.goto(srv.http + "/")
+        await expect(stranger.locator(".list-status")).to_contain_text("access link")
+        await expect(stranger.get_by_test_id("doc-list").locator("li")).to_have_count(0)
+        assert "layoffs" not in await stranger.content()
+        await shoot(stranger, "start-page-needs-token.png")
+
+        page = await new_user(browser, log, "Ada Lovelace")
+        await page.goto(f"{srv.http}/?token={team}")
+        rows = page.get_by_test_id("doc-list").locator("li")
+        await expect(rows).to_have_count(2, timeout=10_000)
+        await expect(rows.filter(has_text="hr/")).to_have_count(0)
+        await shoot(page, "start-page-with-token.png")
+        await rows.filter(has_text="launch plan").get_by_role("link").click()
+        await expect(status(page)).to_have_attribute("data-state", "connected", timeout=10_000)
+        await wait_for_text(page, "# team/launch plan")
+        assert f"token={team}" in page.url
+        # and back to the list, still with the token
+        await page.locator("a.crumb-home").click()
+        await expect(page.get_by_test_id("doc-list").locator("li")).to_have_count(2)
+        log.check()

@@ -15,6 +15,7 @@ import anyio
 import websockets
 from pycrdt import Doc, Text
 
+from collab.access import Access
 from collab.connection import Connection
 from collab.hooks import (
     ConnectionInfo,
@@ -24,6 +25,7 @@ from collab.hooks import (
     OnConnectPayload,
     OnDisconnectPayload,
     OnLoadDocumentPayload,
+    OnRequestPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
@@ -70,6 +72,10 @@ class Recorder(Extension):
 
     async def on_load_document(self, payload: OnLoadDocumentPayload) -> None:
         self.record("on_load_document", payload)
+
+    async def on_request(self, payload: OnRequestPayload) -> Access | None:
+        self.record("on_request", payload)
+        return None
 
     async def on_change(self, payload: OnChangePayload) -> None:
         self.record("on_change", payload)

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 from pycrdt import Text
 
@@ -38,6 +39,9 @@ async def test_every_hook_runs_highest_priority_first_equal_ones_in_registration
             a.doc.get("t", type=Text).insert(0, "x")
             await last.wait_for(lambda: last.count("on_store_document") == 1)
         await last.wait_for(lambda: last.count("on_unload_document") == 1)
+        async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
+            # nobody grants access (each returns None) while auth hooks exist: 401
+            assert (await http.get("/api/documents")).status_code == 401
     for hook in HOOKS:
         assert [name for name, h in log if h == hook] == expected, hook
 
