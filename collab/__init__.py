@@ -2,7 +2,7 @@
 
 from .app import create_app
 from .auth import TokenAuth, mint_token
-from .errors import CloseCode, CollabError, Reject
+from .errors import CloseCode, CollabError, MissingExtra, Reject
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -22,6 +22,7 @@ __all__ = [
     "CollabError",
     "ConnectionInfo",
     "Extension",
+    "MissingExtra",
     "OnAuthenticatePayload",
     "OnChangePayload",
     "OnConnectPayload",

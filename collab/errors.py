@@ -1,4 +1,5 @@
-"""The one table of close codes, and the errors that carry them."""
+"""The one table of close codes, and the errors that carry them (and the one that does not:
+MissingExtra, which stops the server before any client connects)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,16 @@ class DocumentLoadError(CollabError):
     """The store (or an on_load_document hook) could not produce the document."""
 
     code = CloseCode.INTERNAL_ERROR
+
+
+class MissingExtra(ImportError):
+    """An optional feature is configured but the package it needs is not installed.
+
+    An ImportError, not a CollabError: no client ever sees it, it stops `create_app` (and every
+    `collab` command, with exit status 2) before anything starts. Raised by
+    `collab.extras.require_extra`, the one place an optional dependency is checked.
+    """
+
+    def __init__(self, module: str, extra: str, what: str) -> None:
+        super().__init__(f"{what} needs {module}: pip install 'collab[{extra}]'", name=module)
+        self.extra = extra
