@@ -3,7 +3,7 @@
 from .access import Access
 from .app import create_app
 from .auth import TokenAuth, mint_token
-from .errors import ApiError, CloseCode, CollabError, HttpStatus, Reject
+from .errors import ApiError, CloseCode, CollabError, HttpStatus, MissingExtra, Reject
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -27,6 +27,7 @@ __all__ = [
     "ConnectionInfo",
     "Extension",
     "HttpStatus",
+    "MissingExtra",
     "OnAuthenticatePayload",
     "OnChangePayload",
     "OnConnectPayload",

@@ -96,11 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collab: {exc}", file=sys.stderr)
         return 2
     from . import logs
+    from .errors import MissingExtra
 
     logs.configure(settings.log_level)
+    try:
+        return _run(args, settings)
+    except MissingExtra as exc:
+        print(f"collab: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
+        from . import extras
         from .server import run
 
+        extras.check(settings)  # here, once, rather than in each of --workers N processes
         return run(settings)
     if args.command == "token":
         from .auth import mint_token, parse_ttl
@@ -121,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"collab token: {exc}", file=sys.stderr)
             return 1
         return 0
-    from . import cli
+    from . import cli, extras
 
+    extras.check(settings, bus=False)  # these open the store, never the bus
     handler = {"export": cli.export, "import": cli.import_, "compact": cli.compact}[args.command]
     try:
         return asyncio.run(handler(settings, args))

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from storage import DocumentStore, SqlStore
 
+from . import extras
 from .api import api_error, api_routes, http_exception
 from .auth import TokenAuth
 from .cluster import Bus
@@ -37,8 +38,10 @@ def create_app(
     """The ASGI app. A store passed in is opened but not closed: its owner closes it.
 
     Token auth is added when `settings.auth_secret` or `settings.auth_public_key` is set.
+    Raises MissingExtra (an ImportError) when the settings need a package that is not installed.
     """
     settings = settings or Settings()
+    extras.check(settings, store=store is None)
     active_extensions = list(extensions)
     if settings.auth_secret or settings.auth_public_key:
         active_extensions.insert(

@@ -1,4 +1,6 @@
-"""The one table of close codes, the one table of HTTP statuses, and the errors that carry them."""
+"""The one table of close codes, the one table of HTTP statuses, and the errors that carry
+them (and the one that carries neither: MissingExtra, which stops the server before any client
+connects)."""
 
 from __future__ import annotations
 
@@ -115,3 +117,16 @@ def api_error_from(exc: CollabError) -> ApiError:
     default = HttpStatus.FORBIDDEN if exc.code >= 4000 else HttpStatus.BAD_REQUEST
     status = _HTTP_OF_CLOSE.get(CloseCode(exc.code), default) if exc.code in _KNOWN else default
     return ApiError(status, exc.reason or status.name.replace("_", " ").lower())
+
+
+class MissingExtra(ImportError):
+    """An optional feature is configured but the package it needs is not installed.
+
+    An ImportError, not a CollabError: no client ever sees it, it stops `create_app` (and every
+    `collab` command, with exit status 2) before anything starts. Raised by
+    `collab.extras.require_extra`, the one place an optional dependency is checked.
+    """
+
+    def __init__(self, module: str, extra: str, what: str) -> None:
+        super().__init__(f"{what} needs {module}: pip install 'collab[{extra}]'", name=module)
+        self.extra = extra

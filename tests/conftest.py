@@ -1,4 +1,5 @@
-"""Shared fixtures: a real uvicorn server on a free port, with a real SQLite file."""
+"""Shared fixtures: a real uvicorn server on a free port, with a real SQLite file; PostgreSQL
+databases of the test's own (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collab.app import create_app
 from collab.hub import Hub
 from collab.server import CollabServer, uvicorn_config
 from collab.settings import Settings
+from tests.pg import pg_database, pg_run  # noqa: F401  (fixtures: a PostgreSQL database each)
 
 
 @pytest.fixture

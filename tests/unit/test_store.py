@@ -1,4 +1,5 @@
-"""The store on real databases: SQLite (a file in tmp_path) and PostgreSQL (when reachable).
+"""The store on real databases: SQLite (a file in tmp_path) and PostgreSQL (when reachable: an
+empty database of each test's own, see tests/pg.py).
 
 Every test runs with the same assertions on both backends: the log keeps arrival order,
 compaction folds snapshot + log into one snapshot equal to the replayed log (including updates
@@ -7,8 +8,8 @@ whose dependencies have not arrived yet), and list/delete see what append wrote.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,10 @@ from pycrdt import Array, Doc, Text
 from sqlalchemy import func, select, text
 
 from storage import PendingUpdate, SqlStore, StoredDocument, open_store
-from storage.models import Base, Document, Update
+from storage.models import Document, Update
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.anyio
-
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(
@@ -39,27 +31,17 @@ def _postgres_reachable() -> bool:
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
     ]
 )
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/collab.db"
-    else:
-        if not _postgres_reachable():
-            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (start it to run these)")
-        url = POSTGRES_URL
-        # Drop the collab_* tables first, so every run starts from an empty store.
-        cleaner = SqlStore.from_url(url)
-        try:
-            async with cleaner.engine.begin() as conn:
-                await conn.run_sync(Base.metadata.drop_all)
-        except OSError as exc:
-            await cleaner.close()
-            pytest.skip(f"PostgreSQL at {POSTGRES_URL} refused the connection: {exc}")
-        await cleaner.close()
-    opened = await open_store(url)
-    try:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_run: str
+) -> AsyncIterator[SqlStore]:
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path}/collab.db"
+        else:  # an empty database of this test's own (tests/pg.py), dropped after it
+            url = await stack.enter_async_context(fresh_database())
+        opened = await open_store(url)
+        stack.push_async_callback(opened.close)
         yield opened
-    finally:
-        await opened.close()
 
 
 # -- helpers ---------------------------------------------------------------------------------
