@@ -30,6 +30,14 @@ class Access:
     def covers(self, document: str) -> bool:
         return document_matches(self.documents, document)
 
+    def reaches(self, prefix: str) -> bool:
+        """Whether any document whose name starts with `prefix` could be covered."""
+        pattern = self.documents
+        if pattern.endswith("*"):
+            base = pattern[:-1]
+            return prefix.startswith(base) or base.startswith(prefix)
+        return pattern.startswith(prefix)
+
 
 # A server without authentication: everything, to everybody (as the WebSocket route).
 EVERYTHING = Access("*", write=True)

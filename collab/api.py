@@ -65,9 +65,13 @@ async def access_of(request: Request) -> Access:
 
 
 async def list_documents(request: Request) -> Response:
+    """`?prefix=`: only names starting with it (403 when the caller's scope reaches none)."""
     access = await access_of(request)
+    prefix = request.query_params.get("prefix", "")
+    if not access.reaches(prefix):
+        raise ApiError(HttpStatus.FORBIDDEN, "token not valid for these documents")
     hub = request.app.state.hub
-    docs = await hub.store.list_documents()
+    docs = [d for d in await hub.store.list_documents() if d.name.startswith(prefix)]
     return JSONResponse(
         [
             {

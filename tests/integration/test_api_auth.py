@@ -116,6 +116,23 @@ async def test_a_token_lists_only_what_its_scope_covers(auth_server):
         assert listed(await http.get("/api/documents", headers=nothing)) == []
 
 
+async def test_a_prefix_outside_the_scope_is_403(auth_server):
+    async with api(auth_server) as http:
+        team = {"Authorization": f"Bearer {token('team/*')}"}
+        assert listed(await http.get("/api/documents?prefix=team/a", headers=team)) == ["team/a"]
+        assert listed(await http.get("/api/documents?prefix=te", headers=team)) == [
+            "team/a",
+            "team/b",
+        ]
+        refused = await http.get("/api/documents?prefix=hr/", headers=team)
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "token not valid for these documents", "status": 403}
+        assert "layoffs" not in refused.text
+        one = {"Authorization": f"Bearer {token('notes')}"}
+        assert listed(await http.get("/api/documents?prefix=no", headers=one)) == ["notes"]
+        assert (await http.get("/api/documents?prefix=team/", headers=one)).status_code == 403
+
+
 async def test_an_unknown_api_route_is_a_json_404_with_a_token(auth_server):
     async with api(auth_server) as http:
         response = await http.get("/api/nothing-here", params={"token": token("*")})
