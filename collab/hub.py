@@ -38,24 +38,32 @@ from .limits import IpLimits
 from .room import Room, apply_update
 from .saver import Saver
 from .settings import Settings
+from .subdocs import SubdocOptions
 
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 
 
-async def restore(stored: StoredDocument) -> Doc[Any]:
-    """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update."""
+async def restore(stored: StoredDocument, subdocs: SubdocOptions | None = None) -> Doc[Any]:
+    """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update.
+    `subdocs` learns the options of the subdocuments it holds, as stored."""
     doc: Doc[Any] = Doc()
-    if len(stored.updates) > 64:
-        base = [stored.snapshot] if stored.snapshot else []
-        apply_update(doc, await fold_async(base, stored.updates))
-        return doc
-    with doc.transaction():
-        if stored.snapshot:
-            apply_update(doc, stored.snapshot)
-        for update in stored.updates:
-            apply_update(doc, update)
+    base = [stored.snapshot] if stored.snapshot else []
+    watching = subdocs.watch(doc) if subdocs is not None else None
+    try:
+        if len(stored.updates) > 64:
+            apply_update(doc, await fold_async(base, stored.updates))
+        else:
+            with doc.transaction():
+                for update in (*base, *stored.updates):
+                    apply_update(doc, update)
+    finally:
+        if watching is not None:
+            doc.unobserve(watching)
+    if subdocs is not None and subdocs.added:
+        subdocs.added = False
+        await subdocs.learn_stored([*base, *stored.updates])
     return doc
 
 
@@ -175,7 +183,8 @@ class Hub:
             await self.bus.join(name)
         try:
             stored = await self.store.load(name)
-            doc = await restore(stored)
+            subdocs = SubdocOptions()
+            doc = await restore(stored, subdocs)
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name)
@@ -196,6 +205,7 @@ class Hub:
             publish=self._publish if self.bus is not None else None,
             log_rows=len(stored.updates),
             log_bytes=stored.log_bytes,
+            subdocs=subdocs,
         )
         room.last_row_id = stored.last_id
         room.snapshot_through = stored.snapshot_through

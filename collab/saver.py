@@ -153,7 +153,7 @@ class Saver:
         room.compacting = True
         live = None
         if self.live_compaction:
-            live = LiveDocument(room.log_rows, room.snapshot_through, room.doc.get_update)
+            live = LiveDocument(room.log_rows, room.snapshot_through, room.encode_update)
         try:
             with anyio.CancelScope(shield=True):
                 result = await self.store.compact(name, live)
