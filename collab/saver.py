@@ -21,6 +21,7 @@ import anyio
 from storage import DocumentStore, LiveDocument, PendingUpdate
 
 from .room import Room
+from .subdocs import keep_options
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class Saver:
             live = LiveDocument(room.log_rows, room.snapshot_through, room.encode_update)
         try:
             with anyio.CancelScope(shield=True):
-                result = await self.store.compact(name, live)
+                result = await self.store.compact(name, live, keep=keep_options)
         except Exception:
             log.exception("compaction of %r failed; the log is intact", name)
             return

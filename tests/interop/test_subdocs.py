@@ -1,5 +1,6 @@
 """Subdocuments made by real Yjs clients keep their options (guid, meta, autoLoad, shouldLoad,
-gc) for clients that join later: on the same server, after a restart, after a compaction.
+gc) for clients that join later: on the same server, after a restart, after a compaction (live,
+and by `collab compact`).
 
 yrs drops `meta` whenever it re-encodes a subdocument (collab/subdocs.py says where and why);
 each test checks what a late joiner sees against what a client online at the time saw.
@@ -7,6 +8,7 @@ each test checks what a late joiner sees against what a client online at the tim
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
+from collab import cli
 from collab import protocol as p
 from collab.settings import Settings
 from tests.conftest import RunningServer, free_port, serving
@@ -144,6 +147,18 @@ async def test_subdocuments_options_survive_live_compaction(yjs: Spawn, quick: S
         assert stored.snapshot is not None and not stored.updates  # all in the snapshot
         assert await late_view(yjs, srv, room) == EXPECTED
     async with serving(settings.replace(port=free_port())) as srv:
+        assert await late_view(yjs, srv, room) == EXPECTED
+
+
+async def test_subdocuments_options_survive_offline_compaction(yjs: Spawn, quick: Settings) -> None:
+    """`collab compact` replays the log (there is no live document to take)."""
+    room = "subdocs/offline"
+    async with serving(quick) as srv:
+        await make_subdocs(yjs, srv, room)
+    assert await cli.compact(quick, argparse.Namespace(name=room)) == 0
+    async with serving(quick.replace(port=free_port())) as srv:
+        stored = await srv.hub.store.load(room)
+        assert stored.snapshot is not None and not stored.updates
         assert await late_view(yjs, srv, room) == EXPECTED
 
 

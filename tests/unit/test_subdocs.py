@@ -31,12 +31,16 @@ one deleted (`notes`: garbage-collected to a Deleted item).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from collab.subdocs import SubdocOptions, subdoc_items
+from collab import cli
+from collab.subdocs import SubdocOptions, keep_options, subdoc_items
+from collab.validate import validate_update
+from storage import PendingUpdate, SqlStore, fold
 
 ONE = bytes.fromhex(
     "0104e90700040101740768c3a9f09f8e892901016d056e6f74657307672d6e6f7465737601046d6574617603"
@@ -100,6 +104,11 @@ def test_subdocuments_are_found_with_their_ids_and_options() -> None:
     }
 
 
+def test_the_validator_says_which_updates_hold_subdocuments() -> None:
+    assert validate_update(ONE) is True
+    assert validate_update(TWO) is True
+
+
 def test_updates_without_subdocuments_cost_nothing_and_stay_the_same() -> None:
     doc: Doc[Any] = Doc()
     updates: list[bytes] = []
@@ -111,6 +120,7 @@ def test_updates_without_subdocuments_cost_nothing_and_stay_the_same() -> None:
     doc.get("a", type=Array).append(b"bytes")
     options = learned(ONE)  # a room with subdocuments
     for update in (*updates, doc.get_update()):
+        assert validate_update(update) is False
         assert list(subdoc_items(update)) == []
         assert options.reinstate(update) == update
     assert SubdocOptions().reinstate(ONE) is ONE  # none known: not walked at all
@@ -203,6 +213,44 @@ def test_an_update_it_cannot_read_is_left_alone(caplog: pytest.LogCaptureFixture
         options.learn_from(b"\x01\x01\x05\x00\x09")
     assert len(caplog.records) == 2
     assert options.known == learned(ONE).known
+
+
+def test_fold_keeps_the_options_when_given_keep_options() -> None:
+    assert b"meta" not in fold([], [ONE, TWO])
+    assert items(fold([], [ONE, TWO], keep_options)) == items(TWO)
+    assert items(fold([through_yrs(ONE)], [TWO], keep_options))[(B, 7)] == (b"\x06g-list", LIST)
+
+
+def test_fold_calls_keep_only_for_documents_with_subdocuments() -> None:
+    calls: list[int] = []
+
+    def keep(inputs: Any, folded: bytes) -> bytes:
+        calls.append(len(inputs))
+        return folded
+
+    doc: Doc[Any] = Doc()
+    doc.get("t", type=Text).insert(0, "no subdocuments")
+    fold([], [doc.get_update()], keep)
+    assert calls == []
+    fold([doc.get_update()], [ONE], keep)
+    assert calls == [2]
+
+
+@pytest.mark.anyio
+async def test_compaction_by_replay_and_export_keep_the_options(tmp_path: Path) -> None:
+    store = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/store.db")
+    await store.open()
+    try:
+        await store.append([PendingUpdate("d", ONE, 1), PendingUpdate("d", TWO, 2)])
+        result = await store.compact("d", keep=keep_options)  # no live document: a replay
+        assert result is not None and not result.live
+        stored = await store.load("d")
+        assert stored.snapshot is not None and not stored.updates
+        assert items(stored.snapshot) == items(TWO)
+        await store.append([PendingUpdate("d", through_yrs(ONE, TWO), 3)])  # meta-less, after
+        assert items(await cli.document_update(store, "d")) == items(TWO)  # collab export
+    finally:
+        await store.close()
 
 
 def without_options(update: bytes) -> list[bytes]:
