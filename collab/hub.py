@@ -277,6 +277,7 @@ class Hub:
                 and room.clean
             ):
                 del self.rooms[name]
+                room.close()
                 log.info("unloaded %r", name)
                 if self.bus is not None:
                     self.bus.leave(name)
@@ -353,7 +354,7 @@ class Hub:
         elif kind == cluster.AWARENESS:
             room.apply_remote_awareness(payload, envelope.sender)
         elif kind == cluster.SYNC and payload:
-            diff = room.doc.get_update(payload[1:])
+            diff = room.encode_update(payload[1:])
             if diff != b"\x00\x00":
                 self.bus.publish(room.name, cluster.UPDATE, diff)
             if payload[0] == 1:
@@ -371,7 +372,7 @@ class Hub:
             if pid in room.remote_peers:
                 # It may have died before committing what it sent us: keep it durable here.
                 room.remote_peers.discard(pid)
-                self.saver.record(room, room.doc.get_update())
+                self.saver.record(room, room.encode_update())
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ class Hub:
                     # leaving before its heartbeat times out: store our full state (harmless
                     # if it is all stored already).
                     room.remote_peers.clear()
-                    self.saver.record(room, room.doc.get_update())
+                    self.saver.record(room, room.encode_update())
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
             for name in self.rooms:  # the rooms still open are unloaded by the exit

@@ -68,6 +68,8 @@ class Room:
         self.doc = doc
         # The subdocuments' options as their clients wrote them, which yrs drops (subdocs.py).
         self.subdocs = subdocs if subdocs is not None else SubdocOptions()
+        # Other processes' updates are not validated: yrs tells when they add a subdocument.
+        self._watching = self.subdocs.watch(doc) if publish is not None else None
         self.awareness = AwarenessRegistry(awareness_timeout_s)
         self.members: dict[Connection, None] = {}
         self._record = record
@@ -94,6 +96,12 @@ class Room:
     @property
     def clean(self) -> bool:
         return self.committed == self.appended and not self.compacting
+
+    def close(self) -> None:
+        """The room is unloaded: drop the subscription that would keep its Doc alive."""
+        if self._watching is not None:
+            self.doc.unobserve(self._watching)
+            self._watching = None
 
     def encode_update(self, state: bytes | None = None) -> bytes:
         """The document (or what a peer with state vector `state` lacks) as an update, with
@@ -317,6 +325,12 @@ class Room:
             self.doc.unobserve(subscription)
         if changes and sender:
             self.remote_peers.add(sender)
+        subdocs = self.subdocs
+        if subdocs.added:  # this update (or one before) added a subdocument
+            subdocs.added = False
+            subdocs.learn_from(update)
+        if subdocs.known:  # yrs re-encoded them
+            changes = [subdocs.reinstate(change) for change in changes]
         for change in changes:
             self.broadcast(p.update_message(change))
 

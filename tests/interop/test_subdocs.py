@@ -1,6 +1,6 @@
 """Subdocuments made by real Yjs clients keep their options (guid, meta, autoLoad, shouldLoad,
 gc) for clients that join later: on the same server, after a restart, after a compaction (live,
-and by `collab compact`).
+and by `collab compact`), and through another process of a cluster.
 
 yrs drops `meta` whenever it re-encodes a subdocument (collab/subdocs.py says where and why);
 each test checks what a late joiner sees against what a client online at the time saw.
@@ -9,9 +9,12 @@ each test checks what a late joiner sees against what a client online at the tim
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +23,8 @@ import pytest
 from collab import cli
 from collab import protocol as p
 from collab.settings import Settings
-from tests.conftest import RunningServer, free_port, serving
+from tests.conftest import RunningServer, free_port, require, serving
+from tests.integration.test_cluster import RedisServer
 from tests.integration.test_websocket import binary, connect
 
 from .yjsnode import HERE, NodeYClient
@@ -223,3 +227,41 @@ async def test_subdocuments_in_a_sync_step_2_keep_their_options(
         await online.kill()
     async with serving(quick.replace(port=free_port())) as srv:
         assert await late_view(yjs, srv, room) == EXPECTED
+
+
+@pytest.mark.redis
+async def test_subdocuments_keep_their_options_through_another_process(
+    yjs: Spawn, quick: Settings, tmp_path: Path
+) -> None:
+    """Two processes (here: two servers in this one) on one store and a Redis bus: a client of
+    the second sees what a client of the first made, also when it joins later."""
+    require(shutil.which("redis-server") is not None, "redis-server is not installed")
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    await redis.start()
+    room = "subdocs/cluster"
+    try:
+        cluster = quick.replace(redis_url=redis.url, bus="redis")
+        async with (
+            serving(cluster) as first,
+            serving(cluster.replace(port=free_port())) as second,
+        ):
+            online = await yjs(second.url, room)  # the second holds the document first
+            await online.synced()
+            writer = await yjs(first.url, room)
+            await writer.synced()
+            for key, opts in SUBDOCS.items():
+                await writer.set_subdoc(key, **opts)
+            assert await online.subdocs(*SUBDOCS) == EXPECTED
+            assert await late_view(yjs, second, room) == EXPECTED
+            # Once unloaded, the room's document goes (the subdocs observer would hold it).
+            doc = weakref.ref(second.hub.rooms[room].doc)
+            await writer.kill()
+            await online.kill()
+            with anyio.fail_after(10):  # unloaded at the hub's next tick: poll for it
+                while room in second.hub.rooms:
+                    await anyio.sleep(0.05)
+            gc.collect()
+            assert doc() is None
+    finally:
+        await redis.kill()
