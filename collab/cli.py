@@ -13,6 +13,7 @@ from pycrdt import Array, Doc, Map, Text, XmlFragment
 from storage import SqlStore, StoreError, fold_async, open_store
 
 from .settings import Settings
+from .subdocs import keep_options
 
 DEFAULT_TEXT_ROOT = "codemirror"  # the Y.Text our editor (y-codemirror.next) binds to
 
@@ -29,7 +30,8 @@ async def document_update(store: SqlStore, name: str) -> bytes:
     stored = await store.load(name)
     if stored.empty:
         raise CliError(f"no document named {name!r}")
-    return await fold_async([stored.snapshot] if stored.snapshot else [], stored.updates)
+    base = [stored.snapshot] if stored.snapshot else []
+    return await fold_async(base, stored.updates, keep_options)
 
 
 def root_names(update: bytes) -> list[str]:
@@ -125,7 +127,7 @@ async def compact(settings: Settings, args: argparse.Namespace) -> int:
         names = [args.name] if args.name else [d.name for d in await store.list_documents()]
         for name in names:
             try:
-                result = await store.compact(name)
+                result = await store.compact(name, keep=keep_options)
             except StoreError as exc:
                 raise CliError(str(exc)) from None
             if result is None:

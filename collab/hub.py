@@ -38,24 +38,32 @@ from .limits import IpLimits
 from .room import Room, apply_update
 from .saver import Saver
 from .settings import Settings
+from .subdocs import SubdocOptions
 
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 
 
-async def restore(stored: StoredDocument) -> Doc[Any]:
-    """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update."""
+async def restore(stored: StoredDocument, subdocs: SubdocOptions | None = None) -> Doc[Any]:
+    """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update.
+    `subdocs` learns the options of the subdocuments it holds, as stored."""
     doc: Doc[Any] = Doc()
-    if len(stored.updates) > 64:
-        base = [stored.snapshot] if stored.snapshot else []
-        apply_update(doc, await fold_async(base, stored.updates))
-        return doc
-    with doc.transaction():
-        if stored.snapshot:
-            apply_update(doc, stored.snapshot)
-        for update in stored.updates:
-            apply_update(doc, update)
+    base = [stored.snapshot] if stored.snapshot else []
+    watching = subdocs.watch(doc) if subdocs is not None else None
+    try:
+        if len(stored.updates) > 64:
+            apply_update(doc, await fold_async(base, stored.updates))
+        else:
+            with doc.transaction():
+                for update in (*base, *stored.updates):
+                    apply_update(doc, update)
+    finally:
+        if watching is not None:
+            doc.unobserve(watching)
+    if subdocs is not None and subdocs.added:
+        subdocs.added = False
+        await subdocs.learn_stored([*base, *stored.updates])
     return doc
 
 
@@ -175,7 +183,8 @@ class Hub:
             await self.bus.join(name)
         try:
             stored = await self.store.load(name)
-            doc = await restore(stored)
+            subdocs = SubdocOptions()
+            doc = await restore(stored, subdocs)
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name)
@@ -196,6 +205,7 @@ class Hub:
             publish=self._publish if self.bus is not None else None,
             log_rows=len(stored.updates),
             log_bytes=stored.log_bytes,
+            subdocs=subdocs,
         )
         room.last_row_id = stored.last_id
         room.snapshot_through = stored.snapshot_through
@@ -267,6 +277,7 @@ class Hub:
                 and room.clean
             ):
                 del self.rooms[name]
+                room.close()
                 log.info("unloaded %r", name)
                 if self.bus is not None:
                     self.bus.leave(name)
@@ -343,7 +354,7 @@ class Hub:
         elif kind == cluster.AWARENESS:
             room.apply_remote_awareness(payload, envelope.sender)
         elif kind == cluster.SYNC and payload:
-            diff = room.doc.get_update(payload[1:])
+            diff = room.encode_update(payload[1:])
             if diff != b"\x00\x00":
                 self.bus.publish(room.name, cluster.UPDATE, diff)
             if payload[0] == 1:
@@ -361,7 +372,7 @@ class Hub:
             if pid in room.remote_peers:
                 # It may have died before committing what it sent us: keep it durable here.
                 room.remote_peers.discard(pid)
-                self.saver.record(room, room.doc.get_update())
+                self.saver.record(room, room.encode_update())
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -385,7 +396,7 @@ class Hub:
                     # leaving before its heartbeat times out: store our full state (harmless
                     # if it is all stored already).
                     room.remote_peers.clear()
-                    self.saver.record(room, room.doc.get_update())
+                    self.saver.record(room, room.encode_update())
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
             for name in self.rooms:  # the rooms still open are unloaded by the exit

@@ -18,6 +18,7 @@ from . import protocol as p
 from .awareness import AwarenessRegistry
 from .connection import Connection
 from .errors import CollabError, ProtocolError, UnsupportedData
+from .subdocs import SubdocOptions
 from .validate import validate_state_vector, validate_update
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,14 @@ class Room:
         publish: Publisher | None = None,
         log_rows: int = 0,
         log_bytes: int = 0,
+        subdocs: SubdocOptions | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
+        # The subdocuments' options as their clients wrote them, which yrs drops (subdocs.py).
+        self.subdocs = subdocs if subdocs is not None else SubdocOptions()
+        # Other processes' updates are not validated: yrs tells when they add a subdocument.
+        self._watching = self.subdocs.watch(doc) if publish is not None else None
         self.awareness = AwarenessRegistry(awareness_timeout_s)
         self.members: dict[Connection, None] = {}
         self._record = record
@@ -90,6 +96,17 @@ class Room:
     @property
     def clean(self) -> bool:
         return self.committed == self.appended and not self.compacting
+
+    def close(self) -> None:
+        """The room is unloaded: drop the subscription that would keep its Doc alive."""
+        if self._watching is not None:
+            self.doc.unobserve(self._watching)
+            self._watching = None
+
+    def encode_update(self, state: bytes | None = None) -> bytes:
+        """The document (or what a peer with state vector `state` lacks) as an update, with
+        the subdocuments' options as their clients wrote them."""
+        return self.subdocs.reinstate(self.doc.get_update(state))
 
     # -- membership --------------------------------------------------------------------------
 
@@ -172,13 +189,15 @@ class Room:
             if isinstance(exc, Exception) or _is_panic(exc):
                 raise ProtocolError("invalid state vector") from exc
             raise
-        return update
+        return self.subdocs.reinstate(update)
 
     def _apply_update(self, conn: Connection, update: bytes, message: bytes) -> None:
         # The hot path: apply once, forward the very bytes received, persist them.
         if update == p.EMPTY_UPDATE:
             return
-        validate_update(update)  # before pycrdt: a 16-byte update can make it allocate 500 MB
+        # Before pycrdt: a 16-byte update can make it allocate 500 MB.
+        if validate_update(update):  # it holds a subdocument
+            self.subdocs.learn_from(update)
         self._apply(conn, update, message, (update,))
 
     def handle_updates(self, conn: Connection, messages: list[bytes]) -> None:
@@ -192,11 +211,14 @@ class Room:
         updates: list[bytes] = []
         sent: list[bytes] = []
         error: CollabError | None = None
+        with_subdocs = False
         for message in messages:
             try:
                 update = p.parse_sync(message).payload
                 if update != p.EMPTY_UPDATE:
-                    validate_update(update)
+                    if validate_update(update):  # it holds a subdocument
+                        self.subdocs.learn_from(update)
+                        with_subdocs = True
                     updates.append(update)
                     sent.append(message)
             except CollabError as exc:
@@ -213,6 +235,8 @@ class Room:
                 for update, message in zip(updates, sent, strict=True):
                     self._apply(conn, update, message, (update,))  # one by one, as sent
             else:
+                if with_subdocs:  # merge_updates re-encoded their options
+                    merged = self.subdocs.reinstate(merged)
                 self._apply(conn, merged, p.update_message(merged), updates)
         if error is not None:
             raise error
@@ -256,12 +280,15 @@ class Room:
         def capture(event: Any) -> None:
             changes.append(event.update)
 
-        validate_update(update)
+        if validate_update(update):  # it holds a subdocument
+            self.subdocs.learn_from(update)
         subscription = self.doc.observe(capture)
         try:
             apply_update(self.doc, update)
         finally:
             self.doc.unobserve(subscription)
+        if self.subdocs.known:  # yrs re-encoded them
+            changes = [self.subdocs.reinstate(change) for change in changes]
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
             self._record(self, change, 1)
@@ -300,6 +327,12 @@ class Room:
             self.doc.unobserve(subscription)
         if changes and sender:
             self.remote_peers.add(sender)
+        subdocs = self.subdocs
+        if subdocs.added:  # this update (or one before) added a subdocument
+            subdocs.added = False
+            subdocs.learn_from(update)
+        if subdocs.known:  # yrs re-encoded them
+            changes = [subdocs.reinstate(change) for change in changes]
         for change in changes:
             self.broadcast(p.update_message(change))
 

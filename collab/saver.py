@@ -21,6 +21,7 @@ import anyio
 from storage import DocumentStore, LiveDocument, PendingUpdate
 
 from .room import Room
+from .subdocs import keep_options
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,10 @@ class Saver:
         room.compacting = True
         live = None
         if self.live_compaction:
-            live = LiveDocument(room.log_rows, room.snapshot_through, room.doc.get_update)
+            live = LiveDocument(room.log_rows, room.snapshot_through, room.encode_update)
         try:
             with anyio.CancelScope(shield=True):
-                result = await self.store.compact(name, live)
+                result = await self.store.compact(name, live, keep=keep_options)
         except Exception:
             log.exception("compaction of %r failed; the log is intact", name)
             return

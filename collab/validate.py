@@ -103,10 +103,11 @@ _SQUASH_WEIGHT: Final = {4: 2, 8: 64, 2: 64}  # bytes per step per UTF-8 byte / 
 _CLIENT_MASK: Final = (1 << 53) - 1
 
 
-def validate_update(data: bytes) -> None:
-    """Raise ProtocolError unless `data` is a v1 update whose every prefix yrs can trust."""
+def validate_update(data: bytes) -> bool:
+    """Raise ProtocolError unless `data` is a v1 update whose every prefix yrs can trust.
+    Returns whether it holds a subdocument (collab/subdocs.py keeps their options)."""
     try:
-        _walk_update(data)
+        return _walk_update(data)
     except IndexError:
         raise ProtocolError(_TRUNCATED) from None
     except UnicodeDecodeError:
@@ -129,9 +130,10 @@ def validate_state_vector(data: bytes) -> None:
         raise ProtocolError("trailing bytes after state vector")
 
 
-def _walk_update(data: bytes) -> None:
+def _walk_update(data: bytes) -> bool:
     # The hot path: every varint that is usually one byte is read inline, the rest out of line.
     end = len(data)
+    subdocs = False
     b = data[0]
     if b < 0x80:
         clients, pos = b, 1
@@ -281,6 +283,7 @@ def _walk_update(data: bytes) -> None:
                     raise ProtocolError(YJS_UNREADABLE)
                 pos = _skip_any(data, pos, end)
                 length = 1
+                subdocs = True
             if not length:
                 continue  # yrs drops empty items as it decodes them: they are not there
             if ref == run_kind and origin_at >= 0:
@@ -327,6 +330,7 @@ def _walk_update(data: bytes) -> None:
             pos = _skip_var(data, pos)
             pos = _skip_var(data, pos)
     # Bytes after the delete set: yrs and Yjs both ignore them, and so do we.
+    return subdocs
 
 
 def _client_id(data: bytes, pos: int) -> int:

@@ -15,6 +15,7 @@ from .types import (
     DocumentInfo,
     LiveDocument,
     PendingUpdate,
+    Refold,
     StoredDocument,
     StoreError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "DocumentStore",
     "LiveDocument",
     "PendingUpdate",
+    "Refold",
     "SqlStore",
     "StoreError",
     "StoredDocument",
@@ -42,7 +44,7 @@ class DocumentStore(Protocol):
     async def load(self, name: str, after_id: int = 0) -> StoredDocument: ...
     async def append(self, batch: Sequence[PendingUpdate]) -> None: ...
     async def compact(
-        self, name: str, live: LiveDocument | None = None
+        self, name: str, live: LiveDocument | None = None, keep: Refold | None = None
     ) -> CompactResult | None: ...
     async def list_documents(self) -> list[DocumentInfo]: ...
     async def delete(self, name: str) -> bool: ...

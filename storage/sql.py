@@ -24,6 +24,7 @@ from .types import (
     DocumentInfo,
     LiveDocument,
     PendingUpdate,
+    Refold,
     StoredDocument,
     StoreError,
 )
@@ -211,7 +212,9 @@ class SqlStore:
         self._ids.pop(name, None)
         return True
 
-    async def compact(self, name: str, live: LiveDocument | None = None) -> CompactResult | None:
+    async def compact(
+        self, name: str, live: LiveDocument | None = None, keep: Refold | None = None
+    ) -> CompactResult | None:
         """Fold the snapshot and every logged update into one new snapshot, in one transaction.
 
         Only the rows that were read are deleted (checked by count), so an update appended by
@@ -224,6 +227,7 @@ class SqlStore:
         encodes in milliseconds. On a SQLite file that case is one call into a worker thread
         (SqliteAppender.compact_live), not a dozen round trips through aiosqlite, each waiting
         for a turn of an event loop that a flood of edits keeps busy while commits queue behind.
+        A replay hands `keep` to fold (subdocument options, see storage.Refold).
         """
         started = time.perf_counter()
         if live is not None and self._appender is not None:
@@ -275,7 +279,7 @@ class SqlStore:
                 data = live.encode()
             else:
                 data = await fold_async(
-                    [bytes(snap.data)] if snap else [], [bytes(r.data) for r in rows]
+                    [bytes(snap.data)] if snap else [], [bytes(r.data) for r in rows], keep
                 )
             deleted = await conn.execute(
                 delete(Update).where(Update.document_id == doc_id, Update.id <= through_id)
@@ -550,28 +554,36 @@ class SqliteAppender:
                 self._conn = None
 
 
-async def fold_async(base: list[bytes], updates: list[bytes]) -> bytes:
+async def fold_async(base: list[bytes], updates: list[bytes], keep: Refold | None = None) -> bytes:
     """fold(), in a worker thread when it is big enough to stall the event loop."""
     if len(updates) < 256:
-        return fold(base, updates)
+        return fold(base, updates, keep)
     # Abandoned on cancellation (shutdown): the thread finishes on its own, the process need
     # not wait for it.
-    return await anyio.to_thread.run_sync(fold, base, updates, abandon_on_cancel=True)
+    return await anyio.to_thread.run_sync(fold, base, updates, keep, abandon_on_cancel=True)
 
 
-def fold(base: list[bytes], updates: list[bytes]) -> bytes:
+def fold(base: list[bytes], updates: list[bytes], keep: Refold | None = None) -> bytes:
     """Replay updates into a Doc (≈12× faster and smaller than merge_updates) and encode it.
 
     yrs leaves out updates whose dependencies are missing ("pending"); those are merged back
-    into the result as they are, so compaction never drops anything.
+    into the result as they are, so compaction never drops anything. yrs re-encodes what it
+    replays and drops some of a subdocument's options (see storage.Refold): when the document
+    has subdocuments, `keep` makes the result.
     """
     doc: Doc[Any] = Doc()
-    # One transaction per update: in one big transaction yrs' memory grows quadratically with a
-    # run of appends (20,000 ten-character appends: 2 GB instead of 60 MB).
-    for data in base:
-        doc.apply_update(data)
-    for data in updates:
-        doc.apply_update(data)
+    subdocs: list[object] = []
+    watching = doc.observe_subdocs(subdocs.append) if keep is not None else None
+    try:
+        # One transaction per update: in one big transaction yrs' memory grows quadratically
+        # with a run of appends (20,000 ten-character appends: 2 GB instead of 60 MB).
+        for data in base:
+            doc.apply_update(data)
+        for data in updates:
+            doc.apply_update(data)
+    finally:
+        if watching is not None:
+            doc.unobserve(watching)  # (the subscription would keep the Doc alive)
     # The diff of an update against the folded state has no structs (its first varuint, the
     # number of clients with structs, is 0) unless some of it is still pending. A state vector of
     # the update itself would not do: Yjs counts it only from clock 0, so a pending update whose
@@ -579,4 +591,7 @@ def fold(base: list[bytes], updates: list[bytes]) -> bytes:
     state = doc.get_state()
     pending = [u for u in (*base, *updates) if get_update(u, state)[0] != 0]
     full: bytes = doc.get_update()
-    return merge_updates(full, *pending) if pending else full
+    folded = merge_updates(full, *pending) if pending else full
+    if subdocs and keep is not None:
+        return keep([*base, *updates], folded)
+    return folded

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+# How a caller finishes a snapshot that was folded by replaying updates: given those updates and
+# yrs's encoding of the document they make, the snapshot to store. yrs re-encodes a subdocument's
+# options as its own, and drops what it has no field for (Yjs's `meta`): collab puts them back
+# as the updates had them (collab/subdocs.py). fold calls it only for documents with
+# subdocuments.
+Refold = Callable[[Sequence[bytes], bytes], bytes]
 
 
 class StoreError(Exception):

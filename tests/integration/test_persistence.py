@@ -86,8 +86,8 @@ class CompactionSpy(SqlStore):
         super().__init__(*args, **kwargs)
         self.results: list[Any] = []
 
-    async def compact(self, name: str, live: Any = None) -> Any:
-        result = await super().compact(name, live)
+    async def compact(self, name: str, live: Any = None, keep: Any = None) -> Any:
+        result = await super().compact(name, live, keep)
         self.results.append(result)
         return result
 

@@ -218,6 +218,37 @@ const handlers = {
   }
 }
 
+// -- subdocuments (tests/interop/test_subdocs.py) --------------------------------------------
+// A root map 'subdocs' of Y.Docs (apart from report(): a Y.Doc is no JSON value).
+//   subdoc_set {key, opts}       subdocs.set(key, new Y.Doc(opts)): opts as Y.Doc takes them
+//                                (guid, meta, autoLoad, shouldLoad, gc)
+//   subdoc_delete {key}          subdocs.delete(key)
+//   subdocs {keys, timeoutMs}    once every key is in the map (waits as `wait` does)
+//                                -> {subdocs: {key: {guid, meta, autoLoad, shouldLoad, gc}}}
+const subdocs = doc.getMap('subdocs')
+const describeSubdoc = (d) => ({
+  guid: d.guid,
+  meta: d.meta,
+  autoLoad: d.autoLoad,
+  shouldLoad: d.shouldLoad,
+  gc: d.gc
+})
+Object.assign(handlers, {
+  subdoc_set: async ({ key, opts }) => {
+    subdocs.set(key, new Y.Doc(opts))
+    return {}
+  },
+  subdoc_delete: async ({ key }) => {
+    subdocs.delete(key)
+    return {}
+  },
+  subdocs: async ({ keys = [], timeoutMs = 5000 }) => {
+    await waitFor(() => keys.every((key) => subdocs.has(key)), timeoutMs)
+    const described = Array.from(subdocs.entries(), ([key, d]) => [key, describeSubdoc(d)])
+    return { subdocs: Object.fromEntries(described) }
+  }
+})
+
 const rl = readline.createInterface({ input: process.stdin, terminal: false })
 rl.on('line', (line) => {
   if (!line.trim()) return

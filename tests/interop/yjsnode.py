@@ -148,6 +148,23 @@ class NodeYClient:
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         await self.request("awareness", {"state": state})
 
+    # -- subdocuments (a root map 'subdocs' of Y.Docs: see yclient.mjs) ----------------------
+
+    async def set_subdoc(self, key: str, **opts: Any) -> None:
+        """subdocs.set(key, new Y.Doc(opts)): guid, meta, autoLoad, shouldLoad, gc."""
+        await self.request("subdoc_set", {"key": key, "opts": opts})
+
+    async def delete_subdoc(self, key: str) -> None:
+        await self.request("subdoc_delete", {"key": key})
+
+    async def subdocs(self, *keys: str, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
+        """Once every key is there: {key: {guid, meta, autoLoad, shouldLoad, gc}}."""
+        args = {"keys": list(keys), "timeoutMs": int(timeout * 1000)}
+        described: dict[str, dict[str, Any]] = (
+            await self.request("subdocs", args, timeout=timeout)
+        )["subdocs"]
+        return described
+
     async def destroy(self) -> None:
         """provider.destroy(): the awareness-null frame, then a clean close."""
         await self.request("destroy")
