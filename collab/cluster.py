@@ -106,13 +106,20 @@ class Bus(Protocol):
     process_id: bytes
     connected: bool
 
-    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+    async def run(
+        self,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
         """Connect, keep reconnecting, deliver messages; call on_connected after each (re)connect
-        once every joined channel is subscribed."""
+        once every joined channel is subscribed, and on_subscribed(document) when a join gave
+        up waiting and its subscription is confirmed later."""
 
     async def join(self, document: str) -> None:
-        """Subscribe to a document's channel; returns once messages for it will be delivered
-        (or at once when the broker is away: on_connected will follow)."""
+        """Subscribe to a document's channel; returns once messages for it will be delivered,
+        or at once when the broker is away (on_connected will follow), or after a bounded
+        wait (on_subscribed will follow): whatever was published there meanwhile is lost."""
 
     def leave(self, document: str) -> None: ...
 

@@ -107,7 +107,9 @@ class Hub:
         self._tg.start_soon(self._tick_forever)
         self._tg.start_soon(self.hooks.run_background)
         if self.bus is not None:
-            self._tg.start_soon(self.bus.run, self._on_bus, self._on_bus_connected)
+            self._tg.start_soon(
+                self.bus.run, self._on_bus, self._on_bus_connected, self._on_bus_subscribed
+            )
 
     def _stored(self, room: Room, count: int) -> None:
         self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
@@ -309,6 +311,15 @@ class Hub:
         assert self.bus is not None
         for name, room in self.rooms.items():
             self.bus.publish(name, cluster.SYNC, b"\x01" + room.doc.get_state())
+
+    def _on_bus_subscribed(self, document: str) -> None:
+        """Our subscription to a document's channel was confirmed after its load went on
+        without it: the answers to the load's state exchange may have been published before
+        we listened. Exchange again (a room still loading exchanges at the end of its load)."""
+        assert self.bus is not None
+        room = self.rooms.get(document)
+        if room is not None:
+            self.bus.publish(document, cluster.SYNC, b"\x01" + room.doc.get_state())
 
     def _on_bus(self, document: str | None, envelope: Envelope) -> None:
         sender = envelope.sender

@@ -68,7 +68,13 @@ class PgBus:
     def leave(self, document: str) -> None:
         pass
 
-    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+    async def run(
+        self,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
+        """(on_subscribed is never called: one channel, listened to before on_connected.)"""
         import asyncpg
 
         backoff = 0.1

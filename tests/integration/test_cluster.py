@@ -157,6 +157,15 @@ class RedisServer:
                     pass
                 await anyio.sleep(POLL_S)
 
+    def pause(self) -> None:
+        """SIGSTOP: Redis does nothing at all (reads, runs, answers) until resume()."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     async def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
@@ -208,17 +217,25 @@ async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 class HeldProxy:
-    """A TCP proxy to a local port that holds what clients send until release()."""
+    """A TCP proxy to a local port that holds what clients send until release(); with `only`,
+    only what the connection of that number (0: the first) sends, and from hold() on."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, only: int | None = None) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.connections = 0
+        self.only = only
         self._released = anyio.Event()
+        if only is not None:
+            self._released.set()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def hold(self) -> None:
+        if self._released.is_set():
+            self._released = anyio.Event()
 
     def release(self) -> None:
         self._released.set()
@@ -230,17 +247,19 @@ class HeldProxy:
             await listener.serve(self._relay)
 
     async def _relay(self, client: Any) -> None:
+        number = self.connections
         self.connections += 1
+        hold = self.only is None or self.only == number
         async with client, await anyio.connect_tcp("127.0.0.1", self.target_port) as upstream:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._pipe, client, upstream, True)
+                tg.start_soon(self._pipe, client, upstream, hold)
                 tg.start_soon(self._pipe, upstream, client, False)
 
     async def _pipe(self, source: Any, sink: Any, hold: bool) -> None:
         try:
             async for chunk in source:
                 if hold:
-                    await self._released.wait()
+                    await self._released.wait()  # (the event of the moment: hold() replaces it)
                 await sink.send(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
@@ -1238,3 +1257,53 @@ async def test_cross_process_update_latency(
         f"{delta['total_commands_processed'] / rounds:.2f} commands "
         "(includes heartbeats and these INFO calls)"
     )
+
+
+# -- 6. the bus heals by itself (issue 10) -------------------------------------------------------
+
+
+def sees(client: YClient, *others: YClient) -> bool:
+    return all(other.client_id in client.present() for other in others)
+
+
+def cursors(clients: list[YClient]) -> str:
+    return "; ".join(f"{c.client_id} sees {sorted(c.present())}" for c in clients)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_subscription_confirmed_late_repeats_the_state_exchange(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """B's subscribing connection is held up (a lossy link, a proxy) while B opens a document
+    A holds: B's subscribe wait expires, B loads and publishes its state vector on its other
+    connection, and A's answer (the edit A holds in memory only, A's cursor) is published
+    before B listens: lost. Once the subscription is confirmed the exchange must happen again;
+    it did not, and B's client never got A's edit (A even stopped publishing there: its answer
+    had reached no other process)."""
+    name = "late-subscription/doc"
+    async with anyio.create_task_group() as tg:
+        proxy = HeldProxy(redis.port, only=0)  # B's bus opens its subscribing connection first
+        await tg.start(proxy.serve)
+        a = spawn("a", *cluster_flags(redis, database), "--commit-window-ms", "30000")
+        b = spawn("b", "--redis-url", proxy.url, "--database-url", database)
+        await start_all(a, b)
+        assert proxy.connections == 2, "B's bus: one subscribing, one publishing connection"
+        async with connected(a.url, name) as alice:
+            alice.doc.get("ids", type=Array).append("from A")
+            await alice.set_awareness({"user": {"name": "alice"}})
+            proxy.hold()
+            async with connected(b.url, name) as bob:  # after B's subscribe wait (2 s)
+                await bob.set_awareness({"user": {"name": "bob"}})
+                bob.doc.get("ids", type=Array).append("from B")
+                await until(lambda: sees(alice, bob), 5, "A's client never saw B's cursor")
+                proxy.release()
+                both = {"from A", "from B"}
+                await until(
+                    lambda: set(ids_of(bob.doc)) == both and set(ids_of(alice.doc)) == both,
+                    5,
+                    lambda: f"A's client has {ids_of(alice.doc)}, B's {ids_of(bob.doc)}",
+                )
+                await until(lambda: sees(bob, alice), 5, lambda: cursors([alice, bob]))
+                assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
+        tg.cancel_scope.cancel()
