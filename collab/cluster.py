@@ -16,7 +16,9 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
                its payload is [kind][length: var uint][payload], repeated
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
-that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds.
+that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds;
+so it does for a document whose subscription was confirmed late, and with a peer it hears from
+again after it took it for gone.
 """
 
 from __future__ import annotations

@@ -325,12 +325,14 @@ class Hub:
         sender = envelope.sender
         known = sender in self._peers
         self._peers[sender] = time.monotonic()
+        if not known and envelope.kind != cluster.BYE:
+            # New, or back after we took it for gone (and dropped its cursors): exchange
+            # state with it, whatever its first message is (an update as well as a heartbeat).
+            log.info("cluster peer %s is here", sender.hex()[:8])
+            self._on_bus_connected()
         if document is None:
             if envelope.kind == cluster.BYE:
                 self._peer_gone(sender)
-            elif not known:
-                log.info("cluster peer %s is here", sender.hex()[:8])
-                self._on_bus_connected()  # a peer (back) from silence: resync with it
             return
         room = self.rooms.get(document)
         if room is None:

@@ -1270,6 +1270,18 @@ def cursors(clients: list[YClient]) -> str:
     return "; ".join(f"{c.client_id} sees {sorted(c.present())}" for c in clients)
 
 
+def removals_seen(client: YClient, other: YClient) -> int:
+    """How often `client` was told that `other`'s awareness state was removed."""
+    count = 0
+    for message in client.received:
+        if message[0] == p.MSG_AWARENESS:
+            entries = p.decode_awareness_update(p.parse_awareness(message))
+            count += sum(
+                1 for e in entries if e.client_id == other.client_id and e.state == p.NULL_STATE
+            )
+    return count
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
 async def test_subscription_confirmed_late_repeats_the_state_exchange(
@@ -1306,4 +1318,35 @@ async def test_subscription_confirmed_late_repeats_the_state_exchange(
                 )
                 await until(lambda: sees(bob, alice), 5, lambda: cursors([alice, bob]))
                 assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_peer_back_from_silence_with_an_update_first_gets_its_cursors_back(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """What B publishes is held up for longer than the peer timeout (its publishing connection
+    stalls), so A rightly takes B for gone and drops its users' cursors. When B's messages flow
+    again the first is an update, not a heartbeat: A must still exchange state with B and show
+    B's cursors again (it only did when a heartbeat came first, and B's users stayed invisible
+    on A until they moved)."""
+    async with anyio.create_task_group() as tg:
+        proxy = HeldProxy(redis.port, only=1)  # B's bus opens its publishing connection second
+        await tg.start(proxy.serve)
+        a = spawn("a", *cluster_flags(redis, database), "--peer-timeout-s", "2")
+        b = spawn("b", "--redis-url", proxy.url, "--database-url", database)
+        await start_all(a, b)
+        name = "back-from-silence/doc"
+        async with connected(a.url, name) as alice, connected(b.url, name) as bob:
+            await alice.set_awareness({"user": {"name": "alice"}})
+            await bob.set_awareness({"user": {"name": "bob"}})
+            await until(lambda: sees(alice, bob) and sees(bob, alice), 5, "before the stall")
+            proxy.hold()
+            bob.doc.get("ids", type=Array).append("first after the stall")  # before B's next tick
+            await until(lambda: not sees(alice, bob), 5, "A never took B for gone")
+            proxy.release()
+            await until(lambda: ids_of(alice.doc) == ["first after the stall"], 5, "B's edit on A")
+            await until(lambda: sees(alice, bob), 5, lambda: cursors([alice, bob]))
+            assert removals_seen(bob, alice) == 0, "B took A for gone"
         tg.cancel_scope.cancel()
