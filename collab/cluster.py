@@ -8,7 +8,7 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     AWARENESS  an awareness update from a local client (owned by the origin process)
     SYNC       the sender's state vector; a holder answers with an UPDATE of what the sender
                lacks, and (flag byte 1) with a SYNC of its own so the exchange goes both ways
-    HEARTBEAT  "I am alive" (shared channel); BYE "I am stopping"
+    HEARTBEAT  "I am alive" (shared channel), once a tick; BYE "I am stopping"
     COMMITTED  "I committed new rows of this document's log" (the PostgreSQL bus, whose
                updates travel through the log rather than the bus)
     BATCH      several envelopes of one sender on one channel, in order, as one message (the
@@ -103,7 +103,11 @@ Handler = Callable[[str | None, Envelope], None]
 
 class Bus(Protocol):
     """What the hub needs from a bus. Every method returns at once; none raises when the broker
-    is away (messages are dropped and the rooms resync when it is back)."""
+    is away (messages are dropped and the rooms resync when it is back).
+
+    The handler gets every other process's messages, and this process's own HEARTBEATs when
+    they come back: the hub measures its peers' silence in them (the bus's time) rather than
+    by the clock, which runs on when we read late."""
 
     process_id: bytes
     connected: bool

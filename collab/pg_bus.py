@@ -125,8 +125,11 @@ class PgBus:
             envelope = decode(body[pos + 1 :])
         except Exception:
             return
-        if envelope is None or envelope.sender == self.process_id:
-            return
+        if envelope is None or (
+            envelope.sender == self.process_id
+            and (has_document or envelope.kind != cluster.HEARTBEAT)
+        ):
+            return  # our own, but for our heartbeats (see cluster.Bus)
         dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
 
     async def _publish_forever(self, conn: Any) -> None:

@@ -198,7 +198,7 @@ class RedisBus:
         expected: int,
     ) -> None:
         subscribed = [0, expected]  # confirmed, asked for
-        own = self.process_id
+        own, heartbeat = self.process_id, self._heartbeat
         while True:
             reply = await sub.read_response()
             self._alive = True
@@ -207,7 +207,12 @@ class RedisBus:
             kind, channel, data = reply
             if kind == b"message":
                 if data[2 : 2 + PID_BYTES] == own:
-                    continue  # our own, back from Redis: the sender id is at the same place
+                    # Our own, back from Redis (the sender id is at the same place in a BATCH):
+                    # dropped, but for our heartbeats, by which the hub knows how late we read.
+                    if channel == heartbeat:
+                        for envelope in decode_all(data):
+                            dispatch(handler, None, envelope)
+                    continue
                 self._spoken[channel] = self._sent
                 self._alone.discard(channel)  # before the hub answers, perhaps with an UPDATE
                 document = self.document(channel)

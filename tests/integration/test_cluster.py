@@ -22,7 +22,9 @@ Cross-process update latency (idle, and under the soak's load) and the bytes Red
 update are printed, not asserted: run with `-s` to see them.
 
 The last tests (and test_survivor_stopped_soon_after_a_crash_keeps_the_crashed_peers_edits)
-pin down five bugs these tests found, each with the smallest setup that showed it.
+pin down five bugs these tests found, each with the smallest setup that showed it; section 6
+(issue 10) shows the bus heal by itself: a subscription Redis confirms late, Redis paused while
+a process opens a document, a process whose loop stood still, a peer back from silence.
 """
 
 from __future__ import annotations
@@ -1282,6 +1284,12 @@ def removals_seen(client: YClient, other: YClient) -> int:
     return count
 
 
+def peers_gone(server: ServerProcess) -> list[str]:
+    return [
+        line for line in this_run(server).splitlines() if "cluster peer" in line and "gone" in line
+    ]
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
 async def test_subscription_confirmed_late_repeats_the_state_exchange(
@@ -1319,6 +1327,124 @@ async def test_subscription_confirmed_late_repeats_the_state_exchange(
                 await until(lambda: sees(bob, alice), 5, lambda: cursors([alice, bob]))
                 assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
         tg.cancel_scope.cancel()
+
+
+PAUSE_S = 3.5  # longer than the peer timeout below; shorter than the bus's 5 s of silence
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_redis_paused_while_a_process_opens_a_document(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """Redis stopped (SIGSTOP) for longer than the peer timeout while B opens a document A holds
+    (B's subscribe wait expires) and a client of B types in a document both hold. Once Redis
+    runs again, everything converges with no further edit: the documents, and every cursor on
+    both sides, and no process takes the other for gone. (Both did, while nothing could be
+    heard; and A, whose first news of B afterwards was an update rather than a heartbeat,
+    never asked B for its state again: A's clients lost B's users' cursors.)"""
+    a, b = await cluster_of(
+        spawn, redis, database, 2, "--peer-timeout-s", "2", "--commit-window-ms", "30000"
+    )
+    shared, opened = "paused/shared", "paused/opened"
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(connected(a.url, shared))
+        carol = await stack.enter_async_context(connected(b.url, shared))
+        holder = await stack.enter_async_context(connected(a.url, opened))
+        holder.doc.get("ids", type=Array).append("from A")
+        for client, user in ((alice, "alice"), (carol, "carol"), (holder, "holder")):
+            await client.set_awareness({"user": {"name": user}})
+        await until(lambda: sees(alice, carol) and sees(carol, alice), 5, "before the pause")
+        redis.pause()
+        paused_at = time.monotonic()
+        try:
+            carol.doc.get("ids", type=Array).append("typed during the pause")
+            bob = await stack.enter_async_context(connected(b.url, opened))  # waits it out
+            await bob.set_awareness({"user": {"name": "bob"}})
+            bob.doc.get("ids", type=Array).append("from B")
+            assert time.monotonic() - paused_at < PAUSE_S, "B opened the document too slowly"
+            await anyio.sleep(paused_at + PAUSE_S - time.monotonic())  # deliberate: the pause
+        finally:
+            redis.resume()
+        docs = {shared: [alice.doc, carol.doc], opened: [holder.doc, bob.doc]}
+        await until(
+            lambda: all(same_everywhere(d) for d in docs.values()),
+            5,
+            lambda: f"after the pause: {differences(docs)}",
+        )
+        assert set(ids_of(bob.doc)) == {"from A", "from B"}
+        assert set(ids_of(alice.doc)) == {"typed during the pause"}
+        await until(
+            lambda: (
+                sees(alice, carol)
+                and sees(carol, alice)
+                and sees(holder, bob)
+                and sees(bob, holder)
+            ),
+            5,
+            lambda: f"cursors after the pause: {cursors([alice, carol, holder, bob])}",
+        )
+        assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
+    for server in (a, b):
+        assert not peers_gone(server), f"a Redis pause is no peer's death: {peers_gone(server)}"
+
+
+STALL_S = 3.5  # longer than the peer timeout below
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_stalled_process_keeps_its_peers_and_gets_its_cursors_back(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """B's event loop makes no progress for longer than the peer timeout (SIGSTOP: as a long
+    blocking call would) while C floods the document with edits and a client of B types.
+    When B runs again its ticker may well run before it has read anything (uvloop does,
+    after SIGCONT), and it has a backlog of C's edits to read before A's latest heartbeats:
+    it must not take A or C for gone for all that (it did: by the clock, neither had been
+    heard for 3.5 s). A and C rightly took B for gone; they must get B's edit and its
+    client's cursor back by themselves, and the documents converge."""
+    a, b, c = await cluster_of(spawn, redis, database, 3, "--peer-timeout-s", "2")
+    assert b.proc is not None
+    name = "stalled/doc"
+    async with AsyncExitStack() as stack:
+        alice, bob, carl = [
+            await stack.enter_async_context(connected(s.url, name)) for s in (a, b, c)
+        ]
+        for client, user in ((alice, "alice"), (bob, "bob"), (carl, "carl")):
+            await client.set_awareness({"user": {"name": user}})
+        everyone = [alice, bob, carl]
+        await until(
+            lambda: all(sees(x, *(y for y in everyone if y is not x)) for x in everyone),
+            5,
+            lambda: f"before the stall: {cursors(everyone)}",
+        )
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            bob.doc.get("ids", type=Array).append("typed on B meanwhile")
+            blobs = carl.doc.get("map", type=Map)
+            n = 0
+            while time.monotonic() < stopped_at + STALL_S:  # ~1 MB/s through Redis to B
+                blobs["blob"] = f"{n:06d}" + "x" * 50_000
+                n += 1
+                await anyio.sleep(0.05)  # deliberate: the flood's pace
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        await until(
+            lambda: same_everywhere([x.doc for x in everyone]),
+            10,
+            lambda: f"after the stall: {differences({name: [x.doc for x in everyone]})}",
+        )
+        assert ids_of(alice.doc) == ["typed on B meanwhile"]
+        await until(
+            lambda: all(sees(x, *(y for y in everyone if y is not x)) for x in everyone),
+            5,
+            lambda: f"cursors after the stall: {cursors(everyone)}",
+        )
+        assert not peers_gone(b), f"B took a live peer for gone: {peers_gone(b)}"
+        assert removals_seen(bob, alice) == 0, "B's client was told A's user had left"
+        print(f"\n{n} edits of 50 KB from C while B stood still; gone on A: {peers_gone(a)}")
 
 
 @pytest.mark.redis
