@@ -307,13 +307,9 @@ class Hub:
             self.bus.publish(room.name, kind, payload)
 
     def _on_bus_connected(self) -> None:
-        """After (re)connecting: exchange state vectors and cursors for every room we hold.
-        Every peer gets a fresh timeout: we could hear none of them while we were away."""
-        for pid in self._peers:
-            self._peers[pid] = self._bus_ticks
-        self._resync()
-
-    def _resync(self) -> None:
+        """After (re)connecting (or losing messages): exchange state vectors and cursors for
+        every room we hold. (The peers' silence is not counted while we were away: the bus's
+        ticks stopped too.)"""
         assert self.bus is not None
         for name, room in self.rooms.items():
             self.bus.publish(name, cluster.SYNC, b"\x01" + room.doc.get_state())
@@ -339,7 +335,7 @@ class Hub:
             # New, or back after we took it for gone (and dropped its cursors): exchange
             # state with it, whatever its first message is (an update as well as a heartbeat).
             log.info("cluster peer %s is here", sender.hex()[:8])
-            self._resync()
+            self._on_bus_connected()
         if document is None:
             if envelope.kind == cluster.BYE:
                 self._peer_gone(sender)
