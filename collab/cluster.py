@@ -119,8 +119,9 @@ class Bus(Protocol):
         on_subscribed: Callable[[str], None],
     ) -> None:
         """Connect, keep reconnecting, deliver messages; call on_connected after each (re)connect
-        once every joined channel is subscribed, and on_subscribed(document) when a join gave
-        up waiting and its subscription is confirmed later."""
+        once every joined channel is subscribed, and after dropping messages (Outbox), and
+        on_subscribed(document) when a join gave up waiting and its subscription is confirmed
+        later: each time, messages were lost and the hub exchanges state again."""
 
     async def join(self, document: str) -> None:
         """Subscribe to a document's channel; returns once messages for it will be delivered,
@@ -144,12 +145,14 @@ def dispatch(handler: Handler, document: str | None, envelope: Envelope) -> None
 
 class Outbox(Generic[T]):
     """What a bus has yet to send: filled without awaiting, drained in batches by its
-    publisher task, bounded (beyond `limit` new items are dropped and counted)."""
+    publisher task, bounded (beyond `limit` new items are dropped and counted: see
+    overflowed())."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.items: deque[T] = deque()
         self.limit = limit
         self.dropped = 0
+        self._dropped_before = 0  # what overflowed() has already reported
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Event()
 
@@ -164,7 +167,18 @@ class Outbox(Generic[T]):
         self._wakeup.set()
 
     def clear(self) -> None:
+        """Forget what is queued (a bus that lost its connection: it resyncs on the next)."""
         self.items.clear()
+        self._dropped_before = self.dropped
+
+    def overflowed(self) -> bool:
+        """True once, when items were dropped and what is queued has gone out: what was
+        dropped reached no one, and the bus must have the rooms exchange state again."""
+        if self.items or self.dropped == self._dropped_before:
+            return False
+        log.warning("the bus fell behind: %d messages dropped", self.dropped - self._dropped_before)
+        self._dropped_before = self.dropped
+        return True
 
     async def batches(self, size: int) -> AsyncIterator[list[T]]:
         items = self.items

@@ -94,7 +94,7 @@ class PgBus:
                 log.info("connected to the PostgreSQL bus")
                 on_connected()
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, conn)
+                    tg.start_soon(self._publish_forever, conn, on_connected)
                     await lost.wait()
                     tg.cancel_scope.cancel()
             except (
@@ -132,9 +132,11 @@ class PgBus:
             return  # our own, but for our heartbeats (see cluster.Bus)
         dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
 
-    async def _publish_forever(self, conn: Any) -> None:
+    async def _publish_forever(self, conn: Any, on_connected: Callable[[], None]) -> None:
         async for batch in self._outbox.batches(500):
             await conn.executemany("SELECT pg_notify($1, $2)", [(CHANNEL, text) for text in batch])
+            if self._outbox.overflowed():
+                on_connected()
 
     async def close(self) -> None:
         if self.connected:

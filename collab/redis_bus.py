@@ -154,7 +154,7 @@ class RedisBus:
                 await sub.send_command("SUBSCRIBE", *channels, check_health=False)
                 self._sub = sub
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, pub, sub)
+                    tg.start_soon(self._publish_forever, pub, sub, on_connected)
                     tg.start_soon(self._drain, pub)
                     tg.start_soon(self._watch, sub)
                     await self._listen(sub, handler, on_connected, on_subscribed, len(channels))
@@ -248,7 +248,7 @@ class RedisBus:
         log.info("connected to the Redis bus (%d channels)", subscribed[0])
         on_connected()
 
-    async def _publish_forever(self, pub: Any, sub: Any) -> None:
+    async def _publish_forever(self, pub: Any, sub: Any, on_connected: Callable[[], None]) -> None:
         sender = self.process_id
         async for batch in self._outbox.batches(1000):
             # One PUBLISH per channel, sent where the channel's last item was: what one channel
@@ -275,6 +275,8 @@ class RedisBus:
             leave = [c for c in leave if self.document(c) not in self._documents]
             if leave:
                 await sub.send_command("UNSUBSCRIBE", *leave, check_health=False)
+            if self._outbox.overflowed():
+                on_connected()
 
     async def _watch(self, sub: Any) -> None:
         """Reconnect when the subscribing connection brought nothing for SILENCE_S, not even the

@@ -1476,3 +1476,36 @@ async def test_a_peer_back_from_silence_with_an_update_first_gets_its_cursors_ba
             await until(lambda: sees(alice, bob), 5, lambda: cursors([alice, bob]))
             assert removals_seen(bob, alice) == 0, "B took A for gone"
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.redis
+async def test_messages_the_bus_dropped_are_followed_by_a_state_exchange(
+    redis: RedisServer,
+) -> None:
+    """Beyond its limit the bus's outbox drops what the hub publishes (more than Redis takes
+    for a while): those messages reach no one, and no reconnect follows to resync. Once the
+    outbox has drained the bus must have the hub exchange state again (on_connected)."""
+    from collab import cluster
+    from collab.redis_bus import RedisBus
+
+    bus = RedisBus(redis.url)
+    exchanges: list[float] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            bus.run,
+            lambda document, envelope: None,
+            lambda: exchanges.append(time.monotonic()),
+            lambda document: None,
+        )
+        await until(lambda: len(exchanges) == 1, 5, "the bus never connected")
+        await bus.join("overflow/doc")
+        bus._outbox.limit = 10  # (100,000 in earnest)
+        for _ in range(25):  # in one loop turn, as a burst of edits would
+            bus.publish("overflow/doc", cluster.UPDATE, b"\x00\x00")
+        assert bus._outbox.dropped == 15
+        await until(lambda: len(exchanges) == 2, 5, "no state exchange after the overflow")
+        for _ in range(5):  # within the limit: nothing lost, no exchange
+            bus.publish("overflow/doc", cluster.UPDATE, b"\x00\x00")
+        await bus._outbox.flushed(5)
+        assert len(exchanges) == 2
+        tg.cancel_scope.cancel()
