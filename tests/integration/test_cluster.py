@@ -1509,3 +1509,30 @@ async def test_messages_the_bus_dropped_are_followed_by_a_state_exchange(
         await bus._outbox.flushed(5)
         assert len(exchanges) == 2
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.postgres
+async def test_the_postgres_bus_hands_back_our_own_heartbeats_and_nothing_else_of_ours(
+    database: str,
+) -> None:
+    """The hub counts its peers' silence in its own heartbeats back from the bus: a bus that
+    never handed them back would never let a dead peer go."""
+    from collab import cluster
+    from collab.pg_bus import PgBus, asyncpg_dsn
+
+    bus = PgBus(asyncpg_dsn(database))
+    heard: list[tuple[str | None, int, bool]] = []
+    connected = anyio.Event()
+
+    def handler(document: str | None, envelope: cluster.Envelope) -> None:
+        heard.append((document, envelope.kind, envelope.sender == bus.process_id))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bus.run, handler, connected.set, lambda document: None)
+        with anyio.fail_after(5):
+            await connected.wait()
+        bus.publish("doc", cluster.AWARENESS, b"[]")
+        bus.publish(None, cluster.HEARTBEAT, b"")
+        await until(lambda: bool(heard), 5, "our heartbeat never came back")
+        assert heard == [(None, cluster.HEARTBEAT, True)]  # (NOTIFYs arrive in order)
+        tg.cancel_scope.cancel()
