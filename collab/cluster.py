@@ -8,7 +8,7 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     AWARENESS  an awareness update from a local client (owned by the origin process)
     SYNC       the sender's state vector; a holder answers with an UPDATE of what the sender
                lacks, and (flag byte 1) with a SYNC of its own so the exchange goes both ways
-    HEARTBEAT  "I am alive" (shared channel); BYE "I am stopping"
+    HEARTBEAT  "I am alive" (shared channel), once a tick; BYE "I am stopping"
     COMMITTED  "I committed new rows of this document's log" (the PostgreSQL bus, whose
                updates travel through the log rather than the bus)
     BATCH      several envelopes of one sender on one channel, in order, as one message (the
@@ -16,7 +16,9 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
                its payload is [kind][length: var uint][payload], repeated
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
-that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds.
+that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds;
+so it does for a document whose subscription was confirmed late, and with a peer it hears from
+again after it took it for gone.
 """
 
 from __future__ import annotations
@@ -101,18 +103,30 @@ Handler = Callable[[str | None, Envelope], None]
 
 class Bus(Protocol):
     """What the hub needs from a bus. Every method returns at once; none raises when the broker
-    is away (messages are dropped and the rooms resync when it is back)."""
+    is away (messages are dropped and the rooms resync when it is back).
+
+    The handler gets every other process's messages, and this process's own HEARTBEATs when
+    they come back: the hub measures its peers' silence in them (the bus's time) rather than
+    by the clock, which runs on when we read late."""
 
     process_id: bytes
     connected: bool
 
-    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+    async def run(
+        self,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
         """Connect, keep reconnecting, deliver messages; call on_connected after each (re)connect
-        once every joined channel is subscribed."""
+        once every joined channel is subscribed, and after dropping messages (Outbox), and
+        on_subscribed(document) when a join gave up waiting and its subscription is confirmed
+        later: each time, messages were lost and the hub exchanges state again."""
 
     async def join(self, document: str) -> None:
-        """Subscribe to a document's channel; returns once messages for it will be delivered
-        (or at once when the broker is away: on_connected will follow)."""
+        """Subscribe to a document's channel; returns once messages for it will be delivered,
+        or at once when the broker is away (on_connected will follow), or after a bounded
+        wait (on_subscribed will follow): whatever was published there meanwhile is lost."""
 
     def leave(self, document: str) -> None: ...
 
@@ -131,12 +145,14 @@ def dispatch(handler: Handler, document: str | None, envelope: Envelope) -> None
 
 class Outbox(Generic[T]):
     """What a bus has yet to send: filled without awaiting, drained in batches by its
-    publisher task, bounded (beyond `limit` new items are dropped and counted)."""
+    publisher task, bounded (beyond `limit` new items are dropped and counted: see
+    overflowed())."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.items: deque[T] = deque()
         self.limit = limit
         self.dropped = 0
+        self._dropped_before = 0  # what overflowed() has already reported
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Event()
 
@@ -151,7 +167,18 @@ class Outbox(Generic[T]):
         self._wakeup.set()
 
     def clear(self) -> None:
+        """Forget what is queued (a bus that lost its connection: it resyncs on the next)."""
         self.items.clear()
+        self._dropped_before = self.dropped
+
+    def overflowed(self) -> bool:
+        """True once, when items were dropped and what is queued has gone out: what was
+        dropped reached no one, and the bus must have the rooms exchange state again."""
+        if self.items or self.dropped == self._dropped_before:
+            return False
+        log.warning("the bus fell behind: %d messages dropped", self.dropped - self._dropped_before)
+        self._dropped_before = self.dropped
+        return True
 
     async def batches(self, size: int) -> AsyncIterator[list[T]]:
         items = self.items

@@ -78,7 +78,10 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.bus = bus
-        self._peers: dict[bytes, float] = {}  # cluster peers -> when last heard
+        self._peers: dict[bytes, int] = {}  # cluster peers -> _bus_ticks when last heard
+        self._bus_ticks = 0  # our own heartbeats heard back from the bus (see _heard_self)
+        self._bus_ticked_at = -1e9  # when the last one counted came back (time.monotonic())
+        self._process_id = bus.process_id if bus is not None else b""
         self._bus_backlog: dict[str, list[tuple[str, Envelope]]] = {}
         self.hooks = HookRunner(extensions)
         self.ip_limits = IpLimits(
@@ -115,7 +118,9 @@ class Hub:
         self._tg.start_soon(self._tick_forever)
         self._tg.start_soon(self.hooks.run_background)
         if self.bus is not None:
-            self._tg.start_soon(self.bus.run, self._on_bus, self._on_bus_connected)
+            self._tg.start_soon(
+                self.bus.run, self._on_bus, self._on_bus_connected, self._on_bus_subscribed
+            )
 
     def _stored(self, room: Room, count: int) -> None:
         self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
@@ -283,11 +288,8 @@ class Hub:
                     self.bus.leave(name)
                 self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
         self.ip_limits.prune()
-        if self.bus is not None:
+        if self.bus is not None:  # (silent peers are judged when this comes back: _heard_self)
             self.bus.publish(None, cluster.HEARTBEAT, b"")
-            gone = [pid for pid, seen in self._peers.items() if now - seen > s.peer_timeout_s]
-            for pid in gone:
-                self._peer_gone(pid)
 
     # -- cluster -----------------------------------------------------------------------------
 
@@ -316,21 +318,38 @@ class Hub:
             self.bus.publish(room.name, kind, payload)
 
     def _on_bus_connected(self) -> None:
-        """After (re)connecting: exchange state vectors and cursors for every room we hold."""
+        """After (re)connecting (or losing messages): exchange state vectors and cursors for
+        every room we hold. (The peers' silence is not counted while we were away: the bus's
+        ticks stopped too.)"""
         assert self.bus is not None
         for name, room in self.rooms.items():
             self.bus.publish(name, cluster.SYNC, b"\x01" + room.doc.get_state())
 
+    def _on_bus_subscribed(self, document: str) -> None:
+        """Our subscription to a document's channel was confirmed after its load went on
+        without it: the answers to the load's state exchange may have been published before
+        we listened. Exchange again (a room still loading exchanges at the end of its load)."""
+        assert self.bus is not None
+        room = self.rooms.get(document)
+        if room is not None:
+            self.bus.publish(document, cluster.SYNC, b"\x01" + room.doc.get_state())
+
     def _on_bus(self, document: str | None, envelope: Envelope) -> None:
         sender = envelope.sender
+        if document is None and sender == self._process_id:
+            if envelope.kind == cluster.HEARTBEAT:
+                self._heard_self()
+            return
         known = sender in self._peers
-        self._peers[sender] = time.monotonic()
+        self._peers[sender] = self._bus_ticks
+        if not known and envelope.kind != cluster.BYE:
+            # New, or back after we took it for gone (and dropped its cursors): exchange
+            # state with it, whatever its first message is (an update as well as a heartbeat).
+            log.info("cluster peer %s is here", sender.hex()[:8])
+            self._on_bus_connected()
         if document is None:
             if envelope.kind == cluster.BYE:
                 self._peer_gone(sender)
-            elif not known:
-                log.info("cluster peer %s is here", sender.hex()[:8])
-                self._on_bus_connected()  # a peer (back) from silence: resync with it
             return
         room = self.rooms.get(document)
         if room is None:
@@ -362,6 +381,25 @@ class Hub:
                 states = room.local_awareness()
                 if states is not None:
                     self.bus.publish(room.name, cluster.AWARENESS, states)
+
+    def _heard_self(self) -> None:
+        """Our own heartbeat (one a tick) is back from the bus: the bus's clock ticked. A peer
+        not heard for more ticks than the peer timeout lasts is gone.
+
+        Silence is counted in the bus's ticks, not the clock's seconds: when we read late (our
+        loop saturated or stalled, a backlog in the socket) our heartbeats come back late too,
+        behind the peers' ones, and while Redis is away nothing ticks at all. Heartbeats that
+        come back in a burst count once: we are reading a backlog, or Redis is running what
+        queued up while it stalled, in an order of its own (ours first, perhaps: the peers'
+        ones from the same seconds are right behind)."""
+        now = time.monotonic()
+        if now - self._bus_ticked_at < self.tick_s / 2:
+            return
+        self._bus_ticked_at = now
+        self._bus_ticks += 1
+        limit = self._bus_ticks - self.settings.peer_timeout_s / self.tick_s
+        for pid in [pid for pid, heard in self._peers.items() if heard < limit]:
+            self._peer_gone(pid)
 
     def _peer_gone(self, pid: bytes) -> None:
         if self._peers.pop(pid, None) is None:

@@ -68,7 +68,13 @@ class PgBus:
     def leave(self, document: str) -> None:
         pass
 
-    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+    async def run(
+        self,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
+        """(on_subscribed is never called: one channel, listened to before on_connected.)"""
         import asyncpg
 
         backoff = 0.1
@@ -88,7 +94,7 @@ class PgBus:
                 log.info("connected to the PostgreSQL bus")
                 on_connected()
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, conn)
+                    tg.start_soon(self._publish_forever, conn, on_connected)
                     await lost.wait()
                     tg.cancel_scope.cancel()
             except (
@@ -119,13 +125,18 @@ class PgBus:
             envelope = decode(body[pos + 1 :])
         except Exception:
             return
-        if envelope is None or envelope.sender == self.process_id:
-            return
+        if envelope is None or (
+            envelope.sender == self.process_id
+            and (has_document or envelope.kind != cluster.HEARTBEAT)
+        ):
+            return  # our own, but for our heartbeats (see cluster.Bus)
         dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
 
-    async def _publish_forever(self, conn: Any) -> None:
+    async def _publish_forever(self, conn: Any, on_connected: Callable[[], None]) -> None:
         async for batch in self._outbox.batches(500):
             await conn.executemany("SELECT pg_notify($1, $2)", [(CHANNEL, text) for text in batch])
+            if self._outbox.overflowed():
+                on_connected()
 
     async def close(self) -> None:
         if self.connected:

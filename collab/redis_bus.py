@@ -67,6 +67,7 @@ class RedisBus:
         # and AWARENESS are not sent, until another process speaks there.
         self._alone: set[bytes] = set()
         self._subscribed: set[bytes] = set()  # confirmed by Redis
+        self._late: set[bytes] = set()  # joined without waiting for Redis to confirm
         self._sent = 0  # PUBLISHes sent on this connection
         self._inflight: deque[tuple[bytes, int, bool]] = deque()  # (channel, number, subscribed)
         self._spoken: dict[bytes, int] = {}  # channel -> _sent when another process last spoke
@@ -105,6 +106,12 @@ class RedisBus:
             await sub.send_command("SUBSCRIBE", channel, check_health=False)
             with anyio.move_on_after(SUBSCRIBE_WAIT_S):
                 await confirmed.wait()
+            if not confirmed.is_set():
+                # Redis is slow (or the subscribing connection is): what is published there
+                # before it confirms never reaches us, the answers to the hub's first state
+                # exchange included. The hub repeats the exchange then (on_subscribed).
+                log.info("subscribing to %r takes long: going on without it", document)
+                self._late.add(channel)
         except Exception as exc:  # the connection dropped: the reconnect subscribes again
             log.debug("subscribe %r failed: %r", document, exc)
         finally:
@@ -115,13 +122,19 @@ class RedisBus:
         channel = self.channel(document)
         self._alone.discard(channel)
         self._subscribed.discard(channel)
+        self._late.discard(channel)
         self._spoken.pop(channel, None)
         if self.connected:
             self._outbox.put((channel, LEAVE, b""))
 
     # -- the connection ----------------------------------------------------------------------
 
-    async def run(self, handler: Handler, on_connected: Callable[[], None]) -> None:
+    async def run(
+        self,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
         import redis.asyncio as redis
 
         backoff = 0.1
@@ -141,10 +154,10 @@ class RedisBus:
                 await sub.send_command("SUBSCRIBE", *channels, check_health=False)
                 self._sub = sub
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, pub, sub)
+                    tg.start_soon(self._publish_forever, pub, sub, on_connected)
                     tg.start_soon(self._drain, pub)
                     tg.start_soon(self._watch, sub)
-                    await self._listen(sub, handler, on_connected, len(channels))
+                    await self._listen(sub, handler, on_connected, on_subscribed, len(channels))
             except (OSError, redis.RedisError, BaseExceptionGroup) as exc:
                 # Errors from the listener or the publisher arrive wrapped in an ExceptionGroup
                 # by the task group: only connection trouble is ours to absorb.
@@ -158,7 +171,13 @@ class RedisBus:
                 self.connected = False
                 self._sub = None
                 self._outbox.clear()
-                for state in (self._alone, self._subscribed, self._inflight, self._spoken):
+                for state in (
+                    self._alone,
+                    self._subscribed,
+                    self._late,  # (on_connected follows the reconnect)
+                    self._inflight,
+                    self._spoken,
+                ):
                     state.clear()
                 self._sent = 0
                 with anyio.CancelScope(shield=True):
@@ -171,10 +190,15 @@ class RedisBus:
             backoff = min(backoff * 2, 2.0)
 
     async def _listen(
-        self, sub: Any, handler: Handler, on_connected: Callable[[], None], expected: int
+        self,
+        sub: Any,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+        expected: int,
     ) -> None:
         subscribed = [0, expected]  # confirmed, asked for
-        own = self.process_id
+        own, heartbeat = self.process_id, self._heartbeat
         while True:
             reply = await sub.read_response()
             self._alive = True
@@ -183,7 +207,12 @@ class RedisBus:
             kind, channel, data = reply
             if kind == b"message":
                 if data[2 : 2 + PID_BYTES] == own:
-                    continue  # our own, back from Redis: the sender id is at the same place
+                    # Our own, back from Redis (the sender id is at the same place in a BATCH):
+                    # dropped, but for our heartbeats, by which the hub knows how late we read.
+                    if channel == heartbeat:
+                        for envelope in decode_all(data):
+                            dispatch(handler, None, envelope)
+                    continue
                 self._spoken[channel] = self._sent
                 self._alone.discard(channel)  # before the hub answers, perhaps with an UPDATE
                 document = self.document(channel)
@@ -191,6 +220,11 @@ class RedisBus:
                     dispatch(handler, document, envelope)
             elif kind == b"subscribe":
                 await self._on_subscribed(sub, channel, subscribed, on_connected)
+                if channel in self._late:  # a join() stopped waiting for this: now it is live
+                    self._late.discard(channel)
+                    document = self.document(channel)
+                    if self.connected and document in self._documents:
+                        on_subscribed(document)
 
     async def _on_subscribed(
         self, sub: Any, channel: bytes, subscribed: list[int], on_connected: Callable[[], None]
@@ -214,7 +248,7 @@ class RedisBus:
         log.info("connected to the Redis bus (%d channels)", subscribed[0])
         on_connected()
 
-    async def _publish_forever(self, pub: Any, sub: Any) -> None:
+    async def _publish_forever(self, pub: Any, sub: Any, on_connected: Callable[[], None]) -> None:
         sender = self.process_id
         async for batch in self._outbox.batches(1000):
             # One PUBLISH per channel, sent where the channel's last item was: what one channel
@@ -241,6 +275,8 @@ class RedisBus:
             leave = [c for c in leave if self.document(c) not in self._documents]
             if leave:
                 await sub.send_command("UNSUBSCRIBE", *leave, check_health=False)
+            if self._outbox.overflowed():
+                on_connected()
 
     async def _watch(self, sub: Any) -> None:
         """Reconnect when the subscribing connection brought nothing for SILENCE_S, not even the
@@ -266,10 +302,10 @@ class RedisBus:
         with us subscribed, 0 without), everything we publish there is only our own echo: the
         channel is alone, and its UPDATEs and AWARENESS stay here until another process speaks
         on it. Nothing is lost by that: a process starts listening to a document only to open
-        it (or after a reconnect), and then first publishes a SYNC, whose answer carries
-        everything it lacks, our awareness states included. A reply to a PUBLISH sent before
-        another process last spoke there is stale, and ignored. A Redis Cluster counts only
-        the subscribers of the node it ran on: there every channel is taken as shared."""
+        it (or after a reconnect), and then publishes a SYNC once it listens, whose answer
+        carries everything it lacks, our awareness states included. A reply to a PUBLISH sent
+        before another process last spoke there is stale, and ignored. A Redis Cluster counts
+        only the subscribers of the node it ran on: there every channel is taken as shared."""
         from redis.exceptions import ResponseError
 
         while True:

@@ -23,7 +23,9 @@ Cross-process update latency (idle, and under the soak's load) and the bytes Red
 update are printed, not asserted: run with `-s` to see them.
 
 The last tests (and test_survivor_stopped_soon_after_a_crash_keeps_the_crashed_peers_edits)
-pin down five bugs these tests found, each with the smallest setup that showed it.
+pin down five bugs these tests found, each with the smallest setup that showed it; section 6
+(issue 10) shows the bus heal by itself: a subscription Redis confirms late, Redis paused while
+a process opens a document, a process whose loop stood still, a peer back from silence.
 """
 
 from __future__ import annotations
@@ -155,6 +157,15 @@ class RedisServer:
                     pass
                 await anyio.sleep(POLL_S)
 
+    def pause(self) -> None:
+        """SIGSTOP: Redis does nothing at all (reads, runs, answers) until resume()."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     async def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
@@ -206,17 +217,25 @@ async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 class HeldProxy:
-    """A TCP proxy to a local port that holds what clients send until release()."""
+    """A TCP proxy to a local port that holds what clients send until release(); with `only`,
+    only what the connection of that number (0: the first) sends, and from hold() on."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, only: int | None = None) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.connections = 0
+        self.only = only
         self._released = anyio.Event()
+        if only is not None:
+            self._released.set()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def hold(self) -> None:
+        if self._released.is_set():
+            self._released = anyio.Event()
 
     def release(self) -> None:
         self._released.set()
@@ -228,17 +247,19 @@ class HeldProxy:
             await listener.serve(self._relay)
 
     async def _relay(self, client: Any) -> None:
+        number = self.connections
         self.connections += 1
+        hold = self.only is None or self.only == number
         async with client, await anyio.connect_tcp("127.0.0.1", self.target_port) as upstream:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._pipe, client, upstream, True)
+                tg.start_soon(self._pipe, client, upstream, hold)
                 tg.start_soon(self._pipe, upstream, client, False)
 
     async def _pipe(self, source: Any, sink: Any, hold: bool) -> None:
         try:
             async for chunk in source:
                 if hold:
-                    await self._released.wait()
+                    await self._released.wait()  # (the event of the moment: hold() replaces it)
                 await sink.send(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
@@ -1216,3 +1237,280 @@ async def test_cross_process_update_latency(
         f"{delta['total_commands_processed'] / rounds:.2f} commands "
         "(includes heartbeats and these INFO calls)"
     )
+
+
+# -- 6. the bus heals by itself (issue 10) -------------------------------------------------------
+
+
+def sees(client: YClient, *others: YClient) -> bool:
+    return all(other.client_id in client.present() for other in others)
+
+
+def cursors(clients: list[YClient]) -> str:
+    return "; ".join(f"{c.client_id} sees {sorted(c.present())}" for c in clients)
+
+
+def removals_seen(client: YClient, other: YClient) -> int:
+    """How often `client` was told that `other`'s awareness state was removed."""
+    count = 0
+    for message in client.received:
+        if message[0] == p.MSG_AWARENESS:
+            entries = p.decode_awareness_update(p.parse_awareness(message))
+            count += sum(
+                1 for e in entries if e.client_id == other.client_id and e.state == p.NULL_STATE
+            )
+    return count
+
+
+def peers_gone(server: ServerProcess) -> list[str]:
+    return [
+        line for line in this_run(server).splitlines() if "cluster peer" in line and "gone" in line
+    ]
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_subscription_confirmed_late_repeats_the_state_exchange(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """B's subscribing connection is held up (a lossy link, a proxy) while B opens a document
+    A holds: B's subscribe wait expires, B loads and publishes its state vector on its other
+    connection, and A's answer (the edit A holds in memory only, A's cursor) is published
+    before B listens: lost. Once the subscription is confirmed the exchange must happen again;
+    it did not, and B's client never got A's edit (A even stopped publishing there: its answer
+    had reached no other process)."""
+    name = "late-subscription/doc"
+    async with anyio.create_task_group() as tg:
+        proxy = HeldProxy(redis.port, only=0)  # B's bus opens its subscribing connection first
+        await tg.start(proxy.serve)
+        a = spawn("a", *cluster_flags(redis, database), "--commit-window-ms", "30000")
+        b = spawn("b", "--redis-url", proxy.url, "--database-url", database)
+        await start_all(a, b)
+        assert proxy.connections == 2, "B's bus: one subscribing, one publishing connection"
+        async with connected(a.url, name) as alice:
+            alice.doc.get("ids", type=Array).append("from A")
+            await alice.set_awareness({"user": {"name": "alice"}})
+            proxy.hold()
+            async with connected(b.url, name) as bob:  # after B's subscribe wait (2 s)
+                await bob.set_awareness({"user": {"name": "bob"}})
+                bob.doc.get("ids", type=Array).append("from B")
+                await until(lambda: sees(alice, bob), 5, "A's client never saw B's cursor")
+                proxy.release()
+                both = {"from A", "from B"}
+                await until(
+                    lambda: set(ids_of(bob.doc)) == both and set(ids_of(alice.doc)) == both,
+                    5,
+                    lambda: f"A's client has {ids_of(alice.doc)}, B's {ids_of(bob.doc)}",
+                )
+                await until(lambda: sees(bob, alice), 5, lambda: cursors([alice, bob]))
+                assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
+        tg.cancel_scope.cancel()
+
+
+PAUSE_S = 3.5  # longer than the peer timeout below; shorter than the bus's 5 s of silence
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_redis_paused_while_a_process_opens_a_document(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """Redis stopped (SIGSTOP) for longer than the peer timeout while B opens a document A holds
+    (B's subscribe wait expires) and a client of B types in a document both hold. Once Redis
+    runs again, everything converges with no further edit: the documents, and every cursor on
+    both sides, and no process takes the other for gone. (Both did, while nothing could be
+    heard; and A, whose first news of B afterwards was an update rather than a heartbeat,
+    never asked B for its state again: A's clients lost B's users' cursors.)"""
+    a, b = await cluster_of(
+        spawn, redis, database, 2, "--peer-timeout-s", "2", "--commit-window-ms", "30000"
+    )
+    shared, opened = "paused/shared", "paused/opened"
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(connected(a.url, shared))
+        carol = await stack.enter_async_context(connected(b.url, shared))
+        holder = await stack.enter_async_context(connected(a.url, opened))
+        holder.doc.get("ids", type=Array).append("from A")
+        for client, user in ((alice, "alice"), (carol, "carol"), (holder, "holder")):
+            await client.set_awareness({"user": {"name": user}})
+        await until(lambda: sees(alice, carol) and sees(carol, alice), 5, "before the pause")
+        redis.pause()
+        paused_at = time.monotonic()
+        try:
+            carol.doc.get("ids", type=Array).append("typed during the pause")
+            bob = await stack.enter_async_context(connected(b.url, opened))  # waits it out
+            await bob.set_awareness({"user": {"name": "bob"}})
+            bob.doc.get("ids", type=Array).append("from B")
+            assert time.monotonic() - paused_at < PAUSE_S, "B opened the document too slowly"
+            await anyio.sleep(paused_at + PAUSE_S - time.monotonic())  # deliberate: the pause
+        finally:
+            redis.resume()
+        docs = {shared: [alice.doc, carol.doc], opened: [holder.doc, bob.doc]}
+        await until(
+            lambda: all(same_everywhere(d) for d in docs.values()),
+            5,
+            lambda: f"after the pause: {differences(docs)}",
+        )
+        assert set(ids_of(bob.doc)) == {"from A", "from B"}
+        assert set(ids_of(alice.doc)) == {"typed during the pause"}
+        await until(
+            lambda: (
+                sees(alice, carol)
+                and sees(carol, alice)
+                and sees(holder, bob)
+                and sees(bob, holder)
+            ),
+            5,
+            lambda: f"cursors after the pause: {cursors([alice, carol, holder, bob])}",
+        )
+        assert (await a.health())["uncommitted_updates"] > 0, "A committed: no proof"
+    for server in (a, b):
+        assert not peers_gone(server), f"a Redis pause is no peer's death: {peers_gone(server)}"
+
+
+STALL_S = 3.5  # longer than the peer timeout below
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_stalled_process_keeps_its_peers_and_gets_its_cursors_back(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """B's event loop makes no progress for longer than the peer timeout (SIGSTOP: as a long
+    blocking call would) while C floods the document with edits and a client of B types.
+    When B runs again its ticker may well run before it has read anything (uvloop does,
+    after SIGCONT), and it has a backlog of C's edits to read before A's latest heartbeats:
+    it must not take A or C for gone for all that (it did: by the clock, neither had been
+    heard for 3.5 s). A and C rightly took B for gone; they must get B's edit and its
+    client's cursor back by themselves, and the documents converge."""
+    a, b, c = await cluster_of(spawn, redis, database, 3, "--peer-timeout-s", "2")
+    assert b.proc is not None
+    name = "stalled/doc"
+    async with AsyncExitStack() as stack:
+        alice, bob, carl = [
+            await stack.enter_async_context(connected(s.url, name)) for s in (a, b, c)
+        ]
+        for client, user in ((alice, "alice"), (bob, "bob"), (carl, "carl")):
+            await client.set_awareness({"user": {"name": user}})
+        everyone = [alice, bob, carl]
+        await until(
+            lambda: all(sees(x, *(y for y in everyone if y is not x)) for x in everyone),
+            5,
+            lambda: f"before the stall: {cursors(everyone)}",
+        )
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            bob.doc.get("ids", type=Array).append("typed on B meanwhile")
+            blobs = carl.doc.get("map", type=Map)
+            n = 0
+            while time.monotonic() < stopped_at + STALL_S:  # ~1 MB/s through Redis to B
+                blobs["blob"] = f"{n:06d}" + "x" * 50_000
+                n += 1
+                await anyio.sleep(0.05)  # deliberate: the flood's pace
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        await until(
+            lambda: same_everywhere([x.doc for x in everyone]),
+            10,
+            lambda: f"after the stall: {differences({name: [x.doc for x in everyone]})}",
+        )
+        assert ids_of(alice.doc) == ["typed on B meanwhile"]
+        await until(
+            lambda: all(sees(x, *(y for y in everyone if y is not x)) for x in everyone),
+            5,
+            lambda: f"cursors after the stall: {cursors(everyone)}",
+        )
+        assert not peers_gone(b), f"B took a live peer for gone: {peers_gone(b)}"
+        assert removals_seen(bob, alice) == 0, "B's client was told A's user had left"
+        print(f"\n{n} edits of 50 KB from C while B stood still; gone on A: {peers_gone(a)}")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_peer_back_from_silence_with_an_update_first_gets_its_cursors_back(
+    redis: RedisServer, database: str, spawn: Spawn
+) -> None:
+    """What B publishes is held up for longer than the peer timeout (its publishing connection
+    stalls), so A rightly takes B for gone and drops its users' cursors. When B's messages flow
+    again the first is an update, not a heartbeat: A must still exchange state with B and show
+    B's cursors again (it only did when a heartbeat came first, and B's users stayed invisible
+    on A until they moved)."""
+    async with anyio.create_task_group() as tg:
+        proxy = HeldProxy(redis.port, only=1)  # B's bus opens its publishing connection second
+        await tg.start(proxy.serve)
+        a = spawn("a", *cluster_flags(redis, database), "--peer-timeout-s", "2")
+        b = spawn("b", "--redis-url", proxy.url, "--database-url", database)
+        await start_all(a, b)
+        name = "back-from-silence/doc"
+        async with connected(a.url, name) as alice, connected(b.url, name) as bob:
+            await alice.set_awareness({"user": {"name": "alice"}})
+            await bob.set_awareness({"user": {"name": "bob"}})
+            await until(lambda: sees(alice, bob) and sees(bob, alice), 5, "before the stall")
+            proxy.hold()
+            bob.doc.get("ids", type=Array).append("first after the stall")  # before B's next tick
+            await until(lambda: not sees(alice, bob), 5, "A never took B for gone")
+            proxy.release()
+            await until(lambda: ids_of(alice.doc) == ["first after the stall"], 5, "B's edit on A")
+            await until(lambda: sees(alice, bob), 5, lambda: cursors([alice, bob]))
+            assert removals_seen(bob, alice) == 0, "B took A for gone"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.redis
+async def test_messages_the_bus_dropped_are_followed_by_a_state_exchange(
+    redis: RedisServer,
+) -> None:
+    """Beyond its limit the bus's outbox drops what the hub publishes (more than Redis takes
+    for a while): those messages reach no one, and no reconnect follows to resync. Once the
+    outbox has drained the bus must have the hub exchange state again (on_connected)."""
+    from collab import cluster
+    from collab.redis_bus import RedisBus
+
+    bus = RedisBus(redis.url)
+    exchanges: list[float] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            bus.run,
+            lambda document, envelope: None,
+            lambda: exchanges.append(time.monotonic()),
+            lambda document: None,
+        )
+        await until(lambda: len(exchanges) == 1, 5, "the bus never connected")
+        await bus.join("overflow/doc")
+        bus._outbox.limit = 10  # (100,000 in earnest)
+        for _ in range(25):  # in one loop turn, as a burst of edits would
+            bus.publish("overflow/doc", cluster.UPDATE, b"\x00\x00")
+        assert bus._outbox.dropped == 15
+        await until(lambda: len(exchanges) == 2, 5, "no state exchange after the overflow")
+        for _ in range(5):  # within the limit: nothing lost, no exchange
+            bus.publish("overflow/doc", cluster.UPDATE, b"\x00\x00")
+        await bus._outbox.flushed(5)
+        assert len(exchanges) == 2
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.postgres
+async def test_the_postgres_bus_hands_back_our_own_heartbeats_and_nothing_else_of_ours(
+    database: str,
+) -> None:
+    """The hub counts its peers' silence in its own heartbeats back from the bus: a bus that
+    never handed them back would never let a dead peer go."""
+    from collab import cluster
+    from collab.pg_bus import PgBus, asyncpg_dsn
+
+    bus = PgBus(asyncpg_dsn(database))
+    heard: list[tuple[str | None, int, bool]] = []
+    connected = anyio.Event()
+
+    def handler(document: str | None, envelope: cluster.Envelope) -> None:
+        heard.append((document, envelope.kind, envelope.sender == bus.process_id))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bus.run, handler, connected.set, lambda document: None)
+        with anyio.fail_after(5):
+            await connected.wait()
+        bus.publish("doc", cluster.AWARENESS, b"[]")
+        bus.publish(None, cluster.HEARTBEAT, b"")
+        await until(lambda: bool(heard), 5, "our heartbeat never came back")
+        assert heard == [(None, cluster.HEARTBEAT, True)]  # (NOTIFYs arrive in order)
+        tg.cancel_scope.cancel()
