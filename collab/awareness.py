@@ -19,6 +19,10 @@ the same clock), plus what a server must add:
   clock bumped here would be one the client does not know, and its own next change, carrying
   that same clock, would then be dropped everywhere (a change made before the answer arrives
   carries the next clock anyway, and is taken);
+- a cluster peer is not a client: it cannot be reminded (its clients never saw the removal). When
+  a peer this process took for gone (it fell silent) comes back with its users' states at the
+  clocks we removed them at, their clocks from that peer are shifted here past the removal, for
+  as long as that peer owns them;
 - states not renewed for `timeout` seconds are dropped, so newcomers are not shown ghosts.
 
 States are never parsed beyond validation: bytes in, same bytes out.
@@ -39,6 +43,10 @@ class _Client:
     state: bytes | None  # None: removed
     updated_at: float
     owner: Hashable | None
+    removed_here: bool = False  # removed by this registry (owner gone, expired), not by itself
+    # A cluster peer's clocks for this client, shifted by `offset` here (see `apply`).
+    offset: int = 0
+    offset_owner: Hashable | None = None
 
 
 class AwarenessRegistry:
@@ -79,21 +87,47 @@ class AwarenessRegistry:
                     # Peers may hold this clock from before we knew the client (a restart).
                     reminders.append(AwarenessEntry(entry.client_id, entry.clock, NULL_STATE))
                 continue
-            if entry.clock > client.clock or (
-                entry.clock == client.clock and is_null and client.state is not None
+            clock = entry.clock
+            if client.offset and owner == client.offset_owner:
+                clock += client.offset
+            if clock > client.clock or (
+                clock == client.clock and is_null and client.state is not None
             ):
-                client.clock = entry.clock
-                client.state = None if is_null else entry.state
-                client.owner = None if is_null else owner
-                client.updated_at = now
+                if clock != entry.clock:
+                    entry = AwarenessEntry(entry.client_id, clock, entry.state)
+                    verbatim = False
+                elif client.offset_owner is not None:
+                    client.offset, client.offset_owner = 0, None
+                self._take(client, entry, owner, now)
                 accepted.append(entry)
                 continue
             verbatim = False
-            if remind and not is_null and client.state is None:
+            if is_null or client.state is not None:
+                continue
+            if remind:
                 # Removed here (its socket dropped, or it expired), and back with a clock its
                 # peers hold as removed.
                 reminders.append(AwarenessEntry(entry.client_id, client.clock, NULL_STATE))
+            elif client.removed_here:
+                # A cluster peer we took for gone is back with its users' states at the clocks
+                # we removed them at. Its process reminds nobody (its clients were never told),
+                # so we shift this client's clocks from that peer by what puts it past our
+                # removal: our clients see it again now, and its later changes too.
+                shifted = client.clock + 1
+                client.offset, client.offset_owner = shifted - entry.clock, owner
+                entry = AwarenessEntry(entry.client_id, shifted, entry.state)
+                self._take(client, entry, owner, now)
+                accepted.append(entry)
         return accepted, verbatim, reminders
+
+    @staticmethod
+    def _take(client: _Client, entry: AwarenessEntry, owner: Hashable, now: float) -> None:
+        client.clock = entry.clock
+        is_null = entry.state == NULL_STATE
+        client.state = None if is_null else entry.state
+        client.owner = None if is_null else owner
+        client.removed_here = False
+        client.updated_at = now
 
     def remove_owned_by(self, owner: Hashable) -> list[AwarenessEntry]:
         """Remove the states `owner` announced last; return the removal entries to broadcast."""
@@ -117,6 +151,7 @@ class AwarenessRegistry:
                 continue
             client.state = None
             client.owner = None
+            client.removed_here = True
             # Same clock + null: y-protocols peers accept this as a removal.
             removed.append(AwarenessEntry(cid, client.clock, NULL_STATE))
         return removed

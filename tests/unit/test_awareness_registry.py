@@ -107,3 +107,32 @@ def test_expiry_drops_states_not_renewed(monkeypatch):
     now[0] += 2
     assert reg.remove_expired() == [entry(1, 1, NULL_STATE)]
     assert reg.encode_all() is not None and set(reg.states()) == {2}
+
+
+PEER = ("peer", b"p1")
+
+
+def test_a_peer_taken_for_gone_gets_its_users_back_with_shifted_clocks():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 4)], PEER, remind=False)
+    assert reg.remove_owned_by(PEER) == [removal(1, 4)]  # the peer fell silent
+    # It is back and re-announces at the clock we removed: shown again, one clock later...
+    assert reg.apply([entry(1, 4)], PEER, remind=False) == ([entry(1, 5)], False, [])
+    # ...and its user's next change (clock 5 on its side) is shifted likewise, not dropped.
+    assert reg.apply([entry(1, 5, b'{"x":1}')], PEER, remind=False) == (
+        [entry(1, 6, b'{"x":1}')],
+        False,
+        [],
+    )
+    # Our own clients relay what they heard: never newer, never shifted.
+    assert reg.apply([entry(1, 6, b'{"x":1}')], A) == ([], False, [])
+    # The user moves to one of our connections: its own clock counts from there.
+    assert reg.apply([entry(1, 7, b'{"y":1}')], A)[0] == [entry(1, 7, b'{"y":1}')]
+    assert reg.apply([entry(1, 8, b'{"y":2}')], A) == ([entry(1, 8, b'{"y":2}')], True, [])
+
+
+def test_a_peer_cannot_bring_back_a_client_that_removed_itself():
+    reg = AwarenessRegistry()
+    reg.apply([entry(1, 4)], PEER, remind=False)
+    reg.apply([entry(1, 5, NULL_STATE)], PEER, remind=False)  # the user left
+    assert reg.apply([entry(1, 4)], PEER, remind=False) == ([], False, [])
