@@ -26,9 +26,11 @@ Six things are refused although yrs decodes them, for what yrs then does:
 - an Any nested deeper than `MAX_ANY_DEPTH` (yrs recurses; ~50 000 levels crash the process);
 - a GC struct of length 0: after an item of the same client it leaves the document unable to
   encode itself (`get_update` panics from then on: no client can sync the room any more);
-- a client's clocks running past 2^32 - 1: yrs keeps clocks in a u32, and a struct that wraps
-  around to clock 0 leaves the document in the same broken state (strings count in UTF-16 units,
-  as in Yjs and yrs);
+- a client's clocks running past `MAX_CLOCK` (2^31 - 1; strings count in UTF-16 units, as in
+  Yjs and yrs): yrs keeps clocks in a u32, and a struct that wraps around to clock 0 leaves the
+  document in the same broken state; and yrs panics on some clocks beyond 2^31 already (a first
+  clock above it and a deleted range of the same client below it). No real client gets within
+  two billion edits of it;
 - runs of items yrs will merge, beyond `SQUASH_BUDGET` (see there): merging costs yrs memory
   quadratic in the length of the run;
 - a client listed twice (yrs appends the second list to the first, which would let a run hide
@@ -54,10 +56,10 @@ Neither Yjs nor yrs writes any of them (but for XmlHook, which the two write dif
   uses it whole: `new Array(count)` throws (structs), or it reads past the end of the update.
   And a parent info of 2^32 or more, which yrs may read as 1 (a root's name follows; else an
   ID), like 2^32 + 1: Yjs then reads the rest of the item otherwise (and throws, mostly);
-- a clock or a length in clocks of 2^32 or more (`CLOCK_OVERFLOW`: first clocks, the clocks of
-  origins and parents, GC, Skip and Deleted lengths, deleted ranges): yrs wraps it to 32 bits,
-  Yjs reads it whole, so the two take it for different items (Yjs waits forever for a clock yrs
-  integrates at once);
+- a clock or a length in clocks of 2^32 or more (`CLOCK_OVERFLOW`, like all clocks beyond
+  `MAX_CLOCK`: first clocks, the clocks of origins and parents, GC, Skip and Deleted lengths,
+  deleted ranges): yrs wraps it to 32 bits, Yjs reads it whole, so the two take it for different
+  items (Yjs waits forever for a clock yrs integrates at once);
 - a type Yjs cannot read: 9 and 15 (Yjs has no reader for them) and XmlHook (5), which Yjs
   writes and reads with a name and yrs without one, so each side misreads what the other wrote
   from there on (Yjs throws, typically; yrs keeps a nameless hook and later sends it to every
@@ -79,7 +81,7 @@ Neither Yjs nor yrs writes any of them (but for XmlHook, which the two write dif
   Yjs later deletes other items than yrs did, silently.
 
 Some of these a fresh Yjs document applies without throwing (legacy JSON it can read, empty items,
-self-references that wait, clocks of 2^32 and more, delete sets out of order, integers lib0
+self-references that wait, clocks beyond 2^31, delete sets out of order, integers lib0
 rounds, an XmlHook as Yjs writes it): refused all the same, for the peers that hold the state in
 which they throw or diverge. tests/unit/test_validate_differential.py checks the module against
 Yjs in Node on tens of thousands of mutated real updates, with a predicate for each of these.
@@ -105,6 +107,9 @@ MAX_ANY_DEPTH: Final = 128
 MAX_JSON_DEPTH: Final = 127  # serde_json refuses arrays and objects nested deeper
 
 _U32: Final = 0xFFFFFFFF
+# The last clock a client's structs may reach. yrs keeps clocks in a u32, but panics on some
+# beyond 2^31 (a first clock above it with a deleted range below it: "index out of bounds").
+MAX_CLOCK: Final = (1 << 31) - 1
 _MAX_SAFE: Final = (1 << 53) - 1  # Number.MAX_SAFE_INTEGER: JS numbers are exact up to here
 _NO_CLOCK: Final = -2  # no origin of the item's own client (never an item's clock - 1)
 # Type refs yrs 0.28 (as built into pycrdt) decodes without a name; XmlElement (3) has one.
@@ -118,7 +123,7 @@ INVALID_JSON: Final = "invalid JSON in Yjs update"
 # The refusals of updates yrs would decode (everything else it decodes passes): see above.
 TOO_DEEP: Final = "value nested too deeply in Yjs update"
 ZERO_LENGTH_GC: Final = "zero-length GC struct in Yjs update"
-CLOCK_OVERFLOW: Final = "clock beyond 2^32 in Yjs update"
+CLOCK_OVERFLOW: Final = "clock beyond 2^31 in Yjs update"
 DUPLICATE_CLIENT: Final = "client listed twice in Yjs update"
 EMPTY_CLIENT: Final = "client without structs in Yjs update"
 SQUASH_TOO_COSTLY: Final = "too many mergeable items in Yjs update"
@@ -224,7 +229,7 @@ def _walk_update(data: bytes) -> None:
                         raise ProtocolError(ZERO_LENGTH_GC)
                     continue  # an empty Skip: nothing between the items around it
                 clock += length
-                if clock > _U32:
+                if clock > MAX_CLOCK:
                     raise ProtocolError(CLOCK_OVERFLOW)
                 run_kind = 0
                 continue
@@ -372,7 +377,7 @@ def _walk_update(data: bytes) -> None:
             run_right_at = right_at
             run_right_end = right_end
             clock += length
-            if clock > _U32:
+            if clock > MAX_CLOCK:
                 raise ProtocolError(CLOCK_OVERFLOW)
     # Delete set: n × (client, k × (clock, length)).
     b = data[pos]
@@ -416,7 +421,7 @@ def _walk_update(data: bytes) -> None:
             if clock < next_clock:
                 raise ProtocolError(YJS_DELETE_ORDER)
             next_clock = clock + length
-            if next_clock > _U32:
+            if next_clock > MAX_CLOCK:
                 raise ProtocolError(CLOCK_OVERFLOW)
     # Bytes after the delete set: yrs and Yjs both ignore them, and so do we.
 
@@ -493,8 +498,8 @@ def _var_len(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _var_clock(data: bytes, pos: int) -> tuple[int, int]:
-    """A clock or a length of clocks: yrs keeps them in a u32 and wraps them, Yjs reads them
-    whole (and waits for clocks that yrs takes for others), so from 2^32 on they are refused."""
+    """A clock or a length of clocks, refused beyond MAX_CLOCK: yrs keeps them in a u32 and
+    wraps them, Yjs reads them whole (and waits for clocks that yrs takes for others)."""
     value = 0
     shift = 0
     while True:
@@ -506,7 +511,7 @@ def _var_clock(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 70:
             raise ProtocolError("varint too long in Yjs update")
-    if value > _U32:
+    if value > MAX_CLOCK:
         raise ProtocolError(YJS_UNSAFE_INTEGER if value > _MAX_SAFE else CLOCK_OVERFLOW)
     return value, pos
 

@@ -39,6 +39,7 @@ from collab.validate import (
     EMPTY_CLIENT,
     LEGACY_JSON,
     MAX_ANY_DEPTH,
+    MAX_CLOCK,
     SQUASH_TOO_COSTLY,
     TOO_DEEP,
     YJS_DELETE_ORDER,
@@ -601,23 +602,31 @@ def test_updates_that_break_the_document_are_refused():
     assert pycrdt_accepts(POISON_CLOCK_WRAP, doc)
     assert not healthy(doc)
     assert refusal(POISON_CLOCK_WRAP) == CLOCK_OVERFLOW
-    for wraps in (
+    for beyond in (
         one_client(root_item(4, vs("x")), clock=2**32 - 1),
-        one_client(root_item(1, vu(2**32 - 1)), b"\x00\x01", clock=1),
-        one_client(b"\x00" + vu(2**31), b"\x0a" + vu(2**31)),
-        one_client(any_item(b"\x7e", b"\x7e"), clock=2**32 - 2),
-        one_client(root_item(4, vs("👍")), clock=2**32 - 2),  # 2 clocks (UTF-16 units)
-        b"\x00\x01\x01\x01" + vu(2**32 - 1) + b"\x01",  # a deleted range past 2^32 - 1
+        one_client(root_item(4, vs("x")), clock=MAX_CLOCK),
+        one_client(root_item(1, vu(MAX_CLOCK)), b"\x00\x01", clock=1),
+        one_client(b"\x00" + vu(2**30), b"\x0a" + vu(2**30)),
+        one_client(any_item(b"\x7e", b"\x7e"), clock=MAX_CLOCK - 1),
+        one_client(root_item(4, vs("👍")), clock=MAX_CLOCK - 1),  # 2 clocks (UTF-16 units)
+        b"\x00\x01\x01\x01" + vu(MAX_CLOCK) + b"\x01",  # a deleted range past the last clock
     ):
-        assert refusal(wraps) == CLOCK_OVERFLOW, wraps.hex()
+        assert refusal(beyond) == CLOCK_OVERFLOW, beyond.hex()
+    # yrs panics already on clocks past 2^31: a pending item there, a deleted range below it
+    panics = one_client(root_item(4, vs("x")), clock=2**31 + 1, ds=b"\x01\x01\x01\x00\x01")
+    assert not pycrdt_accepts(panics)
+    assert pycrdt_accepts(
+        one_client(root_item(4, vs("x")), clock=2**31, ds=b"\x01\x01\x01\x00\x01")
+    )
+    assert refusal(panics) == CLOCK_OVERFLOW
 
     # up to the last clock is fine, and pycrdt agrees
     for last in (
-        one_client(root_item(4, vs("x")), clock=2**32 - 2),
-        one_client(root_item(4, vs("é")), clock=2**32 - 2),  # 2 bytes of UTF-8, 1 clock
-        one_client(root_item(7, b"\x00"), clock=2**32 - 2),
-        one_client(b"\x00" + vu(2**32 - 1)),
-        b"\x00\x01\x01\x01" + vu(2**32 - 2) + b"\x01",
+        one_client(root_item(4, vs("x")), clock=MAX_CLOCK - 1),
+        one_client(root_item(4, vs("é")), clock=MAX_CLOCK - 1),  # 2 bytes of UTF-8, 1 clock
+        one_client(root_item(7, b"\x00"), clock=MAX_CLOCK - 1),
+        one_client(b"\x00" + vu(MAX_CLOCK)),
+        b"\x00\x01\x01\x01" + vu(MAX_CLOCK - 1) + b"\x01",
     ):
         doc = Doc()
         validate_update(last)

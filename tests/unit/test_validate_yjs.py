@@ -30,6 +30,7 @@ from collab.validate import (
     CLOCK_OVERFLOW,
     INVALID_JSON,
     LEGACY_JSON,
+    MAX_CLOCK,
     YJS_DELETE_ORDER,
     YJS_SELF_REFERENCE,
     YJS_TOO_LONG,
@@ -253,8 +254,8 @@ ACCEPTED_AT_THE_LIMITS = {
     "parent info 2^32 - 1 (an ID to both)": one_client(
         root_item(7, b"\x00"), b"\x04" + vu(2**32 - 1) + b"\x01\x00" + vs("y")
     ),
-    "clock 2^32 - 2": one_client(X, clock=2**32 - 2),
-    "deleted range ending at 2^32 - 1": b"\x00\x01\x01\x01" + vu(2**32 - 2) + b"\x01",
+    "last clock": one_client(X, clock=MAX_CLOCK - 1),
+    "deleted range ending at the last clock": b"\x00\x01\x01\x01" + vu(MAX_CLOCK - 1) + b"\x01",
     "adjacent deleted ranges": b"\x00\x01\x01\x02\x00\x01\x01\x01",
     "deleted ranges of two clients": b"\x00\x02\x02\x01\x00\x01\x01\x01\x00\x01",
     "origin at the previous clock": one_client(X, b"\x84\x01\x00" + vs("y")),
@@ -357,8 +358,9 @@ def test_json_is_refused_unless_yjs_and_yrs_both_read_it():
     assert errors[len(accepted) + len(refused_by_both) :] == [None] * len(refused_by_yrs)
 
 
-# Yjs reads these (and waits, mostly): yrs wraps them to 32 bits and takes them for other items.
-CLOCKS_FROM_2_32 = {
+# Clocks beyond MAX_CLOCK (2^31 - 1). From 2^32 on, Yjs reads them (and waits, mostly) and yrs
+# wraps them to 32 bits and takes them for other items; below, yrs panics on some.
+CLOCK_FIELDS = {
     "first clock": lambda c: one_client(X, clock=c),
     "origin clock": lambda c: one_client(X, b"\x84\x07" + vu(c) + vs("y")),
     "right origin clock": lambda c: one_client(X, b"\x44\x07" + vu(c) + vs("y")),
@@ -371,13 +373,13 @@ CLOCKS_FROM_2_32 = {
 }
 
 
-@pytest.mark.parametrize("field", CLOCKS_FROM_2_32)
-def test_clocks_from_2_32_on_are_refused(field):
-    for clock in (2**32, 2**32 + 1, 2**40, 2**53 - 1):
-        update = CLOCKS_FROM_2_32[field](clock)
+@pytest.mark.parametrize("field", CLOCK_FIELDS)
+def test_clocks_beyond_the_last_are_refused(field):
+    for clock in (MAX_CLOCK + 1, 2**32 - 1, 2**32, 2**32 + 1, 2**40, 2**53 - 1):
+        update = CLOCK_FIELDS[field](clock)
         assert refusal(update) == CLOCK_OVERFLOW, (field, clock)
         assert pycrdt_accepts(update), (field, clock)
-    assert refusal(CLOCKS_FROM_2_32[field](2**32 - 2)) is None
+    assert refusal(CLOCK_FIELDS[field](MAX_CLOCK - 1)) is None
 
 
 # The text "t" of each list of updates applied in turn to a fresh Y.Doc.
