@@ -251,13 +251,9 @@ class SqlStore:
             doc_id = await self._find_id(conn, name)
             if doc_id is None:
                 return None
-            snap = (
-                await conn.execute(
-                    select(Snapshot.data, Snapshot.folded_updates, Snapshot.through_id).where(
-                        Snapshot.document_id == doc_id
-                    )
-                )
-            ).first()
+            # The log before the snapshot, as load() reads them: if another process's
+            # compaction commits in between, the snapshot is newer (a superset) and the count
+            # check below rolls this one back; the other way round its rows would be lost.
             rows = (
                 await conn.execute(
                     select(Update.id, Update.data)
@@ -265,6 +261,13 @@ class SqlStore:
                     .order_by(Update.id)
                 )
             ).all()
+            snap = (
+                await conn.execute(
+                    select(Snapshot.data, Snapshot.folded_updates, Snapshot.through_id).where(
+                        Snapshot.document_id == doc_id
+                    )
+                )
+            ).first()
             if not rows:
                 return None
             through_id = rows[-1].id

@@ -221,6 +221,68 @@ async def test_log_ids_keep_growing_across_compaction(store: SqlStore) -> None:
     assert (await store.load("doc")).last_id > before.last_id
 
 
+@pytest.mark.postgres
+async def test_compaction_racing_another_process_loses_nothing(pg_database: str) -> None:
+    """Two processes compact one document (cluster mode: each counts its own rows). Ours reads
+    the snapshot and the log in one READ COMMITTED transaction. If the other commits its
+    compaction (rows deleted, a newer snapshot) and appends more rows in between, ours must not
+    fold the older snapshot with the newer rows: what the other folded would be lost. The
+    other holds the log table locked until ours waits on it, so every run interleaves alike."""
+    writer = written(25, client_id=41)
+    ups = writer.updates
+    ours = await open_store(pg_database)
+    other = SqlStore.from_url(pg_database)  # the other process: an engine of its own
+    try:
+        await ours.append([pending("doc", u) for u in ups[:10]])
+        assert await ours.compact("doc") is not None
+        await ours.append([pending("doc", u) for u in ups[10:20]])
+        seen = await other.load("doc")
+        assert seen.snapshot is not None
+        folded = replay(seen.snapshot, *seen.updates).get_update()
+        locked, ours_waits = anyio.Event(), anyio.Event()
+
+        async def other_compacts_and_appends() -> None:
+            async with other.engine.begin() as conn:
+                await conn.execute(text("LOCK TABLE collab_updates IN ACCESS EXCLUSIVE MODE"))
+                locked.set()
+                await ours_waits.wait()
+                last = {"last": seen.last_id}
+                await conn.execute(text("DELETE FROM collab_updates WHERE id <= :last"), last)
+                await conn.execute(
+                    text("UPDATE collab_snapshots SET data = :data, through_id = :last"),
+                    {"data": folded, **last},
+                )
+                for update in ups[20:]:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO collab_updates (document_id, data, created_at_ms) "
+                            "SELECT id, :data, 0 FROM collab_documents WHERE name = 'doc'"
+                        ),
+                        {"data": update},
+                    )
+
+        async def ours_compacts() -> None:
+            await ours.compact("doc")
+
+        waiting = text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted "
+            "AND relation = 'collab_updates'::regclass"
+        )
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other_compacts_and_appends)
+                await locked.wait()
+                tg.start_soon(ours_compacts)
+                async with other.engine.connect() as conn:
+                    while not (await conn.execute(waiting)).scalar_one():
+                        await anyio.sleep(0.005)  # (polling pg_locks: nothing to wait on)
+                ours_waits.set()
+        assert content(restored(await ours.load("doc"))) == content(writer.doc)
+    finally:
+        await other.close()
+        await ours.close()
+
+
 # -- listing and deleting --------------------------------------------------------------------
 
 
