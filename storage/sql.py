@@ -9,17 +9,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
-from pycrdt import Doc, get_update, merge_updates
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, sqlite_pragmas
-from .models import Base, Document, Snapshot, Update
-from .types import (
+from .base import (
     CompactResult,
     DocumentInfo,
     LiveDocument,
@@ -28,6 +24,9 @@ from .types import (
     StoredDocument,
     StoreError,
 )
+from .engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, sqlite_pragmas
+from .fold import fold_async
+from .models import Base, Document, Snapshot, Update
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,13 @@ APPEND_LOCK = SCHEMA_LOCK + 1  # held by each append transaction (PostgreSQL)
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def open_store(url: str) -> SqlStore:
+    """Create the store for a SQLAlchemy URL and make sure its tables exist."""
+    store = SqlStore.from_url(url)
+    await store.open()
+    return store
 
 
 class SqlStore:
@@ -555,46 +561,3 @@ class SqliteAppender:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-async def fold_async(base: list[bytes], updates: list[bytes], keep: Refold | None = None) -> bytes:
-    """fold(), in a worker thread when it is big enough to stall the event loop."""
-    if len(updates) < 256:
-        return fold(base, updates, keep)
-    # Abandoned on cancellation (shutdown): the thread finishes on its own, the process need
-    # not wait for it.
-    return await anyio.to_thread.run_sync(fold, base, updates, keep, abandon_on_cancel=True)
-
-
-def fold(base: list[bytes], updates: list[bytes], keep: Refold | None = None) -> bytes:
-    """Replay updates into a Doc (≈12× faster and smaller than merge_updates) and encode it.
-
-    yrs leaves out updates whose dependencies are missing ("pending"); those are merged back
-    into the result as they are, so compaction never drops anything. yrs re-encodes what it
-    replays and drops some of a subdocument's options (see storage.Refold): when the document
-    has subdocuments, `keep` makes the result.
-    """
-    doc: Doc[Any] = Doc()
-    subdocs: list[object] = []
-    watching = doc.observe_subdocs(subdocs.append) if keep is not None else None
-    try:
-        # One transaction per update: in one big transaction yrs' memory grows quadratically
-        # with a run of appends (20,000 ten-character appends: 2 GB instead of 60 MB).
-        for data in base:
-            doc.apply_update(data)
-        for data in updates:
-            doc.apply_update(data)
-    finally:
-        if watching is not None:
-            doc.unobserve(watching)  # (the subscription would keep the Doc alive)
-    # The diff of an update against the folded state has no structs (its first varuint, the
-    # number of clients with structs, is 0) unless some of it is still pending. A state vector of
-    # the update itself would not do: Yjs counts it only from clock 0, so a pending update whose
-    # clocks start later has an empty one.
-    state = doc.get_state()
-    pending = [u for u in (*base, *updates) if get_update(u, state)[0] != 0]
-    full: bytes = doc.get_update()
-    folded = merge_updates(full, *pending) if pending else full
-    if subdocs and keep is not None:
-        return keep([*base, *updates], folded)
-    return folded
