@@ -4,8 +4,10 @@ This package never imports `collab`: it knows documents as names and updates as 
 
     base.py        the DocumentStore protocol and the records that cross it
     models.py      the tables
+    statements.py  every statement on them, once (SQLAlchemy Core)
     engine.py      the async engine for a URL (SQLite, PostgreSQL)
     sql.py         SqlStore: the store on the engine
+    sqlite.py      SqliteAppender: appends and live compactions on a SQLite file, via sqlite3
     fold.py        snapshot + log -> one update (fold, restore)
 """
 

@@ -74,6 +74,11 @@ class LiveDocument(NamedTuple):
     through_id: int
     encode: Callable[[], bytes]
 
+    def accounts_for(self, rows: int, through_id: int) -> bool:
+        """Whether a store holding `rows` log rows after a snapshot through `through_id` holds
+        nothing but what this live document holds (then its state is the new snapshot)."""
+        return rows == self.rows and through_id == self.through_id
+
 
 class DocumentStore(Protocol):
     async def open(self) -> None: ...
