@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from pycrdt import Array, Doc, Map, Text, XmlFragment
 
-from storage import SqlStore, StoreError, fold_async, open_store
+from storage import SqlStore, StoreError, open_store, restore
 
 from .settings import Settings
 from .subdocs import keep_options
@@ -30,8 +30,7 @@ async def document_update(store: SqlStore, name: str) -> bytes:
     stored = await store.load(name)
     if stored.empty:
         raise CliError(f"no document named {name!r}")
-    base = [stored.snapshot] if stored.snapshot else []
-    return await fold_async(base, stored.updates, keep_options)
+    return await restore(stored, keep_options)
 
 
 def root_names(update: bytes) -> list[str]:

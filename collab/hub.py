@@ -17,7 +17,8 @@ import anyio
 from anyio.abc import TaskGroup
 from pycrdt import Doc
 
-from storage import DocumentStore, StoredDocument, fold_async
+from storage import DocumentStore, StoredDocument
+from storage import restore as restore_stored
 
 from . import cluster
 from . import protocol as p
@@ -49,21 +50,20 @@ async def restore(stored: StoredDocument, subdocs: SubdocOptions | None = None) 
     """Snapshot + log tail -> Doc. A long tail is folded off the event loop into one update.
     `subdocs` learns the options of the subdocuments it holds, as stored."""
     doc: Doc[Any] = Doc()
-    base = [stored.snapshot] if stored.snapshot else []
     watching = subdocs.watch(doc) if subdocs is not None else None
     try:
         if len(stored.updates) > 64:
-            apply_update(doc, await fold_async(base, stored.updates))
+            apply_update(doc, await restore_stored(stored))
         else:
             with doc.transaction():
-                for update in (*base, *stored.updates):
+                for update in stored.parts:
                     apply_update(doc, update)
     finally:
         if watching is not None:
             doc.unobserve(watching)
     if subdocs is not None and subdocs.added:
         subdocs.added = False
-        await subdocs.learn_stored([*base, *stored.updates])
+        await subdocs.learn_stored(stored.parts)
     return doc
 
 
@@ -302,7 +302,7 @@ class Hub:
         room.fetch_again = False
         try:
             stored = await self.store.load(room.name, after_id=room.last_row_id)
-            for update in ([stored.snapshot] if stored.snapshot else []) + stored.updates:
+            for update in stored.parts:
                 room.apply_remote_update(update, b"")
             room.last_row_id = max(room.last_row_id, stored.last_id)
         except Exception:

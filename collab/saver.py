@@ -3,7 +3,7 @@
 Every room hands its updates to the one Saver. The saver commits whatever has arrived, for every
 document, in one transaction, at most `commit_window_ms` after the oldest of those updates
 arrived (it gathers for 80 % of the window, which leaves the rest for the commit itself: on
-SQLite a typical commit takes ~0.1 ms, see storage.sql.SqliteAppender; fewer, larger commits
+SQLite a typical commit takes ~0.1 ms, see storage.sqlite.SqliteAppender; fewer, larger commits
 cost less CPU per update). Compaction runs on the same path, between commits. A failed commit
 is retried with backoff and nothing is dropped: the rooms concerned stay dirty, so they are
 never unloaded.

@@ -1,24 +1,31 @@
 """Persistence for Collab: an append-only update log per document, compacted into snapshots.
 
 This package never imports `collab`: it knows documents as names and updates as bytes.
+
+    base.py        the DocumentStore protocol and the records that cross it
+    models.py      the tables
+    statements.py  every statement on them, once (SQLAlchemy Core)
+    engine.py      the async engine for a URL (SQLite, PostgreSQL)
+    sql.py         SqlStore: the store on the engine
+    sqlite.py      SqliteAppender: appends and live compactions on a SQLite file, via sqlite3
+    fold.py        snapshot + log -> one update (fold, restore)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
-from .engine import is_sqlite, make_engine
-from .sql import SqlStore, fold, fold_async
-from .types import (
+from .base import (
     CompactResult,
     DocumentInfo,
+    DocumentStore,
     LiveDocument,
     PendingUpdate,
     Refold,
     StoredDocument,
     StoreError,
 )
+from .engine import is_sqlite, make_engine
+from .fold import fold, fold_async, restore
+from .sql import SqlStore, open_store
 
 __all__ = [
     "CompactResult",
@@ -35,23 +42,5 @@ __all__ = [
     "is_sqlite",
     "make_engine",
     "open_store",
+    "restore",
 ]
-
-
-class DocumentStore(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def load(self, name: str, after_id: int = 0) -> StoredDocument: ...
-    async def append(self, batch: Sequence[PendingUpdate]) -> None: ...
-    async def compact(
-        self, name: str, live: LiveDocument | None = None, keep: Refold | None = None
-    ) -> CompactResult | None: ...
-    async def list_documents(self) -> list[DocumentInfo]: ...
-    async def delete(self, name: str) -> bool: ...
-
-
-async def open_store(url: str) -> SqlStore:
-    """Create the store for a SQLAlchemy URL and make sure its tables exist."""
-    store = SqlStore.from_url(url)
-    await store.open()
-    return store

@@ -1,9 +1,9 @@
-"""Plain data passed across the store boundary."""
+"""The store's boundary: the DocumentStore protocol and the plain data that crosses it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 # How a caller finishes a snapshot that was folded by replaying updates: given those updates and
 # yrs's encoding of the document they make, the snapshot to store. yrs re-encodes a subdocument's
@@ -32,6 +32,11 @@ class StoredDocument(NamedTuple):
     @property
     def log_bytes(self) -> int:
         return sum(len(u) for u in self.updates)
+
+    @property
+    def parts(self) -> list[bytes]:
+        """What makes the document, in the order to apply it: the snapshot, then the log."""
+        return [self.snapshot, *self.updates] if self.snapshot else [*self.updates]
 
     @property
     def empty(self) -> bool:
@@ -68,3 +73,20 @@ class LiveDocument(NamedTuple):
     rows: int
     through_id: int
     encode: Callable[[], bytes]
+
+    def accounts_for(self, rows: int, through_id: int) -> bool:
+        """Whether a store holding `rows` log rows after a snapshot through `through_id` holds
+        nothing but what this live document holds (then its state is the new snapshot)."""
+        return rows == self.rows and through_id == self.through_id
+
+
+class DocumentStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def load(self, name: str, after_id: int = 0) -> StoredDocument: ...
+    async def append(self, batch: Sequence[PendingUpdate]) -> None: ...
+    async def compact(
+        self, name: str, live: LiveDocument | None = None, keep: Refold | None = None
+    ) -> CompactResult | None: ...
+    async def list_documents(self) -> list[DocumentInfo]: ...
+    async def delete(self, name: str) -> bool: ...

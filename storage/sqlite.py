@@ -1,0 +1,265 @@
+"""SqliteAppender: appends and live compactions on a SQLite file, each one sqlite3 call.
+
+Through SQLAlchemy and aiosqlite a commit took ~4 ms of CPU (pool checkout, BEGIN, the document
+ids, INSERT, UPDATE, COMMIT, the pool's reset: each a compiled statement and a round trip
+between the event loop and aiosqlite's thread); at the commit window's 20 commits a second that
+was most of the server's CPU in the fanout bench. Here a commit is one sqlite3 call, ~30 µs of
+CPU for a typical batch (bench/store_cpu.py), less than handing it to a worker thread costs
+(~190 µs through anyio). The statements are storage/statements.py's, compiled once to SQLite's
+text (`sqlite_sql`): the same ones SqlStore runs through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from . import statements as q
+from .base import LiveDocument, PendingUpdate, StoreError
+from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
+
+_SQLITE = sqlite.dialect(paramstyle="qmark")
+
+
+def sqlite_sql(statement: ClauseElement, params: tuple[str, ...]) -> str:
+    """`statement` as SQLite's text for the stdlib sqlite3, which passes its parameters by
+    position: `params`, their names in that order (checked)."""
+    compiled = statement.compile(dialect=_SQLITE)
+    assert isinstance(compiled, SQLCompiler)
+    constants = sorted(name for name, value in compiled.params.items() if value is not None)
+    if constants:
+        raise ValueError(f"constants passed as parameters {constants}: use literal_column")
+    if tuple(compiled.positiontup or ()) != params:
+        raise ValueError(f"the statement takes {compiled.positiontup}, not {params}")
+    return str(compiled)
+
+
+# What a live compaction did: (rows folded, bytes before, the new snapshot's through id).
+LiveCompaction = tuple[int, int, int]
+
+
+class SqliteSql(NamedTuple):
+    """The statements this path runs, as sqlite3 runs them."""
+
+    document_id: str
+    insert_document: str
+    insert_update: str
+    touch_document: str
+    log_sizes: str
+    snapshot_sizes: str
+    delete_log_through: str
+    upsert_snapshot: str
+
+
+@cache
+def sqlite_statements() -> SqliteSql:
+    return SqliteSql(
+        document_id=sqlite_sql(q.DOCUMENT_ID, ("name",)),
+        insert_document=sqlite_sql(q.insert_document("sqlite"), ("name", "stamp", "stamp")),
+        insert_update=sqlite_sql(q.INSERT_UPDATE, ("doc_id", "data", "created_at_ms")),
+        touch_document=sqlite_sql(q.TOUCH_DOCUMENT, ("stamp", "doc_id")),
+        log_sizes=sqlite_sql(q.LOG_SIZES, ("doc_id",)),
+        snapshot_sizes=sqlite_sql(q.SNAPSHOT_SIZES, ("doc_id",)),
+        delete_log_through=sqlite_sql(q.DELETE_LOG_THROUGH, ("doc_id", "through_id")),
+        upsert_snapshot=sqlite_sql(
+            q.upsert_snapshot("sqlite"),
+            ("doc_id", "data", "through_id", "folded_updates", "created_at_ms"),
+        ),
+    )
+
+
+class SqliteAppender:
+    """The append path on a SQLite file: the whole transaction in one sqlite3 call.
+
+    A small batch commits right on the event loop (`append_now`), provided it can take SQLite's
+    write lock at once and no checkpoint runs in it (WAL mode, synchronous=NORMAL: a commit
+    writes the WAL, no fsync); a large batch, a busy database and the periodic WAL checkpoint go
+    to a worker thread. Reading, compaction by replay and everything else stay on the SQLAlchemy
+    engine; the two connections share the file (WAL), and the saver never runs an append and a
+    compaction at once.
+    """
+
+    # What may commit on the event loop: beyond this a batch goes to a thread.
+    NOW_MAX_ROWS = 256
+    NOW_MAX_BYTES = 256 * 1024
+    # What a live compaction may do on the event loop (a few ms at most).
+    NOW_MAX_COMPACT_ROWS = 10_000
+    NOW_MAX_COMPACT_BYTES = 4 * 1024 * 1024
+    # Commits between WAL checkpoints (the appender's connection never checkpoints on its own).
+    CHECKPOINT_EVERY = 200
+
+    def __init__(self, path: str, ids: dict[str, int]) -> None:
+        self.path = path
+        self._ids = ids  # the store's name -> id cache
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._sql = sqlite_statements()
+        self._since_checkpoint = 0
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine, ids: dict[str, int]) -> SqliteAppender | None:
+        url = engine.url
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        if database.startswith("file:") or url.query:
+            return None  # URI or options we do not parse: keep to the engine
+        return cls(str(Path(database).expanduser()), ids)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we say BEGIN and COMMIT ourselves
+            check_same_thread=False,
+        )
+        sqlite_pragmas(conn)
+        # Checkpoints (which fsync) run in a worker thread, see checkpoint(); not in a commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    @property
+    def checkpoint_due(self) -> bool:
+        return self._since_checkpoint >= self.CHECKPOINT_EVERY
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._since_checkpoint = 0
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def append_now(self, batch: Sequence[PendingUpdate], stamp: int) -> bool:
+        """Commit on the calling thread if that is quick; False: call append() in a thread."""
+        if len(batch) > self.NOW_MAX_ROWS or sum(len(u.data) for u in batch) > self.NOW_MAX_BYTES:
+            return False
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return False
+            self._write(conn, batch, stamp)
+            return True
+
+    def append(self, batch: Sequence[PendingUpdate], stamp: int) -> None:
+        with self._begun(wait=True) as conn:
+            assert conn is not None
+            self._write(conn, batch, stamp)
+
+    def _write(self, conn: sqlite3.Connection, batch: Sequence[PendingUpdate], stamp: int) -> None:
+        """The rest of the transaction after BEGIN IMMEDIATE (the lock is held)."""
+        sql = self._sql
+        with self._committing(conn):
+            found: dict[str, int] = {}
+            for name in sorted({u.name for u in batch}):
+                doc_id = self._ids.get(name)
+                if doc_id is None:
+                    conn.execute(sql.insert_document, (name, stamp, stamp))
+                    doc_id = int(conn.execute(sql.document_id, (name,)).fetchone()[0])
+                found[name] = doc_id
+            conn.executemany(
+                sql.insert_update, [(found[u.name], u.data, u.created_at_ms) for u in batch]
+            )
+            conn.executemany(sql.touch_document, [(stamp, i) for i in found.values()])
+        # Cached once committed (a rolled-back insert must not leave a stale id behind).
+        for name, doc_id in found.items():
+            self._ids.setdefault(name, doc_id)
+
+    # -- live compaction ---------------------------------------------------------------------
+
+    def compact_live_now(
+        self, name: str, live: LiveDocument, data: bytes, stamp: int
+    ) -> tuple[bool, LiveCompaction | None]:
+        """compact_live on the calling thread if that is quick (as append_now): (True, its
+        result), or (False, None) when it is not and compact_live must run in a thread."""
+        if live.rows > self.NOW_MAX_COMPACT_ROWS or len(data) > self.NOW_MAX_COMPACT_BYTES:
+            return False, None
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return False, None
+            return True, self._compact_live(conn, name, live, data, stamp)
+
+    def compact_live(
+        self, name: str, live: LiveDocument, data: bytes, stamp: int
+    ) -> LiveCompaction | None:
+        """Replace the log of `name` by the snapshot `data` (`live` encoded) if the store holds
+        nothing else (LiveDocument.accounts_for), in one transaction. (rows, bytes before, new
+        through id), or None when it does not."""
+        with self._begun(wait=True) as conn:
+            assert conn is not None
+            return self._compact_live(conn, name, live, data, stamp)
+
+    def _compact_live(
+        self, conn: sqlite3.Connection, name: str, live: LiveDocument, data: bytes, stamp: int
+    ) -> LiveCompaction | None:
+        """The rest of compact_live after BEGIN IMMEDIATE (the lock is held)."""
+        sql = self._sql
+        with self._committing(conn):
+            doc_id = self._ids.get(name)
+            if doc_id is None:
+                found = conn.execute(sql.document_id, (name,)).fetchone()
+                doc_id = None if found is None else int(found[0])
+            count, last, log_bytes = conn.execute(sql.log_sizes, (doc_id,)).fetchone()
+            snap = conn.execute(sql.snapshot_sizes, (doc_id,)).fetchone()
+            through, folded, snap_bytes = snap if snap is not None else (0, 0, 0)
+            if doc_id is None or count == 0 or not live.accounts_for(count, through):
+                return None  # (the transaction wrote nothing)
+            deleted = conn.execute(sql.delete_log_through, (doc_id, last)).rowcount
+            if deleted != count:
+                raise StoreError(f"update log of {name!r} changed during compaction; retry")
+            conn.execute(sql.upsert_snapshot, (doc_id, data, last, folded + count, stamp))
+        return count, int(log_bytes) + int(snap_bytes or 0), int(last)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _begun(self, wait: bool) -> Iterator[sqlite3.Connection | None]:
+        """The connection inside BEGIN IMMEDIATE, with the appender's lock held. wait=False
+        (on the event loop): None at once if the lock or SQLite's write lock is taken."""
+        if not self._lock.acquire(blocking=wait):
+            yield None
+            return
+        try:
+            conn = self._conn = self._conn or self._connect()
+            if wait:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                return
+            conn.execute("PRAGMA busy_timeout=0")  # locked by someone else: go to the thread
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                began = True
+            except sqlite3.OperationalError:
+                began = False
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            yield conn if began else None
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def _committing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """COMMIT what the block did (after BEGIN IMMEDIATE), or ROLLBACK if it raised."""
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._since_checkpoint += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
