@@ -3,7 +3,7 @@
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { createEditor } from './codemirror'
-import { ConnectionWatch, type ConnectionState, type EditState, type Refusal } from './connection'
+import { type ConnectionState, ConnectionWatch, type EditState, type Refusal } from './connection'
 import { h } from './dom'
 import { linkIcon } from './icons'
 import { encodeName, pageToken, withToken } from './names'
@@ -32,29 +32,35 @@ export function renderEditor(root: HTMLElement, name: string): void {
   // screens. Each rename flips the colour between '#rrggbb' and the identical '#rrggbbff'.
   let renames = 0
   const publishUser = (u: User): void => {
-    const color = renames % 2 === 0 ? u.color : u.color + 'ff'
+    const color = renames % 2 === 0 ? u.color : `${u.color}ff`
     awareness.setLocalStateField('user', { id: u.id, name: u.name, color, colorLight: u.colorLight })
   }
   publishUser(user)
 
   // -- layout --------------------------------------------------------------------------------
   const statusLabel = h('span.status-label')
-  const status = h('div.status', { 'data-testid': 'connection', role: 'status', 'aria-live': 'polite' }, h('span.status-dot'), statusLabel)
-  const presence = h('button.presence', { type: 'button', 'data-testid': 'presence', 'aria-haspopup': 'dialog', title: 'Who is here' })
-  const share = h('button.btn.ghost.share', { type: 'button', title: 'Copy a link to this document' }, linkIcon(), h('span.share-label', {}, 'Share'))
+  const status = h(
+    'div.status',
+    { 'data-testid': 'connection', role: 'status', 'aria-live': 'polite' },
+    h('span.status-dot'),
+    statusLabel
+  )
+  const presence = h('button.presence', {
+    type: 'button',
+    'data-testid': 'presence',
+    'aria-haspopup': 'dialog',
+    title: 'Who is here'
+  })
+  const share = h(
+    'button.btn.ghost.share',
+    { type: 'button', title: 'Copy a link to this document' },
+    linkIcon(),
+    h('span.share-label', {}, 'Share')
+  )
   const banner = h('div.banner', { hidden: true, 'data-testid': 'banner', role: 'alert' })
   const paper = h('div.paper')
   root.replaceChildren(
-    h(
-      'header.topbar.editor-bar',
-      {},
-      brand(false),
-      title(name),
-      h('div.spacer'),
-      status,
-      presence,
-      share
-    ),
+    h('header.topbar.editor-bar', {}, brand(false), title(name), h('div.spacer'), status, presence, share),
     banner,
     h('main.editor-main', {}, paper)
   )
@@ -79,7 +85,13 @@ export function renderEditor(root: HTMLElement, name: string): void {
       bannerFor = key
       banner.hidden = key === ''
       banner.dataset.kind = key
-      banner.replaceChildren(...(watch.refusal ? refusalBanner(watch.refusal, name, () => watch.retry()) : key === 'offline' ? offlineBanner() : []))
+      banner.replaceChildren(
+        ...(watch.refusal
+          ? refusalBanner(watch.refusal, name, () => watch.retry())
+          : key === 'offline'
+            ? offlineBanner()
+            : [])
+      )
     }
   }
   renderStatus()
@@ -159,7 +171,12 @@ function title(name: string): HTMLElement {
     { 'aria-label': 'Breadcrumb' },
     h('a.crumb-home', { href: withToken('/') }, 'Documents'),
     h('span.crumb-sep', { 'aria-hidden': 'true' }, '/'),
-    h('h1.doc-title', { title: name, 'data-testid': 'doc-title' }, folder ? h('span.doc-folder', {}, folder) : null, leaf)
+    h(
+      'h1.doc-title',
+      { title: name, 'data-testid': 'doc-title' },
+      folder ? h('span.doc-folder', {}, folder) : null,
+      leaf
+    )
   )
 }
 
@@ -173,10 +190,16 @@ function statusText(connection: ConnectionState, edits: EditState): { text: stri
         : { text: 'Syncing…', detail: 'Connected. Exchanging the latest changes with the server.' }
     case 'reconnecting':
       return edits === 'unsent'
-        ? { text: 'Reconnecting…', detail: 'Lost the connection. Your new edits are kept in this tab and sync when it is back.' }
+        ? {
+            text: 'Reconnecting…',
+            detail: 'Lost the connection. Your new edits are kept in this tab and sync when it is back.'
+          }
         : { text: 'Reconnecting…', detail: 'Lost the connection to the server; trying again.' }
     case 'offline':
-      return { text: 'Offline', detail: 'This device is offline. Keep writing: your edits sync when you are back online.' }
+      return {
+        text: 'Offline',
+        detail: 'This device is offline. Keep writing: your edits sync when you are back online.'
+      }
     case 'closed':
       return { text: 'Disconnected', detail: 'The server refused this document; see the message above the editor.' }
   }
@@ -185,22 +208,62 @@ function statusText(connection: ConnectionState, edits: EditState): { text: stri
 function refusalBanner(refusal: Refusal, name: string, retry: () => void): Node[] {
   const [heading, explanation] =
     refusal.code === 4401
-      ? ['Sign-in needed', 'This server only opens documents for people with a valid access link or token. Open the link you were given, or ask the person who runs this server for access.']
+      ? [
+          'Sign-in needed',
+          'This server only opens documents for people with a valid access link or token. Open the link you were given, or ask the person who runs this server for access.'
+        ]
       : refusal.code === 4403
-        ? ['No access to this document', `The server refused access to “${name}”. Ask the document’s owner to give you access.`]
-        : ['This document can’t be opened', `The server does not accept “${name}” as a document name. Pick a different name on the start page.`]
+        ? [
+            'No access to this document',
+            `The server refused access to “${name}”. Ask the document’s owner to give you access.`
+          ]
+        : [
+            'This document can’t be opened',
+            `The server does not accept “${name}” as a document name. Pick a different name on the start page.`
+          ]
   return [
-    h('div.banner-text', {}, h('strong', {}, heading), h('span', {}, explanation), refusal.reason ? h('span.banner-reason', {}, `Server said: ${refusal.reason} (code ${refusal.code})`) : h('span.banner-reason', {}, `Close code ${refusal.code}`)),
-    h('div.banner-actions', {}, h('a.btn.ghost', { href: withToken('/') }, 'All documents'), h('button.btn.primary', { type: 'button', onclick: retry }, 'Try again'))
+    h(
+      'div.banner-text',
+      {},
+      h('strong', {}, heading),
+      h('span', {}, explanation),
+      refusal.reason
+        ? h('span.banner-reason', {}, `Server said: ${refusal.reason} (code ${refusal.code})`)
+        : h('span.banner-reason', {}, `Close code ${refusal.code}`)
+    ),
+    h(
+      'div.banner-actions',
+      {},
+      h('a.btn.ghost', { href: withToken('/') }, 'All documents'),
+      h('button.btn.primary', { type: 'button', onclick: retry }, 'Try again')
+    )
   ]
 }
 
 function offlineBanner(): Node[] {
-  return [h('div.banner-text', {}, h('strong', {}, 'You’re offline.'), h('span', {}, 'Keep writing — your edits stay in this tab and sync when the connection returns.'))]
+  return [
+    h(
+      'div.banner-text',
+      {},
+      h('strong', {}, 'You’re offline.'),
+      h('span', {}, 'Keep writing — your edits stay in this tab and sync when the connection returns.')
+    )
+  ]
 }
 
 function reconnectingBanner(): Node[] {
-  return [h('div.banner-text', {}, h('strong', {}, 'Reconnecting to the server…'), h('span', {}, 'Keep writing — your edits stay in this tab and sync as soon as it is back. Don’t close this tab until then.'))]
+  return [
+    h(
+      'div.banner-text',
+      {},
+      h('strong', {}, 'Reconnecting to the server…'),
+      h(
+        'span',
+        {},
+        'Keep writing — your edits stay in this tab and sync as soon as it is back. Don’t close this tab until then.'
+      )
+    )
+  ]
 }
 
 async function copyLink(button: HTMLElement): Promise<void> {

@@ -32,7 +32,8 @@ export function renderHome(root: HTMLElement): void {
     'aria-label': 'Document name',
     'data-testid': 'doc-name'
   })
-  const submit = h('button.btn.primary.btn-lg', { type: 'submit', 'data-testid': 'open-doc' }, 'Open', arrowIcon())
+  const submitLabel = document.createTextNode('Open')
+  const submit = h('button.btn.primary.btn-lg', { type: 'submit', 'data-testid': 'open-doc' }, submitLabel, arrowIcon())
   const form = h(
     'form.open-form',
     {
@@ -123,7 +124,7 @@ export function renderHome(root: HTMLElement): void {
   const render = (): void => {
     const filter = input.value.trim().toLowerCase()
     const exact = docs?.some((d) => d.name === input.value.trim()) ?? false
-    submit.firstChild!.textContent = input.value.trim() && !exact && docs ? 'Create' : 'Open'
+    submitLabel.textContent = input.value.trim() && !exact && docs ? 'Create' : 'Open'
     if (docs === null) {
       status.textContent = loadError || 'Loading documents…'
       status.hidden = false
@@ -164,7 +165,9 @@ export function renderHome(root: HTMLElement): void {
       docs = (await response.json()) as DocumentInfo[]
       loadError = ''
     } catch {
-      loadError = docs ? 'Could not refresh the list; showing what we had.' : 'Could not load the documents from the server.'
+      loadError = docs
+        ? 'Could not refresh the list; showing what we had.'
+        : 'Could not load the documents from the server.'
     }
     render()
   }
@@ -196,7 +199,12 @@ function row(doc: DocumentInfo): HTMLLIElement {
         'span.doc-online.num',
         {},
         online
-          ? h('span.online-badge', { title: plural(doc.online, 'connection', 'connections') + ' now' }, h('span.live-dot'), `${doc.online} online`)
+          ? h(
+              'span.online-badge',
+              { title: `${plural(doc.online, 'connection', 'connections')} now` },
+              h('span.live-dot'),
+              `${doc.online} online`
+            )
           : h('span.muted', {}, '—')
       )
     )
