@@ -2,6 +2,7 @@
 // through a stock y-websocket provider to ws(s)://<this host>/ws with the name as the room.
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
+import { CloseCode, isTerminal } from './closecodes'
 import { createEditor } from './codemirror'
 import { type ConnectionState, ConnectionWatch, type EditState, type Refusal } from './connection'
 import { h } from './dom'
@@ -23,8 +24,7 @@ export function renderEditor(root: HTMLElement, name: string): void {
   if (token) params.token = token
   const provider = new WebsocketProvider(`${scheme}://${location.host}/ws`, encodeName(name), ydoc, {
     params,
-    // 4401/4403/4404 are final; everything else (4408 idle, 1001 restart, 1013 busy) is retried.
-    shouldReconnect: (event) => ![4401, 4403, 4404].includes(event.code)
+    shouldReconnect: (event) => !isTerminal(event.code)
   })
   const awareness = provider.awareness
   // y-codemirror.next keeps a remote caret's DOM while its colour string is unchanged
@@ -207,12 +207,12 @@ function statusText(connection: ConnectionState, edits: EditState): { text: stri
 
 function refusalBanner(refusal: Refusal, name: string, retry: () => void): Node[] {
   const [heading, explanation] =
-    refusal.code === 4401
+    refusal.code === CloseCode.UNAUTHORIZED
       ? [
           'Sign-in needed',
           'This server only opens documents for people with a valid access link or token. Open the link you were given, or ask the person who runs this server for access.'
         ]
-      : refusal.code === 4403
+      : refusal.code === CloseCode.FORBIDDEN
         ? [
             'No access to this document',
             `The server refused access to “${name}”. Ask the document’s owner to give you access.`
