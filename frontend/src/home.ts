@@ -1,18 +1,11 @@
 // The start page: open or create a document by name, and the list of documents on this server.
+import { type DocumentInfo, listDocuments } from './api'
 import { h } from './dom'
 import { absoluteTime, byteSize, plural, relativeTime } from './format'
 import { arrowIcon, docIcon } from './icons'
 import { editorPath, pageToken, untitledName, withToken } from './names'
 import { avatar, brand, nameForm, popover } from './ui'
 import { loadUser, saveUser } from './user'
-
-interface DocumentInfo {
-  name: string
-  created_at_ms: number
-  updated_at_ms: number
-  size_bytes: number
-  online: number
-}
 
 const REFRESH_MS = 10_000
 
@@ -148,22 +141,18 @@ export function renderHome(root: HTMLElement): void {
   }
 
   const load = async (): Promise<void> => {
-    const headers: Record<string, string> = { Accept: 'application/json' }
     const token = pageToken()
-    if (token) headers.Authorization = `Bearer ${token}`
     try {
-      const response = await fetch('/api/documents', { headers })
-      if (response.status === 401 || response.status === 403) {
+      const answer = await listDocuments(token)
+      if (answer === 'denied') {
         docs = null
         loadError = token
           ? 'Your access link has expired or is not valid here, so the documents cannot be listed. Ask for a new link.'
           : 'This server lists its documents only for people with an access link. Open the link you were given, or a document by its name.'
-        render()
-        return
+      } else {
+        docs = answer
+        loadError = ''
       }
-      if (!response.ok) throw new Error(`HTTP ${response.status}`)
-      docs = (await response.json()) as DocumentInfo[]
-      loadError = ''
     } catch {
       loadError = docs
         ? 'Could not refresh the list; showing what we had.'
