@@ -1,11 +1,12 @@
 // Build the editor into dist/: hashed bundles under dist/assets/ (served with a one-year cache),
 // a .gz beside each text asset, and dist/index.html pointing at them (written last, so a
 // half-finished build never looks complete to `make` or to the server).
-import { build } from 'esbuild'
-import { gzipSync } from 'node:zlib'
+
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+import { build } from 'esbuild'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dist = path.join(here, 'dist')
@@ -38,14 +39,14 @@ if (!script || !style) throw new Error(`build produced no script/style: ${output
 for (const out of outputs) {
   if (/\.(js|css|map|txt|svg)$/.test(out)) {
     const file = path.join(dist, out)
-    await writeFile(file + '.gz', gzipSync(await readFile(file), { level: 9 }))
+    await writeFile(`${file}.gz`, gzipSync(await readFile(file), { level: 9 }))
   }
 }
 
 const template = await readFile(path.join(here, 'src/index.html'), 'utf8')
 const html = template
-  .replace('%STYLE%', '/' + style.split(path.sep).join('/'))
-  .replace('%SCRIPT%', '/' + script.split(path.sep).join('/'))
+  .replace('%STYLE%', `/${style.split(path.sep).join('/')}`)
+  .replace('%SCRIPT%', `/${script.split(path.sep).join('/')}`)
 await writeFile(path.join(dist, 'index.html'), html)
 
 const size = (p) => result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith(p))].bytes

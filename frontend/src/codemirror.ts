@@ -69,8 +69,20 @@ const theme = EditorView.theme({
   '.cm-panels.cm-panels-top': { borderBottom: '1px solid var(--border)' },
   '.cm-panels.cm-panels-bottom': { borderTop: '1px solid var(--border)' },
   '.cm-search': { fontFamily: 'var(--sans)', fontSize: '14px', padding: '8px 12px' },
-  '.cm-textfield': { borderRadius: '6px', border: '1px solid var(--border-strong)', padding: '3px 6px', backgroundColor: 'var(--bg)', color: 'var(--text)' },
-  '.cm-button': { borderRadius: '6px', backgroundImage: 'none', backgroundColor: 'var(--surface-2)', border: '1px solid var(--border)', color: 'var(--text)' }
+  '.cm-textfield': {
+    borderRadius: '6px',
+    border: '1px solid var(--border-strong)',
+    padding: '3px 6px',
+    backgroundColor: 'var(--bg)',
+    color: 'var(--text)'
+  },
+  '.cm-button': {
+    borderRadius: '6px',
+    backgroundImage: 'none',
+    backgroundColor: 'var(--surface-2)',
+    border: '1px solid var(--border)',
+    color: 'var(--text)'
+  }
 })
 
 export interface CollabEditor {
@@ -78,12 +90,7 @@ export interface CollabEditor {
   setReadOnly(readOnly: boolean): void
 }
 
-export function createEditor(
-  parent: HTMLElement,
-  ytext: Y.Text,
-  awareness: Awareness,
-  label: string
-): CollabEditor {
+export function createEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, label: string): CollabEditor {
   const editable = new Compartment()
   const undoManager = new Y.UndoManager(ytext)
   const extensions: Extension[] = [
@@ -118,9 +125,7 @@ export function createEditor(
     view,
     setReadOnly(readOnly) {
       view.dispatch({
-        effects: editable.reconfigure(
-          readOnly ? [EditorState.readOnly.of(true), EditorView.editable.of(false)] : []
-        )
+        effects: editable.reconfigure(readOnly ? [EditorState.readOnly.of(true), EditorView.editable.of(false)] : [])
       })
     }
   }

@@ -1,7 +1,8 @@
 // What the page may honestly say about the connection and about the user's edits.
 //
 // Connection: connecting (first attempt) / connected / reconnecting / offline (the browser says it
-// has no network) / closed (the server refused us with 4401, 4403 or 4404: retrying cannot help).
+// has no network) / closed (the server refused us with a terminal close code, see closecodes.ts:
+// retrying cannot help).
 //
 // Edits: the y-websocket protocol has no acknowledgements, so the strongest true statement is
 // "everything typed here has been handed to the server's connection". That holds when the socket
@@ -12,12 +13,10 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import type { WebsocketProvider } from 'y-websocket'
 import type * as Y from 'yjs'
+import { isTerminal } from './closecodes'
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'closed'
 export type EditState = 'synced' | 'syncing' | 'unsent'
-
-/** Close codes after which reconnecting cannot help; the page stops and explains. */
-export const TERMINAL_CODES = new Set([4401, 4403, 4404])
 
 export interface Refusal {
   code: number
@@ -57,7 +56,7 @@ export class ConnectionWatch {
     provider.on('connection-close', (event) => {
       if (event === null) return
       this.lastClose = { code: event.code, reason: event.reason }
-      if (TERMINAL_CODES.has(event.code)) {
+      if (isTerminal(event.code)) {
         this.refusal = { code: event.code, reason: event.reason }
         provider.shouldConnect = false
       }

@@ -38,5 +38,4 @@ export function byteSize(bytes: number): string {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${unit}`
 }
 
-export const plural = (n: number, one: string, many: string): string =>
-  `${n} ${n === 1 ? one : many}`
+export const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`

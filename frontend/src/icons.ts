@@ -9,10 +9,16 @@ export const logoMark = (): SVGElement =>
   </svg>`)
 
 export const linkIcon = (): SVGElement =>
-  svg(`<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" d="M8.5 11.5a3.5 3.5 0 0 0 5 0l2.5-2.5a3.5 3.5 0 0 0-5-5l-1 1M11.5 8.5a3.5 3.5 0 0 0-5 0L4 11a3.5 3.5 0 0 0 5 5l1-1"/></svg>`)
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" d="M8.5 11.5a3.5 3.5 0 0 0 5 0l2.5-2.5a3.5 3.5 0 0 0-5-5l-1 1M11.5 8.5a3.5 3.5 0 0 0-5 0L4 11a3.5 3.5 0 0 0 5 5l1-1"/></svg>`
+  )
 
 export const docIcon = (): SVGElement =>
-  svg(`<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.6" stroke-linejoin="round" d="M5 2.75h6.5L15.25 6.5v10.75H5z"/><path fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" d="M11.25 3v3.75H15M7.75 10.5h4.5M7.75 13.5h4.5"/></svg>`)
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.6" stroke-linejoin="round" d="M5 2.75h6.5L15.25 6.5v10.75H5z"/><path fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" d="M11.25 3v3.75H15M7.75 10.5h4.5M7.75 13.5h4.5"/></svg>`
+  )
 
 export const arrowIcon = (): SVGElement =>
-  svg(`<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" d="M4 10h11m-4.5-4.5L15 10l-4.5 4.5"/></svg>`)
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" d="M4 10h11m-4.5-4.5L15 10l-4.5 4.5"/></svg>`
+  )

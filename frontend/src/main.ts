@@ -1,8 +1,8 @@
 // Route on the path: `/` is the start page, `/d/<document name>` the editor.
 import './styles.css'
-import { renderEditor } from './editor'
-import { renderHome } from './home'
 import { nameFromPath } from './names'
+import { renderEditor } from './pages/editor'
+import { renderHome } from './pages/home'
 
 const root = document.getElementById('app') as HTMLElement
 const name = nameFromPath(location.pathname)

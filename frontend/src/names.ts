@@ -1,8 +1,7 @@
 // Document names <-> URL paths. Names may contain '/' and any Unicode; each path segment is
 // percent-encoded on its own so '/' stays a separator and everything else round-trips.
 
-export const encodeName = (name: string): string =>
-  name.split('/').map(encodeURIComponent).join('/')
+export const encodeName = (name: string): string => name.split('/').map(encodeURIComponent).join('/')
 
 export function decodeName(path: string): string {
   return path
@@ -17,7 +16,7 @@ export function decodeName(path: string): string {
     .join('/')
 }
 
-export const editorPath = (name: string): string => '/d/' + encodeName(name)
+export const editorPath = (name: string): string => `/d/${encodeName(name)}`
 
 /** The document name of an editor URL path (`/d/<name>`), or null for any other page. */
 export function nameFromPath(pathname: string): string | null {

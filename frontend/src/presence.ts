@@ -21,9 +21,7 @@ export function peopleIn(awareness: Awareness): Person[] {
     people.push({ name: myUser.name, color: myUser.color ?? '#888', me: true })
     byId.set(myUser.id ?? `client-${me}`, people[0])
   }
-  const others = [...awareness.getStates().entries()]
-    .filter(([client]) => client !== me)
-    .sort(([a], [b]) => a - b)
+  const others = [...awareness.getStates().entries()].filter(([client]) => client !== me).sort(([a], [b]) => a - b)
   for (const [client, state] of others) {
     const user = state.user as AwarenessUser | undefined
     if (!user || typeof user.name !== 'string') continue
@@ -47,7 +45,13 @@ export function presenceStack(people: Person[]): HTMLElement[] {
     return el
   })
   if (people.length > shown.length) {
-    items.push(h('span.avatar.avatar-md.avatar-more', { title: `${people.length - shown.length} more` }, `+${people.length - shown.length}`))
+    items.push(
+      h(
+        'span.avatar.avatar-md.avatar-more',
+        { title: `${people.length - shown.length} more` },
+        `+${people.length - shown.length}`
+      )
+    )
   }
   return items
 }
@@ -61,13 +65,7 @@ export function presenceList(people: Person[], onRename: () => void): HTMLElemen
       'ul.people-list',
       {},
       ...people.map((p) =>
-        h(
-          'li',
-          {},
-          avatar(p, 'sm'),
-          h('span.person-name', {}, p.name),
-          p.me ? h('span.you-tag', {}, 'you') : null
-        )
+        h('li', {}, avatar(p, 'sm'), h('span.person-name', {}, p.name), p.me ? h('span.you-tag', {}, 'you') : null)
       )
     ),
     h('button.btn.ghost.btn-block', { type: 'button', onclick: onRename }, 'Change your name')

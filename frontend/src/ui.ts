@@ -2,7 +2,7 @@
 import { h } from './dom'
 import { logoMark } from './icons'
 import { withToken } from './names'
-import { MAX_NAME_LENGTH, cleanName, initials, type User } from './user'
+import { cleanName, initials, MAX_NAME_LENGTH, type User } from './user'
 
 export function brand(withWordmark = true): HTMLAnchorElement {
   return h(
@@ -117,13 +117,17 @@ export function toast(message: string | Node, actions: Array<[string, () => void
   const el = h('div.toast', { role: 'status' }, h('span.toast-text', {}, message))
   for (const [label, run] of actions) {
     el.append(
-      h('button.btn.link', {
-        type: 'button',
-        onclick: () => {
-          el.remove()
-          run()
-        }
-      }, label)
+      h(
+        'button.btn.link',
+        {
+          type: 'button',
+          onclick: () => {
+            el.remove()
+            run()
+          }
+        },
+        label
+      )
     )
   }
   document.body.append(el)

@@ -13,15 +13,18 @@ const KEY = 'collab.user'
 export const MAX_NAME_LENGTH = 40
 
 // Saturated enough to read as a cursor, dark enough for white initials on top.
+// biome-ignore format: a table, kept in rows
 const PALETTE = [
   '#e5484d', '#f76b15', '#d6409f', '#8e4ec6', '#6e56cf', '#3e63dd',
   '#0090ff', '#00a2c7', '#12a594', '#30a46c', '#46a758', '#ad7f58'
 ]
 
+// biome-ignore format: a table, kept in rows
 const ADJECTIVES = [
   'Brave', 'Calm', 'Clever', 'Curious', 'Eager', 'Gentle', 'Happy', 'Jolly', 'Keen', 'Kind',
   'Lively', 'Lucky', 'Mellow', 'Merry', 'Nimble', 'Plucky', 'Quick', 'Quiet', 'Sunny', 'Witty'
 ]
+// biome-ignore format: a table, kept in rows
 const ANIMALS = [
   'Badger', 'Beaver', 'Crane', 'Dolphin', 'Falcon', 'Fox', 'Heron', 'Hedgehog', 'Koala', 'Lynx',
   'Marten', 'Otter', 'Owl', 'Panda', 'Puffin', 'Quokka', 'Robin', 'Seal', 'Tiger', 'Wren'
@@ -55,7 +58,7 @@ export function initials(name: string): string {
   const words = name.trim().split(/\s+/).filter(Boolean)
   if (words.length === 0) return '?'
   const first = Array.from(words[0])[0] ?? '?'
-  const last = words.length > 1 ? Array.from(words[words.length - 1])[0] ?? '' : ''
+  const last = words.length > 1 ? (Array.from(words[words.length - 1])[0] ?? '') : ''
   return (first + last).toUpperCase()
 }
 
@@ -81,10 +84,9 @@ function write(user: User): void {
 export function loadUser(): User {
   const stored = read()
   const id = typeof stored.id === 'string' && stored.id ? stored.id : randomId()
-  const name =
-    typeof stored.name === 'string' && cleanName(stored.name) ? cleanName(stored.name) : randomName()
+  const name = typeof stored.name === 'string' && cleanName(stored.name) ? cleanName(stored.name) : randomName()
   const color = colorFor(id)
-  const user: User = { id, name, color, colorLight: color + '33', introSeen: stored.introSeen === true }
+  const user: User = { id, name, color, colorLight: `${color}33`, introSeen: stored.introSeen === true }
   write(user)
   return user
 }

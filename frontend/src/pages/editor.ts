@@ -1,0 +1,86 @@
+// The editor page at /d/<document name>: CodeMirror bound to ydoc.getText('codemirror'), synced
+// through a stock y-websocket provider to ws(s)://<this host>/ws with the name as the room.
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
+import { isTerminal } from '../closecodes'
+import { type CollabEditor, createEditor } from '../codemirror'
+import { ConnectionBanner } from '../components/banner'
+import { crumbs } from '../components/crumbs'
+import { Identity, PeopleButton } from '../components/people'
+import { shareButton } from '../components/share'
+import { StatusPill } from '../components/status'
+import { ConnectionWatch } from '../connection'
+import { h } from '../dom'
+import { encodeName, pageToken } from '../names'
+import { brand, toast } from '../ui'
+import { loadUser } from '../user'
+
+export function renderEditor(root: HTMLElement, name: string): void {
+  document.title = `${name} — Collab`
+  document.body.classList.add('page-editor')
+  const { ydoc, ytext, provider } = connect(name)
+  const awareness = provider.awareness
+  const identity = new Identity(loadUser(), awareness)
+
+  const status = new StatusPill()
+  const banner = new ConnectionBanner(name)
+  const people = new PeopleButton(awareness, identity, () => editor.view.focus())
+  const paper = h('div.paper')
+  root.replaceChildren(
+    h('header.topbar.editor-bar', {}, brand(false), crumbs(name), h('div.spacer'), status.el, people.el, shareButton()),
+    banner.el,
+    h('main.editor-main', {}, paper)
+  )
+  const editor = createEditor(paper, ytext, awareness, `Document ${name}`)
+
+  followConnection(provider, ydoc, editor, status, banner)
+  identity.followTheTab()
+  if (identity.firstVisit()) {
+    const greeting = h('span', {}, 'Others see you as ', h('strong', {}, identity.user.name), '.')
+    toast(greeting, [['Change name', () => people.rename()]], 8000)
+  }
+  editor.view.focus()
+  Object.assign(window, { collab: { provider, ydoc, view: editor.view } }) // for debugging
+}
+
+/** Keep the status pill, the banner and the editor's read-only state in step with the connection. */
+function followConnection(
+  provider: WebsocketProvider,
+  ydoc: Y.Doc,
+  editor: CollabEditor,
+  status: StatusPill,
+  banner: ConnectionBanner
+): void {
+  let readOnly = false
+  const update = (): void => {
+    status.show(watch.connection, watch.edits)
+    if (readOnly !== (watch.refusal !== null)) {
+      readOnly = watch.refusal !== null
+      queueMicrotask(() => editor.setReadOnly(readOnly)) // never dispatch inside an update
+    }
+    banner.follow(watch)
+  }
+  const watch = new ConnectionWatch(provider, ydoc, update)
+  update()
+  window.setInterval(() => banner.tick(watch), 1000)
+  window.addEventListener('beforeunload', (event) => {
+    if (watch.hasUnsentEdits) {
+      event.preventDefault() // some edits never reached the server: let the browser ask
+    }
+  })
+}
+
+/** The document and its provider; reconnects after every close but a terminal one. */
+function connect(name: string): { ydoc: Y.Doc; ytext: Y.Text; provider: WebsocketProvider } {
+  const ydoc = new Y.Doc()
+  const ytext = ydoc.getText('codemirror')
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+  const params: Record<string, string> = {}
+  const token = pageToken()
+  if (token) params.token = token
+  const provider = new WebsocketProvider(`${scheme}://${location.host}/ws`, encodeName(name), ydoc, {
+    params,
+    shouldReconnect: (event) => !isTerminal(event.code)
+  })
+  return { ydoc, ytext, provider }
+}
