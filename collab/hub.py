@@ -35,10 +35,11 @@ from .hooks import (
     OnUnloadDocumentPayload,
 )
 from .limits import IpLimits
-from .room import Room, apply_update
+from .room import Room
 from .saver import Saver
 from .settings import Settings
 from .subdocs import SubdocOptions
+from .ydoc import apply_update, captured
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +244,8 @@ class Hub:
     async def _run_load_hooks(self, name: str, doc: Doc[Any], is_new: bool) -> list[bytes]:
         if not self.hooks.has("on_load_document"):
             return []
-        seeded: list[bytes] = []
-        subscription = doc.observe(lambda event: seeded.append(event.update))
-        try:
+        with captured(doc) as seeded:
             await self.hooks.load_document(OnLoadDocumentPayload(name, doc, is_new))
-        finally:
-            doc.unobserve(subscription)
         return seeded
 
     # -- housekeeping ------------------------------------------------------------------------

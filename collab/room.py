@@ -20,6 +20,7 @@ from .connection import Connection
 from .errors import CollabError, ProtocolError, UnsupportedData
 from .subdocs import SubdocOptions
 from .validate import validate_state_vector, validate_update
+from .ydoc import apply_update, as_protocol_error, captured, is_yrs_failure
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +33,6 @@ Recorder = Callable[["Room", bytes, int], None]
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
 # Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
 Publisher = Callable[["Room", int, bytes], None]
-
-
-def _is_panic(exc: BaseException) -> bool:
-    # pyo3's PanicException derives from BaseException and lives in a module created at run time.
-    return type(exc).__name__ == "PanicException"
-
-
-def apply_update(doc: Doc[Any], update: bytes) -> None:
-    """Apply a v1 update; any decoding failure (or a Rust panic) becomes a ProtocolError."""
-    try:
-        doc.apply_update(update)
-    except BaseException as exc:
-        if isinstance(exc, Exception) or _is_panic(exc):
-            raise ProtocolError("invalid Yjs update") from exc
-        raise
 
 
 class Room:
@@ -186,9 +172,7 @@ class Room:
         try:
             update: bytes = self.doc.get_update(state_vector)
         except BaseException as exc:
-            if isinstance(exc, Exception) or _is_panic(exc):
-                raise ProtocolError("invalid state vector") from exc
-            raise
+            raise as_protocol_error(exc, "invalid state vector")  # noqa: B904 (chained)
         return self.subdocs.reinstate(update)
 
     def _apply_update(self, conn: Connection, update: bytes, message: bytes) -> None:
@@ -230,7 +214,7 @@ class Room:
             try:
                 merged = merge_updates(*updates)
             except BaseException as exc:
-                if not (isinstance(exc, Exception) or _is_panic(exc)):
+                if not is_yrs_failure(exc):
                     raise
                 for update, message in zip(updates, sent, strict=True):
                     self._apply(conn, update, message, (update,))  # one by one, as sent
@@ -275,18 +259,10 @@ class Room:
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:
             return
-        changes: list[bytes] = []
-
-        def capture(event: Any) -> None:
-            changes.append(event.update)
-
         if validate_update(update):  # it holds a subdocument
             self.subdocs.learn_from(update)
-        subscription = self.doc.observe(capture)
-        try:
+        with captured(self.doc) as changes:
             apply_update(self.doc, update)
-        finally:
-            self.doc.unobserve(subscription)
         if self.subdocs.known:  # yrs re-encoded them
             changes = [self.subdocs.reinstate(change) for change in changes]
         for change in changes:
@@ -319,12 +295,8 @@ class Room:
     def apply_remote_update(self, update: bytes, sender: bytes) -> None:
         """An update another process applied: apply it, hand on what is new to our clients.
         Not persisted here: its origin persists it (and we do if that process dies)."""
-        changes: list[bytes] = []
-        subscription = self.doc.observe(lambda event: changes.append(event.update))
-        try:
+        with captured(self.doc) as changes:
             apply_update(self.doc, update)
-        finally:
-            self.doc.unobserve(subscription)
         if changes and sender:
             self.remote_peers.add(sender)
         subdocs = self.subdocs
