@@ -123,8 +123,8 @@ class Hub:
                 self.bus.run, self._on_bus, self._on_bus_connected, self._on_bus_subscribed
             )
 
-    def _stored(self, room: Room, count: int) -> None:
-        self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
+    def _stored(self, name: str, count: int) -> None:
+        self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(name, count))
 
     def _changed(self, room: Room, conn: Connection | None, update: bytes) -> None:
         info = conn.info if conn is not None else None
@@ -209,17 +209,15 @@ class Hub:
             read_only_awareness=self.settings.read_only_awareness,
             on_change=self._on_change,
             publish=self._publish if self.bus is not None else None,
-            log_rows=len(stored.updates),
-            log_bytes=stored.log_bytes,
             subdocs=subdocs,
         )
         room.last_row_id = stored.last_id
-        room.snapshot_through = stored.snapshot_through
+        self.saver.open(name, room.encode_update, stored)
         self.rooms[name] = room
         del self._loading[name]
         self.loads += 1
         for update in seeded:  # what on_load_document hooks wrote is persisted like any edit
-            self.saver.record(room, update)
+            self.saver.record(name, update)
             self._publish(room, cluster.UPDATE, update)
         if self.bus is not None:
             for _, envelope in self._bus_backlog.pop(name, []):
@@ -235,11 +233,6 @@ class Hub:
             stored.log_bytes,
             (time.perf_counter() - started) * 1000,
         )
-        if (
-            len(stored.updates) > self.settings.compact_after_rows
-            or stored.log_bytes > self.settings.compact_after_bytes
-        ):
-            self.saver.request_compaction(room)
 
     async def _run_load_hooks(self, name: str, doc: Doc[Any], is_new: bool) -> list[bytes]:
         if not self.hooks.has("on_load_document"):
@@ -276,9 +269,10 @@ class Hub:
                 not room.members
                 and room.empty_since is not None
                 and now - room.empty_since >= s.unload_grace_s
-                and room.clean
+                and self.saver.is_clean(name)
             ):
                 del self.rooms[name]
+                self.saver.close(name)
                 room.close()
                 log.info("unloaded %r", name)
                 if self.bus is not None:
@@ -290,9 +284,9 @@ class Hub:
 
     # -- cluster -----------------------------------------------------------------------------
 
-    def _announce_commit(self, room: Room, count: int) -> None:
+    def _announce_commit(self, name: str, count: int) -> None:
         assert self.bus is not None
-        self.bus.publish(room.name, cluster.COMMITTED, b"")
+        self.bus.publish(name, cluster.COMMITTED, b"")
 
     async def _fetch_rows(self, room: Room) -> None:
         """Read what other processes committed to this document's log since we last looked."""
@@ -407,7 +401,7 @@ class Hub:
             if pid in room.remote_peers:
                 # It may have died before committing what it sent us: keep it durable here.
                 room.remote_peers.discard(pid)
-                self.saver.record(room, room.encode_update())
+                self.saver.record(room.name, room.encode_update())
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -431,7 +425,7 @@ class Hub:
                     # leaving before its heartbeat times out: store our full state (harmless
                     # if it is all stored already).
                     room.remote_peers.clear()
-                    self.saver.record(room, room.encode_update())
+                    self.saver.record(room.name, room.encode_update())
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
             for name in self.rooms:  # the rooms still open are unloaded by the exit
@@ -441,7 +435,7 @@ class Hub:
                 self.bus.publish(None, cluster.BYE, b"")
                 with anyio.move_on_after(0.5):
                     await self.bus.close()
-        dirty = [r.name for r in self.rooms.values() if r.committed != r.appended]
+        dirty = self.saver.dirty()
         if scope.cancelled_caught or dirty:
             self.flush_failed = True
             log.error("shutdown deadline passed with %d dirty documents", len(dirty))

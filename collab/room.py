@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 # Updates with missing dependencies one connection may leave pending (see Room._check_pending).
 MAX_PENDING_UPDATES = 64
-# Called with (room, update bytes, edits) for every change that must be persisted; `edits` is
-# how many client updates were merged into it.
-Recorder = Callable[["Room", bytes, int], None]
+# Called with (document name, update bytes, edits) for every change that must be persisted;
+# `edits` is how many client updates were merged into it (collab.saver.Saver.record).
+Recorder = Callable[[str, bytes, int], None]
 # Called with (room, connection or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
 # Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
@@ -46,8 +46,6 @@ class Room:
         read_only_awareness: bool = True,
         on_change: ChangeListener | None = None,
         publish: Publisher | None = None,
-        log_rows: int = 0,
-        log_bytes: int = 0,
         subdocs: SubdocOptions | None = None,
     ) -> None:
         self.name = name
@@ -68,20 +66,9 @@ class Room:
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
-        # Persistence bookkeeping (maintained by the saver).
-        self.appended = 0  # updates handed to the saver
-        self.committed = 0  # of those, committed to the store
-        self.log_rows = log_rows  # rows in the store's log since the last snapshot
-        self.log_bytes = log_bytes
-        self.snapshot_through = 0  # the store's snapshot holds the log up to this row
-        self.compacting = False
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
-
-    @property
-    def clean(self) -> bool:
-        return self.committed == self.appended and not self.compacting
 
     def close(self) -> None:
         """The room is unloaded: drop the subscription that would keep its Doc alive."""
@@ -233,7 +220,7 @@ class Room:
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
         self.broadcast(message, exclude=conn)
-        self._record(self, update, len(parts))
+        self._record(self.name, update, len(parts))
         if self._publish is not None:
             self._publish(self, cluster.UPDATE, update)
         if self._on_change is not None:
@@ -267,7 +254,7 @@ class Room:
             changes = [self.subdocs.reinstate(change) for change in changes]
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
-            self._record(self, change, 1)
+            self._record(self.name, change, 1)
             if self._publish is not None:
                 self._publish(self, cluster.UPDATE, change)
             if self._on_change is not None:
