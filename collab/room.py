@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pycrdt import Doc, get_update, merge_updates
 
-from . import cluster, wire
 from . import protocol as p
+from . import wire
 from .awareness import AwarenessRegistry
 from .connection import Connection
 from .errors import CollabError, ProtocolError, UnsupportedData
@@ -31,8 +31,15 @@ MAX_PENDING_UPDATES = 64
 Recorder = Callable[[str, bytes, int], None]
 # Called with (room, connection or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
-# Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
-Publisher = Callable[["Room", int, bytes], None]
+
+
+class Publisher(Protocol):
+    """Where a room sends what the other processes holding its document must hear (cluster
+    mode: collab.cluster.sync gives each room one)."""
+
+    def update(self, update: bytes) -> None: ...
+
+    def awareness(self, update: bytes) -> None: ...
 
 
 class Room:
@@ -52,29 +59,17 @@ class Room:
         self.doc = doc
         # The subdocuments' options as their clients wrote them, which yrs drops (subdocs.py).
         self.subdocs = subdocs if subdocs is not None else SubdocOptions()
-        # Other processes' updates are not validated: yrs tells when they add a subdocument.
-        self._watching = self.subdocs.watch(doc) if publish is not None else None
         self.awareness = AwarenessRegistry(awareness_timeout_s)
         self.members: dict[Connection, None] = {}
         self._record = record
         self._on_change = on_change
         self._publish = publish
-        self.remote_peers: set[bytes] = set()  # processes whose updates this room applied
-        self.last_row_id = 0  # the newest update-log row read (PostgreSQL bus)
-        self.fetching = False
-        self.fetch_again = False
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
-
-    def close(self) -> None:
-        """The room is unloaded: drop the subscription that would keep its Doc alive."""
-        if self._watching is not None:
-            self.doc.unobserve(self._watching)
-            self._watching = None
 
     def encode_update(self, state: bytes | None = None) -> bytes:
         """The document (or what a peer with state vector `state` lacks) as an update, with
@@ -101,7 +96,7 @@ class Room:
             update = p.encode_awareness_update(removed)
             self.broadcast(p.awareness_message(update))
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, update)
+                self._publish.awareness(update)
         if not self.members:
             self.empty_since = time.monotonic()
 
@@ -222,7 +217,7 @@ class Room:
         self.broadcast(message, exclude=conn)
         self._record(self.name, update, len(parts))
         if self._publish is not None:
-            self._publish(self, cluster.UPDATE, update)
+            self._publish.update(update)
         if self._on_change is not None:
             for part in parts:  # on_change sees each update as its client sent it
                 self._on_change(self, conn, part)
@@ -256,7 +251,7 @@ class Room:
             self.broadcast(p.update_message(change), exclude=conn)
             self._record(self.name, change, 1)
             if self._publish is not None:
-                self._publish(self, cluster.UPDATE, change)
+                self._publish.update(change)
             if self._on_change is not None:
                 self._on_change(self, conn, change)
 
@@ -268,51 +263,14 @@ class Room:
         if verbatim:
             self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, update)
+                self._publish.awareness(update)
         elif accepted:
             changed = p.encode_awareness_update(accepted)
             self.broadcast(p.awareness_message(changed))
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, changed)
+                self._publish.awareness(changed)
         if reminders:  # after the echo: see collab/awareness.py
             conn.send_nowait(p.awareness_message(p.encode_awareness_update(reminders)))
-
-    # -- other processes (cluster mode) ------------------------------------------------------
-
-    def apply_remote_update(self, update: bytes, sender: bytes) -> None:
-        """An update another process applied: apply it, hand on what is new to our clients.
-        Not persisted here: its origin persists it (and we do if that process dies)."""
-        with captured(self.doc) as changes:
-            apply_update(self.doc, update)
-        if changes and sender:
-            self.remote_peers.add(sender)
-        subdocs = self.subdocs
-        if subdocs.added:  # this update (or one before) added a subdocument
-            subdocs.added = False
-            subdocs.learn_from(update)
-        if subdocs.known:  # yrs re-encoded them
-            changes = [subdocs.reinstate(change) for change in changes]
-        for change in changes:
-            self.broadcast(p.update_message(change))
-
-    def apply_remote_awareness(self, update: bytes, sender: bytes) -> None:
-        accepted, verbatim, _ = self.awareness.apply(
-            p.decode_awareness_update(update), ("peer", sender), remind=False
-        )
-        if verbatim and accepted:
-            self.broadcast(p.awareness_message(update))
-        elif accepted:
-            self.broadcast(p.awareness_message(p.encode_awareness_update(accepted)))
-
-    def remove_peer(self, sender: bytes) -> None:
-        """A process stopped: its users' cursors go."""
-        removed = self.awareness.remove_owned_by(("peer", sender))
-        if removed:
-            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))
-
-    def local_awareness(self) -> bytes | None:
-        """The states our own connections own, as one awareness update (for a peer's resync)."""
-        return self.awareness.encode_all(lambda owner: not isinstance(owner, tuple))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.remove_expired()
