@@ -43,14 +43,21 @@ def typing_updates(n: int, seed: int = 7) -> list[bytes]:
 
 
 class Member:
-    """A connection whose socket takes everything at no cost."""
+    """A connection whose socket takes everything at no cost. (It has what a room asks of a
+    member both before and after issue 11's Member protocol: `deflate` or `framing`.)"""
 
     deflate = False
+    framing = 0  # room.PLAIN_FRAME
     read_only = False
+    info = None
 
     def __init__(self) -> None:
         self.pending_updates = 0
         self.on_close: list[Any] = []
+
+    def add_pending(self, edits: int) -> int:
+        self.pending_updates += edits
+        return self.pending_updates
 
     def send_nowait(self, message: bytes) -> None:
         pass
