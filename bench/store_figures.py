@@ -24,9 +24,10 @@ import anyio
 from pycrdt import Doc, Text
 
 from collab.hub import restore
-from collab.room import Room
 from collab.saver import Saver
-from storage import open_store
+from storage import StoredDocument, open_store
+
+NEW_DOCUMENT = StoredDocument(None, [], 0)
 
 
 def typing_updates(n: int, seed: int = 7) -> list[bytes]:
@@ -48,12 +49,13 @@ async def commit_rate(url: str, updates: list[bytes]) -> tuple[float, int]:
     store = await open_store(url)
     saver = Saver(store, commit_window_ms=50, compact_after_rows=10**9,
                   compact_after_bytes=10**12)
-    room = Room("bench/commit", Doc(), saver.record, awareness_timeout_s=30)
+    name = "bench/commit"
+    saver.open(name, Doc().get_update, NEW_DOCUMENT)
     async with anyio.create_task_group() as tg:
         tg.start_soon(saver.run)
         started = time.perf_counter()
         for i, update in enumerate(updates):
-            saver.record(room, update)
+            saver.record(name, update)
             if i % 100 == 99:
                 await anyio.sleep(0)  # let the writer run, as the event loop would
         await saver.flush()
@@ -68,11 +70,12 @@ async def commit_lag(url: str, updates: list[bytes], rate: int) -> tuple[float, 
     store = await open_store(url)
     saver = Saver(store, commit_window_ms=50, compact_after_rows=10**9,
                   compact_after_bytes=10**12)
-    room = Room("bench/lag", Doc(), saver.record, awareness_timeout_s=30)
+    name = "bench/lag"
+    saver.open(name, Doc().get_update, NEW_DOCUMENT)
     recorded: list[float] = []
     lags: list[float] = []
 
-    def committed(_room: Room, n: int) -> None:
+    def committed(_name: str, n: int) -> None:
         now = time.perf_counter()
         lags.extend(now - t for t in recorded[len(lags) : len(lags) + n])
 
@@ -86,7 +89,7 @@ async def commit_lag(url: str, updates: list[bytes], rate: int) -> tuple[float, 
             if delay > 0:
                 await anyio.sleep(delay)
             recorded.append(time.perf_counter())
-            saver.record(room, update)
+            saver.record(name, update)
         await saver.flush()
         tg.cancel_scope.cancel()
     await store.close()

@@ -113,11 +113,11 @@ def _safe_url(url: str) -> str:
 def make_bus(settings: Settings) -> Bus | None:
     """The cluster bus the settings ask for, or None for a single process."""
     if settings.redis_url:
-        from .redis_bus import RedisBus
+        from .cluster.redis import RedisBus
 
         return RedisBus(settings.redis_url)
     if settings.bus == "postgres":
-        from .pg_bus import PgBus, asyncpg_dsn
+        from .cluster.postgres import PgBus, asyncpg_dsn
 
         return PgBus(asyncpg_dsn(settings.database_url))
     return None

@@ -9,44 +9,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pycrdt import Doc, get_update, merge_updates
 
-from . import cluster, wire
 from . import protocol as p
+from . import wire
 from .awareness import AwarenessRegistry
 from .connection import Connection
 from .errors import CollabError, ProtocolError, UnsupportedData
 from .subdocs import SubdocOptions
 from .validate import validate_state_vector, validate_update
+from .ydoc import apply_update, as_protocol_error, captured, is_yrs_failure
 
 log = logging.getLogger(__name__)
 
 # Updates with missing dependencies one connection may leave pending (see Room._check_pending).
 MAX_PENDING_UPDATES = 64
-# Called with (room, update bytes, edits) for every change that must be persisted; `edits` is
-# how many client updates were merged into it.
-Recorder = Callable[["Room", bytes, int], None]
+# Called with (document name, update bytes, edits) for every change that must be persisted;
+# `edits` is how many client updates were merged into it (collab.saver.Saver.record).
+Recorder = Callable[[str, bytes, int], None]
 # Called with (room, connection or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Connection | None", bytes], None]
-# Called with (room, bus message kind, payload) for what other processes must hear (cluster mode).
-Publisher = Callable[["Room", int, bytes], None]
 
 
-def _is_panic(exc: BaseException) -> bool:
-    # pyo3's PanicException derives from BaseException and lives in a module created at run time.
-    return type(exc).__name__ == "PanicException"
+class Publisher(Protocol):
+    """Where a room sends what the other processes holding its document must hear (cluster
+    mode: collab.cluster.sync gives each room one)."""
 
+    def update(self, update: bytes) -> None: ...
 
-def apply_update(doc: Doc[Any], update: bytes) -> None:
-    """Apply a v1 update; any decoding failure (or a Rust panic) becomes a ProtocolError."""
-    try:
-        doc.apply_update(update)
-    except BaseException as exc:
-        if isinstance(exc, Exception) or _is_panic(exc):
-            raise ProtocolError("invalid Yjs update") from exc
-        raise
+    def awareness(self, update: bytes) -> None: ...
 
 
 class Room:
@@ -60,48 +53,23 @@ class Room:
         read_only_awareness: bool = True,
         on_change: ChangeListener | None = None,
         publish: Publisher | None = None,
-        log_rows: int = 0,
-        log_bytes: int = 0,
         subdocs: SubdocOptions | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
         # The subdocuments' options as their clients wrote them, which yrs drops (subdocs.py).
         self.subdocs = subdocs if subdocs is not None else SubdocOptions()
-        # Other processes' updates are not validated: yrs tells when they add a subdocument.
-        self._watching = self.subdocs.watch(doc) if publish is not None else None
         self.awareness = AwarenessRegistry(awareness_timeout_s)
         self.members: dict[Connection, None] = {}
         self._record = record
         self._on_change = on_change
         self._publish = publish
-        self.remote_peers: set[bytes] = set()  # processes whose updates this room applied
-        self.last_row_id = 0  # the newest update-log row read (PostgreSQL bus)
-        self.fetching = False
-        self.fetch_again = False
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
-        # Persistence bookkeeping (maintained by the saver).
-        self.appended = 0  # updates handed to the saver
-        self.committed = 0  # of those, committed to the store
-        self.log_rows = log_rows  # rows in the store's log since the last snapshot
-        self.log_bytes = log_bytes
-        self.snapshot_through = 0  # the store's snapshot holds the log up to this row
-        self.compacting = False
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
-
-    @property
-    def clean(self) -> bool:
-        return self.committed == self.appended and not self.compacting
-
-    def close(self) -> None:
-        """The room is unloaded: drop the subscription that would keep its Doc alive."""
-        if self._watching is not None:
-            self.doc.unobserve(self._watching)
-            self._watching = None
 
     def encode_update(self, state: bytes | None = None) -> bytes:
         """The document (or what a peer with state vector `state` lacks) as an update, with
@@ -128,7 +96,7 @@ class Room:
             update = p.encode_awareness_update(removed)
             self.broadcast(p.awareness_message(update))
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, update)
+                self._publish.awareness(update)
         if not self.members:
             self.empty_since = time.monotonic()
 
@@ -186,9 +154,7 @@ class Room:
         try:
             update: bytes = self.doc.get_update(state_vector)
         except BaseException as exc:
-            if isinstance(exc, Exception) or _is_panic(exc):
-                raise ProtocolError("invalid state vector") from exc
-            raise
+            raise as_protocol_error(exc, "invalid state vector")  # noqa: B904 (chained)
         return self.subdocs.reinstate(update)
 
     def _apply_update(self, conn: Connection, update: bytes, message: bytes) -> None:
@@ -230,7 +196,7 @@ class Room:
             try:
                 merged = merge_updates(*updates)
             except BaseException as exc:
-                if not (isinstance(exc, Exception) or _is_panic(exc)):
+                if not is_yrs_failure(exc):
                     raise
                 for update, message in zip(updates, sent, strict=True):
                     self._apply(conn, update, message, (update,))  # one by one, as sent
@@ -249,9 +215,9 @@ class Room:
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
         self.broadcast(message, exclude=conn)
-        self._record(self, update, len(parts))
+        self._record(self.name, update, len(parts))
         if self._publish is not None:
-            self._publish(self, cluster.UPDATE, update)
+            self._publish.update(update)
         if self._on_change is not None:
             for part in parts:  # on_change sees each update as its client sent it
                 self._on_change(self, conn, part)
@@ -275,25 +241,17 @@ class Room:
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:
             return
-        changes: list[bytes] = []
-
-        def capture(event: Any) -> None:
-            changes.append(event.update)
-
         if validate_update(update):  # it holds a subdocument
             self.subdocs.learn_from(update)
-        subscription = self.doc.observe(capture)
-        try:
+        with captured(self.doc) as changes:
             apply_update(self.doc, update)
-        finally:
-            self.doc.unobserve(subscription)
         if self.subdocs.known:  # yrs re-encoded them
             changes = [self.subdocs.reinstate(change) for change in changes]
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
-            self._record(self, change, 1)
+            self._record(self.name, change, 1)
             if self._publish is not None:
-                self._publish(self, cluster.UPDATE, change)
+                self._publish.update(change)
             if self._on_change is not None:
                 self._on_change(self, conn, change)
 
@@ -305,55 +263,14 @@ class Room:
         if verbatim:
             self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, update)
+                self._publish.awareness(update)
         elif accepted:
             changed = p.encode_awareness_update(accepted)
             self.broadcast(p.awareness_message(changed))
             if self._publish is not None:
-                self._publish(self, cluster.AWARENESS, changed)
+                self._publish.awareness(changed)
         if reminders:  # after the echo: see collab/awareness.py
             conn.send_nowait(p.awareness_message(p.encode_awareness_update(reminders)))
-
-    # -- other processes (cluster mode) ------------------------------------------------------
-
-    def apply_remote_update(self, update: bytes, sender: bytes) -> None:
-        """An update another process applied: apply it, hand on what is new to our clients.
-        Not persisted here: its origin persists it (and we do if that process dies)."""
-        changes: list[bytes] = []
-        subscription = self.doc.observe(lambda event: changes.append(event.update))
-        try:
-            apply_update(self.doc, update)
-        finally:
-            self.doc.unobserve(subscription)
-        if changes and sender:
-            self.remote_peers.add(sender)
-        subdocs = self.subdocs
-        if subdocs.added:  # this update (or one before) added a subdocument
-            subdocs.added = False
-            subdocs.learn_from(update)
-        if subdocs.known:  # yrs re-encoded them
-            changes = [subdocs.reinstate(change) for change in changes]
-        for change in changes:
-            self.broadcast(p.update_message(change))
-
-    def apply_remote_awareness(self, update: bytes, sender: bytes) -> None:
-        accepted, verbatim, _ = self.awareness.apply(
-            p.decode_awareness_update(update), ("peer", sender), remind=False
-        )
-        if verbatim and accepted:
-            self.broadcast(p.awareness_message(update))
-        elif accepted:
-            self.broadcast(p.awareness_message(p.encode_awareness_update(accepted)))
-
-    def remove_peer(self, sender: bytes) -> None:
-        """A process stopped: its users' cursors go."""
-        removed = self.awareness.remove_owned_by(("peer", sender))
-        if removed:
-            self.broadcast(p.awareness_message(p.encode_awareness_update(removed)))
-
-    def local_awareness(self) -> bytes | None:
-        """The states our own connections own, as one awareness update (for a peer's resync)."""
-        return self.awareness.encode_all(lambda owner: not isinstance(owner, tuple))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.remove_expired()

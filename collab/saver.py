@@ -5,8 +5,12 @@ document, in one transaction, at most `commit_window_ms` after the oldest of tho
 arrived (it gathers for 80 % of the window, which leaves the rest for the commit itself: on
 SQLite a typical commit takes ~0.1 ms, see storage.sqlite.SqliteAppender; fewer, larger commits
 cost less CPU per update). Compaction runs on the same path, between commits. A failed commit
-is retried with backoff and nothing is dropped: the rooms concerned stay dirty, so they are
-never unloaded.
+is retried with backoff and nothing is dropped: the documents concerned stay dirty, so they
+are never unloaded.
+
+The saver keeps its own account of each open document's log (`DocumentLog`: what was handed
+over, what is committed, how far the log has grown since the last snapshot); the hub asks it
+whether a document is clean before unloading it (`is_clean`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ from collections.abc import Callable
 
 import anyio
 
-from storage import DocumentStore, LiveDocument, PendingUpdate
+from storage import DocumentStore, LiveDocument, PendingUpdate, StoredDocument
 
-from .room import Room
 from .subdocs import keep_options
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,40 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 # The part of the commit window spent gathering a batch.
 GATHER = 0.8
+
+# Called with (document name, how many client edits were just committed for it).
+CommitListener = Callable[[str, int], None]
+
+
+class DocumentLog:
+    """The saver's account of one open document's update log. Written by the saver only;
+    others read it (through `Saver.log`)."""
+
+    __slots__ = (
+        "appended",
+        "committed",
+        "compacting",
+        "log_bytes",
+        "log_rows",
+        "name",
+        "snapshot_through",
+        "state",
+    )
+
+    def __init__(self, name: str, state: Callable[[], bytes], stored: StoredDocument) -> None:
+        self.name = name
+        self.state = state  # the document as one update: a snapshot of the live document
+        self.appended = 0  # updates handed to the saver
+        self.committed = 0  # of those, committed to the store
+        self.log_rows = len(stored.updates)  # rows in the store's log since the last snapshot
+        self.log_bytes = stored.log_bytes
+        self.snapshot_through = stored.snapshot_through  # the snapshot holds the log up to here
+        self.compacting = False
+
+    @property
+    def clean(self) -> bool:
+        """Everything handed over is committed and no compaction is running."""
+        return self.committed == self.appended and not self.compacting
 
 
 class Saver:
@@ -50,16 +87,17 @@ class Saver:
         self.window = commit_window_ms / 1000
         self.compact_after_rows = compact_after_rows
         self.compact_after_bytes = compact_after_bytes
-        # (room, row, how many client edits the row holds: coalesced updates count as many)
-        self._pending: list[tuple[Room, PendingUpdate, int]] = []
+        self._logs: dict[str, DocumentLog] = {}  # the open documents
+        # (its log, row, how many client edits the row holds: coalesced updates count as many)
+        self._pending: list[tuple[DocumentLog, PendingUpdate, int]] = []
         self._pending_bytes = 0
         self._first_at = 0.0
         self._wakeup = asyncio.Event()
         self._hurry = asyncio.Event()  # cut the gathering wait short (flush, full batch)
         self._idle = asyncio.Event()
         self._idle.set()
-        self._compact_queue: dict[str, Room] = {}
-        self.on_committed: list[Callable[[Room, int], None]] = []
+        self._compact_queue: dict[str, DocumentLog] = {}
+        self.on_committed: list[CommitListener] = []
         self.commits = 0
         self.failures = 0
         self.recorded = 0  # updates handed to the saver since start
@@ -69,22 +107,63 @@ class Saver:
     def backlog(self) -> int:
         return len(self._pending)
 
-    def record(self, room: Room, data: bytes, edits: int = 1) -> None:
+    # -- the open documents ------------------------------------------------------------------
+
+    def open(self, name: str, state: Callable[[], bytes], stored: StoredDocument) -> None:
+        """A document was loaded as `stored`; `state()` encodes its live document (for a
+        compaction that snapshots it). Compacts it soon if its log is already long."""
+        doc_log = self._logs[name] = DocumentLog(name, state, stored)
+        if self._past_threshold(doc_log):
+            self._queue_compaction(doc_log)
+
+    def close(self, name: str) -> None:
+        """The document is unloaded (clean): forget its log. A compaction already queued for
+        it still runs (the store checks what it holds against the counts)."""
+        self._logs.pop(name, None)
+
+    def log(self, name: str) -> DocumentLog:
+        """The account of an open document's log (read-only)."""
+        return self._logs[name]
+
+    def is_clean(self, name: str) -> bool:
+        """Whether everything recorded for `name` is committed and it is not being compacted
+        (true for a document the saver does not hold)."""
+        doc_log = self._logs.get(name)
+        return doc_log is None or doc_log.clean
+
+    def dirty(self) -> list[str]:
+        """The open documents with updates not committed yet."""
+        return [d.name for d in self._logs.values() if d.committed != d.appended]
+
+    def _past_threshold(self, doc_log: DocumentLog) -> bool:
+        return (
+            doc_log.log_rows > self.compact_after_rows
+            or doc_log.log_bytes > self.compact_after_bytes
+        )
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record(self, name: str, data: bytes, edits: int = 1) -> None:
         """Called by a room for each update to persist (`edits` merged into it); never awaits."""
         if not self._pending:
             self._first_at = time.monotonic()
             self._wakeup.set()
         self._idle.clear()
-        room.appended += 1
+        doc_log = self._logs[name]
+        doc_log.appended += 1
         self.recorded += edits
-        self._pending.append((room, PendingUpdate(room.name, data, int(time.time() * 1000)), edits))
+        self._pending.append((doc_log, PendingUpdate(name, data, int(time.time() * 1000)), edits))
         self._pending_bytes += len(data)
         if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
             self._hurry.set()
 
-    def request_compaction(self, room: Room) -> None:
-        if room.name not in self._compact_queue:
-            self._compact_queue[room.name] = room
+    def request_compaction(self, name: str) -> None:
+        """Compact an open document's log soon (between commits)."""
+        self._queue_compaction(self._logs[name])
+
+    def _queue_compaction(self, doc_log: DocumentLog) -> None:
+        if doc_log.name not in self._compact_queue:
+            self._compact_queue[doc_log.name] = doc_log
             self._idle.clear()
             self._wakeup.set()
 
@@ -127,19 +206,19 @@ class Saver:
             return False
         self.commits += 1
         self.committed += sum(edits for _, _, edits in batch)
-        counts: dict[Room, list[int]] = {}  # room -> [rows, edits]
-        for room, update, edits in batch:
-            count = counts.setdefault(room, [0, 0])
+        counts: dict[DocumentLog, list[int]] = {}  # log -> [rows, edits]
+        for doc_log, update, edits in batch:
+            count = counts.setdefault(doc_log, [0, 0])
             count[0] += 1
             count[1] += edits
-            room.log_bytes += len(update.data)
-        for room, (rows, edits) in counts.items():
-            room.committed += rows
-            room.log_rows += rows
-            if room.log_rows > self.compact_after_rows or room.log_bytes > self.compact_after_bytes:
-                self.request_compaction(room)
+            doc_log.log_bytes += len(update.data)
+        for doc_log, (rows, edits) in counts.items():
+            doc_log.committed += rows
+            doc_log.log_rows += rows
+            if self._past_threshold(doc_log):
+                self._queue_compaction(doc_log)
             for callback in self.on_committed:
-                callback(room, edits)
+                callback(doc_log.name, edits)
         log.debug(
             "committed %d updates for %d documents in %.1f ms",
             len(batch),
@@ -149,12 +228,12 @@ class Saver:
         return True
 
     async def _compact_next(self) -> None:
-        name, room = next(iter(self._compact_queue.items()))
+        name, doc_log = next(iter(self._compact_queue.items()))
         del self._compact_queue[name]
-        room.compacting = True
+        doc_log.compacting = True
         live = None
         if self.live_compaction:
-            live = LiveDocument(room.log_rows, room.snapshot_through, room.encode_update)
+            live = LiveDocument(doc_log.log_rows, doc_log.snapshot_through, doc_log.state)
         try:
             with anyio.CancelScope(shield=True):
                 result = await self.store.compact(name, live, keep=keep_options)
@@ -162,12 +241,12 @@ class Saver:
             log.exception("compaction of %r failed; the log is intact", name)
             return
         finally:
-            room.compacting = False
+            doc_log.compacting = False
         # Commits and compactions share this one task, so nothing was appended meanwhile.
         if result is not None:
-            room.snapshot_through = result.through_id
-        room.log_rows = 0
-        room.log_bytes = 0
+            doc_log.snapshot_through = result.through_id
+        doc_log.log_rows = 0
+        doc_log.log_bytes = 0
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed (and compactions are done)."""

@@ -131,6 +131,13 @@ class SubdocOptions:
         keeps `doc` alive (pycrdt's callback holds it): unobserve it when done."""
         return doc.observe_subdocs(self._on_subdocs)
 
+    def learn_if_added(self, update: bytes) -> None:
+        """`update` was just applied to the watched document: learn its subdocuments if that
+        (or an update before it) added one."""
+        if self.added:
+            self.added = False
+            self.learn_from(update)
+
     def _on_subdocs(self, event: Any) -> None:
         if event.added:
             self.added = True

@@ -1464,7 +1464,7 @@ async def test_messages_the_bus_dropped_are_followed_by_a_state_exchange(
     for a while): those messages reach no one, and no reconnect follows to resync. Once the
     outbox has drained the bus must have the hub exchange state again (on_connected)."""
     from collab import cluster
-    from collab.redis_bus import RedisBus
+    from collab.cluster.redis import RedisBus
 
     bus = RedisBus(redis.url)
     exchanges: list[float] = []
@@ -1496,7 +1496,7 @@ async def test_the_postgres_bus_hands_back_our_own_heartbeats_and_nothing_else_o
     """The hub counts its peers' silence in its own heartbeats back from the bus: a bus that
     never handed them back would never let a dead peer go."""
     from collab import cluster
-    from collab.pg_bus import PgBus, asyncpg_dsn
+    from collab.cluster.postgres import PgBus, asyncpg_dsn
 
     bus = PgBus(asyncpg_dsn(database))
     heard: list[tuple[str | None, int, bool]] = []

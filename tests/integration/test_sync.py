@@ -99,8 +99,8 @@ async def test_fifty_simultaneous_joiners_load_the_document_once(server):
     async with YClient(server.url, "crowd") as seed:
         await seed.wait_for(lambda: seed.synced)
         seed.doc.get("t", type=Text).insert(0, "seeded")
-        room = server.hub.rooms["crowd"]
-        await eventually(lambda: room.appended == 1 and room.clean)
+        log = server.hub.saver.log("crowd")
+        await eventually(lambda: log.appended == 1 and log.clean)
     # Unload it, so the 50 joiners race on a cold load.
     server.hub.rooms["crowd"].empty_since = -1e9
     server.hub.tick(anyio.current_time() + 1e6)

@@ -60,8 +60,8 @@ async def test_an_update_yjs_throws_on_is_refused_not_forwarded_not_stored(serve
         assert not any(bad in message for message in listener.received)
         assert listener.close_code is None and writer.close_code is None
 
-        hub_room = server.hub.rooms[room]
-        await until(lambda: hub_room.committed == hub_room.appended >= 1)
+        log = server.hub.saver.log(room)
+        await until(lambda: log.committed == log.appended >= 1)
         stored = await server.hub.store.load(room)
         assert stored.updates, "the edit after it is stored"
         for update in [stored.snapshot or b"", *stored.updates]:

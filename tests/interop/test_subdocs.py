@@ -145,7 +145,7 @@ async def test_subdocuments_options_survive_live_compaction(yjs: Spawn, quick: S
     settings = quick.replace(compact_after_rows=1)
     async with serving(settings) as srv:
         await make_subdocs(yjs, srv, room)
-        srv.hub.saver.request_compaction(srv.hub.rooms[room])
+        srv.hub.saver.request_compaction(room)
         await srv.hub.saver.flush()
         stored = await srv.hub.store.load(room)
         assert stored.snapshot is not None and not stored.updates  # all in the snapshot

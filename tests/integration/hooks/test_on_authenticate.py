@@ -97,8 +97,8 @@ async def test_read_only_edits_reach_nobody_but_its_awareness_does(settings):
             # The reader still reads.
             writer.doc.get("t", type=Text).insert(0, "from writer")
             await reader.wait_for(lambda: "from writer" in text(reader))
-            room = srv.hub.rooms["doc"]
-            await until(lambda: room.appended == 1 and room.committed == 1)
+            log = srv.hub.saver.log("doc")
+            await until(lambda: log.appended == 1 and log.committed == 1)
             assert await stored_text(srv.hub.store, "doc") == "from writer"
         assert [c.connection.context for c in rec.payloads("on_change")] == [{"user": "writer"}]
 

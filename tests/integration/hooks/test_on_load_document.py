@@ -71,8 +71,8 @@ async def test_the_template_is_persisted_and_not_added_again_after_a_restart(set
         async with YClient(srv.url, "doc") as a, YClient(srv.url, "doc") as b:
             await a.wait_for(lambda: text(a) == "template")
             await b.wait_for(lambda: text(b) == "template")
-            room = srv.hub.rooms["doc"]
-            await until(lambda: room.committed == room.appended == 1)
+            log = srv.hub.saver.log("doc")
+            await until(lambda: log.committed == log.appended == 1)
             assert await stored_text(srv.hub.store, "doc") == "template"
     async with serving(settings, extensions=[ext]) as srv:
         assert await stored_text(srv.hub.store, "doc") == "template"

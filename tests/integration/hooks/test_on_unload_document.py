@@ -66,7 +66,8 @@ async def test_fires_after_the_final_flush_and_the_unload(settings):
                 await rec.wait_for(lambda: rec.count("on_change") == 20)
             await rec.wait_for(lambda: rec.count("on_disconnect") == 1)
             room = srv.hub.rooms["doc"]
-            assert not room.members and not room.clean  # empty, but its edits not committed
+            # empty, but its edits not committed
+            assert not room.members and not srv.hub.saver.log("doc").clean
             srv.hub.tick(time.monotonic() + 10)  # far past the grace period
             await anyio.sleep(0.2)  # proving a negative: give a wrongly queued hook time to run
             assert rec.count("on_unload_document") == 0 and srv.hub.rooms.get("doc") is room
@@ -94,7 +95,7 @@ async def test_not_fired_while_a_member_remains(settings):
                 await stays.wait_for(lambda: text(stays) == "bye")
             await rec.wait_for(lambda: rec.count("on_disconnect") == 1)
             room = srv.hub.rooms["doc"]
-            await until(lambda: room.clean)
+            await until(lambda: srv.hub.saver.log("doc").clean)
             srv.hub.tick(time.monotonic() + 10)  # far past the grace period, one member left
             await anyio.sleep(0.2)  # proving a negative: give a wrongly queued hook time to run
             assert rec.count("on_unload_document") == 0 and srv.hub.rooms.get("doc") is room

@@ -17,8 +17,10 @@ from typing import Any
 
 import anyio
 
-from . import cluster
-from .cluster import (
+from ..protocol import read_var_bytes, var_bytes
+from . import (
+    HEARTBEAT,
+    UPDATE,
     Handler,
     Outbox,
     connection_errors,
@@ -27,7 +29,6 @@ from .cluster import (
     encode,
     new_process_id,
 )
-from .protocol import read_var_bytes, var_bytes
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class PgBus:
         self.too_big = 0
 
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
-        if kind == cluster.UPDATE or not self.connected:
+        if kind == UPDATE or not self.connected:
             return  # updates travel as committed rows, announced by COMMITTED
         body = var_bytes((document or "").encode()) + bytes([document is not None])
         text = base64.b64encode(body + encode(kind, self.process_id, payload)).decode("ascii")
@@ -126,10 +127,9 @@ class PgBus:
         except Exception:
             return
         if envelope is None or (
-            envelope.sender == self.process_id
-            and (has_document or envelope.kind != cluster.HEARTBEAT)
+            envelope.sender == self.process_id and (has_document or envelope.kind != HEARTBEAT)
         ):
-            return  # our own, but for our heartbeats (see cluster.Bus)
+            return  # our own, but for our heartbeats (see collab.cluster.Bus)
         dispatch(handler, name.decode("utf-8", "replace") if has_document else None, envelope)
 
     async def _publish_forever(self, conn: Any, on_connected: Callable[[], None]) -> None:

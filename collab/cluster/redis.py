@@ -9,7 +9,7 @@ The bus runs beside every update's fan-out, so what it costs per update counts:
   whose retry, timeout and telemetry wrappers cost more per message than the message;
 - RESP2: redis-py's RESP3 parsers format every pushed message for a debug log line;
 - what the hub queued in one loop turn goes out in one write, one PUBLISH per channel (several
-  envelopes for one channel travel as one cluster.BATCH), so Redis sends us back one copy per
+  envelopes for one channel travel as one BATCH), so Redis sends us back one copy per
   channel, not one per update (we subscribe to the channels we publish on), and that copy is
   dropped by its sender id before anything is decoded;
 - the replies to PUBLISH are read by a task of their own: the publisher never waits for them;
@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from .cluster import (
+from . import (
     AWARENESS,
     PID_BYTES,
     UPDATE,

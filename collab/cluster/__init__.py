@@ -33,8 +33,8 @@ from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from .errors import ProtocolError
-from .protocol import read_var_bytes, write_var_uint
+from ..errors import ProtocolError
+from ..protocol import read_var_bytes, write_var_uint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
