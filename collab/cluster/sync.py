@@ -270,7 +270,7 @@ class ClusterSync:
         replica.fetch_again = False
         try:
             stored = await self._store.load(replica.name, after_id=replica.last_row_id)
-            for update in ([stored.snapshot] if stored.snapshot else []) + stored.updates:
+            for update in stored.parts:
                 self._apply_update(replica, update, b"")
             replica.last_row_id = max(replica.last_row_id, stored.last_id)
         except Exception:
