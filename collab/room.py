@@ -270,7 +270,13 @@ class Room:
         if conn.pending_updates > MAX_PENDING_UPDATES:
             raise ProtocolError("too many updates with missing dependencies")
 
-    def _apply_step2(self, conn: Connection, update: bytes) -> None:
+    def apply_server_update(self, update: bytes) -> None:
+        """An update from the server side (the documents service), validated as a client's:
+        what it changes goes to every member, the store, the bus and on_change (with no
+        connection), as a client's sync step 2 would."""
+        self._apply_step2(None, update)
+
+    def _apply_step2(self, conn: Connection | None, update: bytes) -> None:
         # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:
