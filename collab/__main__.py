@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         extras.check(settings)  # here, once, rather than in each of --workers N processes
         return run(settings)
     if args.command == "token":
-        from .auth import mint_token, parse_ttl
+        from .extensions.token_auth import mint_token, parse_ttl
 
         try:
             print(
