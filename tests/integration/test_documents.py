@@ -6,10 +6,11 @@ unloads it and empties the store, while anyone joining waits and then finds it e
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio
 import pytest
-from pycrdt import Text
+from pycrdt import Doc, Text
 
 from collab import CloseCode, CollabError, DocumentService
 from storage import SqlStore, StoredDocument
@@ -163,3 +164,22 @@ async def test_an_update_that_would_open_one_document_too_many_is_refused(settin
             with pytest.raises(CollabError) as full:
                 await service(srv).apply_update("another", update_inserting("x"))
             assert full.value.code == CloseCode.TRY_AGAIN_LATER
+
+
+async def test_an_update_waiting_for_a_dependency_is_kept_and_sent_on(settings):
+    """yrs holds an update whose dependency is missing aside. Applied through the service, it
+    must still reach the store and the clients (as a client's own such update does), so that
+    when the dependency comes from a client, everyone (and a restart) has both."""
+    writer: Doc[Any] = Doc()
+    first = update_inserting("one ", writer)
+    second = update_inserting("two", writer)  # builds on `first`
+    async with serving(settings) as srv:
+        async with YClient(srv.url, "doc") as c, YClient(srv.url, "doc", read=False) as d:
+            await c.wait_for(lambda: c.synced)
+            await service(srv).apply_update("doc", second)  # `first` is missing
+            d.doc.apply_update(first)  # d (which reads nothing) sends `first` alone
+            await c.wait_for(lambda: text(c) == "one two")
+            room = srv.hub.rooms["doc"]
+            await until(lambda: text(room.doc) == "one two")
+            await srv.hub.saver.flush()
+            assert await stored_text(srv.hub.store, "doc") == "one two"
