@@ -56,7 +56,10 @@ async def test_a_document_not_open_is_opened_for_the_update_and_unloads_after(se
         async with YClient(srv.url, "new") as c:
             await c.wait_for(lambda: text(c) == "seeded")
         assert srv.hub.loads == 1  # the client joined the room the update opened
-        await rec.wait_for(lambda: rec.count("on_store_document") == 1)
+        # committed, and the client gone from the room (on_disconnect runs after it left)
+        await rec.wait_for(
+            lambda: rec.count("on_store_document") == 1 and rec.count("on_disconnect") == 1
+        )
         srv.hub.tick(time.monotonic() + 10)  # far past the grace period
         assert "new" not in srv.hub.rooms
         assert await stored_text(srv.hub.store, "new") == "seeded"

@@ -152,6 +152,7 @@ async def test_the_view_reads_the_document_and_a_hook_cannot_change_it(settings)
             [(content, roots, plain, state)] = rec.read
             assert (content, roots, plain) == ("hello", ["t"], {"t": "hello"})
             assert state == a.doc.get_state()
+            await b.wait_for(lambda: text(b) == "hello")
             b.doc.get("t", type=Text).insert(5, "!")
             await rec.wait_for(lambda: rec.count("on_change") == 2)
             await a.wait_for(lambda: text(a) == "hello!")
