@@ -1,23 +1,38 @@
 """Collab: a self-hosted, Yjs-compatible collaboration backend."""
 
 from .access import Access
+from .api import access_of
 from .app import create_app
-from .auth import TokenAuth, mint_token
-from .errors import ApiError, CloseCode, CollabError, HttpStatus, MissingExtra, Reject
+from .documents import DocumentService, DocumentSummary
+from .errors import (
+    ApiError,
+    CloseCode,
+    CollabError,
+    DocumentNotFound,
+    HttpStatus,
+    MissingExtra,
+    Reject,
+    StartupError,
+)
+from .extensions.token_auth import TokenAuth, mint_token
 from .hooks import (
     ConnectionInfo,
     Extension,
+    HookName,
     OnAuthenticatePayload,
     OnChangePayload,
     OnConnectPayload,
     OnDisconnectPayload,
     OnLoadDocumentPayload,
     OnRequestPayload,
+    OnShutdownPayload,
+    OnStartupPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
 from .server import serve
 from .settings import Settings
+from .view import DocumentView
 
 __all__ = [
     "Access",
@@ -25,7 +40,12 @@ __all__ = [
     "CloseCode",
     "CollabError",
     "ConnectionInfo",
+    "DocumentNotFound",
+    "DocumentService",
+    "DocumentSummary",
+    "DocumentView",
     "Extension",
+    "HookName",
     "HttpStatus",
     "MissingExtra",
     "OnAuthenticatePayload",
@@ -34,11 +54,15 @@ __all__ = [
     "OnDisconnectPayload",
     "OnLoadDocumentPayload",
     "OnRequestPayload",
+    "OnShutdownPayload",
+    "OnStartupPayload",
     "OnStoreDocumentPayload",
     "OnUnloadDocumentPayload",
     "Reject",
     "Settings",
+    "StartupError",
     "TokenAuth",
+    "access_of",
     "create_app",
     "mint_token",
     "serve",

@@ -1,32 +1,38 @@
-"""create_app(settings, *, store=None): the routes, and the lifespan that owns the hub."""
+"""create_app(settings, *, store=None, extensions=()): the routes, and the lifespan that owns the
+store, the hub and the extensions' lifecycle.
+
+The lifespan, in order: open the store, start the hub, run the on_startup hooks, serve; then
+close every client and flush every room (hub.shutdown), run the on_shutdown hooks, cancel the
+tasks left in the lifespan's task group (the hub's and the extensions'), close the store.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from storage import DocumentStore, SqlStore
 
 from . import extras
-from .api import api_error, api_routes, http_exception
-from .auth import TokenAuth
+from .api import EXCEPTION_HANDLERS, api_routes, catch_all
 from .cluster import Bus
-from .errors import ApiError
-from .hooks import Extension
+from .documents import DocumentService
+from .errors import StartupError
+from .extensions import TokenAuth
+from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
 from .settings import Settings
 from .static import frontend_routes
 
 log = logging.getLogger(__name__)
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 def create_app(
@@ -38,69 +44,101 @@ def create_app(
     """The ASGI app. A store passed in is opened but not closed: its owner closes it.
 
     Token auth is added when `settings.auth_secret` or `settings.auth_public_key` is set.
-    Raises MissingExtra (an ImportError) when the settings need a package that is not installed.
+    Raises MissingExtra (an ImportError) when the settings need a package that is not installed,
+    and ValueError when an extension's route takes a path already served.
     """
     settings = settings or Settings()
     extras.check(settings, store=store is None)
-    active_extensions = list(extensions)
-    if settings.auth_secret or settings.auth_public_key:
-        active_extensions.insert(
-            0, TokenAuth(secret=settings.auth_secret, public_key=settings.auth_public_key)
-        )
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        own_store = store is None
-        active: DocumentStore = (
-            store if store is not None else SqlStore.from_url(settings.database_url)
-        )
-        await active.open()
-        try:
-            async with anyio.create_task_group() as tg:
-                hub = Hub(settings, active, tg, active_extensions, bus=make_bus(settings))
-                app.state.hub = hub
-                hub.start()
-                # Everything allocated so far lives as long as the process: keep it out of the
-                # collector's full passes, which otherwise stall the loop for 70-150 ms under load.
-                gc.freeze()
-                log.info(
-                    "collab ready on %s:%d, store %s",
-                    settings.host,
-                    settings.port,
-                    _safe_url(settings.database_url) if own_store else type(active).__name__,
-                )
-                try:
-                    yield
-                finally:
-                    await hub.shutdown()
-                    tg.cancel_scope.cancel()
-        finally:
-            if own_store:
-                await active.close()
-
-    routes: list[BaseRoute] = [Route("/healthz", healthz), *api_routes()]
-    routes += frontend_routes(settings)  # the browser editor: /, /d/<name>, /assets/
+    active = with_token_auth(settings, extensions)
     app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={ApiError: api_error, HTTPException: http_exception},
+        routes=routes(settings, active),
+        lifespan=lifespan(settings, store, active),
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings  # what collab.serve(app) listens with
     return app
 
 
-async def healthz(request: Request) -> JSONResponse:
-    hub: Hub = request.app.state.hub
-    return JSONResponse(
-        {
-            "status": "ok" if hub.accepting else "shutting down",
-            "rooms": len(hub.rooms),
-            "connections": len(hub.connections),
-            "uncommitted_updates": hub.saver.recorded - hub.saver.committed,
-            "recorded_updates": hub.saver.recorded,
-            "committed_updates": hub.saver.committed,
-        },
-        status_code=200 if hub.accepting else 503,
+def with_token_auth(settings: Settings, extensions: Sequence[Extension]) -> list[Extension]:
+    """The extensions, after the built-in token auth when the settings switch it on."""
+    if not (settings.auth_secret or settings.auth_public_key):
+        return list(extensions)
+    auth = TokenAuth(secret=settings.auth_secret, public_key=settings.auth_public_key)
+    return [auth, *extensions]
+
+
+def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRoute]:
+    """The API's routes, then the extensions' (so /api/<theirs> is not the API's 404), the
+    API's catch-all, and the browser editor (/, /d/<name>, /assets/)."""
+    api, last = api_routes(), [*catch_all(), *frontend_routes(settings)]
+    taken = {_path(route) for route in (*api, *last)}
+    theirs: list[BaseRoute] = []
+    for extension in extensions:
+        for route in extension.routes():
+            path = _path(route)
+            if path in taken:
+                raise ValueError(f"{type(extension).__name__} serves {path!r}, already served")
+            taken.add(path)
+            theirs.append(route)
+    return [*api, *theirs, *last]
+
+
+def _path(route: BaseRoute) -> str | None:
+    return route.path if isinstance(route, Route | Mount) else None
+
+
+def lifespan(
+    settings: Settings, store: DocumentStore | None, extensions: Sequence[Extension]
+) -> Lifespan:
+    @asynccontextmanager
+    async def run(app: Starlette) -> AsyncIterator[None]:
+        failed: StartupError | None = None
+        async with _opened(settings, store) as active, anyio.create_task_group() as tg:
+            hub = Hub(settings, active, tg, extensions, bus=make_bus(settings))
+            app.state.hub = hub
+            hub.start()
+            documents = app.state.documents = DocumentService(active, hub)
+            try:
+                try:
+                    await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg))
+                except StartupError as exc:
+                    log.error("not serving: %s", exc)
+                    failed = exc  # raised below, once the task group is done (unwrapped)
+                else:
+                    _ready(settings, active, own_store=store is None)
+                    yield
+            finally:
+                await hub.shutdown()
+                shutdown = OnShutdownPayload(app, settings, documents)
+                await hub.hooks.shutdown(shutdown, settings.shutdown_timeout_s)
+                tg.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
+
+    return run
+
+
+@asynccontextmanager
+async def _opened(settings: Settings, store: DocumentStore | None) -> AsyncIterator[DocumentStore]:
+    """The store to use, open; closed after if it is ours (one passed in belongs to its owner)."""
+    active: DocumentStore = store if store is not None else SqlStore.from_url(settings.database_url)
+    await active.open()
+    try:
+        yield active
+    finally:
+        if store is None:
+            await active.close()
+
+
+def _ready(settings: Settings, store: DocumentStore, *, own_store: bool) -> None:
+    # Everything allocated so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall the loop for 70-150 ms under load.
+    gc.freeze()
+    log.info(
+        "collab ready on %s:%d, store %s",
+        settings.host,
+        settings.port,
+        _safe_url(settings.database_url) if own_store else type(store).__name__,
     )
 
 

@@ -1,19 +1,34 @@
-"""The store-side commands: export, import, compact. They need no running server."""
+"""`collab` / `python -m collab`: serve, export, import, compact, token.
+
+export, import and compact need no running server: they go through the documents service over
+the store alone (DocumentService without rooms), as the HTTP API goes through it over the
+running server's rooms. Every Settings field is a flag of `serve` (and of the others where it
+applies), named after it, with its COLLAB_* variable as the default.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import MISSING, fields
 from typing import Any
 
 import anyio
-from pycrdt import Array, Doc, Map, Text, XmlFragment
+from pycrdt import Doc, Text
 
-from storage import SqlStore, StoreError, open_store, restore
+from storage import DocumentStore, StoreError, open_store
 
-from .settings import Settings
-from .subdocs import keep_options
+from . import extras, logs
+from .documents import DocumentService
+from .errors import CollabError, MissingExtra
+from .extensions.token_auth import mint_token, parse_ttl
+from .server import run
+from .settings import ENV_PREFIX, Settings, parse_value
+from .view import DocumentView
 
 DEFAULT_TEXT_ROOT = "codemirror"  # the Y.Text our editor (y-codemirror.next) binds to
 
@@ -22,67 +37,184 @@ class CliError(Exception):
     pass
 
 
-async def _open(settings: Settings) -> SqlStore:
-    return await open_store(settings.database_url)
+# -- the parser ---------------------------------------------------------------------------------
 
 
-async def document_update(store: SqlStore, name: str) -> bytes:
-    stored = await store.load(name)
-    if stored.empty:
-        raise CliError(f"no document named {name!r}")
-    return await restore(stored, keep_options)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_settings_flags(sub.add_parser("serve", help="run the collaboration server"))
+    _export_parser(sub)
+    _import_parser(sub)
+    _token_parser(sub)
+    compact = sub.add_parser("compact", help="fold update logs into snapshots")
+    compact.add_argument("name", nargs="?", help="one document (default: all)")
+    _add_settings_flags(compact, ("database_url", "log_level"))
+    return parser
 
 
-def root_names(update: bytes) -> list[str]:
-    doc: Doc[Any] = Doc()
-    doc.apply_update(update)
-    return sorted(doc.keys())
+def _export_parser(sub: Any) -> None:
+    export = sub.add_parser("export", help="print a document from the store (no server needed)")
+    export.add_argument("name")
+    export.add_argument("--format", choices=("text", "json", "update"), default="text")
+    export.add_argument("--root", default=None, help="the root type to print as text")
+    _add_settings_flags(export, ("database_url", "log_level"))
 
 
-def root_value(update: bytes, root: str) -> Any:
-    """A root's content as plain data. Roots are untyped on the wire, so we look: map entries
-    make a Map, characters a Text, XML elements an XmlFragment, other items an Array.
+def _import_parser(sub: Any) -> None:
+    imp = sub.add_parser("import", help="append a file to a document (a Yjs update, or text)")
+    imp.add_argument("name")
+    imp.add_argument("file", help="a binary Yjs v1 update, or a text file ('-' for stdin)")
+    imp.add_argument("--format", choices=("auto", "update", "text"), default="auto")
+    imp.add_argument("--root", default=DEFAULT_TEXT_ROOT, help="root Y.Text for text imports")
+    _add_settings_flags(imp, ("database_url", "log_level"))
 
-    Each guess uses a fresh Doc (a root, once typed, stays typed), and Text comes before Array:
-    pycrdt 0.14 loops forever reading a Text with non-ASCII content as an Array.
-    """
 
-    def fresh() -> Doc[Any]:
-        doc: Doc[Any] = Doc()
-        doc.apply_update(update)
-        return doc
+def _token_parser(sub: Any) -> None:
+    token = sub.add_parser("token", help="mint an access token (JWT) for a document or prefix")
+    token.add_argument("--doc", required=True, help="'team/notes', 'team/*' or '*'")
+    access = token.add_mutually_exclusive_group()
+    access.add_argument("--write", action="store_true", help="read and write (default: read)")
+    access.add_argument("--read", action="store_true", help="read only (the default)")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    token.add_argument("--user", default=None, help="user id (sub claim)")
+    token.add_argument("--name", default=None, help="display name")
+    token.add_argument(
+        "--private-key",
+        default="",
+        help="PEM (or path) to sign RS256/ES256/EdDSA instead of the HS256 secret",
+    )
+    _add_settings_flags(token, ("auth_secret", "log_level"))
 
-    as_map = fresh().get(root, type=Map)
-    if len(list(as_map.keys())):
-        return as_map.to_py()
-    as_text = fresh().get(root, type=Text)
-    if str(as_text) or not len(as_text):
-        return str(as_text)
+
+def _add_settings_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    for f in fields(Settings):
+        if only and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        env = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata.get('help', '')} [{env}, default {default!r}]"
+        if f.type == "bool":
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text
+            )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        overrides[f.name] = (
+            value if isinstance(value, bool) else parse_value(f.name, str(f.type), value)
+        )
+    return Settings.from_env(**overrides)
+
+
+# -- running a command --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        return fresh().get(root, type=Array).to_py()
-    except ValueError:  # "XmlElement has no Python equivalent"
-        return str(fresh().get(root, type=XmlFragment))
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"collab: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        return _run(args, settings)
+    except MissingExtra as exc:
+        print(f"collab: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        extras.check(settings)  # here, once, rather than in each of --workers N processes
+        return run(settings)
+    if args.command == "token":
+        return token(settings, args)
+    extras.check(settings, bus=False)  # these open the store, never the bus
+    handler: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = {
+        "export": export,
+        "import": import_,
+        "compact": compact,
+    }[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except CliError as exc:
+        print(f"collab {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+@asynccontextmanager
+async def _documents(settings: Settings) -> AsyncIterator[DocumentService]:
+    """The documents service over the store alone (no server), the store closed after."""
+    store = await open_store(settings.database_url)
+    try:
+        yield DocumentService(store)
+    except (CollabError, StoreError) as exc:
+        raise CliError(getattr(exc, "reason", None) or str(exc)) from None
+    finally:
+        await store.close()
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def token(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        print(
+            mint_token(
+                doc=args.doc,
+                write=args.write,
+                ttl_s=parse_ttl(args.ttl),
+                user=args.user,
+                name=args.name,
+                secret=settings.auth_secret,
+                private_key=args.private_key,
+            )
+        )
+    except (ValueError, OSError) as exc:
+        print(f"collab token: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def document_update(store: DocumentStore, name: str) -> bytes:
+    """The stored document as one update (what `collab export --format update` prints)."""
+    try:
+        return await DocumentService(store).read(name)
+    except CollabError as exc:
+        raise CliError(exc.reason) from None
 
 
 async def export(settings: Settings, args: argparse.Namespace) -> int:
-    store = await _open(settings)
-    try:
-        update = await document_update(store, args.name)
-    finally:
-        await store.close()
+    async with _documents(settings) as documents:
+        update = await documents.read(args.name)
     if args.format == "update":
         sys.stdout.buffer.write(update)
         return 0
-    roots = root_names(update)
+    view = DocumentView.of_update(args.name, update)
     if args.format == "json":
-        print(json.dumps({r: root_value(update, r) for r in roots}, ensure_ascii=False, indent=2))
+        print(json.dumps(view.to_py(), ensure_ascii=False, indent=2))
         return 0
+    roots = view.roots()
     root = args.root or (roots[0] if len(roots) == 1 else DEFAULT_TEXT_ROOT)
     if root not in roots:
         raise CliError(f"no root {root!r}; roots are {', '.join(roots) or 'none'} (use --root)")
-    doc: Doc[Any] = Doc()
-    doc.apply_update(update)
-    sys.stdout.write(str(doc.get(root, type=Text)))
+    sys.stdout.write(view.text(root))
     return 0
 
 
@@ -103,11 +235,8 @@ async def import_(settings: Settings, args: argparse.Namespace) -> int:
         doc: Doc[Any] = Doc()
         doc[args.root] = Text(text)
         update = doc.get_update()
-    store = await _open(settings)
-    try:
-        await store.import_update(args.name, update)
-    finally:
-        await store.close()
+    async with _documents(settings) as documents:
+        await documents.apply_update(args.name, update)
     print(f"imported {len(update)} bytes into {args.name!r}", file=sys.stderr)
     return 0
 
@@ -121,14 +250,10 @@ def _is_update(data: bytes) -> bool:
 
 
 async def compact(settings: Settings, args: argparse.Namespace) -> int:
-    store = await _open(settings)
-    try:
-        names = [args.name] if args.name else [d.name for d in await store.list_documents()]
+    async with _documents(settings) as documents:
+        names = [args.name] if args.name else [d.name for d in await documents.list_documents()]
         for name in names:
-            try:
-                result = await store.compact(name, keep=keep_options)
-            except StoreError as exc:
-                raise CliError(str(exc)) from None
+            result = await documents.compact(name)
             if result is None:
                 print(f"{name}: nothing to compact")
             else:
@@ -136,6 +261,4 @@ async def compact(settings: Settings, args: argparse.Namespace) -> int:
                     f"{name}: {result.rows} rows, {result.bytes_before} -> "
                     f"{result.bytes_after} bytes in {result.seconds * 1000:.1f} ms"
                 )
-    finally:
-        await store.close()
     return 0

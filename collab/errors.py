@@ -20,7 +20,7 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013  # slow consumer, server full
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
-    NOT_FOUND = 4404  # invalid document name
+    NOT_FOUND = 4404  # invalid document name, a deleted document
     IDLE_TIMEOUT = 4408
 
 
@@ -54,6 +54,12 @@ class MessageTooBig(CollabError):
 
 
 class InvalidDocumentName(CollabError):
+    code = CloseCode.NOT_FOUND
+
+
+class DocumentNotFound(CollabError):
+    """Nothing is stored or open under that name (the API answers 404)."""
+
     code = CloseCode.NOT_FOUND
 
 
@@ -130,3 +136,8 @@ class MissingExtra(ImportError):
     def __init__(self, module: str, extra: str, what: str) -> None:
         super().__init__(f"{what} needs {module}: pip install 'collab[{extra}]'", name=module)
         self.extra = extra
+
+
+class StartupError(RuntimeError):
+    """An on_startup hook failed: the server does not start. Like MissingExtra, no client ever
+    sees it; it names the extension and carries what it raised as its cause."""

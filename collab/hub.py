@@ -11,10 +11,11 @@ from the hub when a document loads and unloads; it is None for a single process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -43,11 +44,18 @@ from .room import Room
 from .saver import Saver
 from .settings import Settings
 from .subdocs import SubdocOptions
+from .view import DocumentView
 from .ydoc import apply_update, captured
 
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+T = TypeVar("T")
+
+
+def _view(room: Room) -> DocumentView:
+    """A read-only view of the room's live document, for the background hooks."""
+    return DocumentView(room.name, room.encode_update, room.doc.get_state)
 
 
 async def restore(stored: StoredDocument, subdocs: SubdocOptions | None = None) -> Doc[Any]:
@@ -99,6 +107,7 @@ class Hub:
         )
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._evicting: dict[str, anyio.Event] = {}  # documents being closed (see evict)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
@@ -131,30 +140,48 @@ class Hub:
             self._tg.start_soon(self.cluster.run)
 
     def _stored(self, name: str, count: int) -> None:
-        self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(name, count))
+        room = self.rooms.get(name)
+        if room is None:  # (a room unloads only once all is committed: not expected)
+            return
+        payload = OnStoreDocumentPayload(name, count, _view(room))
+        self.hooks.enqueue("on_store_document", payload)
 
     def _changed(self, room: Room, conn: Connection | None, update: bytes) -> None:
         info = conn.info if conn is not None else None
-        self.hooks.enqueue("on_change", OnChangePayload(room.name, update, info))
+        self.hooks.enqueue("on_change", OnChangePayload(room.name, update, info, _view(room)))
 
     # -- joining and leaving -----------------------------------------------------------------
 
-    async def join(self, name: str, conn: Connection) -> Room:
-        room = self.rooms.get(name)
-        if room is None:
+    def room(self, name: str) -> Room | None:
+        """The room of a document held in memory, or None."""
+        return self.rooms.get(name)
+
+    async def open(self, name: str) -> Room:
+        """The room of `name`, loaded once however many ask at once (joiners, the documents
+        service); one opened for no connection unloads after its grace, like an emptied one."""
+        while True:
+            evicting = self._evicting.get(name)
+            if evicting is not None:
+                await evicting.wait()
+                continue
+            room = self.rooms.get(name)
+            if room is not None:
+                return room
             future = self._loading.get(name)
-            if (
-                future is None
-                and len(self.rooms) + len(self._loading) >= self.settings.max_documents
-            ):
-                raise CollabError("server full: too many open documents", CloseCode.TRY_AGAIN_LATER)
             if future is None:
+                if len(self.rooms) + len(self._loading) >= self.settings.max_documents:
+                    raise CollabError(
+                        "server full: too many open documents", CloseCode.TRY_AGAIN_LATER
+                    )
                 future = asyncio.get_running_loop().create_future()
                 self._loading[name] = future
                 # The hub owns the load, so a first joiner that disconnects cannot cancel it
                 # for the others waiting on the same document.
                 self._tg.start_soon(self._load, name, future)
-            room = await asyncio.shield(future)
+            await asyncio.shield(future)  # then look again: an eviction may have begun
+
+    async def join(self, name: str, conn: Connection) -> Room:
+        room = await self.open(name)
         if conn.closing:
             return room
         if len(room.members) >= self.settings.max_connections_per_document:
@@ -186,6 +213,36 @@ class Hub:
         self.connections.discard(conn)
         if not self.connections:
             self._no_connections.set()
+
+    async def evict(self, name: str, code: int, reason: str, then: Callable[[], Awaitable[T]]) -> T:
+        """Close a document's connections with `code`, commit what they sent, unload it, and
+        run `then` (e.g. the store's delete) before anyone can open it again: joiners wait,
+        then load what the store has by then."""
+        while (earlier := self._evicting.get(name)) is not None:
+            await earlier.wait()
+        gate = self._evicting[name] = anyio.Event()
+        try:
+            loading = self._loading.get(name)
+            if loading is not None:
+                with contextlib.suppress(DocumentLoadError):
+                    await asyncio.shield(loading)
+            room = self.rooms.get(name)
+            if room is not None:
+                await self._unload_now(room, code, reason)
+            return await then()
+        finally:
+            del self._evicting[name]
+            gate.set()
+
+    async def _unload_now(self, room: Room, code: int, reason: str) -> None:
+        for conn in list(room.members):
+            conn.close(code, reason)  # detached from the room at once: nothing more applied
+        with anyio.move_on_after(self.settings.shutdown_timeout_s):
+            await self.saver.flush()
+        if not self.saver.is_clean(room.name):
+            raise CollabError("could not commit the last edits", CloseCode.TRY_AGAIN_LATER)
+        if self.rooms.get(room.name) is room:  # (the ticker may have unloaded it meanwhile)
+            self._unload(room.name, "evicted")
 
     async def _load(self, name: str, future: asyncio.Future[Room]) -> None:
         started = time.perf_counter()
@@ -296,12 +353,12 @@ class Hub:
             ):
                 self._unload(name)
 
-    def _unload(self, name: str) -> None:
+    def _unload(self, name: str, why: str = "idle") -> None:
         del self.rooms[name]
         self.saver.close(name)
         if self.cluster is not None:
             self.cluster.unloaded(name)
-        log.info("unloaded %r", name)
+        log.info("unloaded %r: %s", name, why)
         self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
 
     # -- shutdown ----------------------------------------------------------------------------

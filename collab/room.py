@@ -236,7 +236,22 @@ class Room:
         if conn.pending_updates > MAX_PENDING_UPDATES:
             raise ProtocolError("too many updates with missing dependencies")
 
-    def _apply_step2(self, conn: Connection, update: bytes) -> None:
+    def apply_server_update(self, update: bytes) -> None:
+        """An update from the server side (the documents service), validated as a client's:
+        what it changes goes to every member, the store, the bus and on_change (with no
+        connection), as a client's sync step 2 would.
+
+        What yrs holds aside for a missing dependency changes nothing yet, so it would reach
+        no one: it goes on as a client's update does, whole (to every member, the store and the
+        bus), so that it completes wherever the dependency arrives, however it comes."""
+        self._apply_step2(None, update)
+        if get_update(update, self.doc.get_state())[0] != 0:  # something of it is held aside
+            self.broadcast(p.update_message(update))
+            self._record(self.name, update, 1)
+            if self._publish is not None:
+                self._publish.update(update)
+
+    def _apply_step2(self, conn: Connection | None, update: bytes) -> None:
         # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 from pycrdt import Text
 
-from collab.auth import mint_token
+from collab.extensions.token_auth import mint_token
 from tests.conftest import serving
 from tests.ywire import YClient
 

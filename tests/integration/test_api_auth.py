@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pycrdt import Text
 
 from collab.access import Access
-from collab.auth import mint_token
 from collab.errors import Reject
+from collab.extensions.token_auth import mint_token
 from collab.hooks import Extension, OnAuthenticatePayload, OnRequestPayload
 from collab.settings import Settings
 from tests.conftest import RunningServer, serving

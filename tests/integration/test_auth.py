@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pycrdt import Text
 
 from collab import protocol as p
-from collab.auth import mint_token
+from collab.extensions.token_auth import mint_token
 from collab.hooks import Extension, OnChangePayload
 from tests.conftest import serving
 from tests.procs import ServerProcess

@@ -33,8 +33,8 @@ import websockets
 from pycrdt import Doc, Text
 
 from collab import protocol as p
-from collab.auth import mint_token
 from collab.errors import CloseCode
+from collab.extensions.token_auth import mint_token
 from collab.hooks import Extension, OnAuthenticatePayload, OnConnectPayload
 from collab.settings import Settings
 from tests.conftest import serving

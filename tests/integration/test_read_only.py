@@ -13,7 +13,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from collab import protocol as p
-from collab.auth import mint_token
+from collab.extensions.token_auth import mint_token
 from collab.hub import restore
 from tests.conftest import RunningServer
 from tests.ywire import YClient

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collab.__main__ import build_parser, main
+from collab.cli import build_parser, main
 from collab.settings import Settings
 
 

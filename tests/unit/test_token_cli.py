@@ -13,7 +13,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from collab.auth import TokenAuth, document_matches
+from collab.access import document_matches
+from collab.extensions.token_auth import TokenAuth
 from collab.hooks import ConnectionInfo, OnAuthenticatePayload
 
 SECRET = "cli-secret-0123456789-abcdefghijklmnopq"

@@ -26,6 +26,8 @@ from collab.hooks import (
     OnDisconnectPayload,
     OnLoadDocumentPayload,
     OnRequestPayload,
+    OnShutdownPayload,
+    OnStartupPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
@@ -63,6 +65,9 @@ class Recorder(Extension):
             while not predicate():
                 await self._changed.wait()
 
+    async def on_startup(self, payload: OnStartupPayload) -> None:
+        self.record("on_startup", payload)
+
     async def on_connect(self, payload: OnConnectPayload) -> None:
         self.record("on_connect", payload)
 
@@ -88,6 +93,9 @@ class Recorder(Extension):
 
     async def on_unload_document(self, payload: OnUnloadDocumentPayload) -> None:
         self.record("on_unload_document", payload)
+
+    async def on_shutdown(self, payload: OnShutdownPayload) -> None:
+        self.record("on_shutdown", payload)
 
 
 class HeaderClient(YClient):

@@ -11,7 +11,15 @@ from pycrdt import Doc, Map, Text
 
 from collab.hooks import OnChangePayload
 from tests.conftest import serving
-from tests.integration.hooks.support import Recorder, doc_from, local_client, text
+from tests.integration.hooks.support import (
+    Recorder,
+    doc_from,
+    local_client,
+    stored_text,
+    text,
+    until,
+    update_inserting,
+)
 from tests.ywire import YClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -117,3 +125,74 @@ async def test_an_exception_is_logged_and_nothing_else_happens(settings, caplog)
             room = srv.hub.rooms["doc"]
             assert srv.hub.saver.log("doc").appended == 2
             assert set(room.members) == srv.hub.connections
+
+
+class Views(Recorder):
+    """Reads the document in each on_change, and writes into its copy (which goes nowhere)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[tuple[str, list[str], dict[str, Any], bytes]] = []
+
+    async def on_change(self, payload: OnChangePayload) -> None:
+        view = payload.view
+        self.read.append((view.text("t"), view.roots(), view.to_py(), view.state_vector()))
+        copy = view.snapshot()
+        copy.get("t", type=Text).insert(0, "HOOK ")  # a detached copy: reaches nobody
+        await super().on_change(payload)
+
+
+async def test_the_view_reads_the_document_and_a_hook_cannot_change_it(settings):
+    rec = Views()
+    async with serving(settings, extensions=[rec]) as srv:
+        async with YClient(srv.url, "doc") as a, YClient(srv.url, "doc") as b:
+            await a.wait_for(lambda: a.synced)
+            await b.wait_for(lambda: b.synced)
+            a.doc.get("t", type=Text).insert(0, "hello")
+            await rec.wait_for(lambda: rec.count("on_change") == 1)
+            [(content, roots, plain, state)] = rec.read
+            assert (content, roots, plain) == ("hello", ["t"], {"t": "hello"})
+            assert state == a.doc.get_state()
+            await b.wait_for(lambda: text(b) == "hello")
+            b.doc.get("t", type=Text).insert(5, "!")
+            await rec.wait_for(lambda: rec.count("on_change") == 2)
+            await a.wait_for(lambda: text(a) == "hello!")
+            assert rec.read[1][0] == "hello!"
+            # what the hooks wrote into their copies reached no client, no room, no store
+            view = rec.payloads("on_change")[1].view
+            assert text(doc_from([view.update()])) == "hello!"
+            assert view.update(a.doc.get_state()) == b"\x00\x00"  # a has it all
+            assert text(b) == "hello!" and text(srv.hub.rooms["doc"].doc) == "hello!"
+            await srv.hub.saver.flush()
+            assert await stored_text(srv.hub.store, "doc") == "hello!"
+
+
+async def test_the_view_shows_the_document_when_read_not_when_the_change_was_made(settings):
+    """A background hook runs after the fact: its view holds this change and any later ones."""
+    rec = Slow()
+    async with serving(settings, extensions=[rec]) as srv:
+        async with YClient(srv.url, "doc") as a:
+            await a.wait_for(lambda: a.synced)
+            t = a.doc.get("t", type=Text)
+            t.insert(0, "1")
+            await rec.wait_for(lambda: rec.count("on_change") == 1)  # stuck in the hook
+            t.insert(1, "23")
+            await until(lambda: text(srv.hub.rooms["doc"].doc) == "123")
+            [first] = rec.payloads("on_change")
+            assert text(doc_from([first.update])) == "1"
+            assert first.view.text("t") == "123"
+            rec.release.set()
+            await rec.wait_for(lambda: rec.finished == 2)
+
+
+async def test_an_update_applied_through_the_documents_service_has_no_connection(settings):
+    rec = Recorder()
+    async with serving(settings, extensions=[rec]) as srv:
+        async with YClient(srv.url, "doc") as a:
+            await a.wait_for(lambda: a.synced)
+            await srv.app.state.documents.apply_update("doc", update_inserting("from the API"))
+            await rec.wait_for(lambda: rec.count("on_change") == 1)
+            [change] = rec.payloads("on_change")
+            assert change.connection is None
+            assert text(doc_from([change.update])) == "from the API"
+            await a.wait_for(lambda: text(a) == "from the API")

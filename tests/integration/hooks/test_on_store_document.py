@@ -88,3 +88,29 @@ async def test_a_failing_hook_does_not_stop_saving(settings, caplog):
             assert a.close_code is None and b.close_code is None
         assert await stored_text(srv.hub.store, "doc") == "xy"
     assert sum("on_store_document hook" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_the_view_holds_at_least_what_was_committed(settings):
+    class Views(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.store: DocumentStore | None = None
+            self.read: list[tuple[str, str]] = []  # (view's text, store's text) at each call
+
+        async def on_store_document(self, payload: OnStoreDocumentPayload) -> None:
+            assert self.store is not None
+            stored = await stored_text(self.store, payload.document)
+            self.read.append((payload.view.text("t"), stored))
+            await super().on_store_document(payload)
+
+    rec = Views()
+    async with serving(settings, extensions=[rec]) as srv:
+        rec.store = srv.hub.store
+        async with YClient(srv.url, "doc") as a:
+            await a.wait_for(lambda: a.synced)
+            a.doc.get("t", type=Text).insert(0, "durable")
+            await rec.wait_for(lambda: total(rec, "doc") == 1)
+            [payload] = rec.payloads("on_store_document")
+            assert rec.read == [("durable", "durable")]
+            assert payload.view.roots() == ["t"]
+            assert payload.view.update() == srv.hub.rooms["doc"].encode_update()

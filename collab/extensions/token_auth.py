@@ -18,9 +18,9 @@ from typing import Any
 
 import jwt
 
-from .access import Access, document_matches
-from .errors import CloseCode, Reject
-from .hooks import Extension, OnAuthenticatePayload, OnRequestPayload
+from collab.access import Access
+from collab.errors import CloseCode, Reject
+from collab.hooks import Extension, OnAuthenticatePayload, OnRequestPayload
 
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"]
 SYMMETRIC = ["HS256", "HS384", "HS512"]
@@ -69,7 +69,7 @@ class TokenAuth(Extension):
 
     async def on_authenticate(self, payload: OnAuthenticatePayload) -> Mapping[str, Any] | None:
         claims = self.verify(payload.token)
-        if not document_matches(claims["doc"], payload.document):
+        if not Access(claims["doc"]).covers(payload.document):
             raise Reject(CloseCode.FORBIDDEN, "token not valid for this document")
         mode = claims.get("mode", "read")
         payload.connection.read_only = mode != "write"

@@ -1,0 +1,52 @@
+"""The HTTP API under /api: JSON in and out, every route behind the same access check
+(`access_of`), every document reached through the documents service. Errors are JSON:
+`{"error": message, "status": code}`. /healthz lives here too, outside /api and open.
+
+The routes come in two parts so that extensions' routes can go between them
+(collab.app): the API's own routes first, the catch-all 404 of /api last.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import ApiError, HttpStatus
+from .access import access_of, bearer_token
+from .documents import list_documents
+from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
+from .health import healthz
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PREFIX",
+    "access_of",
+    "api_routes",
+    "bearer_token",
+    "catch_all",
+    "error_response",
+]
+
+
+def api_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz),
+        Route(PREFIX + "/documents", list_documents),
+    ]
+
+
+def catch_all() -> list[BaseRoute]:
+    """Any other /api path: 404 (405 for other methods), only to a caller with access."""
+    return [
+        Route(
+            PREFIX + "/{rest:path}",
+            not_found,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        )
+    ]
+
+
+async def not_found(request: Request) -> Response:
+    await access_of(request)  # not even which routes exist, without a token
+    raise ApiError(HttpStatus.NOT_FOUND, "no such API route")
