@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from storage import DocumentStore, SqlStore
 
 from . import extras
+from .admission import Admission
 from .api import api_error, api_routes, http_exception
 from .auth import TokenAuth
 from .cluster import Bus
@@ -59,6 +60,7 @@ def create_app(
             async with anyio.create_task_group() as tg:
                 hub = Hub(settings, active, tg, active_extensions, bus=make_bus(settings))
                 app.state.hub = hub
+                app.state.admission = Admission(hub, settings)
                 hub.start()
                 # Everything allocated so far lives as long as the process: keep it out of the
                 # collector's full passes, which otherwise stall the loop for 70-150 ms under load.

@@ -20,9 +20,7 @@ from pycrdt import Doc
 from storage import DocumentStore, StoredDocument, fold_async
 
 from . import cluster
-from . import protocol as p
 from .cluster import Bus, Envelope
-from .connection import Connection
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .hooks import (
     ConnectionInfo,
@@ -34,9 +32,9 @@ from .hooks import (
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
-from .limits import IpLimits
-from .room import Room, apply_update
+from .room import Member, Room, apply_update
 from .saver import Saver
+from .session import Session
 from .settings import Settings
 from .subdocs import SubdocOptions
 
@@ -84,9 +82,6 @@ class Hub:
         self._process_id = bus.process_id if bus is not None else b""
         self._bus_backlog: dict[str, list[tuple[str, Envelope]]] = {}
         self.hooks = HookRunner(extensions)
-        self.ip_limits = IpLimits(
-            settings.max_connections_per_ip, settings.max_connect_attempts_per_ip
-        )
         self.store = store
         self._tg = task_group
         self.saver = Saver(
@@ -98,10 +93,10 @@ class Hub:
         )
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
-        self.connections: set[Connection] = set()
+        self.connections: set[Session] = set()  # every session in a room
         self._no_connections = asyncio.Event()
         self._no_connections.set()
-        self.accepting = True
+        self._accepting = True
         self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
         if self.hooks.has("on_store_document"):
@@ -125,13 +120,18 @@ class Hub:
     def _stored(self, room: Room, count: int) -> None:
         self.hooks.enqueue("on_store_document", OnStoreDocumentPayload(room.name, count))
 
-    def _changed(self, room: Room, conn: Connection | None, update: bytes) -> None:
+    def _changed(self, room: Room, conn: Member | None, update: bytes) -> None:
         info = conn.info if conn is not None else None
         self.hooks.enqueue("on_change", OnChangePayload(room.name, update, info))
 
     # -- joining and leaving -----------------------------------------------------------------
 
-    async def join(self, name: str, conn: Connection) -> Room:
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new connections are refused with 1001."""
+        return self._accepting
+
+    async def join(self, name: str, conn: Session) -> Room:
         room = self.rooms.get(name)
         if room is None:
             future = self._loading.get(name)
@@ -172,7 +172,7 @@ class Hub:
         with anyio.move_on_after(5):
             await self.hooks.disconnect(payload)
 
-    def leave(self, room: Room | None, conn: Connection) -> None:
+    def leave(self, room: Room | None, conn: Session) -> None:
         if room is not None:
             room.remove(conn)
         self.connections.discard(conn)
@@ -263,16 +263,8 @@ class Hub:
         heartbeat_due = now - s.heartbeat_s + self.tick_s
         idle_cutoff = now - s.idle_timeout_s
         wall = time.time()
-        for conn in list(self.connections):
-            conn.keepalive(now)
-            if conn.closing:
-                continue
-            if conn.expires_at is not None and wall >= conn.expires_at:
-                conn.close(CloseCode.UNAUTHORIZED, "token expired")
-            elif conn.last_received < idle_cutoff:
-                conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
-            elif conn.last_sent <= heartbeat_due:
-                conn.send_nowait(p.HEARTBEAT_MESSAGE)
+        for session in list(self.connections):  # pings, token expiry, idle timeout, heartbeat
+            session.tick(now, wall, idle_cutoff, heartbeat_due)
         for name, room in list(self.rooms.items()):
             room.expire_awareness()
             if (
@@ -287,7 +279,6 @@ class Hub:
                 if self.bus is not None:
                     self.bus.leave(name)
                 self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
-        self.ip_limits.prune()
         if self.bus is not None:  # (silent peers are judged when this comes back: _heard_self)
             self.bus.publish(None, cluster.HEARTBEAT, b"")
 
@@ -416,7 +407,7 @@ class Hub:
 
     async def close_all(self, code: int, reason: str, wait_s: float) -> None:
         """Stop accepting, close every connection, wait (bounded) for their handlers to end."""
-        self.accepting = False
+        self._accepting = False
         for conn in list(self.connections):
             conn.close(code, reason)
         with anyio.move_on_after(wait_s):

@@ -14,6 +14,7 @@ from typing import IO, Any
 import anyio
 import pytest
 
+from collab.admission import Admission
 from collab.app import create_app
 from collab.hub import Hub
 from collab.server import CollabServer, uvicorn_config
@@ -50,6 +51,11 @@ class RunningServer:
     def hub(self) -> Hub:
         hub: Hub = self.app.state.hub
         return hub
+
+    @property
+    def admission(self) -> Admission:
+        admission: Admission = self.app.state.admission
+        return admission
 
 
 async def start_server(

@@ -218,7 +218,7 @@ async def test_connections_per_ip(server_with):
             assert (code, reason) == (1008, "too many connections from this address")
             await still_working(a, b, "three still work")
             assert c.close_code is None
-        await wait_until(lambda: srv.hub.ip_limits.open.get("127.0.0.1", 0) == 0)
+        await wait_until(lambda: srv.admission.ip_limits.open.get("127.0.0.1", 0) == 0)
         async with synced(srv.url), synced(srv.url), synced(srv.url):
             pass  # slots come back when connections close
 
@@ -276,11 +276,11 @@ async def test_per_ip_limits_behind_a_trusted_proxy_count_the_forwarded_address(
 
 async def test_per_ip_limits_are_off_by_default(server):
     """Many people share one address (an office, a carrier): see test_shared_address.py."""
-    assert not server.hub.ip_limits.enabled
+    assert not server.admission.ip_limits.enabled
     async with AsyncExitStack() as stack:
         for _ in range(300):  # more than the old default of 256
             assert await first_answer(server.url, "", stack) == "in"
-    assert server.hub.ip_limits.open == {}
+    assert server.admission.ip_limits.open == {}
 
 
 # -- per document and per process -------------------------------------------------------------
