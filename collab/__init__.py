@@ -1,7 +1,7 @@
 """Collab: a self-hosted, Yjs-compatible collaboration backend."""
 
 from .access import Access
-from .app import create_app
+from .app import create_app, lifespan
 from .auth import TokenAuth, mint_token
 from .errors import ApiError, CloseCode, CollabError, HttpStatus, MissingExtra, Reject
 from .hooks import (
@@ -40,6 +40,7 @@ __all__ = [
     "Settings",
     "TokenAuth",
     "create_app",
+    "lifespan",
     "mint_token",
     "serve",
 ]

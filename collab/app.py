@@ -5,20 +5,24 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import cast
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage import DocumentStore, SqlStore
 
 from . import extras
 from .admission import Admission
 from .api import api_error, api_routes, http_exception
+from .asgi_endpoint import websocket_routes
 from .auth import TokenAuth
 from .cluster import Bus
 from .errors import ApiError
@@ -82,13 +86,63 @@ def create_app(
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), *api_routes()]
     routes += frontend_routes(settings)  # the browser editor: /, /d/<name>, /assets/
+    routes += websocket_routes()  # /ws under any ASGI server (collab serve: collab/endpoint.py)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_exception},
+        middleware=[Middleware(RequireLifespan)],
     )
     app.state.settings = settings  # what collab.serve(app) listens with
     return app
+
+
+def lifespan(app: Starlette) -> AbstractAsyncContextManager[None]:
+    """The lifespan of an app made by create_app, for the app it is mounted in.
+
+    Starlette (and FastAPI) run only the outermost app's lifespan, never a mounted one's, and
+    the collab app's lifespan is what opens the store and starts the hub. So the host enters
+    this in its own lifespan:
+
+        collab_app = create_app(settings)
+
+        @asynccontextmanager
+        async def host_lifespan(host):
+            async with collab.lifespan(collab_app):
+                yield
+
+        host = Starlette(routes=[Mount("/collab", app=collab_app)], lifespan=host_lifespan)
+    """
+    return cast(AbstractAsyncContextManager[None], app.router.lifespan_context(app))
+
+
+NOT_STARTED = (
+    "collab: this app's lifespan has not run, so nothing is open to serve this request. "
+    "Mounted in another app? Starlette runs only the outer app's lifespan: enter "
+    "collab.lifespan(collab_app) in the host app's lifespan (see the README)."
+)
+
+
+class RequireLifespan:
+    """Answers every request with what is wrong (HTTP 500, and an error in the log) while the
+    app's lifespan has not run, instead of an AttributeError deep in a handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or hasattr(scope["app"].state, "hub"):
+            await self.app(scope, receive, send)
+            return
+        log.error("%s", NOT_STARTED)
+        if scope["type"] == "http":
+            await PlainTextResponse(NOT_STARTED, status_code=500)(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await PlainTextResponse(NOT_STARTED, status_code=500)(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1011})  # HTTP 403
 
 
 async def healthz(request: Request) -> JSONResponse:
