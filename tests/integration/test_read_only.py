@@ -48,6 +48,7 @@ async def barrier(client: YClient) -> None:
     def replies() -> int:
         return sum(1 for m in client.received if m[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP2]))
 
+    await client.sent()
     before = replies()
     await client.send(p.sync_step1(client.doc.get_state()))
     await client.wait_for(lambda: replies() > before)
