@@ -37,10 +37,10 @@ from collab.auth import mint_token
 from collab.errors import CloseCode
 from collab.hooks import Extension, OnAuthenticatePayload, OnConnectPayload
 from collab.settings import Settings
-from tests.conftest import serving
+from tests.conftest import every_server, serving
 from tests.ywire import YClient, close_of
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 SECRET = "limits-secret-0123456789-abcdefghijklm"
 HEARTBEAT = p.HEARTBEAT_MESSAGE  # a valid awareness frame with no entries: costs the server ~0
@@ -258,6 +258,9 @@ async def first_answer(url: str, forwarded_for: str, stack: AsyncExitStack) -> s
     return "in"
 
 
+# The ASGI servers apply their own proxy-header settings (uvicorn's --forwarded-allow-ips);
+# trusted_proxies is the fast path's.
+@pytest.mark.every_server(kinds=("collab",))
 async def test_per_ip_limits_behind_a_trusted_proxy_count_the_forwarded_address(server_with):
     """docs/limits.md: behind a proxy, the limits count each client's own address (from
     X-Forwarded-For) when the proxy is trusted, and the proxy's otherwise."""

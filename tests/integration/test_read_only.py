@@ -15,10 +15,10 @@ from pycrdt import Doc, Text
 from collab import protocol as p
 from collab.auth import mint_token
 from collab.hub import restore
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, every_server
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 SECRET = "read-only-secret-0123456789-abcdefghij"
 

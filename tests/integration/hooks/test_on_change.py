@@ -14,7 +14,7 @@ from tests.conftest import serving
 from tests.integration.hooks.support import Recorder, doc_from, local_client, text
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.every_server]
 
 
 async def test_the_update_reproduces_the_edit_and_names_its_sender(settings):
