@@ -143,8 +143,12 @@ async def start_server(
     tg: Any, settings: Settings, store: Any = None, extensions: Any = (), kind: str = ""
 ) -> RunningServer:
     """The app on a real server of the kind the test runs under (see SERVER_KINDS)."""
-    kind = kind or _server_kind
     app = create_app(settings, store=store, extensions=extensions)
+    return await serve_app(tg, app, settings, kind or _server_kind)
+
+
+async def serve_app(tg: Any, app: Any, settings: Settings, kind: str) -> RunningServer:
+    """Any ASGI app (a collab app, or one it is mounted in) on a server of that kind."""
     server: Any
     if kind == "collab":
         server = CollabServer(uvicorn_config(app, settings), app)
