@@ -9,8 +9,8 @@ socket is collab/asgi_endpoint.py's `AsgiConnection`.
 Everything here is synchronous and runs on the event loop, called from the transport's
 callbacks: a frame is checked (rate limits), then handed to the session's room, which applies it
 and writes the resulting frames to the other members' transports before the next frame is read.
-A connection owns no task: its session owns its admission (hooks, authentication, the document
-load), which ends when it joins its room.
+A fast-path connection owns no task: its session owns its admission (hooks, authentication, the
+document load), which ends when it joins its room.
 
 Fan-out writes with `send_frame`, which never waits: the transport's buffer is this client's
 outbound queue, and a client whose buffer would grow past `outbound_queue_bytes` is closed
