@@ -2,7 +2,7 @@
 
 from .access import Access
 from .api import access_of
-from .app import create_app
+from .app import create_app, lifespan
 from .documents import DocumentService, DocumentSummary
 from .errors import (
     ApiError,
@@ -64,6 +64,7 @@ __all__ = [
     "TokenAuth",
     "access_of",
     "create_app",
+    "lifespan",
     "mint_token",
     "serve",
 ]

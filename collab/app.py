@@ -12,15 +12,21 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import cast
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage import DocumentStore, SqlStore
 
 from . import extras
+from .admission import Admission
 from .api import EXCEPTION_HANDLERS, api_routes, catch_all
+from .asgi_endpoint import websocket_routes
 from .cluster import Bus
 from .documents import DocumentService
 from .errors import StartupError
@@ -52,8 +58,9 @@ def create_app(
     active = with_token_auth(settings, extensions)
     app = Starlette(
         routes=routes(settings, active),
-        lifespan=lifespan(settings, store, active),
+        lifespan=_lifespan(settings, store, active),
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequireLifespan)],
     )
     app.state.settings = settings  # what collab.serve(app) listens with
     return app
@@ -80,14 +87,15 @@ def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRout
                 raise ValueError(f"{type(extension).__name__} serves {path!r}, already served")
             taken.add(path)
             theirs.append(route)
-    return [*api, *theirs, *last]
+    # /ws under any ASGI server (under collab serve, uvicorn hands upgrades to collab/endpoint.py)
+    return [*api, *theirs, *last, *websocket_routes()]
 
 
 def _path(route: BaseRoute) -> str | None:
     return route.path if isinstance(route, Route | Mount) else None
 
 
-def lifespan(
+def _lifespan(
     settings: Settings, store: DocumentStore | None, extensions: Sequence[Extension]
 ) -> Lifespan:
     @asynccontextmanager
@@ -96,6 +104,7 @@ def lifespan(
         async with _opened(settings, store) as active, anyio.create_task_group() as tg:
             hub = Hub(settings, active, tg, extensions, bus=make_bus(settings))
             app.state.hub = hub
+            app.state.admission = Admission(hub, settings)
             hub.start()
             documents = app.state.documents = DocumentService(active, hub)
             try:
@@ -140,6 +149,54 @@ def _ready(settings: Settings, store: DocumentStore, *, own_store: bool) -> None
         settings.port,
         _safe_url(settings.database_url) if own_store else type(store).__name__,
     )
+
+
+def lifespan(app: Starlette) -> AbstractAsyncContextManager[None]:
+    """The lifespan of an app made by create_app, for the app it is mounted in.
+
+    Starlette (and FastAPI) run only the outermost app's lifespan, never a mounted one's, and
+    the collab app's lifespan is what opens the store and starts the hub. So the host enters
+    this in its own lifespan:
+
+        collab_app = create_app(settings)
+
+        @asynccontextmanager
+        async def host_lifespan(host):
+            async with collab.lifespan(collab_app):
+                yield
+
+        host = Starlette(routes=[Mount("/collab", app=collab_app)], lifespan=host_lifespan)
+    """
+    return cast(AbstractAsyncContextManager[None], app.router.lifespan_context(app))
+
+
+NOT_STARTED = (
+    "collab: this app's lifespan has not run, so nothing is open to serve this request. "
+    "Mounted in another app? Starlette runs only the outer app's lifespan: enter "
+    "collab.lifespan(collab_app) in the host app's lifespan (see the README)."
+)
+
+
+class RequireLifespan:
+    """Answers every request with what is wrong (HTTP 500, and an error in the log) while the
+    app's lifespan has not run, instead of an AttributeError deep in a handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or hasattr(scope["app"].state, "hub"):
+            await self.app(scope, receive, send)
+            return
+        log.error("%s", NOT_STARTED)
+        if scope["type"] == "http":
+            await PlainTextResponse(NOT_STARTED, status_code=500)(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await PlainTextResponse(NOT_STARTED, status_code=500)(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1011})  # HTTP 403
 
 
 def _safe_url(url: str) -> str:

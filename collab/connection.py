@@ -1,10 +1,16 @@
-"""One client: a WebSocket (collab/wire.py) bound to the hub, its limits and its room.
+"""One socket: its limits, what it holds before its session is admitted, and its closing.
+
+`BaseConnection` is what every kind of socket does the same way: rate limits (1008), the
+pre-auth buffer and its caps, handing messages to its session (collab/session.py), and the
+bookkeeping of its end. `Connection` is the fast path's socket: RFC 6455 on the raw transport
+(collab/wire.py) that uvicorn hands over for an upgrade (collab/endpoint.py). The ASGI path's
+socket is collab/asgi_endpoint.py's `AsgiConnection`.
 
 Everything here is synchronous and runs on the event loop, called from the transport's
-callbacks: a frame is checked (rate limits), then handed to the room, which applies it and
-writes the resulting frames to the other members' transports before the next frame is read.
-The only task a connection ever owns is its admission (hooks, authentication, the document
-load), which ends when it joins its room.
+callbacks: a frame is checked (rate limits), then handed to the session's room, which applies it
+and writes the resulting frames to the other members' transports before the next frame is read.
+A fast-path connection owns no task: its session owns its admission (hooks, authentication, the
+document load), which ends when it joins its room.
 
 Fan-out writes with `send_frame`, which never waits: the transport's buffer is this client's
 outbound queue, and a client whose buffer would grow past `outbound_queue_bytes` is closed
@@ -13,171 +19,251 @@ with 1013 instead of slowing anyone else down.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import CloseCode, CollabError, InvalidDocumentName
-from .hooks import ConnectionInfo
+from .admission import ROUTE_PREFIX, Admission
+from .errors import CloseCode, CollabError
 from .limits import TokenBucket
-from .wire import Request, WebSocketProtocol
-
-if TYPE_CHECKING:
-    from .endpoint import Endpoint
-    from .hub import Hub
-    from .room import Room
+from .room import DEFLATE_FRAME, PLAIN_FRAME
+from .session import Session
+from .wire import Request, WebSocketProtocol, WireOptions
 
 log = logging.getLogger(__name__)
-_ids = itertools.count(1)
 
 
-class Connection(WebSocketProtocol):
+class BaseConnection:
+    """The part of a socket that does not depend on how its frames travel (a mixin: the
+    subclass declares these slots and implements the socket's half: framing, encode,
+    send_frame, send_nowait, close, keepalive)."""
+
+    if not TYPE_CHECKING:  # (mypy would refuse the subclasses' slots assigned in here)
+        __slots__ = ()
+
+    admission: Admission
+    session: Session | None  # from the open, once admission began (until then: refused)
+    active: Session | None  # the session, once it joined its room
+    pending: list[bytes] | None  # messages received before that
+    pending_bytes: int
+    message_bucket: TokenBucket
+    byte_bucket: TokenBucket
+    client: str
+    closing: bool
+    close_code: int | None
+    close_reason: str
+    last_received: float
+    last_sent: float
+    started: float
+
+    def _init_base(self, admission: Admission) -> None:
+        self.admission = admission
+        self.session = None
+        self.active = None
+        self.pending = None
+        self.pending_bytes = 0
+        self.client = "?"
+        self.closing = False
+        self.close_code = None
+        self.close_reason = ""
+        self.last_received = self.last_sent = self.started = time.monotonic()
+
+    def __repr__(self) -> str:
+        session = self.session
+        if session is None:
+            return f"<{type(self).__name__} {self.client}>"
+        return f"<{type(self).__name__} #{session.id} {self.client} {session.document!r}>"
+
+    # What the subclass implements (session.Socket: what a session needs of its socket).
+    framing: int
+
+    def encode(self, message: bytes) -> bytes:
+        raise NotImplementedError
+
+    def send_frame(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def send_nowait(self, message: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str = "") -> None:
+        raise NotImplementedError
+
+    def keepalive(self, now: float) -> None:
+        raise NotImplementedError
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open(
+        self, raw_name: str, query: str, headers: Mapping[str, str], ip: str, port: int
+    ) -> None:
+        """The socket is open (101 sent, or accepted): ask admission for the document."""
+        self.client = f"{ip}:{port}"
+        try:
+            session = self.admission.open(self, raw_name, query, headers, ip, port)
+        except CollabError as exc:
+            self.close(exc.code, exc.reason)
+            return
+        s = self.admission.settings
+        self.message_bucket = TokenBucket(s.rate_messages_per_s, s.rate_messages_burst)
+        self.byte_bucket = TokenBucket(s.rate_bytes_per_s, s.rate_bytes_burst)
+        self.session = session
+        self.pending = []
+
+    def joined(self, session: Session) -> None:
+        """Admitted: handle, in order, what arrived during admission."""
+        self.active = session
+        pending, self.pending, self.pending_bytes = self.pending or [], None, 0
+        for message in pending:
+            if not session.receive(message):
+                return
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def message_received(self, data: bytes) -> None:
+        """One binary message (the ASGI path; the fast path batches sync updates first)."""
+        if self.closing:
+            return
+        if not self.message_bucket.take() or not self.byte_bucket.take(len(data)):
+            self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            return
+        self.last_received = time.monotonic()
+        session = self.active
+        if session is not None:
+            session.receive(data)
+        else:
+            self._hold(data)
+
+    def _hold(self, data: bytes) -> None:
+        """Keep a message that arrived before the session joined its room (within the caps)."""
+        pending = self.pending
+        if pending is None:  # refused before admission began (the close is on its way)
+            return
+        pending.append(data)
+        self.pending_bytes += len(data)
+        s = self.admission.settings
+        if len(pending) > s.pre_auth_max_messages or self.pending_bytes > s.pre_auth_max_bytes:
+            self.close(CloseCode.POLICY_VIOLATION, "too much data before authentication")
+
+    def text_received(self, data: bytes) -> None:
+        self.fail(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
+
+    def fail(self, code: int, reason: str) -> None:
+        """A client that broke the rules: close."""
+        self.close(code, reason)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _closing(self, code: int, reason: str) -> None:
+        """Starting to close (ours or the peer's): the session leaves its room at once."""
+        self.closing = True
+        self.close_code = code
+        self.close_reason = reason
+        self.pending = None
+        self.active = None
+        if self.session is not None:
+            self.session.detach()
+
+    def _ended(self, code: int, reason: str) -> None:
+        """The socket is gone; `code` is what ended it (1006: the peer vanished)."""
+        if not self.closing:
+            self._closing(code, reason)
+        log.info(
+            "%r closed with %s %s after %.1f s",
+            self,
+            self.close_code,
+            self.close_reason,
+            time.monotonic() - self.started,
+        )
+        if self.session is not None:
+            self.admission.closed(self.session, self.close_code, self.close_reason)
+
+
+class Listener(Protocol):
+    """What a fast-path Connection needs of the server side that made it (endpoint.Endpoint)."""
+
+    connections: set[Any]  # uvicorn's server_state.connections: shut down with the server
+    root_path: str
+
+    def client_ip(self, request: Request) -> str: ...
+
+
+class Connection(WebSocketProtocol, BaseConnection):
+    """The fast path's socket (collab/wire.py underneath)."""
+
     __slots__ = (
-        "_admission",
-        "_endpoint",
-        "_ip_counted",
+        "_listener",
         "_updates",
+        "active",
+        "admission",
         "byte_bucket",
         "client",
         "close_code",
         "close_reason",
         "closing",
-        "document",
-        "expires_at",
-        "hub",
-        "id",
-        "info",
-        "ip",
+        "framing",
         "last_received",
         "last_sent",
         "max_bytes",
         "message_bucket",
-        "on_close",
         "pending",
         "pending_bytes",
-        "pending_updates",
-        "read_only",
-        "room",
+        "session",
         "started",
     )
 
-    def __init__(self, endpoint: Endpoint, hub: Hub) -> None:
-        assert endpoint.options is not None
-        super().__init__(endpoint.options)
-        self._endpoint = endpoint
-        self.hub = hub
-        self.id = next(_ids)
-        self.document = ""
-        self.ip = "?"
-        self.client = "?"
-        self.info: ConnectionInfo | None = None
-        self.read_only = False  # copied from info.read_only once authenticated
-        self.expires_at: float | None = None  # wall-clock time the token expires
-        self.room: Room | None = None  # set once admitted (authenticated and joined)
-        self.pending: list[bytes] | None = None  # frames received before that
-        self.pending_bytes = 0
-        self.pending_updates = 0  # updates of this client still waiting for a dependency
-        self.message_bucket: TokenBucket | None = None
-        self.byte_bucket: TokenBucket | None = None
-        self.max_bytes = hub.settings.outbound_queue_bytes
-        self.closing = False
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.last_received = self.last_sent = self.started = time.monotonic()
-        self._ip_counted = False
-        self._admission: asyncio.Task[None] | None = None
+    def __init__(self, options: WireOptions, admission: Admission, listener: Listener) -> None:
+        super().__init__(options)
+        self._init_base(admission)
+        self._listener = listener
+        self.framing = PLAIN_FRAME
+        self.max_bytes = admission.settings.outbound_queue_bytes
         self._updates: list[bytes] | None = None  # sync updates read in this go, not yet handled
-        # Called once, synchronously, when the connection starts closing (room detaches it).
-        self.on_close: list[Any] = []
 
-    def __repr__(self) -> str:
-        return f"<Connection #{self.id} {self.client} {self.document!r}>"
-
-    def __hash__(self) -> int:
-        return self.id
+    __repr__ = BaseConnection.__repr__  # (WebSocketProtocol's comes first)
 
     # -- opening -------------------------------------------------------------------------------
 
     def accept_request(self, request: Request) -> None:
-        from .endpoint import check_request
-
-        check_request(self.hub, request, self._endpoint.root_path)
+        self.admission.check_request(request, self._listener.root_path)
 
     def opened(self, request: Request) -> None:
-        from .endpoint import admit, document_name
-
-        endpoint, hub = self._endpoint, self.hub
-        endpoint.connections.add(self)
-        self.ip = endpoint.client_ip(request)
+        listener = self._listener
+        listener.connections.add(self)
+        if self.deflate:
+            self.framing = DEFLATE_FRAME
+        root = listener.root_path + ROUTE_PREFIX
+        path = request.path
+        raw_name = path[len(root) + 1 :] if path.startswith(root + "/") else ""
         port = request.client[1] if request.client else 0
-        self.client = f"{self.ip}:{port}"
-        query = parse_qsl(request.query, keep_blank_values=True)
-        token = next((v for k, v in query if k == "token"), None)
-        try:
-            self.document = document_name(request.path, endpoint.root_path)
-        except InvalidDocumentName as exc:
-            self.close(exc.code, exc.reason)
-            return
-        params = {k: v for k, v in query if k != "token"}
-        self.info = ConnectionInfo(self.id, self.document, self.client, request.headers, params)
-        if not hub.accepting:
-            self.close(CloseCode.GOING_AWAY, "server shutting down")
-            return
-        refused = hub.ip_limits.attempt(self.ip)
-        if refused:
-            self.close(CloseCode.POLICY_VIOLATION, refused)
-            return
-        s = hub.settings
-        self.message_bucket = TokenBucket(s.rate_messages_per_s, s.rate_messages_burst)
-        self.byte_bucket = TokenBucket(s.rate_bytes_per_s, s.rate_bytes_burst)
-        hub.ip_limits.opened(self.ip)
-        self._ip_counted = True
-        self.pending = []
-        self._admission = asyncio.get_running_loop().create_task(admit(self, token))
-
-    def admitted(self, room: Room) -> None:
-        """Joined: handle, in order, what arrived during admission."""
-        self._admission = None
-        self.room = room
-        pending, self.pending, self.pending_bytes = self.pending or [], None, 0
-        for message in pending:
-            if not self._handle(message):
-                return
+        self._open(raw_name, request.query, request.headers, listener.client_ip(request), port)
 
     # -- reading -------------------------------------------------------------------------------
 
     def message_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if not self.message_bucket.take() or not self.byte_bucket.take(len(data)):  # type: ignore[union-attr]
+        if not self.message_bucket.take() or not self.byte_bucket.take(len(data)):
             self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             return
         self.last_received = time.monotonic()
-        if self.room is not None:
-            if data[:2] == b"\x00\x02" and not self.read_only:
-                # A sync update: held until the end of this read, so that a burst of them is
-                # applied as one (Room.handle_updates). Anything else goes after them, in order.
-                if self._updates is None:
-                    self._updates = [data]
-                else:
-                    self._updates.append(data)
-                return
+        session = self.active
+        if session is None:
+            self._hold(data)
+        elif data[:2] == b"\x00\x02" and not session.read_only:
+            # A sync update: held until the end of this read, so that a burst of them is
+            # applied as one (Room.handle_updates). Anything else goes after them, in order.
+            if self._updates is None:
+                self._updates = [data]
+            else:
+                self._updates.append(data)
+        else:
             if self._updates is not None:
                 self._flush_updates()
-            self._handle(data)
-            return
-        pending = self.pending
-        if pending is None:  # refused before admission began (the close is on its way)
-            return
-        pending.append(data)
-        self.pending_bytes += len(data)
-        s = self.hub.settings
-        if len(pending) > s.pre_auth_max_messages or self.pending_bytes > s.pre_auth_max_bytes:
-            self.close(CloseCode.POLICY_VIOLATION, "too much data before authentication")
+                if self.closing:  # one of them was refused: nothing after it is handled
+                    return
+            session.receive(data)
 
     def batch_end(self) -> None:
         if self._updates is not None:
@@ -185,30 +271,16 @@ class Connection(WebSocketProtocol):
 
     def _flush_updates(self) -> None:
         updates, self._updates = self._updates, None
-        assert updates is not None and self.room is not None
+        session = self.active
+        if session is None or updates is None:  # closed within this read
+            return
         if len(updates) == 1:
-            self._handle(updates[0])
+            session.receive(updates[0])
         else:
-            self._guarded(self.room.handle_updates, updates)
+            session.receive_updates(updates)
 
     def text_received(self, data: bytes) -> None:
-        self.fail(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
-
-    def _handle(self, data: bytes) -> bool:
-        """Handle one message of an admitted connection; False once the connection is closing."""
-        return self._guarded(self.room.handle, data)  # type: ignore[union-attr]
-
-    def _guarded(self, handler: Callable[[Connection, Any], None], argument: Any) -> bool:
-        """Run a room handler; what it raises closes this connection (and only this one)."""
-        try:
-            handler(self, argument)
-        except CollabError as exc:
-            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
-            self.close(exc.code, exc.reason)
-        except Exception:
-            log.exception("%r: error handling a message", self)
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
-        return not self.closing
+        BaseConnection.text_received(self, data)  # (WebSocketProtocol's hooks come first)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -237,7 +309,7 @@ class Connection(WebSocketProtocol):
         """Start closing: detach from the room (synchronously), send the close frame."""
         if not self.closing:
             self._closing(code, reason)
-        super().close(code, reason)
+        WebSocketProtocol.close(self, code, reason)
 
     def shutdown(self) -> None:
         """uvicorn's shutdown (our drain has normally closed everybody with 1001 before)."""
@@ -247,32 +319,6 @@ class Connection(WebSocketProtocol):
         if not self.closing:
             self._closing(code, reason)
 
-    def _closing(self, code: int, reason: str) -> None:
-        self.closing = True
-        self.close_code = code
-        self.close_reason = reason
-        self.pending = None
-        if self._admission is not None:
-            self._admission.cancel()
-            self._admission = None
-        callbacks, self.on_close = self.on_close, []
-        for callback in callbacks:
-            callback(self)
-
     def closed(self, code: int, reason: str) -> None:
-        if not self.closing:
-            self._closing(code, reason)  # the peer vanished (1006)
-        hub = self.hub
-        self._endpoint.connections.discard(self)
-        if self._ip_counted:
-            hub.ip_limits.closed(self.ip)
-        hub.leave(self.room, self)
-        log.info(
-            "%r closed with %s %s after %.1f s",
-            self,
-            self.close_code,
-            self.close_reason,
-            time.monotonic() - self.started,
-        )
-        if self._ip_counted and self.info is not None:  # admission began: hooks saw it
-            hub.disconnected(self.document, self.info, self.close_code, self.close_reason)
+        self._listener.connections.discard(self)
+        self._ended(code, reason)

@@ -1,70 +1,23 @@
-"""The WebSocket route: what uvicorn calls for an upgrade, the checks before the 101, admission.
+"""The fast path's WebSocket route: what uvicorn calls for an upgrade.
 
 uvicorn is configured with `ws=Endpoint(app)`: for every upgrade request it calls the endpoint,
-which returns a `Connection` (collab/connection.py) bound to the hub. Every failure becomes a
-close code on that one connection (accept first, then close: a close before accept reaches a
-browser as 1006 with no reason). The exceptions are refused before the upgrade with an HTTP
-status: a forbidden Origin (403), a path outside /ws (404), a malformed handshake (400/426).
-The room and every other connection carry on.
-
-Frames that arrive while a connection is being admitted are kept (up to the pre-auth caps) and
-handled in order once it has joined its room.
+which returns a `Connection` (collab/connection.py), our RFC 6455 on the raw transport. uvicorn
+then never calls the ASGI app for an upgrade: under `collab serve` the app's standard ASGI
+WebSocket route (collab/asgi_endpoint.py) is there but unused. What happens to a connection
+(the checks before the 101, admission, the close codes) is collab/admission.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
+from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 
+from .admission import Admission
 from .connection import Connection
-from .errors import CloseCode, CollabError, InvalidDocumentName
-from .hooks import OnAuthenticatePayload, OnConnectPayload, reject_from
-from .wire import HttpRefusal, Request, WireOptions
-
-if TYPE_CHECKING:
-    from .hub import Hub
-
-log = logging.getLogger(__name__)
-
-MAX_NAME_BYTES = 512
-ROUTE_PREFIX = "/ws"
-
-
-def document_name(raw_path: str, root_path: str = "") -> str:
-    """The document name: the URL path after /ws/, percent-decoded, strictly UTF-8."""
-    try:
-        path = unquote_to_bytes(raw_path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidDocumentName("document name is not valid UTF-8") from None
-    root = root_path + ROUTE_PREFIX
-    if path.startswith(root):
-        path = path[len(root) :]
-    name = path[1:] if path.startswith("/") else path
-    if not name:
-        raise InvalidDocumentName("empty document name")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise InvalidDocumentName(f"document name longer than {MAX_NAME_BYTES} bytes")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InvalidDocumentName("document name contains control characters")
-    return name
-
-
-def check_request(hub: Hub, request: Request, root_path: str) -> None:
-    """Before the 101: the route and the Origin allowlist (HttpRefusal)."""
-    root = root_path + ROUTE_PREFIX
-    if request.path != root and not request.path.startswith(root + "/"):
-        raise HttpRefusal(404, "no WebSocket route here: connect to /ws/<document name>")
-    origins = hub.settings.origins
-    origin = request.header("origin")
-    if origins and origin is not None and origin not in origins:
-        log.info("refused origin %r from %s", origin[:100], request.client)
-        raise HttpRefusal(403, "origin not allowed")
+from .wire import Request, WireOptions
 
 
 class Endpoint:
@@ -82,9 +35,9 @@ class Endpoint:
     def __call__(
         self, config: Any, server_state: Any, app_state: Any, _loop: Any = None
     ) -> Connection:
-        hub: Hub = self.app.state.hub
+        admission = admission_of(self.app)
         if self.options is None:
-            self.options = WireOptions(hub.settings)
+            self.options = WireOptions(admission.settings)
             self.connections = server_state.connections
             self.root_path = config.root_path or ""
             self._proxy_headers = bool(config.proxy_headers)
@@ -97,7 +50,7 @@ class Endpoint:
                     # A unix socket path or a name is nothing a TCP peer can match.
                     with contextlib.suppress(ValueError):
                         self._trusted.append(ipaddress.ip_network(entry, strict=False))
-        return Connection(self, hub)
+        return Connection(self.options, admission, self)
 
     def _is_trusted(self, host: str) -> bool:
         if self._trust_all:
@@ -121,35 +74,10 @@ class Endpoint:
         return hosts[0] if hosts else peer
 
 
-async def admit(conn: Connection, token: str | None) -> None:
-    """Hooks, authentication, join; then handle what arrived meanwhile, in order."""
-    hub = conn.hub
-    info = conn.info
-    assert info is not None
-    try:
-        try:
-            with anyio.fail_after(hub.settings.auth_timeout_s):
-                await hub.hooks.connect(OnConnectPayload(conn.document, info))
-                await hub.hooks.authenticate(OnAuthenticatePayload(conn.document, token, info))
-        except TimeoutError:
-            raise CollabError("authentication timed out", CloseCode.IDLE_TIMEOUT) from None
-        except Exception as exc:
-            raise reject_from(exc) from None
-        conn.read_only = info.read_only
-        expires = info.context.get("token_expires_at")
-        conn.expires_at = float(expires) if isinstance(expires, int | float) else None
-        room = await hub.join(conn.document, conn)
-    except CollabError as exc:
-        log.info("%r refused: %s (%d)", conn, exc.reason, exc.code)
-        conn.close(exc.code, exc.reason)
-        return
-    if conn.closing:
-        hub.leave(room, conn)
-        return
-    log.info(
-        "%r joined (%d members%s)", conn, len(room.members), ", read-only" if conn.read_only else ""
-    )
-    conn.admitted(room)
+def admission_of(app: Starlette) -> Admission:
+    """The app's admission, made by its lifespan (collab/app.py)."""
+    admission: Admission = app.state.admission
+    return admission
 
 
 def uvicorn_ws(config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> Connection:

@@ -24,10 +24,8 @@ from pycrdt import Doc
 from storage import DocumentStore, StoredDocument
 from storage import restore as restore_stored
 
-from . import protocol as p
 from .cluster import Bus
 from .cluster.sync import ClusterSync
-from .connection import Connection
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .hooks import (
     ConnectionInfo,
@@ -39,9 +37,9 @@ from .hooks import (
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
-from .limits import IpLimits
-from .room import Room
+from .room import Member, Room
 from .saver import Saver
+from .session import Session
 from .settings import Settings
 from .subdocs import SubdocOptions
 from .view import DocumentView
@@ -93,9 +91,6 @@ class Hub:
         # Keepalive pings ride on the ticker: it must tick a few times per ping interval.
         self.tick_s = min(TICK_S, max(0.05, ping / 4)) if ping > 0 else TICK_S
         self.hooks = HookRunner(extensions)
-        self.ip_limits = IpLimits(
-            settings.max_connections_per_ip, settings.max_connect_attempts_per_ip
-        )
         self.store = store
         self._tg = task_group
         self.saver = Saver(
@@ -108,10 +103,10 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._evicting: dict[str, anyio.Event] = {}  # documents being closed (see evict)
-        self.connections: set[Connection] = set()
+        self.connections: set[Session] = set()  # every session in a room
         self._no_connections = asyncio.Event()
         self._no_connections.set()
-        self.accepting = True
+        self._accepting = True
         self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
         if self.hooks.has("on_store_document"):
@@ -146,11 +141,16 @@ class Hub:
         payload = OnStoreDocumentPayload(name, count, _view(room))
         self.hooks.enqueue("on_store_document", payload)
 
-    def _changed(self, room: Room, conn: Connection | None, update: bytes) -> None:
+    def _changed(self, room: Room, conn: Member | None, update: bytes) -> None:
         info = conn.info if conn is not None else None
         self.hooks.enqueue("on_change", OnChangePayload(room.name, update, info, _view(room)))
 
     # -- joining and leaving -----------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new connections are refused with 1001."""
+        return self._accepting
 
     def room(self, name: str) -> Room | None:
         """The room of a document held in memory, or None."""
@@ -180,7 +180,7 @@ class Hub:
                 self._tg.start_soon(self._load, name, future)
             await asyncio.shield(future)  # then look again: an eviction may have begun
 
-    async def join(self, name: str, conn: Connection) -> Room:
+    async def join(self, name: str, conn: Session) -> Room:
         room = await self.open(name)
         if conn.closing:
             return room
@@ -207,7 +207,7 @@ class Hub:
         with anyio.move_on_after(5):
             await self.hooks.disconnect(payload)
 
-    def leave(self, room: Room | None, conn: Connection) -> None:
+    def leave(self, room: Room | None, conn: Session) -> None:
         if room is not None:
             room.remove(conn)
         self.connections.discard(conn)
@@ -315,7 +315,6 @@ class Hub:
         self._check_connections(now)
         self._expire_awareness()
         self._unload_idle(now)
-        self.ip_limits.prune()
         if self.cluster is not None:
             self.cluster.tick()
 
@@ -326,16 +325,8 @@ class Hub:
         heartbeat_due = now - s.heartbeat_s + self.tick_s
         idle_cutoff = now - s.idle_timeout_s
         wall = time.time()
-        for conn in list(self.connections):
-            conn.keepalive(now)
-            if conn.closing:
-                continue
-            if conn.expires_at is not None and wall >= conn.expires_at:
-                conn.close(CloseCode.UNAUTHORIZED, "token expired")
-            elif conn.last_received < idle_cutoff:
-                conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
-            elif conn.last_sent <= heartbeat_due:
-                conn.send_nowait(p.HEARTBEAT_MESSAGE)
+        for session in list(self.connections):  # pings, token expiry, idle timeout, heartbeat
+            session.tick(now, wall, idle_cutoff, heartbeat_due)
 
     def _expire_awareness(self) -> None:
         for room in self.rooms.values():
@@ -365,7 +356,7 @@ class Hub:
 
     async def close_all(self, code: int, reason: str, wait_s: float) -> None:
         """Stop accepting, close every connection, wait (bounded) for their handlers to end."""
-        self.accepting = False
+        self._accepting = False
         for conn in list(self.connections):
             conn.close(code, reason)
         with anyio.move_on_after(wait_s):

@@ -14,10 +14,9 @@ from typing import Any, Protocol
 from pycrdt import Doc, get_update, merge_updates
 
 from . import protocol as p
-from . import wire
 from .awareness import AwarenessRegistry
-from .connection import Connection
 from .errors import CollabError, ProtocolError, UnsupportedData
+from .hooks import ConnectionInfo
 from .subdocs import SubdocOptions
 from .validate import validate_state_vector, validate_update
 from .ydoc import apply_update, as_protocol_error, captured, is_yrs_failure
@@ -26,11 +25,51 @@ log = logging.getLogger(__name__)
 
 # Updates with missing dependencies one connection may leave pending (see Room._check_pending).
 MAX_PENDING_UPDATES = 64
+
+# How a member's transport takes a message (`Member.framing`): a broadcast encodes a message
+# once per kind and writes the same bytes to every member of that kind.
+PLAIN_FRAME = 0  # a WebSocket frame, written to the socket as is (collab/wire.py)
+DEFLATE_FRAME = 1  # a permessage-deflate frame (collab/wire.py)
+BARE_MESSAGE = 2  # the message itself: the server frames it (the ASGI path)
+
+
+class Member(Protocol):
+    """One connection in one room (collab/session.py's Session, over either kind of socket).
+
+    Everything here is called synchronously from the room's handlers: `send_frame` must never
+    wait (a member that cannot keep up closes itself), `close` only starts the closing.
+    """
+
+    framing: int  # PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
+    read_only: bool
+    info: ConnectionInfo  # what hooks know of it (on_change names its sender)
+
+    def encode(self, message: bytes) -> bytes:
+        """The bytes `send_frame` takes for `message` (shared by members of the same framing)."""
+        ...
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue bytes made by `encode`; never waits."""
+        ...
+
+    def send_nowait(self, message: bytes) -> None:
+        """Queue one message to this member alone."""
+        ...
+
+    def add_pending(self, edits: int) -> int:
+        """Count `edits` updates of this member waiting for a missing dependency; the total."""
+        ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+    def __hash__(self) -> int: ...  # (members key the room's dict and own awareness states)
+
+
 # Called with (document name, update bytes, edits) for every change that must be persisted;
 # `edits` is how many client updates were merged into it (collab.saver.Saver.record).
 Recorder = Callable[[str, bytes, int], None]
-# Called with (room, connection or None, update bytes) after each change was fanned out.
-ChangeListener = Callable[["Room", "Connection | None", bytes], None]
+# Called with (room, member or None, update bytes) after each change was fanned out.
+ChangeListener = Callable[["Room", "Member | None", bytes], None]
 
 
 class Publisher(Protocol):
@@ -60,7 +99,7 @@ class Room:
         # The subdocuments' options as their clients wrote them, which yrs drops (subdocs.py).
         self.subdocs = subdocs if subdocs is not None else SubdocOptions()
         self.awareness = AwarenessRegistry(awareness_timeout_s)
-        self.members: dict[Connection, None] = {}
+        self.members: dict[Member, None] = {}
         self._record = record
         self._on_change = on_change
         self._publish = publish
@@ -78,20 +117,21 @@ class Room:
 
     # -- membership --------------------------------------------------------------------------
 
-    def add(self, conn: Connection) -> None:
-        self.members[conn] = None
+    def add(self, member: Member) -> None:
+        """A member joins: it gets our sync step 1 and everybody's awareness. It leaves with
+        `remove`, which its session calls the moment it starts closing."""
+        self.members[member] = None
         self.empty_since = None
-        conn.on_close.append(self.remove)
-        conn.send_nowait(p.sync_step1(self.doc.get_state()))
+        member.send_nowait(p.sync_step1(self.doc.get_state()))
         states = self.awareness.encode_all()
         if states is not None:
-            conn.send_nowait(p.awareness_message(states))
+            member.send_nowait(p.awareness_message(states))
 
-    def remove(self, conn: Connection) -> None:
-        if conn not in self.members:
+    def remove(self, member: Member) -> None:
+        if member not in self.members:
             return
-        del self.members[conn]
-        removed = self.awareness.remove_owned_by(conn)
+        del self.members[member]
+        removed = self.awareness.remove_owned_by(member)
         if removed:
             update = p.encode_awareness_update(removed)
             self.broadcast(p.awareness_message(update))
@@ -100,25 +140,22 @@ class Room:
         if not self.members:
             self.empty_since = time.monotonic()
 
-    def broadcast(self, message: bytes, *, exclude: Connection | None = None) -> None:
-        """Send to every member but `exclude`: framed once, the same bytes to each socket."""
-        plain: bytes | None = None
-        packed: bytes | None = None  # for members that negotiated compression
-        for member in tuple(self.members):
+    def broadcast(self, message: bytes, *, exclude: Member | None = None) -> None:
+        """Send to every member but `exclude`: encoded once per framing, the same bytes to each
+        member of that framing (in practice one: a server runs one kind of socket)."""
+        encoded: list[bytes | None] = [None, None, None]
+        for member in tuple(self.members):  # (a member may close, and leave, as we write)
             if member is exclude:
                 continue
-            if member.deflate:
-                if packed is None:
-                    packed = member.encode(message)
-                member.send_frame(packed)
-            else:
-                if plain is None:
-                    plain = wire.frame(message)
-                member.send_frame(plain)
+            kind = member.framing
+            data = encoded[kind]
+            if data is None:
+                data = encoded[kind] = member.encode(message)
+            member.send_frame(data)
 
     # -- messages ----------------------------------------------------------------------------
 
-    def handle(self, conn: Connection, message: bytes) -> None:
+    def handle(self, conn: Member, message: bytes) -> None:
         """Handle one frame from `conn`; raises a CollabError for anything malformed."""
         if not message:
             raise ProtocolError("empty message")
@@ -157,7 +194,7 @@ class Room:
             raise as_protocol_error(exc, "invalid state vector")  # noqa: B904 (chained)
         return self.subdocs.reinstate(update)
 
-    def _apply_update(self, conn: Connection, update: bytes, message: bytes) -> None:
+    def _apply_update(self, conn: Member, update: bytes, message: bytes) -> None:
         # The hot path: apply once, forward the very bytes received, persist them.
         if update == p.EMPTY_UPDATE:
             return
@@ -166,7 +203,7 @@ class Room:
             self.subdocs.learn_from(update)
         self._apply(conn, update, message, (update,))
 
-    def handle_updates(self, conn: Connection, messages: list[bytes]) -> None:
+    def handle_updates(self, conn: Member, messages: list[bytes]) -> None:
         """Several sync-update messages one client sent back to back (read in one go).
 
         Applied as one merged update: yrs' cost per applied update grows with the document
@@ -207,9 +244,7 @@ class Room:
         if error is not None:
             raise error
 
-    def _apply(
-        self, conn: Connection, update: bytes, message: bytes, parts: Sequence[bytes]
-    ) -> None:
+    def _apply(self, conn: Member, update: bytes, message: bytes, parts: Sequence[bytes]) -> None:
         """Apply a validated update (the merge of `parts`, as the client sent them) once, send
         `message` (which carries it) to the other members, persist it, tell the bus/hooks."""
         apply_update(self.doc, update)
@@ -222,7 +257,7 @@ class Room:
             for part in parts:  # on_change sees each update as its client sent it
                 self._on_change(self, conn, part)
 
-    def _check_pending(self, conn: Connection, update: bytes, edits: int = 1) -> None:
+    def _check_pending(self, conn: Member, update: bytes, edits: int = 1) -> None:
         """Refuse a client that keeps sending updates whose dependencies are missing.
 
         A well-behaved client never does (it sends in causal order, and anything it builds on
@@ -232,8 +267,7 @@ class Room:
         """
         if get_update(update, self.doc.get_state())[0] == 0:
             return
-        conn.pending_updates += edits
-        if conn.pending_updates > MAX_PENDING_UPDATES:
+        if conn.add_pending(edits) > MAX_PENDING_UPDATES:
             raise ProtocolError("too many updates with missing dependencies")
 
     def apply_server_update(self, update: bytes) -> None:
@@ -251,7 +285,7 @@ class Room:
             if self._publish is not None:
                 self._publish.update(update)
 
-    def _apply_step2(self, conn: Connection | None, update: bytes) -> None:
+    def _apply_step2(self, conn: Member | None, update: bytes) -> None:
         # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:
@@ -270,7 +304,7 @@ class Room:
             if self._on_change is not None:
                 self._on_change(self, conn, change)
 
-    def _apply_awareness(self, conn: Connection, update: bytes, message: bytes) -> None:
+    def _apply_awareness(self, conn: Member, update: bytes, message: bytes) -> None:
         entries = p.decode_awareness_update(update)
         if not entries:
             return  # a client's keep-alive: nothing to relay

@@ -36,6 +36,7 @@ class ServerProcess:
         self._log = log
         self.flags = flags
         self.proc: Process | None = None
+        self.health_path = "/healthz"  # (an app mounting collab: its /<mount>/healthz)
 
     @property
     def url(self) -> str:
@@ -100,7 +101,7 @@ class ServerProcess:
                             f"server exited with {self.proc.returncode}:\n{self.log_tail()}"
                         )
                     try:
-                        response = await http.get(f"http://127.0.0.1:{self.port}/healthz")
+                        response = await http.get(f"http://127.0.0.1:{self.port}{self.health_path}")
                         if response.status_code == 200:
                             return
                     except httpx.TransportError:

@@ -57,6 +57,7 @@ class YClient:
         if read:
             self._reading.set()
         self._tg: Any = None
+        self._sending = 0  # local updates whose send task has not finished
         self._sub = self.doc.observe(self._on_local_change)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -109,6 +110,7 @@ class YClient:
     def _on_local_change(self, event: Any) -> None:
         if self._remote or self.ws is None:
             return
+        self._sending += 1
         self._tg.start_soon(self._send_update, p.update_message(event.update))
 
     async def _send_update(self, message: bytes) -> None:
@@ -116,6 +118,14 @@ class YClient:
             await self.send(message)
         except websockets.ConnectionClosed:
             pass  # like a provider whose socket dropped: the next sync carries it
+        finally:
+            self._sending -= 1
+            self._notify()
+
+    async def sent(self) -> None:
+        """Returns once every local change made so far has been handed to the socket (they
+        go out from tasks of their own: a message sent directly could overtake them)."""
+        await self.wait_for(lambda: self._sending == 0)
 
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         self.clock += 1

@@ -30,7 +30,7 @@ from pycrdt import Text
 from collab import protocol as p
 from collab.extensions.token_auth import mint_token
 from collab.hooks import Extension, OnChangePayload
-from tests.conftest import serving
+from tests.conftest import every_server, serving
 from tests.procs import ServerProcess
 from tests.ywire import YClient, close_of
 
@@ -110,6 +110,7 @@ async def auth_server(server_with):
 # -- the happy path ---------------------------------------------------------------------------
 
 
+@every_server
 async def test_write_tokens_sync_both_ways(auth_server):
     async with (
         synced(auth_server, "doc", token()) as a,
@@ -131,6 +132,7 @@ async def test_without_auth_configured_no_token_is_needed(server):
 # -- refusals ---------------------------------------------------------------------------------
 
 
+@every_server
 async def test_missing_token_closes_4401(auth_server):
     assert await close_of(ws_url(auth_server, "doc", None)) == (4401, "missing token")
     assert await close_of(ws_url(auth_server, "doc", "")) == (4401, "missing token")
@@ -155,6 +157,7 @@ BAD_TOKENS = {
 }
 
 
+@every_server
 async def test_bad_tokens_close_4401(auth_server):
     # One server for every case (a server start and stop costs ~0.2 s).
     got = {}
@@ -174,6 +177,7 @@ async def test_expired_token_closes_4401_token_expired(auth_server):
     assert await close_of(ws_url(auth_server, "doc", token(ttl=-5))) == (4401, "token expired")
 
 
+@every_server
 async def test_token_for_another_document_closes_4403(auth_server):
     code, reason = await close_of(ws_url(auth_server, "other", token("doc")))
     assert code == 4403, reason
@@ -213,6 +217,7 @@ async def test_document_patterns(auth_server):
     assert not wrong
 
 
+@every_server
 async def test_token_expiring_while_connected_closes_4401(auth_server):
     short = token(ttl=2)  # exp is whole seconds: it expires 1-2 s from now
     expires_at = jwt.decode(short, SECRET, algorithms=["HS256"])["exp"]

@@ -8,9 +8,10 @@ import anyio
 import pytest
 
 from collab import protocol as p
+from tests.conftest import every_server
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 ADA = {"user": {"name": "Ada", "color": "#30bced"}, "cursor": None}
 BOB = {"user": {"name": "Bob", "color": "#6eeb83"}}

@@ -37,10 +37,10 @@ from collab.errors import CloseCode
 from collab.extensions.token_auth import mint_token
 from collab.hooks import Extension, OnAuthenticatePayload, OnConnectPayload
 from collab.settings import Settings
-from tests.conftest import serving
+from tests.conftest import every_server, serving
 from tests.ywire import YClient, close_of
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 SECRET = "limits-secret-0123456789-abcdefghijklm"
 HEARTBEAT = p.HEARTBEAT_MESSAGE  # a valid awareness frame with no entries: costs the server ~0
@@ -83,6 +83,7 @@ async def barrier(client: YClient) -> None:
     def replies() -> int:
         return sum(1 for m in client.received if m[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP2]))
 
+    await client.sent()
     before = replies()
     await client.send(p.sync_step1(client.doc.get_state()))
     await client.wait_for(lambda: replies() > before)
@@ -218,7 +219,7 @@ async def test_connections_per_ip(server_with):
             assert (code, reason) == (1008, "too many connections from this address")
             await still_working(a, b, "three still work")
             assert c.close_code is None
-        await wait_until(lambda: srv.hub.ip_limits.open.get("127.0.0.1", 0) == 0)
+        await wait_until(lambda: srv.admission.ip_limits.open.get("127.0.0.1", 0) == 0)
         async with synced(srv.url), synced(srv.url), synced(srv.url):
             pass  # slots come back when connections close
 
@@ -257,6 +258,9 @@ async def first_answer(url: str, forwarded_for: str, stack: AsyncExitStack) -> s
     return "in"
 
 
+# The ASGI servers apply their own proxy-header settings (uvicorn's --forwarded-allow-ips);
+# trusted_proxies is the fast path's.
+@pytest.mark.every_server(kinds=("collab",))
 async def test_per_ip_limits_behind_a_trusted_proxy_count_the_forwarded_address(server_with):
     """docs/limits.md: behind a proxy, the limits count each client's own address (from
     X-Forwarded-For) when the proxy is trusted, and the proxy's otherwise."""
@@ -276,11 +280,11 @@ async def test_per_ip_limits_behind_a_trusted_proxy_count_the_forwarded_address(
 
 async def test_per_ip_limits_are_off_by_default(server):
     """Many people share one address (an office, a carrier): see test_shared_address.py."""
-    assert not server.hub.ip_limits.enabled
+    assert not server.admission.ip_limits.enabled
     async with AsyncExitStack() as stack:
         for _ in range(300):  # more than the old default of 256
             assert await first_answer(server.url, "", stack) == "in"
-    assert server.hub.ip_limits.open == {}
+    assert server.admission.ip_limits.open == {}
 
 
 # -- per document and per process -------------------------------------------------------------

@@ -12,8 +12,9 @@ import websockets
 
 from collab import protocol as p
 from collab.settings import Settings
+from tests.conftest import every_server
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 ALLOWED = "https://app.example.com,http://localhost:3000"
 

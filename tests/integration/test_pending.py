@@ -9,9 +9,10 @@ from pycrdt import Doc, Text
 
 from collab import protocol as p
 from collab.room import MAX_PENDING_UPDATES
+from tests.conftest import every_server
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 
 def typed(n: int) -> list[bytes]:

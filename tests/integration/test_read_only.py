@@ -15,10 +15,10 @@ from pycrdt import Doc, Text
 from collab import protocol as p
 from collab.extensions.token_auth import mint_token
 from collab.hub import restore
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, every_server
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 SECRET = "read-only-secret-0123456789-abcdefghij"
 
@@ -48,6 +48,7 @@ async def barrier(client: YClient) -> None:
     def replies() -> int:
         return sum(1 for m in client.received if m[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP2]))
 
+    await client.sent()
     before = replies()
     await client.send(p.sync_step1(client.doc.get_state()))
     await client.wait_for(lambda: replies() > before)

@@ -11,9 +11,10 @@ import pytest
 from pycrdt import Doc, Map, Text
 
 from collab import protocol as p
+from tests.conftest import every_server
 from tests.ywire import YClient, close_of
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 
 def update_bytes(text: str) -> bytes:

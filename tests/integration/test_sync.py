@@ -13,9 +13,10 @@ from pycrdt import Array, Doc, Map, Provider, Text, XmlElement, XmlFragment, Xml
 from pycrdt.websocket.websocket import HttpxWebsocket
 
 from collab import protocol as p
+from tests.conftest import every_server
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, every_server]
 
 
 @asynccontextmanager

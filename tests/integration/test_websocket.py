@@ -620,6 +620,32 @@ async def test_many_frames_in_one_write_are_all_answered_in_order(server):
     assert reminders == [1]
 
 
+async def test_nothing_after_a_refused_update_in_the_same_write_is_handled(server):
+    """Sync updates read in one go are held and applied together (Room.handle_updates); when
+    one of them is refused, the connection is closed, and what came after it in the same read
+    must not reach the room: here an awareness state, which would otherwise be broadcast and
+    stay behind as a ghost cursor, owned by a connection that had already left."""
+    client_id = 5150
+    with anyio.fail_after(TEST_S):
+        async with YClient(server.url, "doc") as watcher:
+            await watcher.wait_for(lambda: watcher.synced)
+            async with connect(server) as ws:
+                await ws.join()
+                bad_update = bytes([p.MSG_SYNC, p.SYNC_UPDATE, 5, 1, 2])  # length beyond end
+                await ws.send(binary(bad_update), binary(awareness(client_id, 1, {"n": 1})))
+                with anyio.fail_after(STEP_S):  # (not expect_close: no need to wait for EOF)
+                    while (m := await ws.next_message()) is not None and m.opcode != CLOSE:
+                        pass
+                assert m is not None and close_code(m.payload) == 1002
+            # Whatever the server did with that read, it did before reading the watcher's next
+            # message: once that is answered, a ghost cursor would have reached the watcher.
+            received = len(watcher.received)
+            await watcher.send(p.QUERY_AWARENESS_MESSAGE)
+            await watcher.wait_for(lambda: len(watcher.received) > received)
+            assert client_id not in watcher.present()
+            assert client_id not in server.hub.rooms["doc"].awareness.states()
+
+
 @pytest.mark.parametrize("size", [125, 126, 65535, 65536, 70000])
 async def test_extended_payload_lengths_are_accepted_and_forwarded(server, size):
     message, key = update_of_size(size)

@@ -19,7 +19,7 @@ from tests.tcpproxy import tcp_proxy
 from .conftest import SpawnNode
 from .yjsnode import NodeYClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.interop]
+pytestmark = [pytest.mark.anyio, pytest.mark.interop, pytest.mark.every_server]
 
 ADA = {"user": {"name": "Ada", "color": "#30bced"}, "cursor": {"anchor": 1, "head": 1}}
 

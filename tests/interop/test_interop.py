@@ -27,7 +27,7 @@ from .conftest import SpawnNode
 from .yjsnode import content, snapshot
 
 # Every test takes the `node` fixture, which skips (fails in CI) without Node or node_modules.
-pytestmark = [pytest.mark.anyio, pytest.mark.interop]
+pytestmark = [pytest.mark.anyio, pytest.mark.interop, pytest.mark.every_server]
 
 # How fast a departed client's awareness must disappear for everybody else.
 REMOVAL_DEADLINE_S = 2.0

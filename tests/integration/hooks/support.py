@@ -16,7 +16,7 @@ import websockets
 from pycrdt import Doc, Text
 
 from collab.access import Access
-from collab.connection import Connection
+from collab.connection import BaseConnection
 from collab.hooks import (
     ConnectionInfo,
     Extension,
@@ -31,6 +31,7 @@ from collab.hooks import (
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
+from collab.session import Session
 from storage import DocumentStore
 from tests.ywire import YClient
 
@@ -172,9 +173,9 @@ def local_client(client: YClient) -> str:
     return f"{host}:{port}"
 
 
-def connection_of(info: ConnectionInfo) -> Connection:
-    """The server's Connection behind a hook's ConnectionInfo (same process, same objects)."""
+def connection_of(info: ConnectionInfo) -> BaseConnection:
+    """The server's socket behind a hook's ConnectionInfo (same process, same objects)."""
     for referrer in gc.get_referrers(info):
-        if isinstance(referrer, Connection):
-            return referrer
-    raise LookupError(f"no Connection holds {info!r}")
+        if isinstance(referrer, Session) and isinstance(referrer.socket, BaseConnection):
+            return referrer.socket
+    raise LookupError(f"no session holds {info!r}")

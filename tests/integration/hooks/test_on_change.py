@@ -22,7 +22,7 @@ from tests.integration.hooks.support import (
 )
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.every_server]
 
 
 async def test_the_update_reproduces_the_edit_and_names_its_sender(settings):

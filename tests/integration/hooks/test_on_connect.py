@@ -19,7 +19,7 @@ from tests.integration.hooks.support import (
 )
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.every_server]
 
 
 class Refuse(Recorder):

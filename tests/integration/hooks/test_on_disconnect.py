@@ -19,7 +19,7 @@ from tests.conftest import serving, start_server
 from tests.integration.hooks.support import Recorder, RefusedClient, closed, local_client
 from tests.ywire import YClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.every_server]
 
 
 class Auth(Recorder):
@@ -34,6 +34,8 @@ class Auth(Recorder):
         return {"user": payload.token}
 
 
+# hypercorn reports a client's clean close to the app as 1006 (its websocket.disconnect).
+@pytest.mark.every_server(kinds=("collab", "uvicorn"))
 async def test_a_clean_close_reports_1000_with_the_context(settings):
     rec = Auth()
     async with serving(settings, extensions=[rec]) as srv:
@@ -50,6 +52,8 @@ async def test_a_clean_close_reports_1000_with_the_context(settings):
         assert not srv.hub.connections and not srv.hub.rooms["doc"].members
 
 
+# uvicorn's own WebSocket layer reports a lost connection to the app as 1005.
+@pytest.mark.every_server(kinds=("collab", "hypercorn"))
 async def test_a_dropped_connection_reports_an_abnormal_code(settings):
     rec = Auth()
     async with serving(settings, extensions=[rec]) as srv:

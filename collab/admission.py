@@ -1,0 +1,172 @@
+"""Admission: from a WebSocket that asks for a document to a session in its room.
+
+Both kinds of socket go through here (the fast path, collab/connection.py, and the ASGI path,
+collab/asgi_endpoint.py), so the rules are written once:
+
+- before the upgrade (fast path) or before accept (ASGI): the route and the Origin allowlist,
+  refused with an HTTP status (404, 403), since nothing a browser could act on is lost;
+- once open: the document name (4404), shutting down (1001), the per-IP limits (1008), then a
+  `Session` is made and its admission runs in a task the session owns: on_connect and
+  on_authenticate under `auth_timeout_s` (4408), the join (1013 when full, 1011 when the load
+  fails). Every refusal after the upgrade is a close code on that one socket: accept first,
+  then close, since a close before accept reaches a browser as 1006 with no reason;
+- when the socket is gone: leave the room, give the address's slot back, run on_disconnect.
+
+The socket keeps what the client sends meanwhile (up to the pre-auth caps) and hands it to the
+session, in order, once it has joined (`Socket.joined`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+import anyio
+
+from .errors import CloseCode, CollabError, InvalidDocumentName
+from .hooks import ConnectionInfo, OnAuthenticatePayload, OnConnectPayload, reject_from
+from .hub import Hub
+from .limits import IpLimits
+from .session import Session, Socket
+from .settings import Settings
+from .wire import HttpRefusal, Request
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_BYTES = 512
+ROUTE_PREFIX = "/ws"
+
+
+def parse_name(raw: str) -> str:
+    """The document name from its percent-encoded form in the URL: strictly UTF-8, not empty,
+    at most MAX_NAME_BYTES, no control characters."""
+    try:
+        name = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidDocumentName("document name is not valid UTF-8") from None
+    if not name:
+        raise InvalidDocumentName("empty document name")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidDocumentName(f"document name longer than {MAX_NAME_BYTES} bytes")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidDocumentName("document name contains control characters")
+    return name
+
+
+def document_name(raw_path: str, root_path: str = "") -> str:
+    """The document name: the URL path after /ws/, percent-decoded, strictly UTF-8."""
+    root = root_path + ROUTE_PREFIX
+    if raw_path.startswith(root):
+        raw_path = raw_path[len(root) :]
+    return parse_name(raw_path[1:] if raw_path.startswith("/") else raw_path)
+
+
+class Admission:
+    """The door of one server process: one per app, made by its lifespan."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.settings = settings
+        self._hub = hub
+        self._hooks = hub.hooks
+        self._ids = itertools.count(1)
+        self._origins = settings.origins
+        self.ip_limits = IpLimits(
+            settings.max_connections_per_ip, settings.max_connect_attempts_per_ip
+        )
+        self._pruned = time.monotonic()
+
+    # -- before the upgrade --------------------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Browsers always send Origin; other clients usually none, and are let through."""
+        return not self._origins or origin is None or origin in self._origins
+
+    def check_request(self, request: Request, root_path: str) -> None:
+        """The fast path, before the 101: the route and the Origin allowlist (HttpRefusal)."""
+        root = root_path + ROUTE_PREFIX
+        if request.path != root and not request.path.startswith(root + "/"):
+            raise HttpRefusal(404, "no WebSocket route here: connect to /ws/<document name>")
+        origin = request.header("origin")
+        if not self.origin_allowed(origin):
+            log.info("refused origin %r from %s", (origin or "")[:100], request.client)
+            raise HttpRefusal(403, "origin not allowed")
+
+    # -- open ----------------------------------------------------------------------------------
+
+    def open(
+        self,
+        socket: Socket,
+        raw_name: str,
+        query: str,
+        headers: Mapping[str, str],
+        ip: str,
+        port: int,
+    ) -> Session:
+        """A socket is open and asks for the document `raw_name` (percent-encoded): its session,
+        with its admission under way. Raises a CollabError (its close code) to refuse it."""
+        document = parse_name(raw_name)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        token = next((v for k, v in pairs if k == "token"), None)
+        params = {k: v for k, v in pairs if k != "token"}
+        info = ConnectionInfo(next(self._ids), document, f"{ip}:{port}", headers, params)
+        if not self._hub.accepting:
+            raise CollabError("server shutting down", CloseCode.GOING_AWAY)
+        self._prune()
+        refused = self.ip_limits.attempt(ip)
+        if refused:
+            raise CollabError(refused, CloseCode.POLICY_VIOLATION)
+        self.ip_limits.opened(ip)
+        session = Session(socket, info, ip)
+        session.admit_with(self._admit(session, token))
+        return session
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned >= 1.0:
+            self._pruned = now
+            self.ip_limits.prune()
+
+    async def _admit(self, session: Session, token: str | None) -> None:
+        """Hooks, authentication, join; then the socket hands over what arrived meanwhile."""
+        hub, info = self._hub, session.info
+        try:
+            await self._authenticate(session, token)
+            room = await hub.join(info.document, session)
+        except CollabError as exc:
+            log.info("%r refused: %s (%d)", session, exc.reason, exc.code)
+            session.close(exc.code, exc.reason)
+            return
+        if session.closing:
+            hub.leave(room, session)
+            return
+        log.info(
+            "%r joined (%d members%s)",
+            session,
+            len(room.members),
+            ", read-only" if session.read_only else "",
+        )
+        session.joined(room)
+
+    async def _authenticate(self, session: Session, token: str | None) -> None:
+        info = session.info
+        try:
+            with anyio.fail_after(self.settings.auth_timeout_s):
+                await self._hooks.connect(OnConnectPayload(info.document, info))
+                await self._hooks.authenticate(OnAuthenticatePayload(info.document, token, info))
+        except TimeoutError:
+            raise CollabError("authentication timed out", CloseCode.IDLE_TIMEOUT) from None
+        except Exception as exc:
+            raise reject_from(exc) from None
+        session.authenticated()
+
+    # -- closed --------------------------------------------------------------------------------
+
+    def closed(self, session: Session, code: int | None, reason: str) -> None:
+        """The session's socket is gone: leave the room, free the address's slot, and let
+        on_disconnect know (every session made here went through the hooks)."""
+        self._hub.leave(session.room, session)
+        self.ip_limits.closed(session.ip)
+        self._hub.disconnected(session.document, session.info, code, reason)

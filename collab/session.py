@@ -1,0 +1,171 @@
+"""One socket in one document (Hocuspocus calls it Connection, its socket ClientConnection).
+
+A `Session` is what a Room sees as a member (room.Member): who it is (`ConnectionInfo`),
+whether it may write, when its token expires, how many of its updates wait for a dependency.
+It is made by admission (collab/admission.py) once a socket asks for a document, and joins the
+room when the hooks have let it in. Its socket is either kind (`Socket` below): the fast path's
+`Connection` (collab/connection.py) or the ASGI path's (collab/asgi_endpoint.py). Today a socket
+carries one session; a protocol that multiplexes documents over one socket gives it several.
+
+The hot path does not go through the session: `send_frame`, `encode` and `send_nowait` are the
+socket's own bound methods, copied onto the session when it is made, so a broadcast writes
+straight into each member's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from . import protocol as p
+from .errors import CloseCode, CollabError
+from .hooks import ConnectionInfo
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """What a session needs of the socket that carries it."""
+
+    framing: int  # room.PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
+    closing: bool
+    last_received: float  # time.monotonic() of the last message from the client
+    last_sent: float  # and of the last one to it
+
+    def encode(self, message: bytes) -> bytes: ...
+
+    def send_frame(self, data: bytes) -> None: ...
+
+    def send_nowait(self, message: bytes) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+    def keepalive(self, now: float) -> None:
+        """The ticker's turn: ping a quiet client, drop one that stopped answering."""
+        ...
+
+    def joined(self, session: Session) -> None:
+        """`session` is in its room: hand it what arrived meanwhile."""
+        ...
+
+
+class Session:
+    __slots__ = (
+        "_admission",
+        "encode",
+        "expires_at",
+        "framing",
+        "id",
+        "info",
+        "ip",
+        "pending_updates",
+        "read_only",
+        "room",
+        "send_frame",
+        "send_nowait",
+        "socket",
+    )
+
+    def __init__(self, socket: Socket, info: ConnectionInfo, ip: str) -> None:
+        self.socket = socket
+        self.id = info.id
+        self.info = info
+        self.ip = ip
+        self.read_only = False  # info.read_only, once authenticated
+        self.expires_at: float | None = None  # wall-clock time the token expires
+        self.room: Room | None = None  # once admitted
+        self.pending_updates = 0  # updates still waiting for a dependency (Room._check_pending)
+        self._admission: asyncio.Task[None] | None = None
+        # The hot path writes straight into the socket (see the module's docstring).
+        self.framing = socket.framing
+        self.encode: Callable[[bytes], bytes] = socket.encode
+        self.send_frame: Callable[[bytes], None] = socket.send_frame
+        self.send_nowait: Callable[[bytes], None] = socket.send_nowait
+
+    def __repr__(self) -> str:
+        return f"<Session #{self.id} {self.info.client} {self.info.document!r}>"
+
+    @property
+    def document(self) -> str:
+        return self.info.document
+
+    @property
+    def closing(self) -> bool:
+        return self.socket.closing
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def admit_with(self, admission: Coroutine[Any, Any, None]) -> None:
+        """Run `admission` (hooks, authentication, join) in a task this session owns: closing
+        the session cancels it."""
+        self._admission = asyncio.get_running_loop().create_task(admission)
+
+    def authenticated(self) -> None:
+        """The hooks are done with `info`: take what they decided."""
+        self.read_only = self.info.read_only
+        expires = self.info.context.get("token_expires_at")
+        self.expires_at = float(expires) if isinstance(expires, int | float) else None
+
+    def joined(self, room: Room) -> None:
+        """Admitted into `room` (which has sent us its sync step 1)."""
+        self._admission = None
+        self.room = room
+        self.socket.joined(self)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def receive(self, message: bytes) -> bool:
+        """Handle one message in the room; False once the session is closing."""
+        return self._guarded(self.room.handle, message)  # type: ignore[union-attr]
+
+    def receive_updates(self, messages: list[bytes]) -> bool:
+        """Sync updates the client sent back to back, applied as one (Room.handle_updates)."""
+        return self._guarded(self.room.handle_updates, messages)  # type: ignore[union-attr]
+
+    def _guarded(self, handler: Callable[[Session, Any], None], argument: Any) -> bool:
+        """Run a room handler; what it raises closes this session (and only this one)."""
+        try:
+            handler(self, argument)
+        except CollabError as exc:
+            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
+            self.close(exc.code, exc.reason)
+        except Exception:
+            log.exception("%r: error handling a message", self)
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        return not self.socket.closing
+
+    def add_pending(self, edits: int) -> int:
+        self.pending_updates += edits
+        return self.pending_updates
+
+    # -- the ticker ----------------------------------------------------------------------------
+
+    def tick(self, now: float, wall: float, idle_cutoff: float, heartbeat_due: float) -> None:
+        """Once a tick: keepalive pings, token expiry (4401), idle timeout (4408), heartbeat."""
+        socket = self.socket
+        socket.keepalive(now)
+        if socket.closing:
+            return
+        if self.expires_at is not None and wall >= self.expires_at:
+            self.close(CloseCode.UNAUTHORIZED, "token expired")
+        elif socket.last_received < idle_cutoff:
+            self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+        elif socket.last_sent <= heartbeat_due:
+            socket.send_nowait(p.HEARTBEAT_MESSAGE)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close this session: with one session per socket, the socket."""
+        self.socket.close(code, reason)
+
+    def detach(self) -> None:
+        """The socket is closing: stop admission, leave the room (its cursors go at once)."""
+        if self._admission is not None:
+            self._admission.cancel()
+            self._admission = None
+        if self.room is not None:
+            self.room.remove(self)
