@@ -49,6 +49,10 @@ class _Client:
     offset_owner: Hashable | None = None
 
 
+def _removal(client_id: int, clock: int) -> AwarenessEntry:
+    return AwarenessEntry(client_id, clock, NULL_STATE)
+
+
 class AwarenessRegistry:
     def __init__(self, timeout_s: float = 30.0) -> None:
         self._clients: dict[int, _Client] = {}
@@ -72,53 +76,57 @@ class AwarenessRegistry:
         reminders: list[AwarenessEntry] = []
         verbatim = True
         for entry in entries:
-            client = self._clients.get(entry.client_id)
-            is_null = entry.state == NULL_STATE
-            if client is None:
-                # y-protocols treats an unknown client as clock 0: only a newer clock counts.
-                if entry.clock == 0:
-                    verbatim = False
-                    continue
-                self._clients[entry.client_id] = _Client(
-                    entry.clock, None if is_null else entry.state, now, None if is_null else owner
-                )
-                accepted.append(entry)
-                if remind and not is_null:
-                    # Peers may hold this clock from before we knew the client (a restart).
-                    reminders.append(AwarenessEntry(entry.client_id, entry.clock, NULL_STATE))
-                continue
-            clock = entry.clock
-            if client.offset and owner == client.offset_owner:
-                clock += client.offset
-            if clock > client.clock or (
-                clock == client.clock and is_null and client.state is not None
-            ):
-                if clock != entry.clock:
-                    entry = AwarenessEntry(entry.client_id, clock, entry.state)
-                    verbatim = False
-                elif client.offset_owner is not None:
-                    client.offset, client.offset_owner = 0, None
-                self._take(client, entry, owner, now)
-                accepted.append(entry)
-                continue
-            verbatim = False
-            if is_null or client.state is not None:
-                continue
-            if remind:
-                # Removed here (its socket dropped, or it expired), and back with a clock its
-                # peers hold as removed.
-                reminders.append(AwarenessEntry(entry.client_id, client.clock, NULL_STATE))
-            elif client.removed_here:
-                # A cluster peer we took for gone is back with its users' states at the clocks
-                # we removed them at. Its process reminds nobody (its clients were never told),
-                # so we shift this client's clocks from that peer by what puts it past our
-                # removal: our clients see it again now, and its later changes too.
-                shifted = client.clock + 1
-                client.offset, client.offset_owner = shifted - entry.clock, owner
-                entry = AwarenessEntry(entry.client_id, shifted, entry.state)
-                self._take(client, entry, owner, now)
-                accepted.append(entry)
+            taken, reminder = self._apply_one(entry, owner, remind, now)
+            if taken is not entry:
+                verbatim = False
+            if taken is not None:
+                accepted.append(taken)
+            if reminder is not None:
+                reminders.append(reminder)
         return accepted, verbatim, reminders
+
+    def _apply_one(
+        self, entry: AwarenessEntry, owner: Hashable, remind: bool, now: float
+    ) -> tuple[AwarenessEntry | None, AwarenessEntry | None]:
+        """(the entry as taken, or None; the reminder to send back, or None)."""
+        client = self._clients.get(entry.client_id)
+        is_null = entry.state == NULL_STATE
+        if client is None:
+            # y-protocols treats an unknown client as clock 0: only a newer clock counts.
+            if entry.clock == 0:
+                return None, None
+            self._clients[entry.client_id] = _Client(
+                entry.clock, None if is_null else entry.state, now, None if is_null else owner
+            )
+            # Peers may hold this clock from before we knew the client (a restart).
+            return entry, _removal(entry.client_id, entry.clock) if remind and not is_null else None
+        clock = entry.clock
+        if client.offset and owner == client.offset_owner:
+            clock += client.offset
+        if clock > client.clock or (clock == client.clock and is_null and client.state is not None):
+            if clock != entry.clock:
+                entry = AwarenessEntry(entry.client_id, clock, entry.state)
+            elif client.offset_owner is not None:
+                client.offset, client.offset_owner = 0, None
+            self._take(client, entry, owner, now)
+            return entry, None
+        if is_null or client.state is not None:
+            return None, None
+        if remind:
+            # Removed here (its socket dropped, or it expired), and back with a clock its peers
+            # hold as removed.
+            return None, _removal(entry.client_id, client.clock)
+        if not client.removed_here:
+            return None, None
+        # A cluster peer we took for gone is back with its users' states at the clocks we
+        # removed them at. Its process reminds nobody (its clients were never told), so we shift
+        # this client's clocks from that peer by what puts it past our removal: our clients see
+        # it again now, and its later changes too.
+        shifted = client.clock + 1
+        client.offset, client.offset_owner = shifted - entry.clock, owner
+        entry = AwarenessEntry(entry.client_id, shifted, entry.state)
+        self._take(client, entry, owner, now)
+        return entry, None
 
     @staticmethod
     def _take(client: _Client, entry: AwarenessEntry, owner: Hashable, now: float) -> None:
