@@ -182,40 +182,47 @@ def subdoc_items(update: bytes) -> Iterator[tuple[int, int, int, int, int]]:
                 if info & 0x20:  # parent sub (map key)
                     pos = _skip_buf(data, pos)
             ref = info & 0x0F
-            length = 1
-            if ref == 4:  # String: its length in UTF-16 code units
-                start, pos = _buf(data, pos)
-                chunk = data[start:pos]
-                length = (
-                    len(chunk) if chunk.isascii() else len(chunk.decode().encode("utf-16-le")) // 2
-                )
-            elif ref == 8:  # Any: count × Any
-                length, pos = _uint(data, pos)
-                for _ in range(length):
-                    pos = _skip_any(data, pos)
-            elif ref == 1:  # Deleted: a length
-                length, pos = _uint(data, pos)
-            elif ref == 7:  # Type: one byte (yrs), XmlElement's name
-                pos += 1
-                if data[pos - 1] == _TYPE_REF_XML_ELEMENT:
-                    pos = _skip_buf(data, pos)
-            elif ref == 3 or ref == 5:  # Binary; Embed (JSON text)
-                pos = _skip_buf(data, pos)
-            elif ref == 6:  # Format: key, JSON text
-                pos = _skip_buf(data, _skip_buf(data, pos))
-            elif ref == _REF_DOC:
+            if ref == _REF_DOC:
                 guid_at = pos
                 options_at = pos = _skip_buf(data, pos)
                 pos = _skip_any(data, pos)
                 yield client, clock, guid_at, options_at, pos
+                length = 1
             elif ref == _REF_JSON:
                 # Legacy JSON: yrs reads count + 1 strings and writes count, so its length here
                 # depends on who wrote it. Nothing after it can be placed.
                 log.debug("subdocument options: an update with JSON content, not walked on")
                 return
             else:
-                raise ValueError(f"unknown content type {ref}")
+                length, pos = _skip_content(data, pos, ref)
             clock += length
+
+
+def _skip_content(data: bytes, pos: int, ref: int) -> tuple[int, int]:
+    """Skip an item's content of type `ref` (not a subdocument, not JSON): (its length in clock
+    units, where it ends)."""
+    length = 1
+    if ref == 4:  # String: its length in UTF-16 code units
+        start, pos = _buf(data, pos)
+        chunk = data[start:pos]
+        length = len(chunk) if chunk.isascii() else len(chunk.decode().encode("utf-16-le")) // 2
+    elif ref == 8:  # Any: count × Any
+        length, pos = _uint(data, pos)
+        for _ in range(length):
+            pos = _skip_any(data, pos)
+    elif ref == 1:  # Deleted: a length
+        length, pos = _uint(data, pos)
+    elif ref == 7:  # Type: one byte (yrs), XmlElement's name
+        pos += 1
+        if data[pos - 1] == _TYPE_REF_XML_ELEMENT:
+            pos = _skip_buf(data, pos)
+    elif ref == 3 or ref == 5:  # Binary; Embed (JSON text)
+        pos = _skip_buf(data, pos)
+    elif ref == 6:  # Format: key, JSON text
+        pos = _skip_buf(data, _skip_buf(data, pos))
+    else:
+        raise ValueError(f"unknown content type {ref}")
+    return length, pos
 
 
 def _uint(data: bytes, pos: int) -> tuple[int, int]:

@@ -135,6 +135,7 @@ class RedisBus:
         on_connected: Callable[[], None],
         on_subscribed: Callable[[str], None],
     ) -> None:
+        """Connect, serve, and when Redis goes away, reconnect with backoff, forever."""
         import redis.asyncio as redis
 
         backoff = 0.1
@@ -145,19 +146,7 @@ class RedisBus:
             )
             sub, pub = pool.make_connection(), pool.make_connection()
             try:
-                with anyio.fail_after(SILENCE_S):  # TimeoutError is an OSError
-                    await sub.connect()
-                    await pub.connect()
-                    self._counts_all = await counts_all_subscribers(pub)
-                channels = [self._heartbeat, *(self.channel(d) for d in self._documents)]
-                self._subscribed_at_start = list(channels)
-                await sub.send_command("SUBSCRIBE", *channels, check_health=False)
-                self._sub = sub
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._publish_forever, pub, sub, on_connected)
-                    tg.start_soon(self._drain, pub)
-                    tg.start_soon(self._watch, sub)
-                    await self._listen(sub, handler, on_connected, on_subscribed, len(channels))
+                await self._serve(sub, pub, handler, on_connected, on_subscribed)
             except (OSError, redis.RedisError, BaseExceptionGroup) as exc:
                 # Errors from the listener or the publisher arrive wrapped in an ExceptionGroup
                 # by the task group: only connection trouble is ours to absorb.
@@ -168,26 +157,54 @@ class RedisBus:
                     log.debug("Redis bus unavailable: %r", lost)
             finally:
                 was_connected = self.connected
-                self.connected = False
-                self._sub = None
-                self._outbox.clear()
-                for state in (
-                    self._alone,
-                    self._subscribed,
-                    self._late,  # (on_connected follows the reconnect)
-                    self._inflight,
-                    self._spoken,
-                ):
-                    state.clear()
-                self._sent = 0
-                with anyio.CancelScope(shield=True):
-                    for c in (sub, pub):
-                        with anyio.move_on_after(1):
-                            await c.disconnect()
+                await self._disconnected(sub, pub)
             if was_connected:
                 backoff = 0.1
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    async def _serve(
+        self,
+        sub: Any,
+        pub: Any,
+        handler: Handler,
+        on_connected: Callable[[], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
+        """One connection's life: connect both, subscribe, then listen, publish, drain the
+        replies and watch for silence until something fails."""
+        with anyio.fail_after(SILENCE_S):  # TimeoutError is an OSError
+            await sub.connect()
+            await pub.connect()
+            self._counts_all = await counts_all_subscribers(pub)
+        channels = [self._heartbeat, *(self.channel(d) for d in self._documents)]
+        self._subscribed_at_start = list(channels)
+        await sub.send_command("SUBSCRIBE", *channels, check_health=False)
+        self._sub = sub
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._publish_forever, pub, sub, on_connected)
+            tg.start_soon(self._drain, pub)
+            tg.start_soon(self._watch, sub)
+            await self._listen(sub, handler, on_connected, on_subscribed, len(channels))
+
+    async def _disconnected(self, sub: Any, pub: Any) -> None:
+        """Forget what held for that connection only, and close both sockets."""
+        self.connected = False
+        self._sub = None
+        self._outbox.clear()
+        for state in (
+            self._alone,
+            self._subscribed,
+            self._late,  # (on_connected follows the reconnect)
+            self._inflight,
+            self._spoken,
+        ):
+            state.clear()
+        self._sent = 0
+        with anyio.CancelScope(shield=True):
+            for c in (sub, pub):
+                with anyio.move_on_after(1):
+                    await c.disconnect()
 
     async def _listen(
         self,
