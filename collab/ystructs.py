@@ -229,7 +229,7 @@ class _Reader:
             for _ in range(struct.length):
                 self.string()
         elif ref == BINARY:
-            self.pos += self.var()
+            self.skip(self.var())
         elif ref == STRING:
             text = self.string()
             struct.text = text
@@ -264,6 +264,11 @@ class _Reader:
                 return value
             shift += 7
 
+    def skip(self, n: int) -> None:
+        self.pos += n
+        if self.pos > len(self.data):
+            raise IndexError
+
     def string(self) -> str:
         n = self.var()
         start = self.pos
@@ -295,7 +300,7 @@ class _Reader:
             for _ in range(self.var()):
                 self.any()
         elif tag == 116:
-            self.pos += self.var()
+            self.skip(self.var())
         else:
             raise ValueError(f"unknown Any tag {tag}")
 
