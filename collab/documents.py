@@ -120,9 +120,10 @@ class DocumentService:
 
     async def info(self, name: str) -> DocumentSummary:
         """One document; DocumentNotFound when it is neither stored nor open."""
-        for summary in await self.list_documents(prefix=name):
-            if summary.name == name:
-                return summary
+        # by name, a name comes first among those it is a prefix of
+        for found in await self.store.list_documents(name, limit=1):
+            if found.name == name:
+                return self._summary(found)
         if self._room(name) is not None:  # opened, nothing committed yet
             return DocumentSummary(name, 0, 0, 0, self._online(name), 0)
         raise DocumentNotFound(f"no document named {name!r}")
