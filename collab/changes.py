@@ -58,11 +58,16 @@ def diff(
     scratch.apply_update(new_state)
     for name, subscription in zip(fields, subscriptions, strict=True):
         texts[name].unobserve(subscription)
-    added = _Added(read_update(diff_update(new_state, get_state(old_state))).structs, clients)
-    return {
-        name: _segments(olds[name], deltas.get(name, []), texts[name], added, deleter)
-        for name in fields
-    }
+    structs = read_update(diff_update(new_state, get_state(old_state))).structs
+    for hints in (False, True):  # cheap rules; if they leave a run unexplained, ask yrs
+        added = _Added(structs, clients, hints)
+        result = {
+            name: _segments(olds[name], deltas.get(name, []), texts[name], added, deleter)
+            for name in fields
+        }
+        if not added.stuck:
+            break
+    return result
 
 
 def _collect(into: list[dict[str, Any]]) -> Callable[[TextEvent], None]:
@@ -140,68 +145,101 @@ class _Added:
     the text (yrs splits a block where anything is inserted into it or deleted from it), so an
     inserted run of the delta is a sequence of whole items. Which ones: the item that continues
     the previous one (its origin is the previous one's last character, as when one types on),
-    else one whose text the run starts with (the sticky index of the run's start names it when
-    it can; yrs's own positions inside non-ASCII blocks are not reliable, so it is only a
-    hint). Two authors inserting the same characters at the same place concurrently is the one
-    case this may name the wrong one of the two.
+    else the longest whose text the run starts with. Items of the same text by the same author
+    are interchangeable here; only when that text was written by several authors does the
+    sticky index of the run's start say which (it walks the text from its start, so it is
+    asked only then; and yrs's positions inside non-ASCII blocks are off, so it is a hint).
+    Two authors inserting the same characters at the same place concurrently is the one case
+    this may name the wrong one of the two.
     """
 
-    def __init__(self, structs: list[Struct], clients: dict[int, str]) -> None:
+    def __init__(self, structs: list[Struct], clients: dict[int, str], hints: bool) -> None:
         self._clients = clients
+        self._hints = hints  # ask the sticky index at every step
+        self.stuck = False  # a run was left (partly) unexplained
         self._by_start: dict[tuple[int, int], Struct] = {}
         self._by_origin: dict[tuple[int, int], list[Struct]] = {}
-        self._by_first: dict[str, list[Struct]] = {}
+        # text -> author -> the unused items of that text by that author
+        self._pool: dict[str, dict[str | None, list[Struct]]] = {}
+        lengths: set[int] = set()
         for struct in structs:
-            if struct.ref == STRING and struct.text:
-                self._by_first.setdefault(struct.text[0], []).append(struct)
-            elif struct.ref == EMBED:
-                self._by_first.setdefault(EMBED_CHAR, []).append(struct)
-            else:
+            if struct.ref not in (STRING, EMBED) or (struct.ref == STRING and not struct.text):
                 continue
+            piece = _piece(struct)
+            lengths.add(len(piece))
+            author = clients.get(struct.client)
+            self._pool.setdefault(piece, {}).setdefault(author, []).append(struct)
             self._by_start[(struct.client, struct.clock)] = struct
             if struct.origin is not None:
                 self._by_origin.setdefault(struct.origin, []).append(struct)
+        self._lengths = sorted(lengths, reverse=True)
         self._used: set[int] = set()
 
     def authors(self, text: Text, at: int, insert: Any) -> list[tuple[str, str | None]]:
-        """`insert` (found at `at`, in yrs units, in the new text) cut into runs by author."""
+        """`insert` (found at `at`, in yrs units, in the new text) cut into runs by author:
+        by the cheap rules first, and if they leave part of it unexplained, again asking the
+        sticky index at every step (and `stuck` says so: the cheap rules may have taken an
+        item of the same author and text that belonged elsewhere, so the caller starts over
+        with hints everywhere)."""
         rest = insert if isinstance(insert, str) else EMBED_CHAR
         out: list[tuple[str, str | None]] = []
+        for hints in (self._hints, True):
+            consumed: list[Struct] = []
+            out, complete = self._cut(rest, text, at, hints, consumed)
+            if complete:
+                return out
+            self.stuck = True
+            self._release(consumed)
+        return out
+
+    def _cut(
+        self, rest: str, text: Text, at: int, hints: bool, consumed: list[Struct]
+    ) -> tuple[list[tuple[str, str | None]], bool]:
+        out: list[tuple[str, str | None]] = []
         previous: Struct | None = None
-        hint = _id_at(text, at)
         while rest:
-            struct = self._next(rest, previous, hint)
-            hint = None
+            struct = self._next(rest, previous, text, at, hints)
             if struct is None:
                 out.append((rest, None))
-                break
+                return out, False
             self._used.add(id(struct))
+            consumed.append(struct)
             piece = _piece(struct)
             out.append((piece, self._clients.get(struct.client)))
             rest = rest[len(piece) :]
+            at += len(piece.encode("utf-8")) if piece != EMBED_CHAR else 1
             previous = struct
-        return out
+        return out, True
+
+    def _release(self, consumed: list[Struct]) -> None:
+        for struct in consumed:
+            self._used.discard(id(struct))
+            items = self._pool[_piece(struct)][self._clients.get(struct.client)]
+            if struct not in items:
+                items.insert(0, struct)
 
     def _next(
-        self, rest: str, previous: Struct | None, hint: tuple[int, int] | None
+        self, rest: str, previous: Struct | None, text: Text, at: int, hints: bool
     ) -> Struct | None:
-        """The item the run continues with: the one that continues `previous`, else the one
-        the sticky index named, else the longest whose text the run starts with."""
-        preferred: list[Struct] = []
         if previous is not None:
             last = (previous.client, previous.clock + previous.length - 1)
-            preferred.extend(self._by_origin.get(last, ()))
-        if hint is not None and hint in self._by_start:
-            preferred.append(self._by_start[hint])
-        for struct in preferred:
-            if id(struct) not in self._used and rest.startswith(_piece(struct)):
-                return struct
-        matching = [
-            s
-            for s in self._by_first.get(rest[0], ())
-            if id(s) not in self._used and rest.startswith(_piece(s))
-        ]
-        return max(matching, key=lambda s: len(_piece(s))) if matching else None
+            for struct in self._by_origin.get(last, ()):
+                if id(struct) not in self._used and rest.startswith(_piece(struct)):
+                    return struct
+        candidates: list[list[Struct]] = []  # longest text first
+        for length in self._lengths:
+            for items in self._pool.get(rest[:length], {}).values():
+                while items and id(items[0]) in self._used:  # drop the used ones
+                    items.pop(0)
+                if items:
+                    candidates.append(items)
+        if not candidates:
+            return None
+        if hints or len({self._clients.get(items[0].client) for items in candidates}) > 1:
+            hint = self._by_start.get(_id_at(text, at) or (-1, -1))
+            if hint is not None and id(hint) not in self._used and rest.startswith(_piece(hint)):
+                return hint
+        return candidates[0][0]
 
 
 def _piece(struct: Struct) -> str:
