@@ -145,10 +145,11 @@ class _Added:
     the text (yrs splits a block where anything is inserted into it or deleted from it), so an
     inserted run of the delta is a sequence of whole items. Which ones: the item that continues
     the previous one (its origin is the previous one's last character, as when one types on),
-    else the longest whose text the run starts with. Items of the same text by the same author
-    are interchangeable here; only when that text was written by several authors does the
-    sticky index of the run's start say which (it walks the text from its start, so it is
-    asked only then; and yrs's positions inside non-ASCII blocks are off, so it is a hint).
+    else the one whose text the run starts with. Items of the same text by the same author
+    are interchangeable here; only when items of several texts or authors could start the
+    run does the sticky index of its position say which (it walks the text from its start,
+    so it is asked only then; and yrs's positions inside non-ASCII blocks are off, so it is a
+    hint).
     Two authors inserting the same characters at the same place concurrently is the one case
     this may name the wrong one of the two.
     """
@@ -235,10 +236,16 @@ class _Added:
                     candidates.append(items)
         if not candidates:
             return None
-        if hints or len({self._clients.get(items[0].client) for items in candidates}) > 1:
+        if hints or len(candidates) > 1:  # which one decides who wrote what follows
             hint = self._by_start.get(_id_at(text, at) or (-1, -1))
-            if hint is not None and id(hint) not in self._used and rest.startswith(_piece(hint)):
-                return hint
+            if hint is not None and rest.startswith(_piece(hint)):
+                if id(hint) not in self._used:
+                    return hint
+                # taken earlier in its stead: one of the same text and author
+                same = self._pool[_piece(hint)][self._clients.get(hint.client)]
+                for struct in same:
+                    if id(struct) not in self._used:
+                        return struct
         return candidates[0][0]
 
 
