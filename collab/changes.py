@@ -10,9 +10,10 @@ that was deleted.
 Authors: an inserted character is an item whose id names the Yjs client that wrote it;
 `clients` (the store's `collab_clients`: client id -> author, first writer wins) names the
 person. The client of each inserted character is read from a twin delta (`_Marks`): the same
-update with each added item's characters replaced by a mark of its client. Which client deleted an item Yjs does not record: a deletion is attributed to the one
-author who was active in the interval when there was exactly one (`deleters`, or else the
-authors of the clients that wrote anything in between), and to nobody (null) otherwise.
+update with each added item's characters replaced by a mark of its client. Which client
+deleted an item Yjs does not record: a deletion is attributed to the one author who was
+active in the interval when there was exactly one (`deleters`, or else the authors of the
+clients that wrote anything in between), and to nobody (null) otherwise.
 """
 
 from __future__ import annotations
