@@ -13,7 +13,7 @@ validator: a malformed update raises `ValueError`.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
@@ -68,6 +68,28 @@ def read_update(data: bytes) -> Structs:
         return _Reader(data).update()
     except IndexError:
         raise ValueError("truncated Yjs update") from None
+
+
+def update_kinds(data: bytes, roots: Iterable[str]) -> dict[str, str]:
+    """`root_kinds` of a v1 update whose roots are `roots` (pycrdt's Doc.keys()), reading only
+    as far as needed: once an item naming each root has said "map" or "text" (a typed text
+    root's first item usually comes early), the rest is not read."""
+    undecided = set(roots)
+    decided: dict[str, str] = {}
+    reader = _Reader(data)
+    try:
+        for struct in reader.structs():
+            root = struct.parent
+            if isinstance(root, str) and root in undecided:
+                kind = _kind_of(struct)
+                if kind in ("map", "text"):
+                    decided[root] = kind
+                    undecided.discard(root)
+                    if not undecided:
+                        return decided
+    except IndexError:
+        raise ValueError("truncated Yjs update") from None
+    return root_kinds(read_update(data))
 
 
 def root_kinds(structs: Structs) -> dict[str, str]:
@@ -188,8 +210,7 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def update(self) -> Structs:
-        structs: list[Struct] = []
+    def structs(self) -> Iterator[Struct]:
         for _ in range(self.var()):
             count = self.var()
             client = self.var()
@@ -197,7 +218,10 @@ class _Reader:
             for _ in range(count):
                 struct = self.struct(client, clock)
                 clock += struct.length
-                structs.append(struct)
+                yield struct
+
+    def update(self) -> Structs:
+        structs = list(self.structs())
         deleted: dict[int, list[tuple[int, int]]] = {}
         for _ in range(self.var()):
             client = self.var()
