@@ -199,6 +199,12 @@ def _prelim(value: Any) -> Any:
     prelim ones with the same content)."""
     if isinstance(value, Text):
         return Text(str(value))
+    if isinstance(value, Doc):  # a subdocument: the same guid (its content is its own)
+        return Doc(guid=value.guid)
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, XmlFragment | XmlElement | XmlText):
+        return str(value)  # XML nested in a map or array: kept as its text
     if isinstance(value, Map):
         return Map({k: _prelim(value[k]) for k in value.keys()})  # noqa: SIM118 (pycrdt Map)
     if isinstance(value, Array):
@@ -227,6 +233,10 @@ def _attributes(node: XmlElement) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Doc):
+        return ("doc", value.guid)
+    if isinstance(value, bytearray):
+        return bytes(value)
     if isinstance(value, XmlText | XmlElement | XmlFragment):
         return ("xml", str(value))
     if isinstance(value, Text):

@@ -163,3 +163,17 @@ def test_make_like_keeps_the_characters_that_stay() -> None:
     sync(doc, user)
     assert str(user.get("t", type=Text)) == "keep this line\n"
     assert cursor.get_index() == len("keep ")
+
+
+def test_make_like_with_subdocuments_and_bytes() -> None:
+    doc: Doc[Any] = Doc(client_id=1)
+    doc.get("a", type=Array).append(Doc(guid="child-1"))
+    doc.get("m", type=Map)["sub"] = Doc(guid="child-2")
+    doc.get("m", type=Map)["bin"] = b"\x01\x02"
+    old_state = doc.get_update()
+    doc.get("a", type=Array).append(1)
+    doc.get("m", type=Map)["sub"] = 3
+    del doc.get("m", type=Map)["bin"]
+    assert make_like(doc, old_state)
+    assert content(doc.get_update()) == content(old_state)
+    assert content(old_state)["content"]["m"] == {"sub": {"guid": "child-2"}, "bin": [1, 2]}
