@@ -58,7 +58,7 @@ async def api(srv: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
 
 def listed(response: httpx.Response) -> list[str]:
     assert response.status_code == 200, response.text
-    return sorted(d["name"] for d in response.json())
+    return sorted(d["name"] for d in response.json()["documents"])
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ async def test_first_access_in_priority_order_decides(settings):
     low = Grants("low", 50, Access("*"))
     async with serving(settings, extensions=[low, mid, high]) as srv:
         async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
-            assert (await http.get("/api/documents")).json() == []
+            assert (await http.get("/api/documents")).json()["documents"] == []
     assert (high.count("on_request"), mid.count("on_request"), low.count("on_request")) == (
         1,
         1,
