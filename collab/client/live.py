@@ -82,6 +82,7 @@ class LiveDocument:
         self.connected = False
         self.is_synced = False
         self.connections = 0  # successful connections so far (1 + reconnects)
+        self.remote_changes = 0  # remote updates applied so far
         self.error: DocumentClosed | None = None
         self._outbox: MemoryObjectSendStream[bytes] | None = None
         self._queued = 0  # messages in the outbox of the current connection
@@ -155,6 +156,11 @@ class LiveDocument:
     async def synced(self) -> None:
         """Wait until the document holds everything the server has (after a reconnect: again)."""
         await self.wait_until(lambda: self.is_synced)
+
+    async def changed(self) -> None:
+        """Wait for the next remote change to the document (from now on)."""
+        seen = self.remote_changes
+        await self.wait_until(lambda: self.remote_changes > seen)
 
     async def sent(self) -> None:
         """Wait until every local change made so far is on the socket, or (when the connection
@@ -295,6 +301,7 @@ class LiveDocument:
                 self._applying = False
             if sync.kind == p.SYNC_STEP2:
                 self.is_synced = True
+            self.remote_changes += 1
             self._notify()
         elif kind == p.MSG_AWARENESS:
             self.awareness.apply_awareness_update(p.parse_awareness(message), "remote")
