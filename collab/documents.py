@@ -73,14 +73,14 @@ class DocumentService:
     async def list_documents(
         self, access: Access = EVERYTHING, prefix: str = ""
     ) -> list[DocumentSummary]:
-        """The stored documents whose name starts with `prefix` and that `access` covers, the
-        most recently changed first."""
+        """The stored documents whose name starts with `prefix` and that `access` covers, by
+        name (byte order)."""
         return [
             DocumentSummary(
                 d.name, d.created_at_ms, d.updated_at_ms, d.size_bytes, self._online(d.name)
             )
-            for d in await self.store.list_documents()
-            if d.name.startswith(prefix) and access.covers(d.name)
+            for d in await self.store.list_documents(prefix)
+            if access.covers(d.name)
         ]
 
     async def info(self, name: str) -> DocumentSummary:
