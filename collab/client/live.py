@@ -26,9 +26,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from pycrdt import Awareness, Doc, TransactionEvent
+from pycrdt import Awareness, Doc, Text, TransactionEvent
 
 from .. import protocol as p
+from ..ystructs import read_update
 from .errors import DocumentClosed
 
 if TYPE_CHECKING:
@@ -316,8 +317,48 @@ class LiveDocument:
         me = self.awareness.client_id
         return {cid: s for cid, s in self.awareness.states.items() if cid != me}
 
+    def set_cursor(self, field: str, anchor: int, head: int | None = None) -> None:
+        """Show our cursor (a selection from `anchor` to `head`) in the Y.Text root `field`, as
+        y-codemirror.next and the other Yjs editor bindings read it: relative positions, so it
+        stays on the same characters while others type. Indexes count characters of
+        `str(text)` (not pycrdt's UTF-8 bytes)."""
+        head = anchor if head is None else head
+        self.set_presence(
+            cursor={
+                "anchor": relative_position(self.doc, field, anchor),
+                "head": relative_position(self.doc, field, head),
+            }
+        )
+
     def set_presence(self, **fields: Any) -> None:
         """Set fields of our awareness state (e.g. `user={"name": "bot"}`, `cursor=...`)."""
         state = dict(self.awareness.get_local_state() or {})
         state.update(json.loads(json.dumps(fields)))  # JSON values only, as peers parse them
         self.awareness.set_local_state(state)
+
+
+def relative_position(doc: Doc[Any], field: str, index: int) -> dict[str, Any]:
+    """A Yjs relative position (as JSON: what `Y.createRelativePositionFromJSON` reads) for the
+    character index `index` of the Y.Text root `field`: the id of the item there, or the end of
+    the text.
+
+    How: insert a character at that index into a scratch copy of the document and read the
+    insert's right origin, which is Yjs's own answer to "which item is at this index" (in UTF-16
+    clocks, whatever the characters). pycrdt's StickyIndex would be the direct way, but
+    pycrdt 0.14 mixes its UTF-8 offsets with UTF-16 clocks there (wrong ids, and a panic near the
+    end, for any text that is not ASCII). The copy costs O(document): fine for a bot's cursor.
+    """
+    content = str(doc.get(field, type=Text))
+    offset = len(content[:index].encode("utf-8"))  # pycrdt's Text counts UTF-8 bytes
+    scratch: Doc[Any] = Doc()
+    scratch.apply_update(doc.get_update())
+    captured: list[bytes] = []
+    subscription = scratch.observe(lambda event: captured.append(event.update))
+    scratch.get(field, type=Text).insert(offset, "\ufffc")
+    scratch.unobserve(subscription)
+    ours = [s for s in read_update(captured[0]).structs if s.client == scratch.client_id]
+    right = ours[0].right_origin if ours else None
+    if right is None:  # the end of the text
+        return {"type": None, "tname": field, "item": None, "assoc": 0}
+    item = {"client": right[0], "clock": right[1]}
+    return {"type": None, "tname": None, "item": item, "assoc": 0}

@@ -70,15 +70,19 @@ def answers(text: str) -> list[tuple[int, str]]:
     return out[::-1]
 
 
-def answer_all(text: Text) -> int:
-    """Write every missing answer into `text`, in one transaction; how many were written."""
+def answer_all(text: Text) -> int | None:
+    """Write every missing answer into `text`, in one transaction; where the first one written
+    ends (a str index), or None when there was nothing to answer."""
     current = str(text)
     todo = answers(current)
     with text.doc.transaction(origin="summarize-bot"):
         for where, line in todo:  # last first: earlier indexes stay valid
             # pycrdt's Text indexes are UTF-8 byte offsets, Python's are code points.
             text.insert(len(current[:where].encode("utf-8")), line)
-    return len(todo)
+    if not todo:
+        return None
+    where, line = todo[-1]
+    return where + len(line) - 1  # before its newline
 
 
 async def watch(live: LiveDocument, field: str) -> None:
@@ -87,7 +91,9 @@ async def watch(live: LiveDocument, field: str) -> None:
     live.set_presence(user={"name": "Summarizer bot", "color": "#8e44ad"})
     text = live.doc.get(field, type=Text)
     while True:
-        answer_all(text)  # no await between this and changed(): no change slips through
+        end = answer_all(text)  # no await between this and changed(): no change slips through
+        if end is not None:
+            live.set_cursor(field, end)  # the others see the bot's cursor after its answer
         await live.changed()
 
 

@@ -187,3 +187,25 @@ async def test_tokens_missing_or_for_another_document_end_it_without_retrying(
         async with CollabClient(srv.http, token=good).open("sdk/secret") as again:
             await again.synced()
             assert text_of(again) == "allowed"
+
+
+async def test_a_cursor_yjs_editors_can_place_and_that_follows_the_text(
+    server: RunningServer, node: SpawnNode
+) -> None:
+    yjs = await node("sdk/cursor")
+    await yjs.synced()
+    await yjs.edit({"type": "text_insert", "index": 0, "value": "h😀llo wörld"})
+    async with CollabClient(server.http).open("sdk/cursor") as live:
+        await until(live, lambda: text_of(live) == "h😀llo wörld")
+        me = live.awareness.client_id
+        live.set_cursor("text", 6, 11)  # "wörld" selected, to the end (Python indexes)
+        await yjs.wait(f"r => r.awareness['{me}']?.cursor?.head != null")
+        # JS counts UTF-16 units: the emoji is two.
+        assert await yjs.cursor_of(me) == {"anchor": 7, "head": 12}
+        # Someone types before it: the selection stays on the same characters.
+        await yjs.edit({"type": "text_insert", "index": 0, "value": "¡"})
+        assert await yjs.cursor_of(me) == {"anchor": 8, "head": 13}
+        await until(live, lambda: text_of(live).startswith("¡"))
+        live.set_cursor("text", 3)  # a caret just after the emoji: "¡h😀|llo"
+        await yjs.wait(f"r => r.awareness['{me}']?.cursor?.head?.item?.clock === 3")
+        assert await yjs.cursor_of(me) == {"anchor": 4, "head": 4}

@@ -74,6 +74,13 @@ async def test_the_bot_answers_a_yjs_user_live(server: RunningServer, node: Spaw
         assert lines[2].startswith("> Summary: The release")
         assert "Lunch" not in lines[2]
         assert report["text"].count("> Summary: ") == 1
+        # Its cursor, as the editor would draw it: at the end of its answer.
+        report = await user.wait(
+            "r => Object.values(r.awareness).some(s => s?.cursor?.head)", timeout=10
+        )
+        bot_id = next(int(c) for c, s in report["awareness"].items() if s.get("cursor"))
+        end = report["text"].index("\n", report["text"].index("> Summary: "))
+        assert await user.cursor_of(bot_id) == {"anchor": end, "head": end}
     finally:
         proc.send_signal(signal.SIGINT)
         with anyio.move_on_after(10, shield=True) as waited:
