@@ -40,7 +40,7 @@ def diff(
     way round and read backwards, so a diff to an earlier version shows what it lacks as
     deletions."""
     clients = clients or {}
-    old_sv, new_sv = _clocks(get_state(old_state)), _clocks(get_state(new_state))
+    old_sv, new_sv = clocks(get_state(old_state)), clocks(get_state(new_state))
     if _behind(new_sv, old_sv) and not _behind(old_sv, new_sv):
         reverse = diff(new_state, old_state, clients, deleters)
         return {field: [_reversed(s) for s in segments] for field, segments in reverse.items()}
@@ -244,7 +244,8 @@ def _reversed(segment: Segment) -> Segment:
     return {**segment, "type": kind}
 
 
-def _clocks(state_vector: bytes) -> dict[int, int]:
+def clocks(state_vector: bytes) -> dict[int, int]:
+    """A state vector as {client: clock}."""
     pos = 0
     out: dict[int, int] = {}
     n, pos = _var(state_vector, pos)
