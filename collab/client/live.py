@@ -71,6 +71,7 @@ class LiveDocument:
         max_backoff_s: float = 5.0,
         open_timeout_s: float = 10.0,
         ping_interval_s: float | None = 20.0,
+        keepalive_s: float = 15.0,
     ) -> None:
         self.name = name
         self.url = websocket_url(base_url, name, token)
@@ -80,6 +81,11 @@ class LiveDocument:
         self.max_backoff_s = max_backoff_s
         self.open_timeout_s = open_timeout_s
         self.ping_interval_s = ping_interval_s
+        # The server closes a connection that sent no message for a while (4408, its
+        # idle_timeout_s, 60 s by default): a bot that only listens sends an empty awareness
+        # update (the server's own heartbeat message) when it has sent nothing this long.
+        self.keepalive_s = keepalive_s
+        self.received = 0  # messages received over every connection
         self.connected = False
         self.is_synced = False
         self.connections = 0  # successful connections so far (1 + reconnects)
@@ -87,6 +93,7 @@ class LiveDocument:
         self.error: DocumentClosed | None = None
         self._outbox: MemoryObjectSendStream[bytes] | None = None
         self._queued = 0  # messages in the outbox of the current connection
+        self._last_sent = 0.0
         self._applying = False  # a remote update is being applied (not ours to send back)
         self._closing = False
         self._changed = anyio.Event()
@@ -240,6 +247,7 @@ class LiveDocument:
 
         outbox, pending = anyio.create_memory_object_stream[bytes](math.inf)
         self._ws, self._outbox, self._queued = ws, outbox, 0
+        self._last_sent = anyio.current_time()
         self.connected = True
         self.connections += 1
         self._queue(p.sync_step1(self.doc.get_state()))
@@ -250,9 +258,11 @@ class LiveDocument:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer, ws, pending)
+                tg.start_soon(self._keepalive)
                 try:
                     async for message in ws:
                         if isinstance(message, bytes):
+                            self.received += 1
                             self._handle(message)
                 except ConnectionClosed:
                     pass
@@ -272,8 +282,18 @@ class LiveDocument:
                 except ConnectionClosed:
                     return
                 self._queued -= 1
+                self._last_sent = anyio.current_time()
                 if self._queued == 0:
                     self._notify()
+
+    async def _keepalive(self) -> None:
+        while True:
+            due = self._last_sent + self.keepalive_s
+            now = anyio.current_time()
+            if now >= due:
+                self._queue(p.HEARTBEAT_MESSAGE)
+                due = now + self.keepalive_s
+            await anyio.sleep(due - now)
 
     def _disconnected(self) -> None:
         if self._outbox is not None:

@@ -209,3 +209,22 @@ async def test_a_cursor_yjs_editors_can_place_and_that_follows_the_text(
         live.set_cursor("text", 3)  # a caret just after the emoji: "¡h😀|llo"
         await yjs.wait(f"r => r.awareness['{me}']?.cursor?.head?.item?.clock === 3")
         assert await yjs.cursor_of(me) == {"anchor": 4, "head": 4}
+
+
+@pytest.mark.parametrize("keepalive_s", [0.2, 60.0])
+async def test_a_silent_client_is_kept_alive(server_with: Any, keepalive_s: float) -> None:
+    """A bot that only listens (no edits, no awareness state) sends the server's heartbeat
+    message often enough not to be closed as idle (4408). The server's own heartbeats (every
+    0.2 s here) are the test's clock: 12 of them outlast its 1 s idle timeout. Without the
+    keepalive (60 s) the server closes it and it reconnects."""
+    async with server_with(idle_timeout_s=1.0, heartbeat_s=0.2, ws_ping_interval_s=0.4) as srv:
+        client = CollabClient(srv.http)
+        async with client.open("sdk/silent", keepalive_s=keepalive_s) as live:
+            await live.synced()
+            live.awareness.set_local_state(None)  # invisible: no awareness renewals either
+            seen = live.received
+            await until(live, lambda: live.received >= seen + 12, timeout=10)
+            if keepalive_s < 1:
+                assert live.connections == 1
+            else:
+                assert live.connections >= 2
