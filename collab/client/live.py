@@ -89,7 +89,7 @@ class LiveDocument:
         self.connected = False
         self.is_synced = False
         self.connections = 0  # successful connections so far (1 + reconnects)
-        self.remote_changes = 0  # remote updates applied so far
+        self.remote_changes = 0  # remote updates that changed the document, so far
         self.error: DocumentClosed | None = None
         self._outbox: MemoryObjectSendStream[bytes] | None = None
         self._queued = 0  # messages in the outbox of the current connection
@@ -133,9 +133,13 @@ class LiveDocument:
         finally:
             self._closing = True
             self._tg.cancel_scope.cancel()
-            if exc is not None and exc is self.error:  # the body's own wait raised it
+            # The task group is given cancellations (its own: the server ended the document;
+            # or an outer one, a timeout, which goes on out) but not the body's errors, which
+            # it would wrap in an ExceptionGroup: those come out as they are.
+            body_error = isinstance(exc, Exception)
+            if body_error:
                 exc_type, exc, tb = None, None, None
-            handled = await self._tg.__aexit__(exc_type, exc, tb)
+            handled = await self._tg.__aexit__(exc_type, exc, tb) and not body_error
             self.doc.unobserve(self._subs[0])
             self.awareness.unobserve(self._subs[1])
         if self.error is not None:
@@ -188,7 +192,11 @@ class LiveDocument:
         self._outbox.send_nowait(message)
 
     def _on_doc_change(self, event: TransactionEvent) -> None:
-        if not self._applying:
+        # pycrdt calls this for transactions that changed something only: a remote update
+        # that brought nothing new (a resync's step 2) is no change.
+        if self._applying:
+            self.remote_changes += 1
+        else:
             self._queue(p.update_message(event.update))
         self._notify()
 
@@ -322,7 +330,6 @@ class LiveDocument:
                 self._applying = False
             if sync.kind == p.SYNC_STEP2:
                 self.is_synced = True
-            self.remote_changes += 1
             self._notify()
         elif kind == p.MSG_AWARENESS:
             self.awareness.apply_awareness_update(p.parse_awareness(message), "remote")

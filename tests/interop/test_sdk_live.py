@@ -228,3 +228,18 @@ async def test_a_silent_client_is_kept_alive(server_with: Any, keepalive_s: floa
                 assert live.connections == 1
             else:
                 assert live.connections >= 2
+
+
+async def test_errors_and_timeouts_in_the_body_come_out_as_they_are(server: RunningServer) -> None:
+    client = CollabClient(server.http)
+    with pytest.raises(ValueError, match="the bot's own"):
+        async with client.open("sdk/errors") as live:
+            await live.synced()
+            raise ValueError("the bot's own")
+    with pytest.raises(TimeoutError):
+        with anyio.fail_after(0.3):
+            async with client.open("sdk/errors") as live:
+                await live.changed()  # nobody else is there (its sync brings nothing): times out
+    # Nothing was left running: the document opens again at once.
+    async with client.open("sdk/errors") as live:
+        await live.synced()
