@@ -249,6 +249,23 @@ Object.assign(handlers, {
   }
 })
 
+// -- cursors as y-codemirror.next reads them (tests/interop/test_sdk_live.py) ----------------
+//   cursor {clientID}            that client's awareness `cursor` ({anchor, head}: relative
+//                                positions as JSON) resolved on 'text' -> {anchor, head} (JS
+//                                string indexes; null when absent or not in 'text')
+Object.assign(handlers, {
+  cursor: async ({ clientID }) => {
+    const cursor = awareness.getStates().get(clientID)?.cursor
+    const resolve = (json) => {
+      if (json == null) return null
+      const rel = Y.createRelativePositionFromJSON(json)
+      const abs = Y.createAbsolutePositionFromRelativePosition(rel, doc)
+      return abs && abs.type === text ? abs.index : null
+    }
+    return { anchor: resolve(cursor?.anchor), head: resolve(cursor?.head) }
+  }
+})
+
 const rl = readline.createInterface({ input: process.stdin, terminal: false })
 rl.on('line', (line) => {
   if (!line.trim()) return

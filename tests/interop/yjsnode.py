@@ -148,6 +148,12 @@ class NodeYClient:
     async def set_awareness(self, state: dict[str, Any] | None) -> None:
         await self.request("awareness", {"state": state})
 
+    async def cursor_of(self, client_id: int) -> dict[str, int | None]:
+        """That client's awareness cursor resolved by Yjs on 'text', as y-codemirror.next
+        does: {anchor, head} as JS string indexes (None when absent)."""
+        reply = await self.request("cursor", {"clientID": client_id})
+        return {"anchor": reply["anchor"], "head": reply["head"]}
+
     # -- subdocuments (a root map 'subdocs' of Y.Docs: see yclient.mjs) ----------------------
 
     async def set_subdoc(self, key: str, **opts: Any) -> None:
