@@ -33,6 +33,7 @@ import {
 const REFRESH_MS = 10_000
 /** After a change from another user: refresh the list once things have settled for this long. */
 const REMOTE_SETTLE_MS = 1500
+const REMOTE_MAX_WAIT_MS = 5000
 /** After any change: refresh an open "changes since" preview once typing pauses this long. */
 const PREVIEW_SETTLE_MS = 800
 const PAGE = 50
@@ -102,13 +103,13 @@ export class HistoryPanel {
   private listGeneration = 0
   private previewGeneration = 0
   private timers = { poll: 0, remote: 0, preview: 0 }
+  private remoteSince = 0 // when the first remote change not yet followed by a refresh came
   private readonly token = pageToken()
 
   constructor(
     private readonly name: string,
     ydoc: Y.Doc,
-    provider: WebsocketProvider,
-    private readonly onClose: () => void
+    provider: WebsocketProvider
   ) {
     this.heading.id = 'history-heading'
     this.button.addEventListener('click', () => (this.isOpen ? this.close() : this.open()))
@@ -144,9 +145,9 @@ export class HistoryPanel {
     window.clearInterval(this.timers.poll)
     window.clearTimeout(this.timers.remote)
     window.clearTimeout(this.timers.preview)
+    this.remoteSince = 0
     this.showList()
     this.button.focus()
-    this.onClose()
   }
 
   /** The newest page of versions again (the older pages the user loaded are dropped). */
@@ -192,11 +193,17 @@ export class HistoryPanel {
   /** A change to the document: refresh what depends on "now". */
   private changed(remote: boolean): void {
     if (!this.isOpen) return
-    if (remote && !this.timers.remote) {
+    if (remote) {
+      // Once the other people pause (an automatic version is likely then), but at least every
+      // REMOTE_MAX_WAIT_MS while they keep typing.
+      const now = Date.now()
+      if (!this.remoteSince) this.remoteSince = now
+      window.clearTimeout(this.timers.remote)
+      const wait = Math.min(REMOTE_SETTLE_MS, Math.max(0, this.remoteSince + REMOTE_MAX_WAIT_MS - now))
       this.timers.remote = window.setTimeout(() => {
-        this.timers.remote = 0
+        this.remoteSince = 0
         void this.refresh()
-      }, REMOTE_SETTLE_MS)
+      }, wait)
     }
     if (this.shown && this.mode === 'changes') {
       window.clearTimeout(this.timers.preview)
@@ -366,7 +373,7 @@ export class HistoryPanel {
         'div.segments',
         { role: 'group', 'aria-label': 'Show' },
         tab('changes', 'Changes since'),
-        tab('version', 'This version')
+        tab('version', 'As it was')
       ),
       summary ? h('p.preview-summary', { 'data-testid': 'preview-summary' }, summary) : null,
       this.mode === 'changes' && !same && summary

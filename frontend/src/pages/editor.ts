@@ -26,7 +26,7 @@ export function renderEditor(root: HTMLElement, name: string): void {
   const status = new StatusPill()
   const banner = new ConnectionBanner(name)
   const people = new PeopleButton(awareness, identity, () => editor.view.focus())
-  const history = new HistoryPanel(name, ydoc, provider, () => editor.view.focus())
+  const history = new HistoryPanel(name, ydoc, provider)
   const paper = h('div.paper')
   root.replaceChildren(
     h(
