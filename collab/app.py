@@ -25,7 +25,8 @@ from storage import DocumentStore, SqlStore
 
 from . import extras
 from .admission import Admission
-from .api import EXCEPTION_HANDLERS, api_routes, catch_all
+from .api import EXCEPTION_HANDLERS, api_routes, catch_all, openapi_schema
+from .api.router import OperationRoute
 from .asgi_endpoint import websocket_routes
 from .cluster import Bus
 from .documents import DocumentService
@@ -63,6 +64,7 @@ def create_app(
         middleware=[Middleware(RequireLifespan)],
     )
     app.state.settings = settings  # what collab.serve(app) listens with
+    app.state.openapi = openapi_schema()  # GET /api/openapi.json
     return app
 
 
@@ -92,7 +94,7 @@ def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRout
 
 
 def _path(route: BaseRoute) -> str | None:
-    return route.path if isinstance(route, Route | Mount) else None
+    return route.path if isinstance(route, Route | Mount | OperationRoute) else None
 
 
 def _lifespan(

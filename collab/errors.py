@@ -1,6 +1,10 @@
-"""The one table of close codes, the one table of HTTP statuses, and the errors that carry
-them (and the one that carries neither: MissingExtra, which stops the server before any client
-connects)."""
+"""The one table of close codes, the one table of HTTP statuses (with the error code an API
+error body names), and the errors that carry them (and the one that carries neither:
+MissingExtra, which stops the server before any client connects).
+
+A CollabError carries its close code (`code`, for a WebSocket) and its HTTP status (`status`,
+for the API): `api_error_from` turns one into the other's JSON error.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,45 @@ class CloseCode(IntEnum):
     IDLE_TIMEOUT = 4408
 
 
+class HttpStatus(IntEnum):
+    """HTTP statuses the API answers with; the body is
+    `{"error": {"code": ERROR_CODES[status], "message": ..., "status": status}}`."""
+
+    BAD_REQUEST = 400  # a malformed parameter (a cursor, a state vector, a limit)
+    UNAUTHORIZED = 401  # no token, a bad one, or an expired one
+    FORBIDDEN = 403  # the token does not cover that document, or cannot write
+    NOT_FOUND = 404  # no such document, version, field or route; an invalid name
+    METHOD_NOT_ALLOWED = 405
+    CONFLICT = 409  # the field exists with another type
+    CONTENT_TOO_LARGE = 413  # an update over the message size limit
+    UNSUPPORTED_MEDIA_TYPE = 415
+    UNPROCESSABLE = 422  # an invalid Yjs update or JSON body: nothing changed
+    INTERNAL_ERROR = 500
+    SERVICE_UNAVAILABLE = 503  # shutting down
+
+
+# The error code an API error body carries for each status (stable: clients match on it).
+ERROR_CODES: dict[int, str] = {
+    HttpStatus.BAD_REQUEST: "bad_request",
+    HttpStatus.UNAUTHORIZED: "unauthorized",
+    HttpStatus.FORBIDDEN: "forbidden",
+    HttpStatus.NOT_FOUND: "not_found",
+    HttpStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+    HttpStatus.CONFLICT: "conflict",
+    HttpStatus.CONTENT_TOO_LARGE: "too_large",
+    HttpStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    HttpStatus.UNPROCESSABLE: "invalid",
+    HttpStatus.INTERNAL_ERROR: "internal",
+    HttpStatus.SERVICE_UNAVAILABLE: "unavailable",
+}
+
+
 class CollabError(Exception):
-    """Base class: every error the server turns into a close code carries that code."""
+    """Base class: every error the server turns into a close code carries that code, and the
+    HTTP status the API answers it with."""
 
     code: int = CloseCode.INTERNAL_ERROR
+    status: int = HttpStatus.INTERNAL_ERROR
 
     def __init__(self, reason: str = "", code: int | None = None) -> None:
         super().__init__(reason)
@@ -38,29 +77,56 @@ class CollabError(Exception):
 
 
 class ProtocolError(CollabError):
-    """A frame that is not a well-formed y-websocket message."""
+    """A frame that is not a well-formed y-websocket message, or an invalid Yjs update (the API
+    answers 422: nothing was changed)."""
 
     code = CloseCode.PROTOCOL_ERROR
+    status = HttpStatus.UNPROCESSABLE
+
+
+# What the API calls an update that does not validate: the validator's own error.
+InvalidUpdate = ProtocolError
 
 
 class UnsupportedData(CollabError):
     """A text frame, or a message type this server does not speak."""
 
     code = CloseCode.UNSUPPORTED_DATA
+    status = HttpStatus.UNPROCESSABLE
 
 
 class MessageTooBig(CollabError):
     code = CloseCode.MESSAGE_TOO_BIG
+    status = HttpStatus.CONTENT_TOO_LARGE
 
 
 class InvalidDocumentName(CollabError):
+    """A name the /ws route refuses (4404); the API answers 404 with the same reason."""
+
     code = CloseCode.NOT_FOUND
+    status = HttpStatus.NOT_FOUND
 
 
 class DocumentNotFound(CollabError):
     """Nothing is stored or open under that name (the API answers 404)."""
 
     code = CloseCode.NOT_FOUND
+    status = HttpStatus.NOT_FOUND
+
+
+class VersionNotFound(DocumentNotFound):
+    """The document has no version with that id."""
+
+
+class FieldNotFound(DocumentNotFound):
+    """The document has no root type (field) of that name."""
+
+
+class FieldTypeMismatch(CollabError):
+    """The field exists with another type (e.g. a Map asked for as text): 409."""
+
+    code = CloseCode.PROTOCOL_ERROR
+    status = HttpStatus.CONFLICT
 
 
 class Reject(CollabError):
@@ -85,26 +151,19 @@ class DocumentLoadError(CollabError):
     code = CloseCode.INTERNAL_ERROR
 
 
-class HttpStatus(IntEnum):
-    """HTTP statuses the API answers with (a JSON body `{"error": message, "status": code}`)."""
-
-    BAD_REQUEST = 400
-    UNAUTHORIZED = 401  # no token, a bad one, or an expired one
-    FORBIDDEN = 403  # the token does not cover that document
-    NOT_FOUND = 404
-    METHOD_NOT_ALLOWED = 405
-    INTERNAL_ERROR = 500
-    SERVICE_UNAVAILABLE = 503  # shutting down
-
-
 class ApiError(Exception):
-    """An HTTP API error: the status it is answered with, and a short plain message (never a
-    token, SQL or document content)."""
+    """An HTTP API error: the status it is answered with, its error code (ERROR_CODES by
+    default), and a short plain message (never a token, SQL or document content)."""
 
-    def __init__(self, status: HttpStatus | int, message: str) -> None:
+    def __init__(self, status: HttpStatus | int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = int(status)
         self.message = message
+        self.code = code or ERROR_CODES.get(self.status, "error")
+
+    def body(self) -> dict[str, dict[str, str | int]]:
+        """The JSON body: `{"error": {"code", "message", "status"}}`."""
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
 
 
 # What a close code a hook raised (Reject) means for an HTTP request.
@@ -119,10 +178,19 @@ _HTTP_OF_CLOSE: dict[CloseCode, HttpStatus] = {
 
 
 def api_error_from(exc: CollabError) -> ApiError:
-    """A refusal with a close code (a hook's Reject), as the HTTP error it means."""
-    default = HttpStatus.FORBIDDEN if exc.code >= 4000 else HttpStatus.BAD_REQUEST
-    status = _HTTP_OF_CLOSE.get(CloseCode(exc.code), default) if exc.code in _KNOWN else default
-    return ApiError(status, exc.reason or status.name.replace("_", " ").lower())
+    """A CollabError as the HTTP error it means: its class's status when it names one (a
+    DocumentNotFound is a 404, a ProtocolError 422), else from its close code (a hook's
+    Reject)."""
+    status: int
+    if type(exc).status != CollabError.status:
+        status = type(exc).status
+    elif exc.code in _KNOWN:
+        default = HttpStatus.FORBIDDEN if exc.code >= 4000 else HttpStatus.BAD_REQUEST
+        status = _HTTP_OF_CLOSE.get(CloseCode(exc.code), default)
+    else:
+        status = HttpStatus.FORBIDDEN if exc.code >= 4000 else HttpStatus.BAD_REQUEST
+    message = exc.reason or HttpStatus(status).name.replace("_", " ").lower()
+    return ApiError(status, message)
 
 
 class MissingExtra(ImportError):

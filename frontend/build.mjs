@@ -1,6 +1,7 @@
 // Build the editor into dist/: hashed bundles under dist/assets/ (served with a one-year cache),
-// a .gz beside each text asset, and dist/index.html pointing at them (written last, so a
-// half-finished build never looks complete to `make` or to the server).
+// a .gz beside each text asset, dist/api-docs.html (the API's Swagger UI page, /api/docs) and
+// dist/index.html pointing at them (written last, so a half-finished build never looks complete
+// to `make` or to the server).
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -15,7 +16,7 @@ await rm(dist, { recursive: true, force: true })
 await mkdir(dist, { recursive: true })
 
 const result = await build({
-  entryPoints: [path.join(here, 'src/main.ts')],
+  entryPoints: [path.join(here, 'src/main.ts'), path.join(here, 'src/apidocs.ts')],
   outdir: dist,
   entryNames: 'assets/[name]-[hash]',
   assetNames: 'assets/[name]-[hash]',
@@ -32,9 +33,14 @@ const result = await build({
 })
 
 const outputs = Object.keys(result.metafile.outputs).map((p) => path.relative(dist, path.resolve(p)))
-const script = outputs.find((p) => p.endsWith('.js'))
-const style = outputs.find((p) => p.endsWith('.css'))
-if (!script || !style) throw new Error(`build produced no script/style: ${outputs.join(', ')}`)
+// The script and stylesheet built from one entry point, relative to dist/.
+const bundleOf = (entry) => {
+  const [out, meta] = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === entry) ?? []
+  if (!out || !meta.cssBundle) throw new Error(`build produced no script/style for ${entry}: ${outputs.join(', ')}`)
+  return [out, meta.cssBundle].map((p) => path.relative(dist, path.resolve(p)))
+}
+const [script, style] = bundleOf('src/main.ts')
+const [docsScript, docsStyle] = bundleOf('src/apidocs.ts')
 
 for (const out of outputs) {
   if (/\.(js|css|map|txt|svg)$/.test(out)) {
@@ -43,11 +49,12 @@ for (const out of outputs) {
   }
 }
 
-const template = await readFile(path.join(here, 'src/index.html'), 'utf8')
-const html = template
-  .replace('%STYLE%', `/${style.split(path.sep).join('/')}`)
-  .replace('%SCRIPT%', `/${script.split(path.sep).join('/')}`)
-await writeFile(path.join(dist, 'index.html'), html)
+const page = async (template, pageStyle, pageScript) =>
+  (await readFile(path.join(here, 'src', template), 'utf8'))
+    .replace('%STYLE%', `/${pageStyle.split(path.sep).join('/')}`)
+    .replace('%SCRIPT%', `/${pageScript.split(path.sep).join('/')}`)
+await writeFile(path.join(dist, 'api-docs.html'), await page('api-docs.html', docsStyle, docsScript))
+await writeFile(path.join(dist, 'index.html'), await page('index.html', style, script))
 
 const size = (p) => result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith(p))].bytes
 console.log(`built dist/${script} (${Math.round(size(script) / 1024)} KiB), dist/${style}`)

@@ -1,6 +1,8 @@
-"""The HTTP API under /api: JSON in and out, every route behind the same access check
-(`access_of`), every document reached through the documents service. Errors are JSON:
-`{"error": message, "status": code}`. /healthz lives here too, outside /api and open.
+"""The HTTP API under /api: JSON in and out (binary for Yjs updates), every route declared once
+as an `Operation` (collab.api.router) that drives both the router and the OpenAPI schema
+(collab.api.openapi), every route behind the same access check (`access_of`), every document
+reached through the documents service. Errors are JSON `{"error": {"code", "message",
+"status"}}` (collab.errors is the table). /healthz lives here too, outside /api and open.
 
 The routes come in two parts so that extensions' routes can go between them
 (collab.app): the API's own routes first, the catch-all 404 of /api last.
@@ -13,27 +15,35 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
+from . import documents, meta, versions
 from .access import access_of, bearer_token
-from .documents import list_documents
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .health import healthz
+from .openapi import build
+from .router import Operation, OperationRoute
 
 __all__ = [
     "EXCEPTION_HANDLERS",
+    "OPERATIONS",
     "PREFIX",
     "access_of",
     "api_routes",
     "bearer_token",
     "catch_all",
     "error_response",
+    "openapi_schema",
 ]
+
+# Every operation of the API, in the order the schema lists them.
+OPERATIONS: list[Operation] = [*documents.OPERATIONS, *versions.OPERATIONS, *meta.OPERATIONS]
+
+
+def openapi_schema() -> dict[str, object]:
+    return build(OPERATIONS, meta.package_version())
 
 
 def api_routes() -> list[BaseRoute]:
-    return [
-        Route("/healthz", healthz),
-        Route(PREFIX + "/documents", list_documents),
-    ]
+    return [Route("/healthz", healthz), *(OperationRoute(op) for op in OPERATIONS)]
 
 
 def catch_all() -> list[BaseRoute]:

@@ -1,4 +1,5 @@
-"""HTTP errors as JSON: `{"error": message, "status": code}` under /api."""
+"""HTTP errors as JSON under /api: `{"error": {"code", "message", "status"}}` (the code and
+status from the one table in collab/errors.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError, HttpStatus
+from ..errors import ApiError, CollabError, HttpStatus, api_error_from
 
 PREFIX = "/api"
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == HttpStatus.UNAUTHORIZED else None
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+def error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
+    return render(ApiError(status, message, code))
+
+
+def render(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HttpStatus.UNAUTHORIZED else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
+    return render(exc)
+
+
+async def collab_error(request: Request, exc: Exception) -> Response:
+    """A CollabError a route let through (DocumentNotFound, an invalid update...): its status."""
+    assert isinstance(exc, CollabError)
+    return render(api_error_from(exc))
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -32,4 +43,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return Response(str(exc.detail), status_code=exc.status_code, headers=headers)
 
 
-EXCEPTION_HANDLERS = {ApiError: api_error, HTTPException: http_exception}
+EXCEPTION_HANDLERS = {
+    ApiError: api_error,
+    CollabError: collab_error,
+    HTTPException: http_exception,
+}

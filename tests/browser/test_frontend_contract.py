@@ -77,9 +77,10 @@ async def test_document_info_is_what_the_server_lists(server):
         async with httpx.AsyncClient(base_url=server.http) as http:
             with anyio.fail_after(5):
                 # the saver writes the document shortly after the edit
-                while not (listed := (await http.get("/api/documents")).json()):
+                while not (page := (await http.get("/api/documents")).json())["documents"]:
                     await anyio.sleep(0.02)
-    [doc] = listed
+    assert set(page) == {"documents", "next_cursor"} and page["next_cursor"] is None
+    [doc] = page["documents"]
     assert doc["name"] == name and doc["online"] == 1
     served = {key: ts_type(value) for key, value in doc.items()}
     assert served == fields, "DocumentInfo in frontend/src/api.ts differs from GET /api/documents"

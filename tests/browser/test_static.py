@@ -124,4 +124,4 @@ async def test_real_server_serves_the_editor_beside_ws_and_api(server):
         assert page.status_code in (200, 503)  # 503 only where frontend/dist was not built
         assert page.headers["content-type"].startswith("text/html")
         assert (await http.get("/healthz")).json()["status"] == "ok"
-        assert (await http.get("/api/documents")).json() == []
+        assert (await http.get("/api/documents")).json()["documents"] == []

@@ -58,7 +58,7 @@ async def api(srv: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
 
 def listed(response: httpx.Response) -> list[str]:
     assert response.status_code == 200, response.text
-    return sorted(d["name"] for d in response.json())
+    return sorted(d["name"] for d in response.json()["documents"])
 
 
 @pytest.fixture
@@ -76,7 +76,13 @@ async def test_without_a_token_the_api_answers_401_in_json(auth_server):
             assert response.headers["content-type"] == "application/json"
             assert response.headers["www-authenticate"] == "Bearer"
             body = response.json()
-            assert body == {"error": "authentication required", "status": 401}
+            assert body == {
+                "error": {
+                    "code": "unauthorized",
+                    "message": "authentication required",
+                    "status": 401,
+                }
+            }
             assert "layoffs" not in response.text
 
 
@@ -95,7 +101,9 @@ async def test_a_bad_token_is_401(auth_server, bad, message):
             await http.get("/api/documents", params={"token": bad}),
         ):
             assert response.status_code == 401
-            assert response.json() == {"error": message, "status": 401}
+            assert response.json() == {
+                "error": {"code": "unauthorized", "message": message, "status": 401}
+            }
 
 
 async def test_a_token_lists_only_what_its_scope_covers(auth_server):
@@ -126,7 +134,13 @@ async def test_a_prefix_outside_the_scope_is_403(auth_server):
         ]
         refused = await http.get("/api/documents?prefix=hr/", headers=team)
         assert refused.status_code == 403
-        assert refused.json() == {"error": "token not valid for these documents", "status": 403}
+        assert refused.json() == {
+            "error": {
+                "code": "forbidden",
+                "message": "token not valid for these documents",
+                "status": 403,
+            }
+        }
         assert "layoffs" not in refused.text
         one = {"Authorization": f"Bearer {token('notes')}"}
         assert listed(await http.get("/api/documents?prefix=no", headers=one)) == ["notes"]
@@ -137,7 +151,9 @@ async def test_an_unknown_api_route_is_a_json_404_with_a_token(auth_server):
     async with api(auth_server) as http:
         response = await http.get("/api/nothing-here", params={"token": token("*")})
         assert response.status_code == 404
-        assert response.json() == {"error": "no such API route", "status": 404}
+        assert response.json() == {
+            "error": {"code": "not_found", "message": "no such API route", "status": 404}
+        }
 
 
 async def test_healthz_stays_open_and_shows_counts_only(auth_server):
@@ -178,7 +194,7 @@ async def test_without_auth_the_api_is_open_as_the_websocket_route(server):
     async with api(server) as http:
         assert listed(await http.get("/api/documents")) == ["open/doc"]
         missing = await http.get("/api/nothing-here")
-        assert missing.status_code == 404 and missing.json()["status"] == 404
+        assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
 
 
 class Sessions(Extension):
@@ -214,7 +230,13 @@ async def test_an_extension_decides_for_http_with_on_request(settings):
             assert listed(ok) == ["team/a"]
             refused = await http.get("/api/documents", headers={"Cookie": "session=guest"})
             assert refused.status_code == 403
-            assert refused.json() == {"error": "session has no access to documents", "status": 403}
+            assert refused.json() == {
+                "error": {
+                    "code": "forbidden",
+                    "message": "session has no access to documents",
+                    "status": 403,
+                }
+            }
 
 
 async def test_an_extension_that_authenticates_only_websockets_closes_the_api(settings):

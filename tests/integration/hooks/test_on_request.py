@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from collab.access import Access
-from collab.errors import Reject
+from collab.errors import ERROR_CODES, Reject
 from collab.hooks import OnRequestPayload
 from tests.conftest import serving
 from tests.integration.hooks.support import Recorder
@@ -48,7 +48,7 @@ async def test_first_access_in_priority_order_decides(settings):
     low = Grants("low", 50, Access("*"))
     async with serving(settings, extensions=[low, mid, high]) as srv:
         async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
-            assert (await http.get("/api/documents")).json() == []
+            assert (await http.get("/api/documents")).json()["documents"] == []
     assert (high.count("on_request"), mid.count("on_request"), low.count("on_request")) == (
         1,
         1,
@@ -63,7 +63,9 @@ async def test_a_reject_is_the_http_error(settings, code, status):
         async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
             response = await http.get("/api/documents")
     assert response.status_code == status
-    assert response.json() == {"error": "not you", "status": status}
+    assert response.json() == {
+        "error": {"code": ERROR_CODES[status], "message": "not you", "status": status}
+    }
 
 
 async def test_nobody_granting_is_401(settings):
@@ -71,4 +73,6 @@ async def test_nobody_granting_is_401(settings):
         async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
             response = await http.get("/api/documents")
     assert response.status_code == 401
-    assert response.json() == {"error": "authentication required", "status": 401}
+    assert response.json() == {
+        "error": {"code": "unauthorized", "message": "authentication required", "status": 401}
+    }

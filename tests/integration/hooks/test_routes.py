@@ -63,7 +63,9 @@ async def test_an_extension_serves_its_routes_beside_the_api(settings):
             assert (await http.get("/api/documents")).status_code == 200
             missing = await http.get("/api/nothing")
             assert missing.status_code == 404
-            assert missing.json() == {"error": "no such API route", "status": 404}
+            assert missing.json() == {
+                "error": {"code": "not_found", "message": "no such API route", "status": 404}
+            }
 
 
 async def test_its_routes_answer_by_the_same_access_check_as_the_api(settings):
@@ -72,7 +74,13 @@ async def test_its_routes_answer_by_the_same_access_check_as_the_api(settings):
         async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
             anonymous = await http.get("/api/texts/team/a")
             assert anonymous.status_code == 401
-            assert anonymous.json() == {"error": "authentication required", "status": 401}
+            assert anonymous.json() == {
+                "error": {
+                    "code": "unauthorized",
+                    "message": "authentication required",
+                    "status": 401,
+                }
+            }
             other = mint_token(doc="hr/*", write=False, ttl_s=60, secret=SECRET)
             forbidden = await http.get("/api/texts/team/a", params={"token": other})
             assert forbidden.status_code == 403

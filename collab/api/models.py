@@ -1,0 +1,145 @@
+"""The JSON shapes of the API, as pydantic v2 models: what the routes answer (they serialise
+through these) and what the OpenAPI schema describes (its components are these models' JSON
+schemas), so the two cannot differ. The SDK and the editor's history panel rely on these shapes
+exactly (docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JsonValue = Any  # any JSON value (Map keys, Array items)
+Format = Literal["json", "delta"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(Model):
+    code: str = Field(description="stable error code: not_found, unauthorized, forbidden, ...")
+    message: str = Field(description="short plain text; never a token, SQL or content")
+    status: int = Field(description="the HTTP status, repeated")
+
+
+class Error(Model):
+    """Every error the API answers with (4xx and 5xx)."""
+
+    error: ErrorDetail
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+class DocumentSummary(Model):
+    name: str
+    created_at_ms: int
+    updated_at_ms: int
+    size_bytes: int
+    online: int = Field(description="connections to it on this server now")
+    versions: int = Field(description="how many versions it has")
+
+
+class DocumentPage(Model):
+    documents: list[DocumentSummary]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null: last")
+
+
+class ListQuery(Model):
+    prefix: str = Field("", description="only names starting with this")
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
+
+
+RootType = Literal["text", "map", "array", "xml"]
+
+
+class Content(Model):
+    name: str
+    content: dict[str, JsonValue] = Field(
+        description="every root type: Text as a string (or a Yjs delta with ?format=delta), "
+        "Map as an object, Array as a list, XmlFragment as an XML string"
+    )
+    types: dict[str, RootType] = Field(description="each root's type")
+
+
+class ContentQuery(Model):
+    format: Format = Field("json", description="delta: texts as Yjs deltas")
+
+
+class UpdateQuery(Model):
+    sv: str | None = Field(
+        None, description="a state vector (standard or url-safe base64): only what it lacks"
+    )
+
+
+class Applied(Model):
+    name: str
+    applied: Literal[True]
+
+
+class Patch(Model):
+    """Set text fields (by a minimal diff: cursors and concurrent edits survive) and map keys."""
+
+    text: dict[str, str] | None = Field(None, description="field -> its new full text")
+    map: dict[str, dict[str, JsonValue]] | None = Field(None, description="root -> keys to set")
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+class Version(Model):
+    id: int
+    created_at_ms: int
+    kind: Literal["auto", "named", "restore"]
+    label: str | None
+    authors: list[str] = Field(description="who edited since the previous version")
+    size_bytes: int
+
+
+class VersionPage(Model):
+    versions: list[Version] = Field(description="newest first")
+    next_cursor: str | None
+
+
+class VersionsQuery(Model):
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class NewVersion(Model):
+    label: str | None = Field(None, max_length=200)
+
+
+class VersionContent(Model):
+    name: str
+    version: Version
+    content: dict[str, JsonValue]
+    types: dict[str, RootType]
+
+
+class DiffQuery(Model):
+    to: int | None = Field(None, description="another version's id; absent: the document now")
+
+
+class Segment(Model):
+    type: Literal["equal", "insert", "delete"]
+    text: str
+    author: str | None
+
+
+class Diff(Model):
+    name: str
+    from_: int = Field(alias="from")
+    to: int | None
+    fields: dict[str, list[Segment]]
+
+
+class Restored(Model):
+    name: str
+    before: Version = Field(description="the state just before the restore, kept as a version")
+    after: Version = Field(description="the restored state, a new version")
