@@ -125,23 +125,6 @@ export interface Restored {
   after: Version
 }
 
-/** An answer other than 2xx: its status, and the server's error code and message when it sent them. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string
-  ) {
-    super(message)
-    this.name = 'ApiError'
-  }
-
-  /** The caller has no (write) access: a 401 or 403. */
-  get denied(): boolean {
-    return this.status === 401 || this.status === 403
-  }
-}
-
 const documentPath = (name: string): string => `/api/documents/${encodeURIComponent(name)}`
 
 async function call<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
@@ -149,26 +132,8 @@ async function call<T>(method: string, path: string, token: string | null, body?
   if (token) headers.Authorization = `Bearer ${token}`
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  if (!response.ok) throw await errorOf(response)
+  if (!response.ok) throw await apiError(response)
   return (await response.json()) as T
-}
-
-/** The error JSON `{"error": {"code", "message"}}` (or the older `{"error": message}`) as an ApiError. */
-async function errorOf(response: Response): Promise<ApiError> {
-  let code = ''
-  let message = `HTTP ${response.status}`
-  try {
-    const { error } = (await response.json()) as { error?: unknown }
-    if (typeof error === 'string') message = error
-    else if (typeof error === 'object' && error !== null) {
-      const e = error as { code?: unknown; message?: unknown }
-      if (typeof e.code === 'string') code = e.code
-      if (typeof e.message === 'string') message = e.message
-    }
-  } catch {
-    // not JSON (a proxy's error page): the status says enough
-  }
-  return new ApiError(response.status, code, message)
 }
 
 export function listVersions(
