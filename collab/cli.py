@@ -76,7 +76,12 @@ def _token_parser(sub: Any) -> None:
     access = token.add_mutually_exclusive_group()
     access.add_argument("--write", action="store_true", help="read and write (default: read)")
     access.add_argument("--read", action="store_true", help="read only (the default)")
-    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    access.add_argument(
+        "--api",
+        action="store_true",
+        help="an API key for a backend: write, 365 days, user 'api' (unless --ttl/--user)",
+    )
+    token.add_argument("--ttl", default=None, help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
     token.add_argument("--user", default=None, help="user id (sub claim)")
     token.add_argument("--name", default=None, help="display name")
     token.add_argument(
@@ -178,9 +183,9 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
         print(
             mint_token(
                 doc=args.doc,
-                write=args.write,
-                ttl_s=parse_ttl(args.ttl),
-                user=args.user,
+                write=args.write or args.api,
+                ttl_s=parse_ttl(args.ttl or ("365d" if args.api else "1h")),
+                user=args.user or ("api" if args.api else None),
                 name=args.name,
                 secret=settings.auth_secret,
                 private_key=args.private_key,

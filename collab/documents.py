@@ -13,19 +13,30 @@ whoever owns the database). `list(access=...)` filters by an `Access` for them.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from pycrdt import get_update
+from pycrdt import Doc, get_state, get_update
 
-from storage import CompactResult, DocumentStore, PendingUpdate, fold_async
+from storage import (
+    CompactResult,
+    DocumentInfo,
+    DocumentStore,
+    PendingUpdate,
+    VersionInfo,
+    fold_async,
+)
 
+from . import changes, content, edits
 from .access import EVERYTHING, Access
-from .errors import CloseCode, CollabError, DocumentNotFound
+from .content import Format, doc_of
+from .errors import CloseCode, CollabError, DocumentNotFound, VersionNotFound
 from .subdocs import SubdocOptions, keep_options
 from .validate import validate_state_vector, validate_update
+from .ystructs import GC, SKIP, read_update
 
 T = TypeVar("T")
 
@@ -36,7 +47,7 @@ class LiveRoom(Protocol):
     @property
     def members(self) -> Mapping[Any, None]: ...
     def encode_update(self, state: bytes | None = None) -> bytes: ...
-    def apply_server_update(self, update: bytes) -> None: ...
+    def apply_server_update(self, update: bytes, author: str | None = None) -> None: ...
 
 
 class LiveRooms(Protocol):
@@ -49,6 +60,8 @@ class LiveRooms(Protocol):
     async def evict(
         self, name: str, code: int, reason: str, then: Callable[[], Awaitable[T]]
     ) -> T: ...
+    async def take_version(self, name: str, kind: str, label: str | None) -> VersionInfo: ...
+    async def persisted(self, name: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class DocumentSummary:
     updated_at_ms: int
     size_bytes: int
     online: int
+    versions: int = 0  # stored versions
 
 
 class DocumentService:
@@ -73,15 +87,35 @@ class DocumentService:
     async def list_documents(
         self, access: Access = EVERYTHING, prefix: str = ""
     ) -> list[DocumentSummary]:
-        """The stored documents whose name starts with `prefix` and that `access` covers, the
-        most recently changed first."""
+        """The stored documents whose name starts with `prefix` and that `access` covers, by
+        name (byte order)."""
         return [
-            DocumentSummary(
-                d.name, d.created_at_ms, d.updated_at_ms, d.size_bytes, self._online(d.name)
-            )
-            for d in await self.store.list_documents()
-            if d.name.startswith(prefix) and access.covers(d.name)
+            self._summary(d)
+            for d in await self.store.list_documents(prefix)
+            if access.covers(d.name)
         ]
+
+    async def list_page(
+        self,
+        access: Access = EVERYTHING,
+        prefix: str = "",
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[DocumentSummary], str | None]:
+        """One page of `list_documents`, by name: at most `limit` documents after `cursor` (the
+        previous page's `next_cursor`), and the cursor of the next page (None on the last).
+        ValueError for a cursor this did not make."""
+        after = decode_cursor(cursor) if cursor else None
+        found: list[DocumentInfo] = []
+        while len(found) <= limit:
+            batch = await self.store.list_documents(prefix, limit=limit + 1, after=after)
+            found.extend(d for d in batch if access.covers(d.name))
+            if len(batch) < limit + 1:
+                break
+            after = batch[-1].name
+        page = [self._summary(d) for d in found[:limit]]
+        more = len(found) > limit
+        return page, encode_cursor(page[-1].name) if more and page else None
 
     async def info(self, name: str) -> DocumentSummary:
         """One document; DocumentNotFound when it is neither stored nor open."""
@@ -89,7 +123,7 @@ class DocumentService:
             if summary.name == name:
                 return summary
         if self._room(name) is not None:  # opened, nothing committed yet
-            return DocumentSummary(name, 0, 0, 0, self._online(name))
+            return DocumentSummary(name, 0, 0, 0, self._online(name), 0)
         raise DocumentNotFound(f"no document named {name!r}")
 
     async def read(self, name: str, state_vector: bytes | None = None) -> bytes:
@@ -112,9 +146,19 @@ class DocumentService:
         options.learn_from(update)
         return options.reinstate(get_update(update, state_vector))
 
+    async def content(self, name: str, format: Format = "json") -> dict[str, Any]:
+        """`{"content": {root: value}, "types": {root: kind}}` (collab/content.py);
+        DocumentNotFound when there is no such document."""
+        return content.content(await self.read(name), format)
+
+    async def text(self, name: str, field: str) -> str:
+        """Text field `field` as a string: DocumentNotFound, FieldNotFound, or
+        FieldTypeMismatch when the field is not a text."""
+        return content.text(await self.read(name), field)
+
     # -- writing ------------------------------------------------------------------------------
 
-    async def apply_update(self, name: str, update: bytes) -> None:
+    async def apply_update(self, name: str, update: bytes, author: str | None = "api") -> None:
         """Apply a v1 update, validated as a client's (a ProtocolError when it is not one).
 
         With a server running, the document is opened if it is not (as a client's join opens
@@ -124,12 +168,104 @@ class DocumentService:
         """
         validate_update(update)
         if self._rooms is None:
-            await self.store.append([PendingUpdate(name, update, int(time.time() * 1000))])
+            await self._append(name, update, author)
             return
-        if not self._rooms.accepting:
-            raise CollabError("server shutting down", CloseCode.GOING_AWAY)
-        room = await self._rooms.open(name)
-        room.apply_server_update(update)
+        room = await self._open(name)
+        room.apply_server_update(update, author)
+        await self._rooms.persisted(name)
+
+    async def patch(
+        self,
+        name: str,
+        text: Mapping[str, str] | None = None,
+        map: Mapping[str, Mapping[str, Any]] | None = None,
+        author: str | None = "api",
+    ) -> dict[str, Any]:
+        """Set text fields by a minimal diff (collab/edits.py: connected users' cursors and
+        concurrent edits survive) and map keys (None deletes one), as one edit; the document is
+        created when there is none. The new content. FieldTypeMismatch (nothing changed) when a
+        field exists with another kind."""
+
+        def edit(doc: Doc[Any]) -> None:
+            for field, value in (text or {}).items():
+                edits.set_text(doc, field, value)
+            for root, mapping in (map or {}).items():
+                edits.set_map(doc, root, dict(mapping))
+
+        return content.content(await self._edit(name, edit, author, create=True))
+
+    # -- versions -----------------------------------------------------------------------------
+
+    async def versions(
+        self, name: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[VersionInfo], str | None]:
+        """A document's versions, newest first: at most `limit` after `cursor`, and the next
+        page's cursor (None on the last). DocumentNotFound when there is no such document."""
+        before = _int_cursor(cursor) if cursor else None
+        found = await self.store.list_versions(name, limit + 1, before)
+        if not found and before is None:
+            await self.info(name)  # DocumentNotFound, or a document with no version yet
+        page = found[:limit]
+        more = len(found) > limit
+        return page, encode_cursor(str(page[-1].id)) if more and page else None
+
+    async def create_version(
+        self, name: str, label: str | None = None, kind: str = "named"
+    ) -> VersionInfo:
+        """Store the document's current state as a version now (DocumentNotFound when there is
+        no document): from the room when the server holds it, else folded from the store."""
+        if self._rooms is not None:
+            await self.info(name)
+            return await self._rooms.take_version(name, kind, label)
+        state = await self.read(name)
+        latest = await self.store.latest_version(name)
+        return await self.store.add_version(
+            name,
+            state,
+            get_state(state),
+            kind,
+            label,
+            await self._authors_since(name, latest, state),
+            now_ms(),
+        )
+
+    async def version(self, name: str, version_id: int) -> VersionInfo:
+        return (await self._load_version(name, version_id))[0]
+
+    async def version_update(self, name: str, version_id: int) -> bytes:
+        """The document as it was at that version, as one v1 update."""
+        return (await self._load_version(name, version_id))[1]
+
+    async def version_content(
+        self, name: str, version_id: int, format: Format = "json"
+    ) -> dict[str, Any]:
+        """The content at that version, as `content` gives the document's."""
+        return content.content(await self.version_update(name, version_id), format)
+
+    async def diff(
+        self, name: str, from_id: int, to_id: int | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """What changed in each text field from version `from_id` to version `to_id` (None:
+        the document now): collab/changes.py, authors from the store's client ids."""
+        old = await self.version_update(name, from_id)
+        new = await self.version_update(name, to_id) if to_id is not None else await self.read(name)
+        deleters = await self._authors_between(name, from_id, to_id)
+        return changes.diff(old, new, await self.store.clients(name), deleters or None)
+
+    async def restore(
+        self, name: str, version_id: int, author: str | None = "api"
+    ) -> dict[str, VersionInfo]:
+        """Make the document look like version `version_id` again, as a new edit that every
+        connected client receives (nothing is rewritten): a version of the state before it
+        ("restore", "Before restoring version N"), the edit, a version after it ("Restored
+        version N"). `{"before": ..., "after": ...}`."""
+        old = await self.version_update(name, version_id)
+        before = await self.create_version(
+            name, f"Before restoring version {version_id}", "restore"
+        )
+        await self._edit(name, lambda doc: edits.make_like(doc, old), author, create=False)
+        after = await self.create_version(name, f"Restored version {version_id}", "restore")
+        return {"before": before, "after": after}
 
     async def delete(
         self, name: str, code: int = CloseCode.NOT_FOUND, reason: str = "document deleted"
@@ -156,9 +292,119 @@ class DocumentService:
 
     # -- internals ----------------------------------------------------------------------------
 
+    async def _open(self, name: str) -> LiveRoom:
+        assert self._rooms is not None
+        if not self._rooms.accepting:
+            raise CollabError("server shutting down", CloseCode.GOING_AWAY)
+        return await self._rooms.open(name)
+
+    async def _append(self, name: str, update: bytes, author: str | None) -> None:
+        """Store an update (no server): the log row, and who its Yjs clients are."""
+        await self.store.append([PendingUpdate(name, update, now_ms(), author)])
+        if author is not None:
+            writers = {c: author for c in update_clients(update)}
+            if writers:
+                await self.store.record_clients(name, writers)
+
+    async def _edit(
+        self, name: str, edit: Callable[[Doc[Any]], Any], author: str | None, create: bool
+    ) -> bytes:
+        """Run `edit` on a copy of the document and apply what it changed as one update (to
+        the room when the server holds it: copy, edit and apply with no await between, so no
+        other edit lands in between). The document's state after it."""
+        if self._rooms is not None:
+            if not create:
+                await self.info(name)
+            room = await self._open(name)
+            doc = doc_of(room.encode_update())
+            update = _changes(doc, edit)
+            if update is not None:
+                room.apply_server_update(update, author)
+                await self._rooms.persisted(name)
+            return room.encode_update()
+        try:
+            current = await self.read(name)
+        except DocumentNotFound:
+            if not create:
+                raise
+            current = None
+        doc = doc_of(current) if current is not None else Doc()
+        update = _changes(doc, edit)
+        if update is not None:
+            await self._append(name, update, author)
+        return doc.get_update()
+
+    async def _load_version(self, name: str, version_id: int) -> tuple[VersionInfo, bytes]:
+        found = await self.store.load_version(name, version_id)
+        if found is None:
+            raise VersionNotFound(f"no version {version_id} of {name!r}")
+        return found
+
+    async def _authors_since(
+        self, name: str, latest: tuple[VersionInfo, bytes] | None, state: bytes
+    ) -> list[str]:
+        """Who wrote the document since the latest version (no server: from the store's
+        client ids that are new since that version's state vector)."""
+        clients = await self.store.clients(name)
+        seen = changes.clocks(latest[1]) if latest is not None else {}
+        now = changes.clocks(get_state(state))
+        return sorted({clients[c] for c, k in now.items() if k > seen.get(c, 0) and c in clients})
+
+    async def _authors_between(self, name: str, from_id: int, to_id: int | None) -> list[str]:
+        """The authors the versions after `from_id` (through `to_id`) name."""
+        before = to_id + 1 if to_id is not None else None
+        authors: set[str] = set()
+        for info in await self.store.list_versions(name, 1000, before):
+            if info.id <= from_id:
+                break
+            authors.update(info.authors)
+        return sorted(authors)
+
+    def _summary(self, d: DocumentInfo) -> DocumentSummary:
+        return DocumentSummary(
+            d.name, d.created_at_ms, d.updated_at_ms, d.size_bytes, self._online(d.name), d.versions
+        )
+
     def _room(self, name: str) -> LiveRoom | None:
         return self._rooms.room(name) if self._rooms is not None else None
 
     def _online(self, name: str) -> int:
         room = self._room(name)
         return len(room.members) if room is not None else 0
+
+
+def _changes(doc: Doc[Any], edit: Callable[[Doc[Any]], Any]) -> bytes | None:
+    """What `edit` changed in `doc`, as one update (None: nothing)."""
+    before = doc.get_state()
+    edit(doc)
+    if doc.get_state() == before:
+        return None
+    return doc.get_update(before)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode_cursor(value: str) -> str:
+    """An opaque page cursor: url-safe base64 of the last name (or id) listed."""
+    return base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+
+
+def _int_cursor(cursor: str) -> int:
+    value = decode_cursor(cursor)
+    if not value.isdigit():
+        raise ValueError("invalid cursor")
+    return int(value)
+
+
+def update_clients(update: bytes) -> set[int]:
+    """The Yjs client ids whose items an update holds."""
+    return {s.client for s in read_update(update).structs if s.ref not in (GC, SKIP)}

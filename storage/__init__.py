@@ -22,6 +22,7 @@ from .base import (
     Refold,
     StoredDocument,
     StoreError,
+    VersionInfo,
 )
 from .engine import is_sqlite, make_engine
 from .fold import fold, fold_async, restore
@@ -37,6 +38,7 @@ __all__ = [
     "SqlStore",
     "StoreError",
     "StoredDocument",
+    "VersionInfo",
     "fold",
     "fold_async",
     "is_sqlite",

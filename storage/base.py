@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 # How a caller finishes a snapshot that was folded by replaying updates: given those updates and
@@ -21,6 +21,7 @@ class PendingUpdate(NamedTuple):
     name: str
     data: bytes
     created_at_ms: int
+    author: str | None = None  # who sent it (a user id, "api", "import"); None: unknown
 
 
 class StoredDocument(NamedTuple):
@@ -49,6 +50,19 @@ class DocumentInfo(NamedTuple):
     updated_at_ms: int
     size_bytes: int
     log_rows: int
+    versions: int = 0  # how many versions are stored
+
+
+class VersionInfo(NamedTuple):
+    """A stored version of a document (its data is loaded apart: load_version)."""
+
+    id: int
+    name: str
+    created_at_ms: int
+    kind: str  # "auto" | "named" | "restore"
+    label: str | None
+    authors: tuple[str, ...]  # who edited since the previous version
+    size_bytes: int
 
 
 class CompactResult(NamedTuple):
@@ -88,5 +102,30 @@ class DocumentStore(Protocol):
     async def compact(
         self, name: str, live: LiveDocument | None = None, keep: Refold | None = None
     ) -> CompactResult | None: ...
-    async def list_documents(self) -> list[DocumentInfo]: ...
+    async def list_documents(
+        self, prefix: str = "", limit: int | None = None, after: str | None = None
+    ) -> list[DocumentInfo]: ...
     async def delete(self, name: str) -> bool: ...
+    # Authorship: which Yjs client ids wrote a document, and who they were.
+    async def record_clients(self, name: str, clients: Mapping[int, str]) -> None: ...
+    async def clients(self, name: str) -> dict[int, str]: ...
+    # Versions: stored states, which compaction never touches.
+    async def add_version(
+        self,
+        name: str,
+        data: bytes,
+        state_vector: bytes,
+        kind: str,
+        label: str | None,
+        authors: Sequence[str],
+        created_at_ms: int,
+    ) -> VersionInfo: ...
+    async def list_versions(
+        self, name: str, limit: int = 100, before_id: int | None = None
+    ) -> list[VersionInfo]: ...
+    async def count_versions(self, name: str) -> int: ...
+    async def load_version(
+        self, name: str, version_id: int
+    ) -> tuple[VersionInfo, bytes] | None: ...
+    async def latest_version(self, name: str) -> tuple[VersionInfo, bytes] | None: ...
+    async def delete_versions(self, name: str, ids: Sequence[int]) -> int: ...

@@ -6,11 +6,14 @@ them through the stdlib sqlite3 instead (storage/sqlite.py: SqliteAppender), for
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
+from sqlalchemy import Connection, Row, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +26,7 @@ from .base import (
     Refold,
     StoredDocument,
     StoreError,
+    VersionInfo,
 )
 from .engine import make_engine
 from .fold import restore
@@ -31,6 +35,9 @@ from .sqlite import SqliteAppender
 
 log = logging.getLogger(__name__)
 
+
+VERSION_KINDS = ("auto", "named", "restore")
+NO_ID = 2**62  # above every id: list_versions without before_id
 
 SCHEMA_LOCK = 0x636F6C6C6162  # "collab": the advisory lock held while creating tables
 APPEND_LOCK = SCHEMA_LOCK + 1  # held by each append transaction (PostgreSQL)
@@ -60,6 +67,7 @@ class SqlStore:
         self._dialect = engine.dialect.name
         self._insert_document = q.insert_document(self._dialect)
         self._upsert_snapshot = q.upsert_snapshot(self._dialect)
+        self._insert_client = q.insert_client(self._dialect)
         self._appender = SqliteAppender.for_engine(engine, self._ids) if fast_path else None
 
     @classmethod
@@ -78,7 +86,10 @@ class SqlStore:
         On a new SQLite file one race remains, before that: the first connections all switch
         the file to WAL (engine.py's PRAGMA journal_mode=WAL), and SQLite answers "database is
         locked" at once, without the busy timeout, to one that comes while another switches.
-        Once the file is in WAL mode that cannot happen again, so trying again is enough."""
+        Once the file is in WAL mode that cannot happen again, so trying again is enough.
+
+        A database made by an older version gains what it lacks: the new tables (create_all)
+        and the column collab_updates.author (_migrate), under the same lock."""
         for attempt in range(5):
             try:
                 async with self.engine.begin() as conn:
@@ -87,6 +98,7 @@ class SqlStore:
                     elif self._dialect == "sqlite":
                         await conn.exec_driver_sql("BEGIN IMMEDIATE")
                     await conn.run_sync(Base.metadata.create_all)
+                    await conn.run_sync(_migrate)
                 return
             except OperationalError as exc:
                 if "database is locked" not in str(exc.orig) or attempt == 4:
@@ -111,9 +123,15 @@ class SqlStore:
             stored, _ = await self._read(conn, doc_id, after_id)
         return stored
 
-    async def list_documents(self) -> list[DocumentInfo]:
+    async def list_documents(
+        self, prefix: str = "", limit: int | None = None, after: str | None = None
+    ) -> list[DocumentInfo]:
+        """Documents by name in byte order: those whose name starts with `prefix`, after the
+        name `after` (the last one of the previous page), at most `limit`."""
+        stmt = q.list_documents(self._dialect, bool(prefix), after is not None, limit is not None)
+        params = {"prefix": prefix, "after": after, "limit": limit}
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q.LIST_DOCUMENTS)).all()
+            rows = (await conn.execute(stmt, {k: v for k, v in params.items() if v})).all()
         return [
             DocumentInfo(
                 r.name,
@@ -121,9 +139,59 @@ class SqlStore:
                 r.updated_at_ms,
                 int(r.snapshot_bytes) + int(r.log_bytes),
                 int(r.log_rows),
+                int(r.versions),
             )
             for r in rows
         ]
+
+    async def clients(self, name: str) -> dict[int, str]:
+        """Which Yjs client ids wrote `name`, and who they were."""
+        async with self.engine.connect() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return {}
+            rows = (await conn.execute(q.CLIENTS, {"doc_id": doc_id})).all()
+        return {int(r.client_id): r.author for r in rows}
+
+    # -- versions ----------------------------------------------------------------------------
+
+    async def list_versions(
+        self, name: str, limit: int = 100, before_id: int | None = None
+    ) -> list[VersionInfo]:
+        """The versions of `name`, newest first: at most `limit`, with ids below `before_id`."""
+        params = {"limit": limit, "before_id": NO_ID if before_id is None else before_id}
+        async with self.engine.connect() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return []
+            rows = (await conn.execute(q.LIST_VERSIONS, {"doc_id": doc_id, **params})).all()
+        return [_version_info(name, r) for r in rows]
+
+    async def count_versions(self, name: str) -> int:
+        async with self.engine.connect() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return 0
+            return int((await conn.execute(q.COUNT_VERSIONS, {"doc_id": doc_id})).scalar_one())
+
+    async def load_version(self, name: str, version_id: int) -> tuple[VersionInfo, bytes] | None:
+        """Version `version_id` of `name` and its state (a full v1 update); None if none."""
+        async with self.engine.connect() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return None
+            params = {"doc_id": doc_id, "version_id": version_id}
+            row = (await conn.execute(q.VERSION, params)).first()
+        return None if row is None else (_version_info(name, row), bytes(row.data))
+
+    async def latest_version(self, name: str) -> tuple[VersionInfo, bytes] | None:
+        """The newest version of `name` and its state vector; None if it has none."""
+        async with self.engine.connect() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return None
+            row = (await conn.execute(q.LATEST_VERSION, {"doc_id": doc_id})).first()
+        return None if row is None else (_version_info(name, row), bytes(row.state_vector))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -155,7 +223,12 @@ class SqlStore:
             await conn.execute(
                 q.INSERT_UPDATE,
                 [
-                    {"doc_id": ids[u.name], "data": u.data, "created_at_ms": u.created_at_ms}
+                    {
+                        "doc_id": ids[u.name],
+                        "data": u.data,
+                        "created_at_ms": u.created_at_ms,
+                        "author": u.author,
+                    }
                     for u in batch
                 ],
             )
@@ -163,18 +236,84 @@ class SqlStore:
                 q.TOUCH_DOCUMENT, [{"doc_id": i, "stamp": stamp} for i in ids.values()]
             )
 
-    async def import_update(self, name: str, data: bytes) -> None:
-        await self.append([PendingUpdate(name, data, now_ms())])
+    async def import_update(self, name: str, data: bytes, author: str | None = "import") -> None:
+        await self.append([PendingUpdate(name, data, now_ms(), author)])
 
     async def delete(self, name: str) -> bool:
+        """Delete `name`: its log, snapshot, versions and clients; False if it did not exist."""
         async with self.engine.begin() as conn:
             doc_id = await self._find_id(conn, name)
             if doc_id is None:
                 return False
-            for statement in (q.DELETE_LOG, q.DELETE_SNAPSHOT, q.DELETE_DOCUMENT):
+            for statement in (
+                q.DELETE_LOG,
+                q.DELETE_SNAPSHOT,
+                q.DELETE_VERSIONS,
+                q.DELETE_CLIENTS,
+                q.DELETE_DOCUMENT,
+            ):
                 await conn.execute(statement, {"doc_id": doc_id})
         self._ids.pop(name, None)
         return True
+
+    async def record_clients(self, name: str, clients: Mapping[int, str]) -> None:
+        """Yjs client ids of `name` and who wrote with them; a client id already known keeps
+        its first author. Creates the document's row if needed."""
+        if not clients:
+            return
+        stamp = now_ms()
+        async with self.engine.begin() as conn:
+            doc_id = await self._ensure_id(conn, name, stamp)
+            rows = [
+                {"doc_id": doc_id, "client_id": c, "author": a, "stamp": stamp}
+                for c, a in sorted(clients.items())
+            ]
+            await conn.execute(self._insert_client, rows)
+
+    async def add_version(
+        self,
+        name: str,
+        data: bytes,
+        state_vector: bytes,
+        kind: str,
+        label: str | None,
+        authors: Sequence[str],
+        created_at_ms: int,
+    ) -> VersionInfo:
+        """Store a version of `name` (its full state `data`, a v1 update, and its state vector);
+        creates the document's row if needed."""
+        if kind not in VERSION_KINDS:
+            raise ValueError(f"unknown version kind {kind!r}")
+        authors = tuple(authors)
+        row = {
+            "created_at_ms": created_at_ms,
+            "kind": kind,
+            "label": label,
+            "authors": json.dumps(list(authors)),
+            "data": data,
+            "state_vector": state_vector,
+        }
+        async with self.engine.begin() as conn:
+            doc_id = await self._ensure_id(conn, name, now_ms())
+            result = await conn.execute(q.INSERT_VERSION, {"doc_id": doc_id, **row})
+            key = result.inserted_primary_key
+            assert key is not None
+            version_id = int(key[0])
+        return VersionInfo(version_id, name, created_at_ms, kind, label, authors, len(data))
+
+    async def delete_versions(self, name: str, ids: Sequence[int]) -> int:
+        """Delete these versions of `name` (retention); how many there were."""
+        if not ids:
+            return 0
+        async with self.engine.begin() as conn:
+            doc_id = await self._find_id(conn, name)
+            if doc_id is None:
+                return 0
+            deleted = 0
+            for version_id in ids:  # (one by one: rowcount of an executemany is not portable)
+                params = {"doc_id": doc_id, "version_id": version_id}
+                deleted += (await conn.execute(q.DELETE_VERSION, params)).rowcount
+        return deleted
 
     # -- compaction --------------------------------------------------------------------------
 
@@ -302,6 +441,21 @@ class SqlStore:
         found = (await conn.execute(q.DOCUMENT_ID, {"name": name})).scalar_one()
         # Not cached here: the transaction may still roll back. The next lookup caches it.
         return int(found)
+
+
+def _migrate(conn: Connection) -> None:
+    """Bring a database made by an older version up to date (create_all added the tables)."""
+    columns = {c["name"] for c in inspect(conn).get_columns("collab_updates")}
+    if "author" not in columns:
+        log.info("adding column collab_updates.author")
+        conn.execute(q.ADD_UPDATE_AUTHOR)
+
+
+def _version_info(name: str, row: Row[Any]) -> VersionInfo:
+    authors = tuple(str(a) for a in json.loads(row.authors))
+    return VersionInfo(
+        int(row.id), name, row.created_at_ms, row.kind, row.label, authors, int(row.size_bytes)
+    )
 
 
 def _logged(result: CompactResult) -> CompactResult:

@@ -66,7 +66,7 @@ def sqlite_statements() -> SqliteSql:
     return SqliteSql(
         document_id=sqlite_sql(q.DOCUMENT_ID, ("name",)),
         insert_document=sqlite_sql(q.insert_document("sqlite"), ("name", "stamp", "stamp")),
-        insert_update=sqlite_sql(q.INSERT_UPDATE, ("doc_id", "data", "created_at_ms")),
+        insert_update=sqlite_sql(q.INSERT_UPDATE, ("doc_id", "data", "created_at_ms", "author")),
         touch_document=sqlite_sql(q.TOUCH_DOCUMENT, ("stamp", "doc_id")),
         log_sizes=sqlite_sql(q.LOG_SIZES, ("doc_id",)),
         snapshot_sizes=sqlite_sql(q.SNAPSHOT_SIZES, ("doc_id",)),
@@ -167,7 +167,8 @@ class SqliteAppender:
                     doc_id = int(conn.execute(sql.document_id, (name,)).fetchone()[0])
                 found[name] = doc_id
             conn.executemany(
-                sql.insert_update, [(found[u.name], u.data, u.created_at_ms) for u in batch]
+                sql.insert_update,
+                [(found[u.name], u.data, u.created_at_ms, u.author) for u in batch],
             )
             conn.executemany(sql.touch_document, [(stamp, i) for i in found.values()])
         # Cached once committed (a rolled-back insert must not leave a stale id behind).

@@ -15,10 +15,24 @@ a Python literal, and sqlite3 would not be given it): write `literal_column("0")
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, text, update
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import Base, Document, Snapshot, Update
+from .models import Base, Client, Document, Snapshot, Update, Version
 
 # An INSERT that can say ON CONFLICT.
 DialectInsert = sqlite.Insert | postgresql.Insert
@@ -52,7 +66,7 @@ def insert_document(dialect: str) -> DialectInsert:
 
 DELETE_DOCUMENT = delete(Document).where(Document.id == bindparam("doc_id"))
 
-# Name, times, snapshot and log sizes of every document, the last updated first.
+# Name, times, snapshot and log sizes and version count of documents, by name (byte order).
 _log_sizes = (
     select(
         Update.document_id,
@@ -62,19 +76,44 @@ _log_sizes = (
     .group_by(Update.document_id)
     .subquery()
 )
-LIST_DOCUMENTS = (
-    select(
-        Document.name,
-        Document.created_at_ms,
-        Document.updated_at_ms,
-        func.coalesce(func.length(Snapshot.data), 0).label("snapshot_bytes"),
-        func.coalesce(_log_sizes.c.n, 0).label("log_bytes"),
-        func.coalesce(_log_sizes.c.rows, 0).label("log_rows"),
-    )
-    .outerjoin(Snapshot, Snapshot.document_id == Document.id)
-    .outerjoin(_log_sizes, _log_sizes.c.document_id == Document.id)
-    .order_by(Document.updated_at_ms.desc())
+_version_counts = (
+    select(Version.document_id, func.count().label("versions"))
+    .group_by(Version.document_id)
+    .subquery()
 )
+
+
+def list_documents(
+    dialect: str, prefix: bool, after: bool, limit: bool
+) -> Select[*tuple[Any, ...]]:
+    """Documents ordered by name in byte order (PostgreSQL: COLLATE "C"), for pagination.
+    Parameters, each when asked for: prefix (names that start with it, case-sensitively), after
+    (names after it), limit."""
+    name = Document.name.collate("C") if dialect == "postgresql" else Document.name
+    stmt: Select[*tuple[Any, ...]] = (
+        select(
+            Document.name,
+            Document.created_at_ms,
+            Document.updated_at_ms,
+            func.coalesce(func.length(Snapshot.data), 0).label("snapshot_bytes"),
+            func.coalesce(_log_sizes.c.n, 0).label("log_bytes"),
+            func.coalesce(_log_sizes.c.rows, 0).label("log_rows"),
+            func.coalesce(_version_counts.c.versions, 0).label("versions"),
+        )
+        .outerjoin(Snapshot, Snapshot.document_id == Document.id)
+        .outerjoin(_log_sizes, _log_sizes.c.document_id == Document.id)
+        .outerjoin(_version_counts, _version_counts.c.document_id == Document.id)
+        .order_by(name)
+    )
+    if prefix:  # (not LIKE: SQLite's is case-insensitive, and _ and % would need escaping)
+        head = func.substr(Document.name, 1, func.length(bindparam("prefix", type_=String)))
+        stmt = stmt.where(head == bindparam("prefix", type_=String))
+    if after:
+        stmt = stmt.where(name > bindparam("after", type_=String))
+    if limit:
+        stmt = stmt.limit(bindparam("limit", type_=Integer))
+    return stmt
+
 
 # -- the log -----------------------------------------------------------------------------------
 
@@ -83,6 +122,7 @@ INSERT_UPDATE = insert(Update).values(
     document_id=bindparam("doc_id"),
     data=bindparam("data"),
     created_at_ms=bindparam("created_at_ms"),
+    author=bindparam("author"),
 )
 
 # (id, data) of the rows of doc_id after after_id, in arrival order.
@@ -133,6 +173,88 @@ def upsert_snapshot(dialect: str) -> DialectInsert:
         index_elements=[Snapshot.document_id], set_={f: stmt.excluded[f] for f in _SNAPSHOT_FIELDS}
     )
 
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+def insert_client(dialect: str) -> DialectInsert:
+    """Client id client_id of doc_id was first seen writing as author at stamp; nothing if it
+    is known already (the first writer wins). Many at once: executemany."""
+    return (
+        _insert(dialect, Client)
+        .values(
+            document_id=bindparam("doc_id"),
+            client_id=bindparam("client_id"),
+            author=bindparam("author"),
+            first_seen_ms=bindparam("stamp"),
+        )
+        .on_conflict_do_nothing(index_elements=[Client.document_id, Client.client_id])
+    )
+
+
+# (client_id, author) of every client id known to have written doc_id.
+CLIENTS = select(Client.client_id, Client.author).where(Client.document_id == bindparam("doc_id"))
+
+DELETE_CLIENTS = delete(Client).where(Client.document_id == bindparam("doc_id"))
+
+# -- versions ----------------------------------------------------------------------------------
+
+# A version of doc_id: created_at_ms, kind, label, authors (JSON), data, state_vector.
+INSERT_VERSION = insert(Version).values(
+    document_id=bindparam("doc_id"),
+    created_at_ms=bindparam("created_at_ms"),
+    kind=bindparam("kind"),
+    label=bindparam("label"),
+    authors=bindparam("authors"),
+    data=bindparam("data"),
+    state_vector=bindparam("state_vector"),
+)
+
+# What describes a version (VersionInfo), without its data.
+_VERSION_INFO = (
+    Version.id,
+    Version.created_at_ms,
+    Version.kind,
+    Version.label,
+    Version.authors,
+    func.length(Version.data).label("size_bytes"),
+)
+
+# The versions of doc_id with an id below before_id, newest first, at most limit.
+LIST_VERSIONS = (
+    select(*_VERSION_INFO)
+    .where(Version.document_id == bindparam("doc_id"), Version.id < bindparam("before_id"))
+    .order_by(Version.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+# How many versions doc_id has.
+COUNT_VERSIONS = select(func.count()).where(Version.document_id == bindparam("doc_id"))
+
+# Version version_id of doc_id, with its data.
+VERSION = select(*_VERSION_INFO, Version.data).where(
+    Version.document_id == bindparam("doc_id"), Version.id == bindparam("version_id")
+)
+
+# The newest version of doc_id, with its state vector.
+LATEST_VERSION = (
+    select(*_VERSION_INFO, Version.state_vector)
+    .where(Version.document_id == bindparam("doc_id"))
+    .order_by(Version.id.desc())
+    .limit(1)
+)
+
+# Version version_id of doc_id (retention; many: executemany).
+DELETE_VERSION = delete(Version).where(
+    Version.document_id == bindparam("doc_id"), Version.id == bindparam("version_id")
+)
+
+DELETE_VERSIONS = delete(Version).where(Version.document_id == bindparam("doc_id"))
+
+# -- schema changes ----------------------------------------------------------------------------
+
+# Databases created before collab_updates.author existed (SqlStore.open adds it when missing).
+ADD_UPDATE_AUTHOR = text("ALTER TABLE collab_updates ADD COLUMN author TEXT")
 
 # -- PostgreSQL --------------------------------------------------------------------------------
 

@@ -123,3 +123,23 @@ def test_private_key_signs_eddsa(tmp_path: Path):
     context = asyncio.run(auth.on_authenticate(OnAuthenticatePayload("team/notes", tok, info)))
     assert context is not None and context["user"] == {"id": "ada", "name": None}
     assert info.read_only is False
+
+
+def test_api_token_writes_every_document_it_names_for_a_year_as_api():
+    before = time.time()
+    claims = jwt.decode(
+        minted("--api", "--doc", "*", env={"COLLAB_AUTH_SECRET": SECRET}),
+        SECRET,
+        algorithms=["HS256"],
+    )
+    assert (claims["doc"], claims["mode"], claims["sub"]) == ("*", "write", "api")
+    assert claims["exp"] >= before + 365 * 86400 - 2
+    # its flags still win where given
+    mine = jwt.decode(
+        minted("--api", "--doc", "team/*", "--ttl", "1h", "--user", "bot", "--auth-secret", SECRET),
+        SECRET,
+        algorithms=["HS256"],
+    )
+    assert (mine["sub"], mine["mode"]) == ("bot", "write") and mine["exp"] <= time.time() + 3601
+    refused = collab_token("--api", "--read", "--doc", "*", "--auth-secret", SECRET)
+    assert refused.returncode != 0

@@ -1,0 +1,162 @@
+"""A document's content as JSON: every root type, read as what its items say it is.
+
+`content(update)` -> `{"content": {root: value}, "types": {root: kind}}`, kind one of "text",
+"map", "array", "xml" (collab/ystructs.py `root_kinds`: a v1 update declares no root types, so
+the kind is read from the root's items, never guessed by asking pycrdt for each type in turn).
+Values are what Yjs's own `toJSON()` gives: a Text as its string (or, with `format="delta"`, its
+delta `[{"insert": ..., "attributes": {...}}]`), a Map or an Array as JSON, an XmlFragment as its
+XML string. tests/interop/test_content.py checks this against Yjs on documents Yjs built.
+
+Numbers: yrs hands every JSON number back as a float; integral ones within 2^53 are given back as
+integers, as JavaScript prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+from .errors import FieldNotFound, FieldTypeMismatch
+from .ystructs import read_update, root_kinds
+
+Format = Literal["json", "delta"]
+Kind = Literal["text", "map", "array", "xml"]
+_TYPES: dict[str, type[Any]] = {
+    "text": Text,
+    "map": Map,
+    "array": Array,
+    "xml": XmlFragment,
+}
+_MAX_SAFE = (1 << 53) - 1
+
+
+def kinds(update: bytes) -> dict[str, str]:
+    """Each root of the document (a v1 update) and its kind, sorted by name."""
+    found = root_kinds(read_update(update))
+    return {name: found[name] for name in sorted(found)}
+
+
+def content(update: bytes, format: Format = "json") -> dict[str, Any]:
+    """`{"content": {root: value}, "types": {root: kind}}` for every root of the document."""
+    types = kinds(update)
+    doc = doc_of(update)
+    return {
+        "content": {name: root_value(doc, name, kind, format) for name, kind in types.items()},
+        "types": types,
+    }
+
+
+def text(update: bytes, field: str) -> str:
+    """Root `field` as a string: FieldNotFound when there is no such root, FieldTypeMismatch
+    when it is not a text."""
+    return str(typed_root(doc_of(update), kinds(update), field, "text"))
+
+
+def typed_root(doc: Doc[Any], types: dict[str, str], field: str, want: str) -> Any:
+    """Root `field` of `doc` as the pycrdt type of kind `want`, checked against `types`."""
+    kind = types.get(field)
+    if kind is None:
+        raise FieldNotFound(f"no field {field!r}")
+    if kind != want:
+        raise FieldTypeMismatch(f"field {field!r} is a {kind}, not a {want}")
+    return doc.get(field, type=_TYPES[kind])
+
+
+def root_value(doc: Doc[Any], name: str, kind: str, format: Format = "json") -> Any:
+    """Root `name` of `doc`, of kind `kind`, as Yjs's toJSON() gives it (a delta for a text
+    with `format="delta"`)."""
+    root = doc.get(name, type=_TYPES[kind])
+    if kind == "text":
+        return delta(root) if format == "delta" else str(root)
+    if kind == "xml":
+        return xml(root)
+    return plain(root.to_py())
+
+
+def xml(node: XmlFragment | XmlElement | XmlText) -> str:
+    """An XML node as Yjs's toString() writes it: attributes sorted by name, a text's formatting
+    as nested elements (y-prosemirror's marks: `<bold>`, `<link href="...">`), nothing escaped."""
+    if isinstance(node, XmlText):
+        return "".join(_xml_run(insert, attrs) for insert, attrs in node.diff())
+    inner = "".join(xml(child) for child in node.children)
+    if isinstance(node, XmlElement):
+        tag = (node.tag or "").lower()
+        attrs = "".join(f' {k}="{_js_str(v)}"' for k, v in sorted(_attributes(node)))
+        return f"<{tag}{attrs}>{inner}</{tag}>"
+    return inner
+
+
+def _attributes(node: XmlElement) -> list[tuple[str, Any]]:
+    return [(key, value) for key, value in node.attributes]  # type: ignore[attr-defined]
+
+
+def _xml_run(insert: Any, attrs: dict[str, Any] | None) -> str:
+    marks = sorted((attrs or {}).items())
+    opening = "".join(
+        f"<{mark}"
+        + "".join(
+            f' {k}="{_js_str(v)}"'
+            for k, v in sorted(value.items() if isinstance(value, dict) else ())
+        )
+        + ">"
+        for mark, value in marks
+    )
+    closing = "".join(f"</{mark}>" for mark, _ in reversed(marks))
+    return f"{opening}{_js_str(_jsonable(insert))}{closing}"
+
+
+def _js_str(value: Any) -> str:
+    """A value as JavaScript's string concatenation writes it."""
+    value = plain(value)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return ",".join(_js_str(v) for v in value)
+    return "[object Object]"
+
+
+def delta(text: Text) -> list[dict[str, Any]]:
+    """A Text as a Yjs delta: `[{"insert": str | embed, "attributes"?: {...}}]`."""
+    ops: list[dict[str, Any]] = []
+    for insert, attrs in text.diff():
+        op: dict[str, Any] = {"insert": _jsonable(insert)}
+        if attrs:
+            op["attributes"] = plain(attrs)
+        ops.append(op)
+    return ops
+
+
+def plain(value: Any) -> Any:
+    """JSON data as JavaScript prints it: integral floats as integers, bytes as lists."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= _MAX_SAFE else value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return list(value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Text | XmlText | XmlFragment | XmlElement):
+        return str(value)
+    if isinstance(value, Map | Array):
+        return plain(value.to_py())
+    if isinstance(value, Doc):
+        return {"guid": value.guid}
+    return plain(value)
+
+
+def doc_of(update: bytes) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    doc.apply_update(update)
+    return doc

@@ -1,0 +1,293 @@
+"""The structs of a v1 update, read for what they are: which root each item belongs to, what
+kind of content it holds, which client wrote it.
+
+A v1 update declares no root types: a root is only a name that items name as their parent. What
+a root is (text, map, array, XML) shows in its items (`root_kinds`), and who wrote a run of
+characters shows in its items' ids (`Struct.client`). pycrdt reads neither, so this module does.
+
+It reads updates yrs encoded (pycrdt's `get_update`: a room's state, a stored version), which
+collab/validate.py has checked on the way in when they came from a client; it is not a
+validator: a malformed update raises `ValueError`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Final
+
+GC: Final = 0
+SKIP: Final = 10
+# Content refs (info & 0x1F)
+DELETED: Final = 1
+JSON: Final = 2
+BINARY: Final = 3
+STRING: Final = 4
+EMBED: Final = 5
+FORMAT: Final = 6
+TYPE: Final = 7
+ANY: Final = 8
+DOC: Final = 9
+# Type refs of ContentType
+XML_ELEMENT: Final = 3
+XML_FRAGMENT: Final = 4
+XML_HOOK: Final = 5
+XML_TEXT: Final = 6
+
+ID = tuple[int, int]
+
+
+@dataclass(slots=True)
+class Struct:
+    """One struct as encoded: a GC or Skip range (`ref` 0 / 10) or an item."""
+
+    client: int
+    clock: int
+    length: int  # in clocks (UTF-16 code units for strings)
+    ref: int  # GC, SKIP or the item's content ref
+    origin: ID | None = None
+    right_origin: ID | None = None
+    parent: str | ID | None = None  # a root's name, a nested type's item id, or from the origins
+    parent_sub: str | None = None
+    type_ref: int | None = None  # for TYPE content
+    text: str | None = None  # for STRING content
+
+
+@dataclass(slots=True)
+class Structs:
+    structs: list[Struct]
+    deleted: dict[int, list[tuple[int, int]]]  # client -> [(clock, length)]
+
+
+def read_update(data: bytes) -> Structs:
+    """Every struct and the delete set of a v1 update."""
+    try:
+        return _Reader(data).update()
+    except IndexError:
+        raise ValueError("truncated Yjs update") from None
+
+
+def root_kinds(structs: Structs) -> dict[str, str]:
+    """Each root named by the update, as "text", "map", "array" or "xml", from its items:
+    map entries (a parent key) make a map; characters, embeds or formats a text; XML elements
+    or XML texts an XML fragment; other content an array. A root whose items are all deleted
+    (and carry no key) reads as an empty text."""
+    index = _ById(structs.structs)
+    evidence: dict[str, set[str]] = {}
+    for struct in structs.structs:
+        if struct.ref in (GC, SKIP):
+            continue
+        root = index.root_of(struct)
+        if root is None:
+            continue
+        kinds = evidence.setdefault(root, set())
+        kind = _kind_of(struct)
+        if kind is not None:
+            kinds.add(kind)
+    return {root: _decide(kinds) for root, kinds in evidence.items()}
+
+
+def _kind_of(struct: Struct) -> str | None:
+    if struct.parent_sub is not None:
+        return "map"
+    ref = struct.ref
+    if ref in (STRING, EMBED, FORMAT):
+        return "text"
+    if ref == TYPE and struct.type_ref in (XML_ELEMENT, XML_TEXT, XML_HOOK):
+        return "xml"
+    if ref in (JSON, BINARY, TYPE, ANY, DOC):
+        return "array"
+    return None  # deleted content says nothing
+
+
+def _decide(kinds: set[str]) -> str:
+    for kind in ("map", "text", "xml", "array"):
+        if kind in kinds:
+            return kind
+    return "text"
+
+
+class _ById:
+    """Find the struct holding an id, and the root an item belongs to (through its origins when
+    its parent is not written)."""
+
+    def __init__(self, structs: list[Struct]) -> None:
+        self._by_client: dict[int, tuple[list[int], list[Struct]]] = {}
+        for struct in structs:
+            clocks, items = self._by_client.setdefault(struct.client, ([], []))
+            clocks.append(struct.clock)
+            items.append(struct)
+        for clocks, items in self._by_client.values():
+            if any(a > b for a, b in pairwise(clocks)):
+                order = sorted(range(len(clocks)), key=clocks.__getitem__)
+                clocks[:] = [clocks[i] for i in order]
+                items[:] = [items[i] for i in order]
+        self._roots: dict[int, str | None] = {}  # id(struct) -> its root, resolved
+
+    def find(self, ident: ID) -> Struct | None:
+        entry = self._by_client.get(ident[0])
+        if entry is None:
+            return None
+        clocks, items = entry
+        i = bisect_right(clocks, ident[1]) - 1
+        if i < 0:
+            return None
+        struct = items[i]
+        return struct if ident[1] < struct.clock + struct.length else None
+
+    def root_of(self, struct: Struct) -> str | None:
+        """The root's name when the item sits directly in a root, else None (nested, or
+        unknown: its neighbours were collected)."""
+        chain: list[Struct] = []
+        current: Struct | None = struct
+        root: str | None = None
+        while current is not None:
+            known = self._roots.get(id(current), _UNSET)
+            if known is not _UNSET:
+                root = known  # type: ignore[assignment]
+                break
+            if isinstance(current.parent, str):
+                root = current.parent
+                chain.append(current)
+                break
+            if current.parent is not None or current.ref in (GC, SKIP):
+                chain.append(current)
+                break
+            chain.append(current)
+            neighbour = current.origin or current.right_origin
+            current = self.find(neighbour) if neighbour is not None else None
+            if current is not None and id(current) in {id(s) for s in chain}:
+                break
+        for seen in chain:
+            self._roots[id(seen)] = root
+        return root
+
+
+_UNSET: Final = object()
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def update(self) -> Structs:
+        structs: list[Struct] = []
+        for _ in range(self.var()):
+            count = self.var()
+            client = self.var()
+            clock = self.var()
+            for _ in range(count):
+                struct = self.struct(client, clock)
+                clock += struct.length
+                structs.append(struct)
+        deleted: dict[int, list[tuple[int, int]]] = {}
+        for _ in range(self.var()):
+            client = self.var()
+            deleted[client] = [(self.var(), self.var()) for _ in range(self.var())]
+        return Structs(structs, deleted)
+
+    def struct(self, client: int, clock: int) -> Struct:
+        info = self.data[self.pos]
+        self.pos += 1
+        ref = info & 0x1F
+        if ref in (GC, SKIP):
+            return Struct(client, clock, self.var(), ref)
+        struct = Struct(client, clock, 1, ref)
+        if info & 0x80:
+            struct.origin = (self.var(), self.var())
+        if info & 0x40:
+            struct.right_origin = (self.var(), self.var())
+        if not info & 0xC0:
+            struct.parent = self.string() if self.var() == 1 else (self.var(), self.var())
+            if info & 0x20:
+                struct.parent_sub = self.string()
+        self.content(struct)
+        return struct
+
+    def content(self, struct: Struct) -> None:
+        ref = struct.ref
+        if ref == DELETED:
+            struct.length = self.var()
+        elif ref == JSON:
+            struct.length = self.var()
+            for _ in range(struct.length):
+                self.string()
+        elif ref == BINARY:
+            self.pos += self.var()
+        elif ref == STRING:
+            text = self.string()
+            struct.text = text
+            struct.length = utf16_length(text)
+        elif ref == EMBED:
+            self.string()
+        elif ref == FORMAT:
+            self.string()
+            self.string()
+        elif ref == TYPE:
+            struct.type_ref = self.var()
+            if struct.type_ref in (XML_ELEMENT, XML_HOOK):
+                self.string()
+        elif ref == ANY:
+            struct.length = self.var()
+            for _ in range(struct.length):
+                self.any()
+        elif ref == DOC:
+            self.string()
+            self.any()
+        else:
+            raise ValueError(f"unknown content ref {ref}")
+
+    def var(self) -> int:
+        data = self.data
+        value = shift = 0
+        while True:
+            b = data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    def string(self) -> str:
+        n = self.var()
+        start = self.pos
+        self.pos += n
+        if self.pos > len(self.data):
+            raise IndexError
+        return self.data[start : self.pos].decode("utf-8")
+
+    def any(self) -> None:
+        tag = self.data[self.pos]
+        self.pos += 1
+        if tag in (127, 126, 121, 120):  # undefined, null, false, true
+            return
+        if tag == 125:  # varint
+            while self.data[self.pos] & 0x80:
+                self.pos += 1
+            self.pos += 1
+        elif tag == 124:
+            self.pos += 4
+        elif tag in (123, 122):
+            self.pos += 8
+        elif tag == 119:
+            self.string()
+        elif tag == 118:
+            for _ in range(self.var()):
+                self.string()
+                self.any()
+        elif tag == 117:
+            for _ in range(self.var()):
+                self.any()
+        elif tag == 116:
+            self.pos += self.var()
+        else:
+            raise ValueError(f"unknown Any tag {tag}")
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, the unit of Yjs clocks."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
