@@ -1,6 +1,7 @@
-"""`collab` / `python -m collab`: serve, export, import, compact, token.
+"""`collab` / `python -m collab`: serve, export, import, compact, token, and the history:
+versions, version, restore, delete.
 
-export, import and compact need no running server: they go through the documents service over
+All but serve and token need no running server: they go through the documents service over
 the store alone (DocumentService without rooms), as the HTTP API goes through it over the
 running server's rooms. Every Settings field is a flag of `serve` (and of the others where it
 applies), named after it, with its COLLAB_* variable as the default.
@@ -15,14 +16,16 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import MISSING, fields
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from pycrdt import Doc, Text
 
-from storage import DocumentStore, StoreError, open_store
+from storage import DocumentStore, StoreError, VersionInfo, open_store
 
 from . import extras, logs
+from .content import content
 from .documents import DocumentService
 from .errors import CollabError, MissingExtra
 from .extensions.token_auth import mint_token, parse_ttl
@@ -50,7 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     compact = sub.add_parser("compact", help="fold update logs into snapshots")
     compact.add_argument("name", nargs="?", help="one document (default: all)")
     _add_settings_flags(compact, ("database_url", "log_level"))
+    _history_parsers(sub)
     return parser
+
+
+def _history_parsers(sub: Any) -> None:
+    versions = sub.add_parser("versions", help="list a document's versions, newest first")
+    versions.add_argument("name")
+    versions.add_argument("--limit", type=int, default=100)
+    versions.add_argument("--json", action="store_true", help="one JSON object per line")
+    version = sub.add_parser("version", help="store a document's current state as a version")
+    version.add_argument("name")
+    version.add_argument("--label", default=None)
+    restore = sub.add_parser(
+        "restore", help="make a document look like one of its versions again (a new edit)"
+    )
+    restore.add_argument("name")
+    restore.add_argument("version", type=int)
+    delete = sub.add_parser("delete", help="delete a document, its log, snapshot and versions")
+    delete.add_argument("name")
+    for parser in (versions, version, restore, delete):
+        _add_settings_flags(parser, ("database_url", "log_level"))
 
 
 def _export_parser(sub: Any) -> None:
@@ -58,6 +81,9 @@ def _export_parser(sub: Any) -> None:
     export.add_argument("name")
     export.add_argument("--format", choices=("text", "json", "update"), default="text")
     export.add_argument("--root", default=None, help="the root type to print as text")
+    export.add_argument(
+        "--version", type=int, default=None, help="a version's id (collab versions)"
+    )
     _add_settings_flags(export, ("database_url", "log_level"))
 
 
@@ -155,6 +181,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "export": export,
         "import": import_,
         "compact": compact,
+        "versions": versions,
+        "version": version,
+        "restore": restore,
+        "delete": delete,
     }[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -207,14 +237,17 @@ async def document_update(store: DocumentStore, name: str) -> bytes:
 
 async def export(settings: Settings, args: argparse.Namespace) -> int:
     async with _documents(settings) as documents:
-        update = await documents.read(args.name)
+        if args.version is None:
+            update = await documents.read(args.name)
+        else:
+            update = await documents.version_update(args.name, args.version)
     if args.format == "update":
         sys.stdout.buffer.write(update)
         return 0
-    view = DocumentView.of_update(args.name, update)
     if args.format == "json":
-        print(json.dumps(view.to_py(), ensure_ascii=False, indent=2))
+        print(json.dumps(content(update)["content"], ensure_ascii=False, indent=2))
         return 0
+    view = DocumentView.of_update(args.name, update)
     roots = view.roots()
     root = args.root or (roots[0] if len(roots) == 1 else DEFAULT_TEXT_ROOT)
     if root not in roots:
@@ -241,7 +274,7 @@ async def import_(settings: Settings, args: argparse.Namespace) -> int:
         doc[args.root] = Text(text)
         update = doc.get_update()
     async with _documents(settings) as documents:
-        await documents.apply_update(args.name, update)
+        await documents.apply_update(args.name, update, author="import")
     print(f"imported {len(update)} bytes into {args.name!r}", file=sys.stderr)
     return 0
 
@@ -266,4 +299,60 @@ async def compact(settings: Settings, args: argparse.Namespace) -> int:
                     f"{name}: {result.rows} rows, {result.bytes_before} -> "
                     f"{result.bytes_after} bytes in {result.seconds * 1000:.1f} ms"
                 )
+    return 0
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def _version_line(v: VersionInfo) -> str:
+    when = datetime.fromtimestamp(v.created_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    label = f" {v.label!r}" if v.label else ""
+    authors = ", ".join(v.authors) or "-"
+    return f"{v.id}\t{when}Z\t{v.kind}\t{v.size_bytes} B\t{authors}{label}"
+
+
+def _version_json(v: VersionInfo) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "created_at_ms": v.created_at_ms,
+        "kind": v.kind,
+        "label": v.label,
+        "authors": list(v.authors),
+        "size_bytes": v.size_bytes,
+    }
+
+
+async def versions(settings: Settings, args: argparse.Namespace) -> int:
+    async with _documents(settings) as documents:
+        found, _ = await documents.versions(args.name, limit=args.limit)
+    for v in found:
+        print(json.dumps(_version_json(v)) if args.json else _version_line(v))
+    if not found and not args.json:
+        print(f"{args.name}: no versions", file=sys.stderr)
+    return 0
+
+
+async def version(settings: Settings, args: argparse.Namespace) -> int:
+    async with _documents(settings) as documents:
+        made = await documents.create_version(args.name, args.label)
+    print(_version_line(made))
+    return 0
+
+
+async def restore(settings: Settings, args: argparse.Namespace) -> int:
+    async with _documents(settings) as documents:
+        done = await documents.restore(args.name, args.version, author="cli")
+    print(f"restored {args.name!r} to version {args.version}")
+    print(f"before: {_version_line(done['before'])}")
+    print(f"after:  {_version_line(done['after'])}")
+    return 0
+
+
+async def delete(settings: Settings, args: argparse.Namespace) -> int:
+    async with _documents(settings) as documents:
+        deleted = await documents.delete(args.name)
+    if not deleted:
+        raise CliError(f"no document named {args.name!r}")
+    print(f"deleted {args.name!r}")
     return 0

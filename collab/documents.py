@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from pycrdt import Doc, get_state, get_update
+from pycrdt import Doc, get_state, get_update, merge_updates
 
 from storage import (
     CompactResult,
@@ -36,6 +36,7 @@ from .content import Format, doc_of
 from .errors import CloseCode, CollabError, DocumentNotFound, VersionNotFound
 from .subdocs import SubdocOptions, keep_options
 from .validate import validate_state_vector, validate_update
+from .ydoc import captured
 from .ystructs import GC, SKIP, read_update
 
 T = TypeVar("T")
@@ -214,19 +215,23 @@ class DocumentService:
     ) -> VersionInfo:
         """Store the document's current state as a version now (DocumentNotFound when there is
         no document): from the room when the server holds it, else folded from the store."""
+        return await self._take_version(name, label, kind)
+
+    async def _take_version(
+        self, name: str, label: str | None, kind: str, editor: str | None = None
+    ) -> VersionInfo:
+        """`create_version`; without a server, `editor` (who just edited) is among its authors
+        (a deletion alone makes no item that would name them)."""
         if self._rooms is not None:
             await self.info(name)
             return await self._rooms.take_version(name, kind, label)
         state = await self.read(name)
         latest = await self.store.latest_version(name)
+        authors = set(await self._authors_since(name, latest, state))
+        if editor is not None:
+            authors.add(editor)
         return await self.store.add_version(
-            name,
-            state,
-            get_state(state),
-            kind,
-            label,
-            await self._authors_since(name, latest, state),
-            now_ms(),
+            name, state, get_state(state), kind, label, sorted(authors), now_ms()
         )
 
     async def version(self, name: str, version_id: int) -> VersionInfo:
@@ -264,7 +269,7 @@ class DocumentService:
             name, f"Before restoring version {version_id}", "restore"
         )
         await self._edit(name, lambda doc: edits.make_like(doc, old), author, create=False)
-        after = await self.create_version(name, f"Restored version {version_id}", "restore")
+        after = await self._take_version(name, f"Restored version {version_id}", "restore", author)
         return {"before": before, "after": after}
 
     async def delete(
@@ -374,12 +379,13 @@ class DocumentService:
 
 
 def _changes(doc: Doc[Any], edit: Callable[[Doc[Any]], Any]) -> bytes | None:
-    """What `edit` changed in `doc`, as one update (None: nothing)."""
-    before = doc.get_state()
-    edit(doc)
-    if doc.get_state() == before:
+    """What `edit` changed in `doc`, as one update (None: nothing; a deletion alone changes no
+    state vector, so the transactions' updates are what tell)."""
+    with captured(doc) as made:
+        edit(doc)
+    if not made:
         return None
-    return doc.get_update(before)
+    return made[0] if len(made) == 1 else merge_updates(*made)
 
 
 def now_ms() -> int:

@@ -21,12 +21,13 @@ import anyio
 from anyio.abc import TaskGroup
 from pycrdt import Doc
 
-from storage import DocumentStore, StoredDocument
+from storage import DocumentStore, StoredDocument, VersionInfo
 from storage import restore as restore_stored
 
 from .cluster import Bus
 from .cluster.sync import ClusterSync
 from .errors import CloseCode, CollabError, DocumentLoadError
+from .history import History
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -101,6 +102,7 @@ class Hub:
             live_compaction=bus is None,
         )
         self.rooms: dict[str, Room] = {}
+        self.history = History(settings, store, self.saver, task_group, self.rooms.get)
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._evicting: dict[str, anyio.Event] = {}  # documents being closed (see evict)
         self.connections: set[Session] = set()  # every session in a room
@@ -304,6 +306,17 @@ class Hub:
             await self.hooks.load_document(OnLoadDocumentPayload(name, doc, is_new))
         return seeded
 
+    # -- versions and durability (for the documents service) -----------------------------------
+
+    async def take_version(self, name: str, kind: str, label: str | None = None) -> VersionInfo:
+        """Store a version of `name` now ("named" or "restore"): its live state when it is open
+        here, else what the store holds (DocumentNotFound when nothing)."""
+        return await self.history.take(name, kind, label)
+
+    async def persisted(self, name: str) -> None:
+        """Wait until everything applied to `name`'s room so far is committed to the store."""
+        await self.saver.wait_committed(name)
+
     # -- housekeeping ------------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
@@ -315,6 +328,7 @@ class Hub:
         self._check_connections(now)
         self._expire_awareness()
         self._unload_idle(now)
+        self.history.tick(now)
         if self.cluster is not None:
             self.cluster.tick()
 
@@ -345,6 +359,10 @@ class Hub:
                 self._unload(name)
 
     def _unload(self, name: str, why: str = "idle") -> None:
+        if why == "evicted":  # (deleted: no version of it)
+            self.history.forget(name)
+        else:
+            self.history.unloading(self.rooms[name])
         del self.rooms[name]
         self.saver.close(name)
         if self.cluster is not None:
@@ -372,6 +390,8 @@ class Hub:
                 self.cluster.keep_peers_edits()
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))) as scope:
                 await self.saver.flush()
+            with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))):
+                await self.history.close(list(self.rooms.values()))
             for name in self.rooms:  # the rooms still open are unloaded by the exit
                 self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
             await self.hooks.drain(1.0)

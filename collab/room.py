@@ -43,6 +43,7 @@ class Member(Protocol):
     framing: int  # PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
     read_only: bool
     info: ConnectionInfo  # what hooks know of it (on_change names its sender)
+    author: str | None  # who writes through it (collab/authorship.py: author_of), None: unknown
 
     def encode(self, message: bytes) -> bytes:
         """The bytes `send_frame` takes for `message` (shared by members of the same framing)."""
@@ -65,9 +66,15 @@ class Member(Protocol):
     def __hash__(self) -> int: ...  # (members key the room's dict and own awareness states)
 
 
-# Called with (document name, update bytes, edits) for every change that must be persisted;
-# `edits` is how many client updates were merged into it (collab.saver.Saver.record).
-Recorder = Callable[[str, bytes, int], None]
+class Recorder(Protocol):
+    """Called for every change that must be persisted (collab.saver.Saver.record): `edits` is
+    how many client updates were merged into it, `author` who wrote it (None: unknown)."""
+
+    def __call__(
+        self, name: str, data: bytes, edits: int = 1, author: str | None = None
+    ) -> None: ...
+
+
 # Called with (room, member or None, update bytes) after each change was fanned out.
 ChangeListener = Callable[["Room", "Member | None", bytes], None]
 
@@ -250,7 +257,7 @@ class Room:
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
         self.broadcast(message, exclude=conn)
-        self._record(self.name, update, len(parts))
+        self._record(self.name, update, len(parts), conn.author)
         if self._publish is not None:
             self._publish.update(update)
         if self._on_change is not None:
@@ -270,22 +277,23 @@ class Room:
         if conn.add_pending(edits) > MAX_PENDING_UPDATES:
             raise ProtocolError("too many updates with missing dependencies")
 
-    def apply_server_update(self, update: bytes) -> None:
+    def apply_server_update(self, update: bytes, author: str | None = None) -> None:
         """An update from the server side (the documents service), validated as a client's:
-        what it changes goes to every member, the store, the bus and on_change (with no
-        connection), as a client's sync step 2 would.
+        what it changes goes to every member, the store (as written by `author`: "api", a
+        token's user id, ...), the bus and on_change (with no connection), as a client's sync
+        step 2 would.
 
         What yrs holds aside for a missing dependency changes nothing yet, so it would reach
         no one: it goes on as a client's update does, whole (to every member, the store and the
         bus), so that it completes wherever the dependency arrives, however it comes."""
-        self._apply_step2(None, update)
+        self._apply_step2(None, update, author)
         if get_update(update, self.doc.get_state())[0] != 0:  # something of it is held aside
             self.broadcast(p.update_message(update))
-            self._record(self.name, update, 1)
+            self._record(self.name, update, 1, author)
             if self._publish is not None:
                 self._publish.update(update)
 
-    def _apply_step2(self, conn: Member | None, update: bytes) -> None:
+    def _apply_step2(self, conn: Member | None, update: bytes, author: str | None = None) -> None:
         # A client's step 2 repeats its whole delete set and whatever we already have (e.g. on
         # every reconnect): forward and persist only what actually changed our document.
         if update == p.EMPTY_UPDATE:
@@ -296,9 +304,11 @@ class Room:
             apply_update(self.doc, update)
         if self.subdocs.known:  # yrs re-encoded them
             changes = [self.subdocs.reinstate(change) for change in changes]
+        if conn is not None:
+            author = conn.author
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
-            self._record(self.name, change, 1)
+            self._record(self.name, change, 1, author)
             if self._publish is not None:
                 self._publish.update(change)
             if self._on_change is not None:

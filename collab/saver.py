@@ -10,7 +10,13 @@ are never unloaded.
 
 The saver keeps its own account of each open document's log (`DocumentLog`: what was handed
 over, what is committed, how far the log has grown since the last snapshot); the hub asks it
-whether a document is clean before unloading it (`is_clean`).
+whether a document is clean before unloading it (`is_clean`), and the documents service waits
+for an update it applied to be committed (`wait_committed`).
+
+Each update carries its author (the connection's user id, "api", ...) into the log. After a
+commit the saver learns which Yjs client ids the authors wrote with (collab/authorship.py) and
+stores the ones new to the document (`store.record_clients`): off the rooms' hot path, and one
+small write per new (document, client id), not per update.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import anyio
 
 from storage import DocumentStore, LiveDocument, PendingUpdate, StoredDocument
 
+from .authorship import update_clients
 from .subdocs import keep_options
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,8 @@ class DocumentLog:
 
     __slots__ = (
         "appended",
+        "authors",
+        "clients",
         "committed",
         "compacting",
         "log_bytes",
@@ -63,6 +72,8 @@ class DocumentLog:
         self.log_bytes = stored.log_bytes
         self.snapshot_through = stored.snapshot_through  # the snapshot holds the log up to here
         self.compacting = False
+        self.clients: set[int] = set()  # Yjs client ids whose author is stored
+        self.authors: set[str] = set()  # who wrote what was committed since `take_authors`
 
     @property
     def clean(self) -> bool:
@@ -96,6 +107,8 @@ class Saver:
         self._hurry = asyncio.Event()  # cut the gathering wait short (flush, full batch)
         self._idle = asyncio.Event()
         self._idle.set()
+        self._commit_done = asyncio.Event()  # set (and replaced) after each commit
+        self._new_clients: dict[str, dict[int, str]] = {}  # to store: name -> client -> author
         self._compact_queue: dict[str, DocumentLog] = {}
         self.on_committed: list[CommitListener] = []
         self.commits = 0
@@ -131,6 +144,27 @@ class Saver:
         doc_log = self._logs.get(name)
         return doc_log is None or doc_log.clean
 
+    def take_authors(self, name: str) -> set[str]:
+        """Who wrote what was committed for `name` since the last call (for a version)."""
+        doc_log = self._logs.get(name)
+        if doc_log is None:
+            return set()
+        authors, doc_log.authors = doc_log.authors, set()
+        return authors
+
+    async def wait_committed(self, name: str) -> None:
+        """Wait until everything recorded for `name` so far is committed (at once if nothing
+        waits; a commit that fails is retried, so this waits as long: callers bound it)."""
+        doc_log = self._logs.get(name)
+        if doc_log is None:
+            return
+        target = doc_log.appended
+        while doc_log.committed < target and self._logs.get(name) is doc_log:
+            self._hurry.set()
+            self._wakeup.set()
+            done = self._commit_done
+            await done.wait()
+
     def dirty(self) -> list[str]:
         """The open documents with updates not committed yet."""
         return [d.name for d in self._logs.values() if d.committed != d.appended]
@@ -143,8 +177,9 @@ class Saver:
 
     # -- recording -----------------------------------------------------------------------------
 
-    def record(self, name: str, data: bytes, edits: int = 1) -> None:
-        """Called by a room for each update to persist (`edits` merged into it); never awaits."""
+    def record(self, name: str, data: bytes, edits: int = 1, author: str | None = None) -> None:
+        """Called by a room for each update to persist (`edits` merged into it, written by
+        `author`, None when unknown); never awaits."""
         if not self._pending:
             self._first_at = time.monotonic()
             self._wakeup.set()
@@ -152,7 +187,8 @@ class Saver:
         doc_log = self._logs[name]
         doc_log.appended += 1
         self.recorded += edits
-        self._pending.append((doc_log, PendingUpdate(name, data, int(time.time() * 1000)), edits))
+        update = PendingUpdate(name, data, int(time.time() * 1000), author)
+        self._pending.append((doc_log, update, edits))
         self._pending_bytes += len(data)
         if len(self._pending) >= MAX_BATCH_ROWS or self._pending_bytes >= MAX_BATCH_BYTES:
             self._hurry.set()
@@ -184,6 +220,8 @@ class Saver:
                     self._wakeup.set()
                     continue
                 backoff = 0.05
+            if self._new_clients:
+                await self._store_clients()
             if self._compact_queue:
                 await self._compact_next()
             if self._pending or self._compact_queue:
@@ -212,6 +250,9 @@ class Saver:
             count[0] += 1
             count[1] += edits
             doc_log.log_bytes += len(update.data)
+            if update.author is not None:
+                doc_log.authors.add(update.author)
+                self._learn_clients(doc_log, update)
         for doc_log, (rows, edits) in counts.items():
             doc_log.committed += rows
             doc_log.log_rows += rows
@@ -219,6 +260,8 @@ class Saver:
                 self._queue_compaction(doc_log)
             for callback in self.on_committed:
                 callback(doc_log.name, edits)
+        self._commit_done.set()
+        self._commit_done = asyncio.Event()
         log.debug(
             "committed %d updates for %d documents in %.1f ms",
             len(batch),
@@ -226,6 +269,35 @@ class Saver:
             (time.perf_counter() - started) * 1000,
         )
         return True
+
+    def _learn_clients(self, doc_log: DocumentLog, update: PendingUpdate) -> None:
+        """Note the client ids of a committed update that the document's authors do not hold
+        yet (an editor's update: one client, three varints to read)."""
+        assert update.author is not None
+        known = doc_log.clients
+        try:
+            clients = update_clients(update.data)
+        except (IndexError, ValueError):  # (validated before it was applied: not expected)
+            log.warning("could not read the client ids of an update to %r", doc_log.name)
+            return
+        for client in clients:
+            if client not in known:
+                known.add(client)
+                self._new_clients.setdefault(doc_log.name, {}).setdefault(client, update.author)
+
+    async def _store_clients(self) -> None:
+        """Store the new (document, client id) -> author pairs; on failure they are forgotten
+        by this process (and learnt again from the next update of that client)."""
+        new, self._new_clients = self._new_clients, {}
+        for name, clients in new.items():
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.store.record_clients(name, clients)
+            except Exception:
+                log.exception("storing the client ids of %r failed", name)
+                doc_log = self._logs.get(name)
+                if doc_log is not None:
+                    doc_log.clients.difference_update(clients)
 
     async def _compact_next(self) -> None:
         name, doc_log = next(iter(self._compact_queue.items()))
@@ -250,7 +322,7 @@ class Saver:
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed (and compactions are done)."""
-        if self._pending or self._compact_queue:
+        if self._pending or self._compact_queue or self._new_clients:
             self._wakeup.set()
             self._hurry.set()
         await self._idle.wait()

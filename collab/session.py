@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from . import protocol as p
+from .authorship import author_of
 from .errors import CloseCode, CollabError
 from .hooks import ConnectionInfo
 from .room import Room
@@ -55,6 +56,7 @@ class Socket(Protocol):
 class Session:
     __slots__ = (
         "_admission",
+        "author",
         "encode",
         "expires_at",
         "framing",
@@ -75,6 +77,7 @@ class Session:
         self.info = info
         self.ip = ip
         self.read_only = False  # info.read_only, once authenticated
+        self.author: str | None = None  # who writes through it, once authenticated
         self.expires_at: float | None = None  # wall-clock time the token expires
         self.room: Room | None = None  # once admitted
         self.pending_updates = 0  # updates still waiting for a dependency (Room._check_pending)
@@ -106,6 +109,7 @@ class Session:
     def authenticated(self) -> None:
         """The hooks are done with `info`: take what they decided."""
         self.read_only = self.info.read_only
+        self.author = author_of(self.info.context)
         expires = self.info.context.get("token_expires_at")
         self.expires_at = float(expires) if isinstance(expires, int | float) else None
 

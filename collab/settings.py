@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .retention import parse_rules
+
 ENV_PREFIX = "COLLAB_"
 MiB = 1024 * 1024
 
@@ -61,6 +63,18 @@ class Settings:
     )
     compact_after_bytes: int = field(
         default=4 * MiB, metadata=_doc("compact a document's update log beyond this many bytes")
+    )
+    version_pause_s: float = field(
+        default=30.0,
+        metadata=_doc("an automatic version is taken after editing pauses this many seconds"),
+    )
+    version_every_s: float = field(
+        default=300.0,
+        metadata=_doc("and at least this often while a document is being edited"),
+    )
+    version_retention: str = field(
+        default="24h:all,7d:1h,90d:1d,forever:1w",
+        metadata=_doc("which automatic versions to keep by age (AGE:KEEP,...; named ones stay)"),
     )
     awareness_timeout_s: float = field(
         default=30.0, metadata=_doc("awareness states not renewed this long are dropped")
@@ -165,7 +179,14 @@ class Settings:
         for name in ("max_connections_per_ip", "max_connect_attempts_per_ip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or positive")
-        for name in ("idle_timeout_s", "heartbeat_s", "awareness_timeout_s"):
+        parse_rules(self.version_retention)  # (ValueError with the reason)
+        for name in (
+            "idle_timeout_s",
+            "heartbeat_s",
+            "awareness_timeout_s",
+            "version_pause_s",
+            "version_every_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.bus not in ("", "redis", "postgres"):

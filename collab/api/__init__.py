@@ -20,6 +20,7 @@ from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .health import healthz
 from .openapi import build
+from .paths import raw_segments
 from .router import Operation, OperationRoute
 
 __all__ = [
@@ -58,5 +59,13 @@ def catch_all() -> list[BaseRoute]:
 
 
 async def not_found(request: Request) -> Response:
-    await access_of(request)  # not even which routes exist, without a token
+    """404, or 405 for a path an operation has with another method (Starlette would have
+    answered 405 itself but this catch-all takes every method)."""
+    segments = raw_segments(request.scope)
+    matching = [op for op in OPERATIONS if op.template.match(segments) is not None]
+    if not matching or not all(op.public for op in matching):
+        await access_of(request)  # not even which routes exist, without a token
+    if matching:
+        allow = ", ".join(sorted({op.method for op in matching}))
+        raise ApiError(HttpStatus.METHOD_NOT_ALLOWED, f"method not allowed (allowed: {allow})")
     raise ApiError(HttpStatus.NOT_FOUND, "no such API route")

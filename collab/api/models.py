@@ -5,9 +5,10 @@ exactly (docs/api.md)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JsonValue = Any  # any JSON value (Map keys, Array items)
 Format = Literal["json", "delta"]
@@ -15,6 +16,39 @@ Format = Literal["json", "delta"]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+SAFE_INTEGER = 2**53 - 1  # what a JavaScript number (a Yjs client's) holds exactly
+
+
+def storable(value: Any, where: str) -> None:
+    """Raise ValueError unless `value` is JSON a Yjs document can hold and every client read:
+    integers within +-(2**53 - 1), finite numbers, strings that are valid Unicode (no lone
+    surrogates, which JSON's \\u escapes can carry)."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > SAFE_INTEGER:
+            raise ValueError(f"{where}: integer outside +-(2**53 - 1)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: not a finite number")
+    elif isinstance(value, str):
+        _unicode(value, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            storable(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _unicode(key, where)
+            storable(item, f"{where}.{key}")
+
+
+def _unicode(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: a lone surrogate is not text") from None
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -88,6 +122,12 @@ class Patch(Model):
     text: dict[str, str] | None = Field(None, description="field -> its new full text")
     map: dict[str, dict[str, JsonValue]] | None = Field(None, description="root -> keys to set")
 
+    @model_validator(mode="after")
+    def _storable(self) -> Patch:
+        storable(self.text or {}, "text")
+        storable(self.map or {}, "map")
+        return self
+
 
 # -- versions ----------------------------------------------------------------------------------
 
@@ -114,6 +154,13 @@ class VersionsQuery(Model):
 class NewVersion(Model):
     label: str | None = Field(None, max_length=200)
 
+    @field_validator("label")
+    @classmethod
+    def _text(cls, label: str | None) -> str | None:
+        if label is not None:
+            _unicode(label, "label")
+        return label
+
 
 class VersionContent(Model):
     name: str
@@ -123,7 +170,9 @@ class VersionContent(Model):
 
 
 class DiffQuery(Model):
-    to: int | None = Field(None, description="another version's id; absent: the document now")
+    to: int | None = Field(
+        None, ge=1, le=SAFE_INTEGER, description="another version's id; absent: the document now"
+    )
 
 
 class Segment(Model):

@@ -177,13 +177,17 @@ async def _parse_body(kind: type[BaseModel] | Binary, request: Request) -> Any:
         return data
     assert isinstance(kind, type)
     try:
-        value = json.loads(data) if data.strip() else {}
+        value = json.loads(data, parse_constant=_not_json) if data.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise ApiError(HttpStatus.BAD_REQUEST, "the body is not JSON") from None
     try:
         return kind.model_validate(value)
     except ValidationError as exc:
         raise ApiError(HttpStatus.UNPROCESSABLE, _first_problem(exc)) from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python's json reads NaN and Infinity
 
 
 async def _read_body(request: Request) -> bytes:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -131,6 +132,7 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.05)  # polling a process's readiness: there is no event to wait on
+        seed(base)
         yield base
     finally:
         proc.terminate()
@@ -147,12 +149,29 @@ CHECKS = [
 ]
 
 
+SEEDED = {"name": "team/notes", "field": "codemirror", "id": 1}
+
+
+def seed(base: str) -> None:
+    """A document with a text, a map and a version: what the pinned cases reach."""
+    with httpx.Client(base_url=base, trust_env=False) as http:
+        patched = http.patch(
+            "/api/documents/team%2Fnotes",
+            json={"text": {"codemirror": "hello"}, "map": {"meta": {"k": 1}}},
+        )
+        assert patched.status_code == 200, patched.text
+        version = http.post("/api/documents/team%2Fnotes/versions", json={"label": "seed"})
+        assert version.status_code == 201 and version.json()["id"] == SEEDED["id"]
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_fuzz_the_api_from_its_own_schema(fuzzed_server: str) -> None:
-    """Every operation, with cases generated from the served schema: no 5xx, and every answer
-    one the schema describes (status, media type, body). (schemathesis.pytest's lazy fixture
-    does not run under this pytest, so the operations are driven here with hypothesis.)"""
+    """Every operation, with cases generated from the served schema, once with any path
+    parameters (mostly names that do not exist) and once on a seeded document, field and
+    version (so queries and bodies reach the service): no 5xx, and every answer one the schema
+    describes (status, media type, body). (schemathesis.pytest's lazy fixture does not run under
+    this pytest, so the operations are driven here with hypothesis.)"""
     schema = schemathesis.openapi.from_url(fuzzed_server + "/api/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     # (schemathesis leaves out the operation that serves the schema it was loaded from)
@@ -160,16 +179,23 @@ def test_fuzz_the_api_from_its_own_schema(fuzzed_server: str) -> None:
         f"{op.method} {op.path}" for op in OPERATIONS if op.path != "/api/openapi.json"
     }
     for operation in operations:
+        fuzz(operation.as_strategy())
+        params = {p.name for p in operation.iter_parameters() if p.location == "path"}
+        if params and operation.method.upper() != "DELETE":  # (keep the seeded document)
+            pinned = {k: v for k, v in SEEDED.items() if k in params}
+            fuzz(operation.as_strategy(path_parameters=pinned))
 
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def fuzz(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=CHECKS, timeout=30)
 
-        fuzz()
+def fuzz(strategy: Any) -> None:
+    @given(case=strategy)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def run(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=CHECKS, timeout=30)
+
+    run()

@@ -56,7 +56,7 @@ def test_import_a_yjs_update_and_export_every_root_type_as_json(tmp_path):
     exported = json.loads(collab("export", "plan", "--format", "json", db=db).stdout)
     assert exported == {
         "title": "Plan",
-        "meta": {"owner": "ada", "n": 3.0},
+        "meta": {"owner": "ada", "n": 3},  # as JavaScript prints it
         "items": ["one", "two"],
         "body": "<p>hé</p>",
     }
@@ -92,3 +92,45 @@ def test_errors_are_one_clear_line(tmp_path):
     (tmp_path / "bad.bin").write_bytes(b"\xff\xfe\x00\x01")
     bad = collab("import", "x", str(tmp_path / "bad.bin"), "--format", "update", db=db)
     assert bad.returncode == 1 and b"not a Yjs v1 update" in bad.stderr
+
+
+def test_versions_version_restore_export_and_delete(tmp_path):
+    db = tmp_path / "c.db"
+    (tmp_path / "good.txt").write_text("good text 😀\n")
+    (tmp_path / "bad.txt").write_text("SPAM\n")
+    assert collab("import", "team/h", str(tmp_path / "good.txt"), db=db).returncode == 0
+    made = collab("version", "team/h", "--label", "good one", db=db)
+    assert made.returncode == 0, made.stderr
+    good_id = made.stdout.decode().split("\t")[0]
+    assert "named" in made.stdout.decode() and "'good one'" in made.stdout.decode()
+    assert "import" in made.stdout.decode()  # the author of what it holds
+    assert collab("import", "team/h", str(tmp_path / "bad.txt"), db=db).returncode == 0
+    # a text import is a document of its own: its text lands before or after, by client id
+    assert "SPAM\n" in collab("export", "team/h", db=db).stdout.decode()
+
+    old = collab("export", "team/h", "--version", good_id, db=db)
+    assert old.returncode == 0 and old.stdout.decode() == "good text 😀\n"
+    restored = collab("restore", "team/h", good_id, db=db)
+    assert restored.returncode == 0, restored.stderr
+    assert f"Before restoring version {good_id}" in restored.stdout.decode()
+    assert collab("export", "team/h", db=db).stdout.decode() == "good text 😀\n"
+
+    listed = [
+        json.loads(line)
+        for line in collab("versions", "team/h", "--json", db=db).stdout.splitlines()
+    ]
+    assert [v["kind"] for v in listed] == ["restore", "restore", "named"]
+    assert listed[0]["label"] == f"Restored version {good_id}" and "cli" in listed[0]["authors"]
+    before_id = str(listed[1]["id"])
+    assert (
+        collab("export", "team/h", "--version", before_id, db=db).stdout.decode().endswith("SPAM\n")
+    )
+    assert collab("versions", "team/h", db=db).stdout.decode().count("\n") == 3
+
+    missing = collab("restore", "team/h", "999", db=db)
+    assert missing.returncode == 1 and b"no version 999" in missing.stderr
+    assert collab("delete", "team/h", db=db).returncode == 0
+    again = collab("delete", "team/h", db=db)
+    assert again.returncode == 1 and b"no document named 'team/h'" in again.stderr
+    gone = collab("export", "team/h", "--version", good_id, db=db)
+    assert gone.returncode == 1
