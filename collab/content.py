@@ -71,7 +71,17 @@ def root_value(doc: Doc[Any], name: str, kind: str, format: Format = "json") -> 
         return delta(root) if format == "delta" else str(root)
     if kind == "xml":
         return xml(root)
-    return plain(root.to_py())
+    return to_json(root)
+
+
+def to_json(value: Any) -> Any:
+    """A value read from a document as Yjs's toJSON() gives it: nested texts as strings, XML
+    as its string, a subdocument as `{"guid": ...}`."""
+    if isinstance(value, Map):
+        return {key: to_json(value[key]) for key in value.keys()}  # noqa: SIM118 (pycrdt Map)
+    if isinstance(value, Array):
+        return [to_json(v) for v in value]
+    return _jsonable(value)
 
 
 def xml(node: XmlFragment | XmlElement | XmlText) -> str:
@@ -134,23 +144,28 @@ def delta(text: Text) -> list[dict[str, Any]]:
 
 
 def plain(value: Any) -> Any:
-    """JSON data as JavaScript prints it: integral floats as integers, bytes as lists."""
+    """JSON data as JavaScript prints it: integral floats as integers; bytes (a Uint8Array) as
+    a list of integers."""
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) <= _MAX_SAFE else value
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         return list(value)
-    return value
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)  # nothing else comes out of yrs's Any, but never an unserialisable value
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Text | XmlText | XmlFragment | XmlElement):
+    if isinstance(value, XmlText | XmlFragment | XmlElement):
+        return xml(value)
+    if isinstance(value, Text):
         return str(value)
     if isinstance(value, Map | Array):
-        return plain(value.to_py())
+        return to_json(value)
     if isinstance(value, Doc):
         return {"guid": value.guid}
     return plain(value)

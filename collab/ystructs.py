@@ -73,8 +73,18 @@ def root_kinds(structs: Structs) -> dict[str, str]:
     map entries (a parent key) make a map; characters, embeds or formats a text; XML elements
     or XML texts an XML fragment; other content an array. A root whose items are all deleted
     (and carry no key) reads as an empty text."""
-    index = _ById(structs.structs)
     evidence: dict[str, set[str]] = {}
+    for struct in structs.structs:  # first the items that name their root
+        if isinstance(struct.parent, str):
+            kind = _kind_of(struct)
+            kinds = evidence.setdefault(struct.parent, set())
+            if kind is not None:
+                kinds.add(kind)
+    if all(kinds & {"map", "text"} for kinds in evidence.values()):
+        return {root: _decide(kinds) for root, kinds in evidence.items()}
+    # some root only has deleted (or array-like) items that name it: follow every item's
+    # origins to its root
+    index = _ById(structs.structs)
     for struct in structs.structs:
         if struct.ref in (GC, SKIP):
             continue
@@ -140,6 +150,7 @@ class _ById:
         """The root's name when the item sits directly in a root, else None (nested, or
         unknown: its neighbours were collected)."""
         chain: list[Struct] = []
+        seen: set[int] = set()
         current: Struct | None = struct
         root: str | None = None
         while current is not None:
@@ -155,12 +166,13 @@ class _ById:
                 chain.append(current)
                 break
             chain.append(current)
+            seen.add(id(current))
             neighbour = current.origin or current.right_origin
             current = self.find(neighbour) if neighbour is not None else None
-            if current is not None and id(current) in {id(s) for s in chain}:
+            if current is not None and id(current) in seen:
                 break
-        for seen in chain:
-            self._roots[id(seen)] = root
+        for resolved in chain:
+            self._roots[id(resolved)] = root
         return root
 
 
@@ -217,7 +229,7 @@ class _Reader:
             for _ in range(struct.length):
                 self.string()
         elif ref == BINARY:
-            self.pos += self.var()
+            self.skip(self.var())
         elif ref == STRING:
             text = self.string()
             struct.text = text
@@ -252,6 +264,11 @@ class _Reader:
                 return value
             shift += 7
 
+    def skip(self, n: int) -> None:
+        self.pos += n
+        if self.pos > len(self.data):
+            raise IndexError
+
     def string(self) -> str:
         n = self.var()
         start = self.pos
@@ -283,7 +300,7 @@ class _Reader:
             for _ in range(self.var()):
                 self.any()
         elif tag == 116:
-            self.pos += self.var()
+            self.skip(self.var())
         else:
             raise ValueError(f"unknown Any tag {tag}")
 
