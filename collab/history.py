@@ -10,8 +10,9 @@ Automatic versions follow the editing this process's clients do, as its saver co
 `version_every_s` while it goes on, and when a changed document unloads or the server shuts
 down. The hub's ticker drives it (`tick`); the version is written by a task, never on the
 rooms' hot path. A version is stored only when the document changed since its latest one (state
-vectors, then the states), so in cluster mode, where each process versions what its own clients
-did, two processes that saw the same editing store it once. After each automatic version the
+vectors, then the states: storage's `add_version_if_changed`, in one transaction the processes
+take turns with), so in cluster mode, where each process versions what its own clients did,
+two processes that saw the same editing store it once. After each automatic version the
 older ones are thinned by the retention rules (collab/retention.py).
 
 Each version lists who edited since the previous one: the authors the saver committed for the
@@ -32,7 +33,6 @@ from pycrdt import get_state
 
 from storage import DocumentStore, VersionInfo, restore
 
-from .authorship import read_var
 from .errors import DocumentNotFound
 from .retention import parse_rules, thin
 from .saver import Saver
@@ -169,27 +169,16 @@ class History:
         then thin the automatic ones."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            if only_if_changed and await self._unchanged(name, state, vector):
+            add = self.store.add_version_if_changed if only_if_changed else self.store.add_version
+            info = await add(name, state, vector, kind, label, sorted(authors), now_ms())
+            if info is None:
                 log.debug("no version of %r: unchanged since the latest", name)
                 return None
-            info = await self.store.add_version(
-                name, state, vector, kind, label, sorted(authors), now_ms()
-            )
             self.taken += 1
             log.info("version %d of %r (%s, %d bytes)", info.id, name, kind, info.size_bytes)
             if kind == "auto":
                 await self._thin(name)
         return info
-
-    async def _unchanged(self, name: str, state: bytes, vector: bytes) -> bool:
-        """Whether the latest version of `name` holds this very state. The state vectors tell
-        most cases apart; equal ones (a deletion adds no items; another process's version of
-        the same editing) are settled by the states themselves."""
-        latest = await self.store.latest_version(name)
-        if latest is None or decode_state_vector(latest[1]) != decode_state_vector(vector):
-            return False
-        loaded = await self.store.load_version(name, latest[0].id)
-        return loaded is not None and loaded[1] == state
 
     async def _thin(self, name: str) -> None:
         versions: list[VersionInfo] = []
@@ -242,14 +231,3 @@ async def version_from_store(
     return await store.add_version(
         name, state, get_state(state), kind, label, sorted(authors), now_ms()
     )
-
-
-def decode_state_vector(vector: bytes) -> dict[int, int]:
-    """A v1 state vector as {client id: clock}."""
-    found: dict[int, int] = {}
-    count, pos = read_var(vector, 0)
-    for _ in range(count):
-        client, pos = read_var(vector, pos)
-        clock, pos = read_var(vector, pos)
-        found[client] = clock
-    return found

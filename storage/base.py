@@ -120,6 +120,16 @@ class DocumentStore(Protocol):
         authors: Sequence[str],
         created_at_ms: int,
     ) -> VersionInfo: ...
+    async def add_version_if_changed(
+        self,
+        name: str,
+        data: bytes,
+        state_vector: bytes,
+        kind: str,
+        label: str | None,
+        authors: Sequence[str],
+        created_at_ms: int,
+    ) -> VersionInfo | None: ...
     async def list_versions(
         self, name: str, limit: int = 100, before_id: int | None = None
     ) -> list[VersionInfo]: ...

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from sqlalchemy import Connection, Row, inspect
@@ -41,6 +41,7 @@ NO_ID = 2**62  # above every id: list_versions without before_id
 
 SCHEMA_LOCK = 0x636F6C6C6162  # "collab": the advisory lock held while creating tables
 APPEND_LOCK = SCHEMA_LOCK + 1  # held by each append transaction (PostgreSQL)
+VERSION_LOCK = SCHEMA_LOCK + 2  # held while deciding whether to store a version (PostgreSQL)
 
 
 def now_ms() -> int:
@@ -282,24 +283,74 @@ class SqlStore:
     ) -> VersionInfo:
         """Store a version of `name` (its full state `data`, a v1 update, and its state vector);
         creates the document's row if needed."""
-        if kind not in VERSION_KINDS:
-            raise ValueError(f"unknown version kind {kind!r}")
-        authors = tuple(authors)
-        row = {
-            "created_at_ms": created_at_ms,
-            "kind": kind,
-            "label": label,
-            "authors": json.dumps(list(authors)),
-            "data": data,
-            "state_vector": state_vector,
-        }
+        version = _VersionRow(data, state_vector, kind, label, tuple(authors), created_at_ms)
         async with self.engine.begin() as conn:
-            doc_id = await self._ensure_id(conn, name, now_ms())
-            result = await conn.execute(q.INSERT_VERSION, {"doc_id": doc_id, **row})
-            key = result.inserted_primary_key
-            assert key is not None
-            version_id = int(key[0])
-        return VersionInfo(version_id, name, created_at_ms, kind, label, authors, len(data))
+            return await self._insert_version(conn, name, version)
+
+    async def add_version_if_changed(
+        self,
+        name: str,
+        data: bytes,
+        state_vector: bytes,
+        kind: str,
+        label: str | None,
+        authors: Sequence[str],
+        created_at_ms: int,
+    ) -> VersionInfo | None:
+        """add_version, unless the latest version of `name` holds this very state (the same
+        state vector, then the same bytes): then `authors` join that version's, and None.
+        Decided and written in one transaction that other processes' take turns with, so
+        processes that saw the same editing (cluster mode) store its state once, naming the
+        authors each of them saw."""
+        version = _VersionRow(data, state_vector, kind, label, tuple(authors), created_at_ms)
+        async with self.engine.begin() as conn:
+            if self._dialect == "postgresql":
+                await conn.execute(q.ADVISORY_XACT_LOCK, {"key": VERSION_LOCK})
+            elif self._dialect == "sqlite":
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            doc_id = await self._find_id(conn, name)
+            held = await self._holding(conn, doc_id, data, state_vector) if doc_id else None
+            if held is None:
+                return await self._insert_version(conn, name, version)
+            authors = sorted({*json.loads(held.authors), *version.authors})
+            if len(authors) != len(json.loads(held.authors)):
+                params = {"version_id": held.id, "authors": json.dumps(authors)}
+                await conn.execute(q.SET_VERSION_AUTHORS, params)
+            return None
+
+    async def _holding(
+        self, conn: AsyncConnection, doc_id: int, data: bytes, state_vector: bytes
+    ) -> Row[Any] | None:
+        """The latest version of doc_id if it is the state `data` (with `state_vector`)."""
+        latest = (await conn.execute(q.LATEST_VERSION, {"doc_id": doc_id})).first()
+        if latest is None:
+            return None
+        if decode_state_vector(bytes(latest.state_vector)) != decode_state_vector(state_vector):
+            return None
+        params = {"doc_id": doc_id, "version_id": latest.id}
+        stored = (await conn.execute(q.VERSION, params)).first()
+        return latest if stored is not None and bytes(stored.data) == data else None
+
+    async def _insert_version(
+        self, conn: AsyncConnection, name: str, version: _VersionRow
+    ) -> VersionInfo:
+        if version.kind not in VERSION_KINDS:
+            raise ValueError(f"unknown version kind {version.kind!r}")
+        row = version._asdict()
+        row["authors"] = json.dumps(list(version.authors))
+        doc_id = await self._ensure_id(conn, name, now_ms())
+        result = await conn.execute(q.INSERT_VERSION, {"doc_id": doc_id, **row})
+        key = result.inserted_primary_key
+        assert key is not None
+        return VersionInfo(
+            int(key[0]),
+            name,
+            version.created_at_ms,
+            version.kind,
+            version.label,
+            version.authors,
+            len(version.data),
+        )
 
     async def delete_versions(self, name: str, ids: Sequence[int]) -> int:
         """Delete these versions of `name` (retention); how many there were."""
@@ -441,6 +492,29 @@ class SqlStore:
         found = (await conn.execute(q.DOCUMENT_ID, {"name": name})).scalar_one()
         # Not cached here: the transaction may still roll back. The next lookup caches it.
         return int(found)
+
+
+class _VersionRow(NamedTuple):
+    data: bytes
+    state_vector: bytes
+    kind: str
+    label: str | None
+    authors: tuple[str, ...]
+    created_at_ms: int
+
+
+def decode_state_vector(vector: bytes) -> dict[int, int]:
+    """A v1 state vector as {client id: clock} (lib0 varuints)."""
+    values: list[int] = []
+    value = shift = 0
+    for b in vector:
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            values.append(value)
+            value = shift = 0
+    count = values[0] if values else 0
+    return dict(zip(values[1 : 1 + 2 * count : 2], values[2 : 2 + 2 * count : 2], strict=True))
 
 
 def _migrate(conn: Connection) -> None:

@@ -244,6 +244,13 @@ LATEST_VERSION = (
     .limit(1)
 )
 
+# The authors (JSON) of version version_id.
+SET_VERSION_AUTHORS = (
+    update(Version)
+    .where(Version.id == bindparam("version_id"))
+    .values(authors=bindparam("authors"))
+)
+
 # Version version_id of doc_id (retention; many: executemany).
 DELETE_VERSION = delete(Version).where(
     Version.document_id == bindparam("doc_id"), Version.id == bindparam("version_id")

@@ -9,8 +9,8 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText, merge_updates
 
 from collab.authorship import author_of, update_clients
-from collab.history import decode_state_vector
 from collab.validate import validate_update
+from storage.sql import decode_state_vector
 
 
 def test_author_of_a_context() -> None:

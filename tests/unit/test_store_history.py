@@ -236,3 +236,31 @@ async def test_an_older_postgresql_database_gains_the_author_column(pg_database:
         assert await authors_of_rows(store, "d") == ["bob"]
     finally:
         await store.close()
+
+
+async def test_add_version_if_changed_stores_a_state_once(store: SqlStore) -> None:
+    doc: Doc[Any] = Doc(client_id=1)
+    typed(doc, "abc")
+    first = await store.add_version_if_changed(
+        "d", doc.get_update(), doc.get_state(), "auto", None, ["alice"], 1
+    )
+    assert first is not None
+    # The same state again (another process saw the same editing): its authors join.
+    same = await store.add_version_if_changed(
+        "d", doc.get_update(), doc.get_state(), "auto", None, ["bob"], 2
+    )
+    assert same is None
+    [listed] = await store.list_versions("d")
+    assert listed.id == first.id and listed.authors == ("alice", "bob")
+    # A deletion keeps the state vector but changes the state.
+    del doc.get("t", type=Text)[0:1]
+    deleted = await store.add_version_if_changed(
+        "d", doc.get_update(), doc.get_state(), "auto", None, [], 3
+    )
+    assert deleted is not None
+    typed(doc, "d")
+    added = await store.add_version_if_changed(
+        "d", doc.get_update(), doc.get_state(), "auto", None, [], 4
+    )
+    assert added is not None
+    assert await store.count_versions("d") == 3
