@@ -106,23 +106,35 @@ def interface_types(path: Path, name: str) -> dict[str, str]:
     return fields
 
 
-def accepts(expr: str, value: object, aliases: dict[str, str]) -> bool:
+Interfaces = dict[str, dict[str, str]]
+
+
+def accepts(expr: str, value: object, aliases: dict[str, str], interfaces: Interfaces) -> bool:
     """Whether JSON `value` is of TypeScript type `expr`: string, number, boolean, null, unknown,
-    'literal', T[], Record<string, T>, unions and the aliases given. Anything else fails loudly:
-    the checker must not guess."""
+    'literal', T[], Record<string, T>, unions, the aliases and the interfaces given (exactly
+    their keys). Anything else fails loudly: the checker must not guess."""
     expr = expr.strip()
+
+    def sub(expr: str, value: object) -> bool:
+        return accepts(expr, value, aliases, interfaces)
+
     if record := re.fullmatch(r"Record<string, (.+)>", expr):
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and accepts(record.group(1), v, aliases) for k, v in value.items()
-        )
+        return isinstance(value, dict) and all(sub(record.group(1), v) for v in value.values())
     if expr == "unknown":
         return True
     if " | " in expr:
-        return any(accepts(part, value, aliases) for part in expr.split(" | "))
+        return any(sub(part, value) for part in expr.split(" | "))
     if expr.endswith("[]"):
-        return isinstance(value, list) and all(accepts(expr[:-2], v, aliases) for v in value)
+        return isinstance(value, list) and all(sub(expr[:-2], v) for v in value)
     if expr in aliases:
-        return accepts(aliases[expr], value, aliases)
+        return sub(aliases[expr], value)
+    if expr in interfaces:
+        fields = interfaces[expr]
+        return (
+            isinstance(value, dict)
+            and sorted(value) == sorted(fields)
+            and all(sub(fields[key], value[key]) for key in fields)
+        )
     if literal := re.fullmatch(r"'([^']*)'", expr):
         return value == literal.group(1)
     simple = {"string": str, "boolean": bool, "null": type(None)}
@@ -136,25 +148,36 @@ def accepts(expr: str, value: object, aliases: dict[str, str]) -> bool:
 def assert_is(interface: str, value: object) -> None:
     """`value` (a JSON object the server sent) has exactly the interface's keys, each typed so."""
     path = SRC / "api.ts"
-    fields = interface_types(path, interface)
+    names = re.findall(r"^export interface (\w+) \{", path.read_text("utf-8"), re.M)
+    interfaces = {name: interface_types(path, name) for name in names}
+    fields = interfaces[interface]
     aliases = ts_aliases(path)
     assert isinstance(value, dict), f"{interface}: not an object: {value!r}"
     served = sorted(value)
     assert served == sorted(fields), f"{interface} in api.ts: {sorted(fields)}, served {served}"
     for key, expr in fields.items():
-        assert accepts(expr, value[key], aliases), f"{interface}.{key}: {value[key]!r} not {expr}"
+        ok = accepts(expr, value[key], aliases, interfaces)
+        assert ok, f"{interface}.{key}: {value[key]!r} not {expr}"
 
 
 def test_type_checker_reads_the_contracts_shapes_and_refuses_the_rest():
     aliases = {"Kind": "'auto' | 'named'"}
-    assert accepts("Kind", "named", aliases) and not accepts("Kind", "other", aliases)
-    assert accepts("string | null", None, aliases) and not accepts("string", None, aliases)
-    assert accepts("string[]", ["a"], aliases) and not accepts("string[]", ["a", 1], aliases)
-    assert not accepts("number", True, aliases)
-    assert accepts("Record<string, Kind[]>", {"a": ["auto"]}, aliases)
-    assert not accepts("Record<string, Kind[]>", {"a": "auto"}, aliases)
+    interfaces = {"V": {"kind": "Kind", "label": "string | null"}}
+
+    def ok(expr: str, value: object) -> bool:
+        return accepts(expr, value, aliases, interfaces)
+
+    assert ok("Kind", "named") and not ok("Kind", "other")
+    assert ok("string | null", None) and not ok("string", None)
+    assert ok("string[]", ["a"]) and not ok("string[]", ["a", 1])
+    assert not ok("number", True)
+    assert ok("Record<string, Kind[]>", {"a": ["auto"]})
+    assert not ok("Record<string, Kind[]>", {"a": "auto"})
+    assert ok("V[]", [{"kind": "auto", "label": None}])
+    assert not ok("V", {"kind": "auto", "label": None, "extra": 1})
+    assert not ok("V", {"kind": "auto"})
     with pytest.raises(AssertionError, match="Map<string"):
-        accepts("Map<string, number>", {}, aliases)
+        ok("Map<string, number>", {})
 
 
 @pytest.mark.anyio
