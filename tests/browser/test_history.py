@@ -152,8 +152,17 @@ async def test_versions_with_authors_preview_name_restore_live_and_undo(
                 1, timeout=LIST_TIMEOUT
             )
             await expect(version(page, kind="restore", text="Restored")).to_have_count(1)
+        await expect(version(ada, kind="restore", text="Restored “First draft”")).to_have_count(1)
         await shoot(ada, "history-restored-ada.png")
         await shoot(grace, "history-restored-grace.png")
+
+        # Grace looks at the state before the restore: her line is marked as removed since.
+        await version(grace, kind="restore", text="Before restoring").click()
+        grace_body = grace.get_by_test_id("preview-body")
+        await expect(grace_body.locator("del.diff-delete")).to_have_text(GRACES)
+        await expect(grace_body.locator("ins.diff-insert")).to_have_count(0)
+        await shoot(grace, "history-removed-since.png")
+        await grace.get_by_role("button", name="All versions").click()
 
         # Undo restores the version taken just before: Grace's line is back for both.
         await ada.get_by_test_id("undo-restore").click()

@@ -96,6 +96,7 @@ export class HistoryPanel {
   )
 
   private versions: Version[] = []
+  private readonly known = new Map<number, Version>() // every version seen, to name restores' targets
   private cursor: string | null = null
   private shown: Version | null = null // the version in the preview
   private mode: PreviewMode = 'changes'
@@ -181,7 +182,9 @@ export class HistoryPanel {
 
   private renderList(): void {
     const focused = (document.activeElement as HTMLElement | null)?.closest('li')?.dataset.id
-    this.list.replaceChildren(...this.versions.map((v) => versionRow(v, (chosen) => void this.openVersion(chosen))))
+    for (const v of this.versions) this.known.set(v.id, v)
+    const open = (chosen: Version): void => void this.openVersion(chosen)
+    this.list.replaceChildren(...this.versions.map((v) => versionRow(v, this.known, open)))
     this.listStatus.textContent = this.versions.length
       ? ''
       : 'No versions yet. One is saved automatically after a pause in editing, or name this version now.'
@@ -361,7 +364,7 @@ export class HistoryPanel {
           backIcon(),
           'All versions'
         ),
-        h('h3.preview-title', { 'data-testid': 'preview-title' }, versionTitle(version)),
+        h('h3.preview-title', { 'data-testid': 'preview-title' }, versionTitle(version, this.known)),
         h(
           'p.preview-meta',
           {},
@@ -414,11 +417,7 @@ export class HistoryPanel {
       },
       'Undo'
     )
-    this.show(
-      this.notice,
-      h('span', {}, `Restored — the document is as it was at ${versionTime(version.created_at_ms)}.`),
-      undo
-    )
+    this.show(this.notice, h('span', {}, `Restored ${restoredWhat(version)} — everyone editing sees it now.`), undo)
     undo.focus()
   }
 
@@ -473,4 +472,10 @@ export class HistoryPanel {
     e.preventDefault()
     items[Math.max(0, Math.min(items.length - 1, at + (e.key === 'ArrowDown' ? 1 : -1)))].focus()
   }
+}
+
+function restoredWhat(version: Version): string {
+  return version.label && version.kind !== 'restore'
+    ? `“${version.label}”`
+    : `the version of ${versionTime(version.created_at_ms)}`
 }

@@ -3,7 +3,7 @@
 // underlined in its author's colour). Pure rendering: no requests, no state.
 import type { DiffSegment, RootType, Version } from '../api'
 import { h } from '../dom'
-import { relativeTime } from '../format'
+import { byteSize, relativeTime } from '../format'
 import { colorFor } from '../user'
 
 /** The text field the editor binds (pages/editor.ts): shown first, without a heading. */
@@ -13,7 +13,23 @@ export const EDITOR_FIELD = 'codemirror'
 const FOLD_LINES = 8
 const CONTEXT_LINES = 3
 
-export function versionTitle(version: Version): string {
+/** Versions by id, to name the one a restore refers to. */
+export type Known = ReadonlyMap<number, Version>
+
+/** A version's title: its label, with "version N" in a restore's label (the server's wording)
+ * replaced by that version's own title when it is known. */
+export function versionTitle(version: Version, known: Known = new Map()): string {
+  const restore = version.kind === 'restore' && version.label?.match(/^(Before restoring|Restored) version (\d+)$/)
+  if (restore) {
+    const target = known.get(Number(restore[2]))
+    if (target) {
+      const what =
+        target.label && target.kind !== 'restore'
+          ? `“${target.label}”`
+          : `the version of ${versionTime(target.created_at_ms)}`
+      return `${restore[1]} ${what}`
+    }
+  }
   if (version.label) return version.label
   if (version.kind === 'named') return 'Named version'
   if (version.kind === 'restore') return 'Restore'
@@ -53,10 +69,13 @@ export function authorChips(authors: readonly string[]): HTMLElement | null {
 }
 
 /** One row of the list: a button (the whole row) that opens the version. */
-export function versionRow(version: Version, onOpen: (version: Version) => void): HTMLLIElement {
+export function versionRow(version: Version, known: Known, onOpen: (version: Version) => void): HTMLLIElement {
   const time = h(
     'time.version-time',
-    { dateTime: new Date(version.created_at_ms).toISOString(), title: fullTime(version.created_at_ms) },
+    {
+      dateTime: new Date(version.created_at_ms).toISOString(),
+      title: `${fullTime(version.created_at_ms)} · ${byteSize(version.size_bytes)}`
+    },
     versionTime(version.created_at_ms),
     h('span.version-ago', {}, ` · ${relativeTime(version.created_at_ms)}`)
   )
@@ -71,7 +90,7 @@ export function versionRow(version: Version, onOpen: (version: Version) => void)
     h(
       'span.version-line',
       {},
-      h('span.version-title', {}, versionTitle(version)),
+      h('span.version-title', {}, versionTitle(version, known)),
       h(`span.kind-badge.kind-${version.kind}`, {}, KIND_LABEL[version.kind])
     ),
     time,
