@@ -6,7 +6,9 @@ and panel receive live; then Undo puts the text back. Screenshots under test-art
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 from playwright.async_api import Locator, Page, expect
 
@@ -71,6 +73,11 @@ def version(
     if author is not None:
         found = found.filter(has=page.locator(f'.author-chip[data-author="{author}"]'))
     return found
+
+
+async def leave(*pages: Page) -> None:
+    for page in pages:
+        await page.context.close()
 
 
 async def open_history(page: Page) -> None:
@@ -182,6 +189,7 @@ async def test_versions_with_authors_preview_name_restore_live_and_undo(
         await expect(grace.get_by_test_id("history-button")).to_have_attribute(
             "aria-expanded", "false"
         )
+        await leave(ada, grace)  # before the server stops: no refused reconnects
         log.check()
 
 
@@ -212,4 +220,37 @@ async def test_history_panel_on_a_phone_and_a_read_only_token(settings, browser,
         await expect(phone.get_by_test_id("history-error")).to_contain_text("does not allow it")
         await shoot(phone, "history-phone-read-only.png")
         await expect(version(phone, kind="named")).to_have_count(1)
+        await leave(ada, phone)  # before the server stops: no refused reconnects
+        log.check()
+
+
+async def test_older_versions_load_page_by_page_and_stay_on_refresh(settings, browser, browser_log):
+    """55 named versions: the panel shows the newest 50, "Show older" the other 5; a refresh
+    (here: after naming one more) keeps all of them listed."""
+    log: BrowserLog = browser_log
+    ada_token = token("ada", "Ada Lovelace")
+    async with serving(history_settings(settings)) as srv:
+        log.origin = srv.http
+        path = "/api/documents/" + quote(DOC, safe="")
+        headers = {"Authorization": f"Bearer {ada_token}"}
+        async with httpx.AsyncClient(base_url=srv.http, headers=headers) as http:
+            created = await http.patch(path, json={"text": {"codemirror": DRAFT}})
+            assert created.status_code == 200, created.text
+            for n in range(1, 56):
+                answer = await http.post(f"{path}/versions", json={"label": f"Step {n}"})
+                assert answer.status_code == 201, answer.text
+        ada = await new_user(browser, log, "Ada Lovelace")
+        await open_doc(ada, srv.http, ada_token)
+        await open_history(ada)
+        await expect(versions(ada)).to_have_count(50)
+        await expect(versions(ada).first).to_contain_text("Step 55")
+        more = ada.get_by_role("button", name="Show older")
+        await more.click()
+        await expect(versions(ada)).to_have_count(55)
+        await expect(versions(ada).last).to_contain_text("Step 1")
+        await expect(more).to_be_hidden()
+        await name_version(ada, "Step 56")
+        await expect(versions(ada)).to_have_count(56)
+        await expect(versions(ada).first).to_contain_text("Step 56")
+        await leave(ada)  # before the server stops: no refused reconnects
         log.check()

@@ -37,6 +37,7 @@ const REMOTE_MAX_WAIT_MS = 5000
 /** After any change: refresh an open "changes since" preview once typing pauses this long. */
 const PREVIEW_SETTLE_MS = 800
 const PAGE = 50
+const MAX_LIMIT = 1000 // the API's largest page
 const MAX_LABEL = 200
 
 type PreviewMode = 'changes' | 'version'
@@ -151,14 +152,19 @@ export class HistoryPanel {
     this.button.focus()
   }
 
-  /** The newest page of versions again (the older pages the user loaded are dropped). */
+  /** The newest versions again, and below them the older ones already shown (so a refresh never
+   * takes away what the user paged to; a version thinned by retention there goes on the next
+   * open). */
   async refresh(): Promise<void> {
     const generation = ++this.listGeneration
+    const limit = Math.min(MAX_LIMIT, Math.max(PAGE, this.versions.length))
     try {
-      const page = await listVersions(this.name, this.token, { limit: PAGE })
+      const page = await listVersions(this.name, this.token, { limit })
       if (generation !== this.listGeneration) return
-      this.versions = page.versions
-      this.cursor = page.next_cursor
+      const oldest = page.versions.length ? Math.min(...page.versions.map((v) => v.id)) : 0
+      const older = this.versions.filter((v) => v.id < oldest)
+      this.versions = [...page.versions, ...older]
+      this.cursor = older.length ? this.cursor : page.next_cursor
       this.renderList()
       this.say('')
     } catch (e) {
