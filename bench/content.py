@@ -43,16 +43,16 @@ def typing_session(n: int, seed: int = 7) -> tuple[list[bytes], list[str]]:
         doc = docs[who]
         other = docs[1 - who]
         text = doc.get("codemirror", type=Text)
-        before = doc.get_state()
-        if length > 10 and rng.random() < 0.05:
-            at = rng.randrange(length)
-            del text[at : at + 1]
-            length -= 1
-        else:
-            at = length if rng.random() < 0.9 else rng.randrange(length + 1)
-            text.insert(at, rng.choice("abcdefghij klmnop\n"))
-            length += 1
-        update = doc.get_update(before)
+        with captured(doc) as made:  # the transaction's own update, as a client sends it
+            if length > 10 and rng.random() < 0.05:
+                at = rng.randrange(length)
+                del text[at : at + 1]
+                length -= 1
+            else:
+                at = length if rng.random() < 0.9 else rng.randrange(length + 1)
+                text.insert(at, rng.choice("abcdefghij klmnop\n"))
+                length += 1
+        [update] = made
         other.apply_update(update)
         updates.append(update)
         authors.append(("alice", "bob")[who])

@@ -17,8 +17,10 @@ import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
+import anyio.to_thread
 from pycrdt import Doc, get_state, get_update, merge_updates
 
 from storage import (
@@ -120,9 +122,10 @@ class DocumentService:
 
     async def info(self, name: str) -> DocumentSummary:
         """One document; DocumentNotFound when it is neither stored nor open."""
-        for summary in await self.list_documents(prefix=name):
-            if summary.name == name:
-                return summary
+        # by name, a name comes first among those it is a prefix of
+        for found in await self.store.list_documents(name, limit=1):
+            if found.name == name:
+                return self._summary(found)
         if self._room(name) is not None:  # opened, nothing committed yet
             return DocumentSummary(name, 0, 0, 0, self._online(name), 0)
         raise DocumentNotFound(f"no document named {name!r}")
@@ -150,12 +153,12 @@ class DocumentService:
     async def content(self, name: str, format: Format = "json") -> dict[str, Any]:
         """`{"content": {root: value}, "types": {root: kind}}` (collab/content.py);
         DocumentNotFound when there is no such document."""
-        return content.content(await self.read(name), format)
+        return await _off_loop(content.content, await self.read(name), format)
 
     async def text(self, name: str, field: str) -> str:
         """Text field `field` as a string: DocumentNotFound, FieldNotFound, or
         FieldTypeMismatch when the field is not a text."""
-        return content.text(await self.read(name), field)
+        return await _off_loop(content.text, await self.read(name), field)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -193,7 +196,7 @@ class DocumentService:
             for root, mapping in (map or {}).items():
                 edits.set_map(doc, root, dict(mapping))
 
-        return content.content(await self._edit(name, edit, author, create=True))
+        return await _off_loop(content.content, await self._edit(name, edit, author, create=True))
 
     # -- versions -----------------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class DocumentService:
         self, name: str, version_id: int, format: Format = "json"
     ) -> dict[str, Any]:
         """The content at that version, as `content` gives the document's."""
-        return content.content(await self.version_update(name, version_id), format)
+        return await _off_loop(content.content, await self.version_update(name, version_id), format)
 
     async def diff(
         self, name: str, from_id: int, to_id: int | None = None
@@ -255,7 +258,8 @@ class DocumentService:
         old = await self.version_update(name, from_id)
         new = await self.version_update(name, to_id) if to_id is not None else await self.read(name)
         deleters = await self._authors_between(name, from_id, to_id)
-        return changes.diff(old, new, await self.store.clients(name), deleters or None)
+        clients = await self.store.clients(name)
+        return await _off_loop(changes.diff, old, new, clients, deleters or None)
 
     async def restore(
         self, name: str, version_id: int, author: str | None = "api"
@@ -315,14 +319,14 @@ class DocumentService:
         self, name: str, edit: Callable[[Doc[Any]], Any], author: str | None, create: bool
     ) -> bytes:
         """Run `edit` on a copy of the document and apply what it changed as one update (to
-        the room when the server holds it: copy, edit and apply with no await between, so no
-        other edit lands in between). The document's state after it."""
+        the room when the server holds it). The edit runs in a worker thread, off the event
+        loop: what clients send meanwhile is concurrent with it, as a client's offline edit
+        is, and survives it. The document's state after it."""
         if self._rooms is not None:
             if not create:
                 await self.info(name)
             room = await self._open(name)
-            doc = doc_of(room.encode_update())
-            update = _changes(doc, edit)
+            update = await _off_loop(_changes_of, room.encode_update(), edit)
             if update is not None:
                 room.apply_server_update(update, author)
                 await self._rooms.persisted(name)
@@ -333,11 +337,12 @@ class DocumentService:
             if not create:
                 raise
             current = None
-        doc = doc_of(current) if current is not None else Doc()
-        update = _changes(doc, edit)
-        if update is not None:
-            await self._append(name, update, author)
-        return doc.get_update()
+        update = await _off_loop(_changes_of, current, edit)
+        if update is None:
+            assert current is not None  # an edit of nothing changes something or raises
+            return current
+        await self._append(name, update, author)
+        return merge_updates(current, update) if current is not None else update
 
     async def _load_version(self, name: str, version_id: int) -> tuple[VersionInfo, bytes]:
         found = await self.store.load_version(name, version_id)
@@ -378,9 +383,17 @@ class DocumentService:
         return len(room.members) if room is not None else 0
 
 
-def _changes(doc: Doc[Any], edit: Callable[[Doc[Any]], Any]) -> bytes | None:
-    """What `edit` changed in `doc`, as one update (None: nothing; a deletion alone changes no
-    state vector, so the transactions' updates are what tell)."""
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU work on a document (reading it whole, diffing, editing a copy) in a worker
+    thread: it grows with the document, and the event loop carries every room's fan-out."""
+    return await anyio.to_thread.run_sync(partial(fn, *args))
+
+
+def _changes_of(state: bytes | None, edit: Callable[[Doc[Any]], Any]) -> bytes | None:
+    """What `edit` changes in a copy of the document `state` (None: a new one), as one
+    update; None when it changes nothing (a deletion alone changes no state vector, so the
+    transactions' updates are what tell)."""
+    doc = doc_of(state) if state is not None else Doc()
     with captured(doc) as made:
         edit(doc)
     if not made:

@@ -20,10 +20,12 @@ from typing import Any
 import anyio
 import pytest
 from pycrdt import Doc, Text
+from sqlalchemy import select
 
 from collab import Settings
 from collab.extensions.token_auth import mint_token
 from storage import SqlStore, VersionInfo, open_store
+from storage.models import Update
 from tests.conftest import RunningServer, serving
 from tests.integration.test_cluster import (  # noqa: F401 (fixtures)
     RedisServer,
@@ -232,6 +234,26 @@ async def test_retention_thins_automatic_versions_and_keeps_named_ones(
             assert [v.id for v in listed] == [second.id, named.id, first.id]
 
 
+async def test_server_side_updates_carry_their_author_and_anonymous_ones_none(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings.replace(database_url=database_url)) as srv:  # (no auth)
+        store = srv.hub.store
+        assert isinstance(store, SqlStore)
+        async with YClient(srv.url, NAME, doc=Doc(client_id=6006)) as anonymous:
+            await anonymous.wait_for(lambda: anonymous.synced)
+            type_into(anonymous, "anonymous ")
+            await until(lambda: _has(room_text(srv), "anonymous "), "the edit applied")
+            bot: Doc[Any] = Doc(client_id=7007)
+            bot.get("t", type=Text).insert(0, "by the api ")
+            room = await srv.hub.open(NAME)
+            room.apply_server_update(bot.get_update(), author="api")
+            await srv.hub.persisted(NAME)
+            await anonymous.wait_for(lambda: "by the api" in _text(anonymous))
+        assert await _log_authors(store) == [None, "api"]
+        assert await store.clients(NAME) == {7007: "api"}  # (an anonymous writer: unknown)
+
+
 # -- two processes ---------------------------------------------------------------------------
 
 
@@ -280,6 +302,12 @@ async def _latest_has(store: SqlStore, *parts: str) -> bool:
         return False
     text = await version_text(store, versions[0])
     return all(part in text for part in parts)
+
+
+async def _log_authors(store: SqlStore) -> list[str | None]:
+    async with store.engine.connect() as conn:
+        found = await conn.execute(select(Update.author).order_by(Update.id))
+        return list(found.scalars().all())
 
 
 async def _snapshot_of(store: SqlStore) -> bool:

@@ -184,3 +184,14 @@ async def test_delete_takes_the_versions(documents: DocumentService) -> None:
         await documents.version("gone", version.id)
     with pytest.raises(DocumentNotFound):
         await documents.versions("gone")
+
+
+async def test_info_finds_a_name_that_prefixes_others(documents: DocumentService) -> None:
+    await documents.patch("x/a", text={"t": "1"})
+    with pytest.raises(DocumentNotFound):
+        await documents.info("x")
+    await documents.patch("x", text={"t": "2"})
+    assert (await documents.info("x")).name == "x"
+    assert (await documents.info("x/a")).name == "x/a"
+    with pytest.raises(DocumentNotFound):
+        await documents.info("x/")
