@@ -49,6 +49,7 @@ class Member:
     deflate = False
     framing = 0  # room.PLAIN_FRAME
     read_only = False
+    author = "alice"  # (issue 12: who writes through it)
     info = None
 
     def __init__(self) -> None:
