@@ -194,7 +194,8 @@ async def test_versions_with_authors_preview_name_restore_live_and_undo(
 
 
 async def test_history_panel_on_a_phone_and_a_read_only_token(settings, browser, browser_log):
-    """On a phone the panel covers the editor; a read-only token can look but not restore."""
+    """On a phone (in dark mode) the panel covers the editor; a read-only token can look but
+    not name or restore."""
     log: BrowserLog = browser_log
     async with serving(history_settings(settings)) as srv:
         log.origin = srv.http
@@ -205,7 +206,15 @@ async def test_history_panel_on_a_phone_and_a_read_only_token(settings, browser,
         await name_version(ada, "Before the phone")
 
         reader = mint_token(doc="*", write=False, ttl_s=600, secret=SECRET, user="rita")
-        phone = await new_user(browser, log, "Rita", viewport=PHONE, is_mobile=True, has_touch=True)
+        phone = await new_user(
+            browser,
+            log,
+            "Rita",
+            viewport=PHONE,
+            is_mobile=True,
+            has_touch=True,
+            color_scheme="dark",
+        )
         log.allow(r"status of 403")  # the browser logs the refused request
         await phone.goto(f"{editor_url(srv.http, DOC)}?token={reader}")
         await wait_for_text(phone, "We ship the editor on Friday.")
