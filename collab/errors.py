@@ -39,7 +39,6 @@ class HttpStatus(IntEnum):
     METHOD_NOT_ALLOWED = 405
     CONFLICT = 409  # the field exists with another type
     CONTENT_TOO_LARGE = 413  # an update over the message size limit
-    UNSUPPORTED_MEDIA_TYPE = 415
     UNPROCESSABLE = 422  # an invalid Yjs update or JSON body: nothing changed
     INTERNAL_ERROR = 500
     SERVICE_UNAVAILABLE = 503  # shutting down
@@ -54,7 +53,6 @@ ERROR_CODES: dict[int, str] = {
     HttpStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
     HttpStatus.CONFLICT: "conflict",
     HttpStatus.CONTENT_TOO_LARGE: "too_large",
-    HttpStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
     HttpStatus.UNPROCESSABLE: "invalid",
     HttpStatus.INTERNAL_ERROR: "internal",
     HttpStatus.SERVICE_UNAVAILABLE: "unavailable",

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
+from weakref import WeakValueDictionary
 
 import anyio
 from anyio.abc import TaskGroup
@@ -79,7 +80,8 @@ class History:
         self._tg = task_group
         self._room = room
         self._active: dict[str, Activity] = {}  # documents edited since their last version
-        self._locks: dict[str, asyncio.Lock] = {}  # one version of a document at a time
+        # One version of a document at a time (a lock lives while someone holds or awaits it).
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._writing = 0  # version tasks running
         self._written = asyncio.Event()
         self._written.set()
@@ -116,7 +118,6 @@ class History:
     def forget(self, name: str) -> None:
         """`name` is deleted: no version of what it was."""
         self._active.pop(name, None)
-        self._locks.pop(name, None)
         self.saver.take_authors(name)
 
     async def close(self, rooms: Collection[Room]) -> None:
@@ -167,7 +168,9 @@ class History:
     ) -> VersionInfo | None:
         """Store a version (an automatic one only if the document changed since its latest),
         then thin the automatic ones."""
-        lock = self._locks.setdefault(name, asyncio.Lock())
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
         async with lock:
             add = self.store.add_version_if_changed if only_if_changed else self.store.add_version
             info = await add(name, state, vector, kind, label, sorted(authors), now_ms())

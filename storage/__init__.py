@@ -7,6 +7,7 @@ This package never imports `collab`: it knows documents as names and updates as 
     statements.py  every statement on them, once (SQLAlchemy Core)
     engine.py      the async engine for a URL (SQLite, PostgreSQL)
     sql.py         SqlStore: the store on the engine
+    history.py     SqlStore's clients (Yjs client id -> author) and versions (stored states)
     sqlite.py      SqliteAppender: appends and live compactions on a SQLite file, via sqlite3
     fold.py        snapshot + log -> one update (fold, restore)
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
@@ -11,6 +12,11 @@ from typing import NamedTuple, Protocol
 # as the updates had them (collab/subdocs.py). fold calls it only for documents with
 # subdocuments.
 Refold = Callable[[Sequence[bytes], bytes], bytes]
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds, as the store stamps rows."""
+    return int(time.time() * 1000)
 
 
 class StoreError(Exception):

@@ -183,6 +183,26 @@ async def test_a_document_changed_before_shutdown_gets_its_version_then(
         assert await version_text(store, version) == "last words"
 
 
+async def test_editing_that_never_pauses_is_versioned_every_n_seconds(
+    settings: Settings, database_url: str
+) -> None:
+    config = history_settings(settings, database_url, version_pause_s=3600.0, version_every_s=1)
+    async with serving(config) as srv:
+        store = srv.hub.store
+        assert isinstance(store, SqlStore)
+        async with writer(srv.url, "frank", 8008) as frank:
+            typed = 0
+            with anyio.fail_after(15):
+                while len(await store.list_versions(NAME)) < 2:
+                    type_into(frank, ".")  # (the pause never comes: a keystroke every 50 ms)
+                    typed += 1
+                    await anyio.sleep(0.05)
+        versions = await store.list_versions(NAME)
+        assert [v.authors for v in versions] == [("frank",), ("frank",)]
+        texts = [await version_text(store, v) for v in versions]
+        assert 0 < len(texts[1]) < len(texts[0]) <= typed
+
+
 async def test_unchanged_documents_get_no_new_automatic_version(
     settings: Settings, database_url: str
 ) -> None:

@@ -10,7 +10,7 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText, merg
 
 from collab.authorship import author_of, update_clients
 from collab.validate import validate_update
-from storage.sql import decode_state_vector
+from storage.history import decode_state_vector
 
 
 def test_author_of_a_context() -> None:
