@@ -9,9 +9,11 @@ that was deleted.
 
 Authors: an inserted character is an item whose id names the Yjs client that wrote it;
 `clients` (the store's `collab_clients`: client id -> author, first writer wins) names the
-person. Which client deleted an item Yjs does not record: a deletion is attributed to the one
-author who was active in the interval when there was exactly one (`deleters`, or else the
-authors of the clients that wrote anything in between), and to nobody (null) otherwise.
+person. The client of each inserted character is read from a twin delta (`_Marks`): the same
+update with each added item's characters replaced by a mark of its client. Which client
+deleted an item Yjs does not record: a deletion is attributed to the one author who was
+active in the interval when there was exactly one (`deleters`, or else the authors of the
+clients that wrote anything in between), and to nobody (null) otherwise.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pycrdt import Assoc, StickyIndex, Text, TextEvent, get_state
+from pycrdt import Text, TextEvent, get_state
 from pycrdt import get_update as diff_update
 
 from .content import doc_of, kinds
-from .ystructs import EMBED, STRING, Struct, read_update
+from .ystructs import EMBED, Struct, read_update, with_strings
 
 Segment = dict[str, Any]
 EMBED_CHAR = "\ufffc"  # an embed in a text (an image, a mention), as a segment shows it
@@ -48,21 +50,81 @@ def diff(
     fields = sorted(
         name for name, kind in {**kinds(old_state), **kinds(new_state)}.items() if kind == "text"
     )
+    added = diff_update(new_state, get_state(old_state))
+    structs = read_update(added).structs
+    marks = _Marks(structs, clients)
+    real = _deltas(old_state, new_state, fields)
+    marked = _deltas(old_state, with_strings(added, structs, marks.write), fields)
+    return {
+        name: _segments(olds, real[name], marked[name], marks, deleter)
+        for name, olds in _old_texts(old_state, fields).items()
+    }
+
+
+def _deltas(old_state: bytes, update: bytes, fields: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each text's delta when `update` is applied to the document `old_state`."""
     scratch = doc_of(old_state)
     texts = {name: scratch.get(name, type=Text) for name in fields}
-    olds = {name: text.diff() for name, text in texts.items()}
-    deltas: dict[str, list[dict[str, Any]]] = {}
-    subscriptions = [
-        text.observe(_collect(deltas.setdefault(name, []))) for name, text in texts.items()
-    ]
-    scratch.apply_update(new_state)
+    deltas: dict[str, list[dict[str, Any]]] = {name: [] for name in fields}
+    subscriptions = [text.observe(_collect(deltas[name])) for name, text in texts.items()]
+    scratch.apply_update(update)
     for name, subscription in zip(fields, subscriptions, strict=True):
         texts[name].unobserve(subscription)
-    added = _Added(read_update(diff_update(new_state, get_state(old_state))).structs, clients)
-    return {
-        name: _segments(olds[name], deltas.get(name, []), texts[name], added, deleter)
-        for name in fields
-    }
+    return deltas
+
+
+def _old_texts(old_state: bytes, fields: list[str]) -> dict[str, list[tuple[Any, Any]]]:
+    doc = doc_of(old_state)
+    return {name: doc.get(name, type=Text).diff() for name in fields}
+
+
+class _Marks:
+    """Who wrote each inserted character, carried through yrs: the added items' characters
+    are replaced by one private-use character per Yjs client (as many UTF-16 units as the
+    item has), and the marked update, applied like the real one, gives the same delta with
+    marks where the real one has text. The items, their ids and their order are the same;
+    only their characters differ."""
+
+    def __init__(self, structs: list[Struct], clients: dict[int, str]) -> None:
+        self._mark: dict[int, str] = {}
+        self._author: dict[str, str | None] = {}
+        # an embed has no characters to mark: named when one author added embeds
+        embedders = {clients.get(s.client) for s in structs if s.ref == EMBED}
+        self._embedder = embedders.pop() if len(embedders) == 1 else None
+        for struct in structs:
+            if struct.span is not None and struct.client not in self._mark:
+                mark = chr(_MARKS + len(self._mark) % _MARK_COUNT)
+                self._mark[struct.client] = mark
+                self._author.setdefault(mark, clients.get(struct.client))
+                if len(self._mark) > _MARK_COUNT:  # more clients than marks: unknown
+                    self._author[mark] = None
+
+    def write(self, struct: Struct) -> str:
+        return self._mark[struct.client] * struct.length
+
+    def authors(self, real: Any, marked: Any) -> list[tuple[str, str | None]]:
+        """A real insert cut into runs by author, read from its marked twin."""
+        if not isinstance(real, str):
+            return [(EMBED_CHAR, self._embedder)]
+        if not isinstance(marked, str):
+            return [(real, None)]
+        out: list[tuple[str, str | None]] = []
+        unit = 0
+        start = 0
+        current: str | None = None
+        for i, ch in enumerate(real):
+            author = self._author.get(marked[unit]) if unit < len(marked) else None
+            if i and author != current:
+                out.append((real[start:i], current))
+                start = i
+            current = author
+            unit += 2 if ord(ch) > 0xFFFF else 1
+        out.append((real[start:], current))
+        return out
+
+
+_MARKS = 0xE000  # the Private Use Area: one UTF-16 unit, never in a delta's retain counts
+_MARK_COUNT = 0x1900
 
 
 def _collect(into: list[dict[str, Any]]) -> Callable[[TextEvent], None]:
@@ -75,25 +137,22 @@ def _collect(into: list[dict[str, Any]]) -> Callable[[TextEvent], None]:
 def _segments(
     old: list[tuple[Any, Any]],
     delta: list[dict[str, Any]],
-    text: Text,
-    added: _Added,
+    marked: list[dict[str, Any]],
+    marks: _Marks,
     deleter: str | None,
 ) -> list[Segment]:
     before = _Units(old)
     out: list[Segment] = []
-    at = 0  # in the new text, in yrs units (UTF-8 bytes, 1 per embed)
+    inserts = iter([op["insert"] for op in marked if "insert" in op])
     for op in delta:
         if "retain" in op:
-            taken = before.take(op["retain"])
-            out.append({"type": "equal", "text": taken, "author": None})
-            at += op["retain"]
+            out.append({"type": "equal", "text": before.take(op["retain"]), "author": None})
         elif "delete" in op:
             out.append({"type": "delete", "text": before.take(op["delete"]), "author": deleter})
         else:
-            insert = op["insert"]
-            for piece, author in added.authors(text, at, insert):
+            twin = next(inserts, None)
+            for piece, author in marks.authors(op["insert"], twin):
                 out.append({"type": "insert", "text": piece, "author": author})
-            at += len(insert.encode("utf-8")) if isinstance(insert, str) else 1
     rest = before.rest()
     if rest:
         out.append({"type": "equal", "text": rest, "author": None})
@@ -131,99 +190,6 @@ class _Units:
 
     def rest(self) -> str:
         return self.take(1 << 62)
-
-
-class _Added:
-    """The text items the new state added, to name the author of each inserted run.
-
-    Every such item is visible (a deleted one is encoded as deleted content) and contiguous in
-    the text (yrs splits a block where anything is inserted into it or deleted from it), so an
-    inserted run of the delta is a sequence of whole items. Which ones: the item that continues
-    the previous one (its origin is the previous one's last character, as when one types on),
-    else one whose text the run starts with (the sticky index of the run's start names it when
-    it can; yrs's own positions inside non-ASCII blocks are not reliable, so it is only a
-    hint). Two authors inserting the same characters at the same place concurrently is the one
-    case this may name the wrong one of the two.
-    """
-
-    def __init__(self, structs: list[Struct], clients: dict[int, str]) -> None:
-        self._clients = clients
-        self._by_start: dict[tuple[int, int], Struct] = {}
-        self._by_origin: dict[tuple[int, int], list[Struct]] = {}
-        self._by_first: dict[str, list[Struct]] = {}
-        for struct in structs:
-            if struct.ref == STRING and struct.text:
-                self._by_first.setdefault(struct.text[0], []).append(struct)
-            elif struct.ref == EMBED:
-                self._by_first.setdefault(EMBED_CHAR, []).append(struct)
-            else:
-                continue
-            self._by_start[(struct.client, struct.clock)] = struct
-            if struct.origin is not None:
-                self._by_origin.setdefault(struct.origin, []).append(struct)
-        self._used: set[int] = set()
-
-    def authors(self, text: Text, at: int, insert: Any) -> list[tuple[str, str | None]]:
-        """`insert` (found at `at`, in yrs units, in the new text) cut into runs by author."""
-        rest = insert if isinstance(insert, str) else EMBED_CHAR
-        out: list[tuple[str, str | None]] = []
-        previous: Struct | None = None
-        hint = _id_at(text, at)
-        while rest:
-            struct = self._next(rest, previous, hint)
-            hint = None
-            if struct is None:
-                out.append((rest, None))
-                break
-            self._used.add(id(struct))
-            piece = _piece(struct)
-            out.append((piece, self._clients.get(struct.client)))
-            rest = rest[len(piece) :]
-            previous = struct
-        return out
-
-    def _next(
-        self, rest: str, previous: Struct | None, hint: tuple[int, int] | None
-    ) -> Struct | None:
-        """The item the run continues with: the one that continues `previous`, else the one
-        the sticky index named, else the longest whose text the run starts with."""
-        preferred: list[Struct] = []
-        if previous is not None:
-            last = (previous.client, previous.clock + previous.length - 1)
-            preferred.extend(self._by_origin.get(last, ()))
-        if hint is not None and hint in self._by_start:
-            preferred.append(self._by_start[hint])
-        for struct in preferred:
-            if id(struct) not in self._used and rest.startswith(_piece(struct)):
-                return struct
-        matching = [
-            s
-            for s in self._by_first.get(rest[0], ())
-            if id(s) not in self._used and rest.startswith(_piece(s))
-        ]
-        return max(matching, key=lambda s: len(_piece(s))) if matching else None
-
-
-def _piece(struct: Struct) -> str:
-    return struct.text if struct.ref == STRING and struct.text else EMBED_CHAR
-
-
-def _id_at(text: Text, at: int) -> tuple[int, int] | None:
-    try:
-        item = StickyIndex.new(text, at, Assoc.AFTER).to_json().get("item")
-    except BaseException:  # yrs panics on some positions: no hint, then
-        return None
-    return (item["client"], item["clock"]) if item else None
-
-
-def _common_length(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _merged(segments: list[Segment]) -> list[Segment]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from .errors import FieldNotFound, FieldTypeMismatch
-from .ystructs import read_update, root_kinds
+from .ystructs import update_kinds
 
 Format = Literal["json", "delta"]
 Kind = Literal["text", "map", "array", "xml"]
@@ -31,16 +31,18 @@ _TYPES: dict[str, type[Any]] = {
 _MAX_SAFE = (1 << 53) - 1
 
 
-def kinds(update: bytes) -> dict[str, str]:
-    """Each root of the document (a v1 update) and its kind, sorted by name."""
-    found = root_kinds(read_update(update))
+def kinds(update: bytes, doc: Doc[Any] | None = None) -> dict[str, str]:
+    """Each root of the document (a v1 update; `doc`: the same, loaded) and its kind, sorted
+    by name."""
+    roots = (doc if doc is not None else doc_of(update)).keys()
+    found = update_kinds(update, roots)
     return {name: found[name] for name in sorted(found)}
 
 
 def content(update: bytes, format: Format = "json") -> dict[str, Any]:
     """`{"content": {root: value}, "types": {root: kind}}` for every root of the document."""
-    types = kinds(update)
     doc = doc_of(update)
+    types = kinds(update, doc)
     return {
         "content": {name: root_value(doc, name, kind, format) for name, kind in types.items()},
         "types": types,
@@ -50,7 +52,8 @@ def content(update: bytes, format: Format = "json") -> dict[str, Any]:
 def text(update: bytes, field: str) -> str:
     """Root `field` as a string: FieldNotFound when there is no such root, FieldTypeMismatch
     when it is not a text."""
-    return str(typed_root(doc_of(update), kinds(update), field, "text"))
+    doc = doc_of(update)
+    return str(typed_root(doc, kinds(update, doc), field, "text"))
 
 
 def typed_root(doc: Doc[Any], types: dict[str, str], field: str, want: str) -> Any:

@@ -13,6 +13,7 @@ validator: a malformed update raises `ValueError`.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
@@ -52,6 +53,7 @@ class Struct:
     parent_sub: str | None = None
     type_ref: int | None = None  # for TYPE content
     text: str | None = None  # for STRING content
+    span: tuple[int, int] | None = None  # where STRING content's bytes (with length) are
 
 
 @dataclass(slots=True)
@@ -66,6 +68,28 @@ def read_update(data: bytes) -> Structs:
         return _Reader(data).update()
     except IndexError:
         raise ValueError("truncated Yjs update") from None
+
+
+def update_kinds(data: bytes, roots: Iterable[str]) -> dict[str, str]:
+    """`root_kinds` of a v1 update whose roots are `roots` (pycrdt's Doc.keys()), reading only
+    as far as needed: once an item naming each root has said "map" or "text" (a typed text
+    root's first item usually comes early), the rest is not read."""
+    undecided = set(roots)
+    decided: dict[str, str] = {}
+    reader = _Reader(data)
+    try:
+        for struct in reader.structs():
+            root = struct.parent
+            if isinstance(root, str) and root in undecided:
+                kind = _kind_of(struct)
+                if kind in ("map", "text"):
+                    decided[root] = kind
+                    undecided.discard(root)
+                    if not undecided:
+                        return decided
+    except IndexError:
+        raise ValueError("truncated Yjs update") from None
+    return root_kinds(read_update(data))
 
 
 def root_kinds(structs: Structs) -> dict[str, str]:
@@ -186,8 +210,7 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def update(self) -> Structs:
-        structs: list[Struct] = []
+    def structs(self) -> Iterator[Struct]:
         for _ in range(self.var()):
             count = self.var()
             client = self.var()
@@ -195,7 +218,10 @@ class _Reader:
             for _ in range(count):
                 struct = self.struct(client, clock)
                 clock += struct.length
-                structs.append(struct)
+                yield struct
+
+    def update(self) -> Structs:
+        structs = list(self.structs())
         deleted: dict[int, list[tuple[int, int]]] = {}
         for _ in range(self.var()):
             client = self.var()
@@ -231,8 +257,10 @@ class _Reader:
         elif ref == BINARY:
             self.skip(self.var())
         elif ref == STRING:
+            start = self.pos
             text = self.string()
             struct.text = text
+            struct.span = (start, self.pos)
             struct.length = utf16_length(text)
         elif ref == EMBED:
             self.string()
@@ -303,6 +331,32 @@ class _Reader:
             self.skip(self.var())
         else:
             raise ValueError(f"unknown Any tag {tag}")
+
+
+def with_strings(data: bytes, structs: list[Struct], write: Callable[[Struct], str]) -> bytes:
+    """`data` (the update `structs` were read from) with each string item's characters
+    replaced by `write(struct)`, which must be as long in UTF-16 units: the same items, ids and
+    structure, other characters (collab/changes.py marks who wrote what this way)."""
+    out: list[bytes] = []
+    last = 0
+    for struct in structs:
+        if struct.span is None:
+            continue
+        start, end = struct.span
+        text = write(struct).encode("utf-8", "surrogatepass")
+        out += [data[last:start], _varuint(len(text)), text]
+        last = end
+    out.append(data[last:])
+    return b"".join(out)
+
+
+def _varuint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def utf16_length(text: str) -> int:

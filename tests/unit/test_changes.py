@@ -151,3 +151,25 @@ def test_authors_match_the_items_ids(start: str, mine: str, theirs: str) -> None
         old = item["client"] == 1 and item["clock"] < len(start)
         truth.append("old" if old else CLIENTS[item["client"]])
     assert got == truth
+
+
+ALICE = st.lists(st.sampled_from(["a", "é", "😀", "\n"]), max_size=12).map("".join)
+BOB = st.lists(st.sampled_from(["B", "中", "🎉", " "]), max_size=12).map("".join)
+
+
+@given(ALICE, ALICE, BOB)
+@settings(max_examples=200, deadline=None)
+def test_authors_with_emoji_and_cjk(start: str, mine: str, theirs: str) -> None:
+    """Each author types characters only they use: every inserted character must come out
+    with its writer's name (UTF-16 surrogate pairs and multi-byte UTF-8 included)."""
+    alice: Doc[Any] = Doc(client_id=1)
+    alice["t"] = Text(start)
+    v1 = alice.get_update()
+    bob = replica(alice, 2)
+    set_text(alice, "t", mine)
+    set_text(bob, "t", start + theirs)
+    sync(alice, bob)
+    for s in diff(v1, alice.get_update(), CLIENTS).get("t", []):
+        if s["type"] == "insert":
+            alphabet = "aé😀\n" if s["author"] == "alice" else "B中🎉 "
+            assert all(ch in alphabet for ch in s["text"]), s
