@@ -8,12 +8,14 @@ reachable; the cost is the bytes of one state per version (bench/history.py meas
 Automatic versions follow the editing this process's clients do, as its saver commits it
 (`Saver.on_committed`): once editing of a document pauses for `version_pause_s`, at least every
 `version_every_s` while it goes on, and when a changed document unloads or the server shuts
-down. The hub's ticker drives it (`tick`); the version is written by a task, never on the
-rooms' hot path. A version is stored only when the document changed since its latest one (state
-vectors, then the states: storage's `add_version_if_changed`, in one transaction the processes
-take turns with), so in cluster mode, where each process versions what its own clients did,
-two processes that saw the same editing store it once. After each automatic version the
-older ones are thinned by the retention rules (collab/retention.py).
+down; and a document loaded with an update log checks whether its latest version holds it
+(after a crash, editing may be in no version). The hub's ticker drives it (`tick`); the version
+is written by a task, never on the rooms' hot path. A version is stored only when the document
+changed since its latest one (state vectors, then the states: storage's
+`add_version_if_changed`, in one transaction the processes take turns with), so in cluster
+mode, where each process versions what its own clients did, two processes that saw the same
+editing store it once. After each automatic version the older ones are thinned by the
+retention rules (collab/retention.py).
 
 Each version lists who edited since the previous one: the authors the saver committed for the
 document (`Saver.take_authors`).
@@ -105,6 +107,13 @@ class History:
             if now - activity.last >= self.pause_s or now - activity.first >= self.every_s:
                 del self._active[name]  # (editing from now on starts a new activity)
                 self._spawn(self._take_auto, name)
+
+    def loaded(self, name: str, logged: bool) -> None:
+        """`name` was loaded, with rows in its update log (`logged`): they may hold editing no
+        version has (the process that wrote them was killed before its pause), so it counts as
+        edited now; if its latest version holds it all, no version is stored."""
+        if logged and name not in self._active:
+            self._active[name] = Activity(time.monotonic())
 
     def unloading(self, room: Room) -> None:
         """`room` unloads (clean, empty): version it if it changed since its last version.

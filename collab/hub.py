@@ -289,6 +289,7 @@ class Hub:
         self.loads += 1
         for update in seeded:  # what on_load_document hooks wrote is persisted like any edit
             self.saver.record(name, update)
+        self.history.loaded(name, bool(stored.updates))
         if self.cluster is not None:
             self.cluster.loaded(room, stored, seeded)
 

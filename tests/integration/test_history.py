@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from collab import Settings
 from collab.extensions.token_auth import mint_token
-from storage import SqlStore, VersionInfo, open_store
+from storage import PendingUpdate, SqlStore, VersionInfo, open_store
 from storage.models import Update
 from tests.conftest import RunningServer, serving
 from tests.integration.test_cluster import (  # noqa: F401 (fixtures)
@@ -203,6 +203,33 @@ async def test_editing_that_never_pauses_is_versioned_every_n_seconds(
         assert 0 < len(texts[1]) < len(texts[0]) <= typed
 
 
+async def test_editing_a_crash_left_unversioned_is_versioned_once_loaded(
+    settings: Settings, database_url: str
+) -> None:
+    """Rows in the log that no version holds (their process was killed before its pause) are
+    versioned once the document is loaded again; loading it again then stores nothing."""
+    config = history_settings(settings, database_url, unload_grace_s=0.1)
+    store = await open_store(database_url)
+    try:
+        doc: Doc[Any] = Doc(client_id=9009)
+        doc.get("t", type=Text).insert(0, "written before a crash")
+        await store.append([PendingUpdate(NAME, doc.get_update(), 1, "gina")])
+    finally:
+        await store.close()
+    async with serving(config) as srv:
+        store = srv.hub.store
+        assert isinstance(store, SqlStore)
+        await srv.hub.open(NAME)
+        [version] = await until(lambda: versions_with(store, bool), "a version")
+        assert await version_text(store, version) == "written before a crash"
+        await until(lambda: _unloaded(srv), "the room unloaded")
+        taken = srv.hub.history.taken
+        await srv.hub.open(NAME)  # loaded again: its version holds it all
+        await until(lambda: _unloaded(srv), "the room unloaded again")
+        assert srv.hub.history.taken == taken
+        assert await store.list_versions(NAME) == [version]
+
+
 async def test_unchanged_documents_get_no_new_automatic_version(
     settings: Settings, database_url: str
 ) -> None:
@@ -297,12 +324,18 @@ async def test_cluster_two_processes_version_their_clients_editing_once(
             final = _text(alice)
             assert _text(bob) == final
             await until(partial(_latest_is, store, final), f"a version of round {round_}")
-        versions = await store.list_versions(NAME)
+        # Each process versions what its own clients did, at its own tick after the pause: the
+        # second to find a state stored already adds its authors to that version.
+        versions = await until(
+            lambda: versions_with(
+                store, lambda v: set().union(*(x.authors for x in v)) == {"alice", "bob"}
+            ),
+            "both authors named",
+        )
         states = [await version_text(store, v) for v in versions]
         # Both processes saw the same editing: each state is stored once, however many
         # processes had clients editing it.
         assert len(states) == len(set(states)), states
-        assert set().union(*(v.authors for v in versions)) == {"alice", "bob"}
         assert await store.clients(NAME) == {1001: "alice", 2002: "bob"}
         for version in versions:  # every one loads
             assert (await store.load_version(NAME, version.id)) is not None
