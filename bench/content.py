@@ -4,6 +4,13 @@ for a document no room holds) and on the document's bytes alone.
 
     .venv/bin/python bench/content.py [--updates 100000] [--database-url URL] [--repeat 5]
 
+Measured (issue 12, 2 shared cores, --repeat 3, SQLite; PostgreSQL within 10 %): read the
+state 557 ms from 100,000 log rows, 19 ms compacted; content as JSON 44 ms (65 ms through the
+service); a version's content 22 ms; set_text of one line of 4,944 60 ms (a 40-byte update);
+PATCH through the service 136 ms; diff of two versions 50,000 keystrokes apart 241 ms (10,918
+runs, each with its author); make_like back to half way 923 ms (a 20 kB update); restore
+through the service 968 ms (two versions and the edit).
+
 The document: two people typing one character per update (mostly at the end, sometimes
 elsewhere, 5% deletions), about 5,000 lines, stored as 100,000 log rows: a read is timed on
 that log (the worst case) and after a compaction (what the server's saver leaves). Versions

@@ -19,7 +19,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-from .content import doc_of, kinds, typed_root
+from .content import doc_of, kinds, root_value, typed_root
 
 # Above this many characters in the changed middle of a line, the diff stays at line level.
 MAX_CHAR_DIFF = 20_000
@@ -147,10 +147,14 @@ def make_like(doc: Doc[Any], old_state: bytes) -> bool:
     changed = False
     with doc.transaction():
         for root in sorted(set(old_kinds) | set(now_kinds)):
-            kind = old_kinds.get(root) or now_kinds[root]
-            if root in now_kinds and now_kinds[root] != kind:
-                continue  # a root cannot change type in Yjs: leave it
-            old = old_doc.get(root, type=_CLASSES[kind]) if root in old_kinds else None
+            kind = now_kinds.get(root) or old_kinds[root]
+            old = None
+            if root in old_kinds:
+                if old_kinds[root] == kind:
+                    old = old_doc.get(root, type=_CLASSES[kind])
+                elif root_value(doc_of(old_state), root, old_kinds[root]) not in ("", [], {}):
+                    continue  # another kind with content: a root cannot change type in Yjs
+                # else: all its items were deleted then, which reads as an empty text
             changed |= _restore_root(doc, root, kind, old)
     return changed
 
@@ -199,6 +203,12 @@ def _prelim(value: Any) -> Any:
     prelim ones with the same content)."""
     if isinstance(value, Text):
         return Text(str(value))
+    if isinstance(value, Doc):  # a subdocument: the same guid (its content is its own)
+        return Doc(guid=value.guid)
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, XmlFragment | XmlElement | XmlText):
+        return str(value)  # XML nested in a map or array: kept as its text
     if isinstance(value, Map):
         return Map({k: _prelim(value[k]) for k in value.keys()})  # noqa: SIM118 (pycrdt Map)
     if isinstance(value, Array):
@@ -227,6 +237,10 @@ def _attributes(node: XmlElement) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Doc):
+        return ("doc", value.guid)
+    if isinstance(value, bytearray):
+        return bytes(value)
     if isinstance(value, XmlText | XmlElement | XmlFragment):
         return ("xml", str(value))
     if isinstance(value, Text):

@@ -10,9 +10,8 @@ A view reads the document as it is when the view is read, not as it was when the
 scheduled: a background hook runs after the fact, and the room may have moved on meanwhile (it
 holds at least the change the hook is about).
 
-Roots are untyped on the wire, so plain data is a guess made per root: map entries make a Map,
-characters a Text, XML elements an XmlFragment, other items an Array (`root_value`). The same
-reading serves `collab export --format json`.
+Roots are untyped on the wire: `to_py` reads each as what its items say it is (collab/content.py,
+the same reading as `GET /api/documents/{name}` and `collab export --format json`).
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text, XmlFragment, get_state, get_update
+from pycrdt import Doc, Text, get_state, get_update
 
+from .content import content
 from .validate import validate_state_vector
 
 # (state vector or None) -> the document, or what a peer with that state vector lacks, as a
@@ -78,9 +78,9 @@ class DocumentView:
         return str(doc_of(update).get(root, type=Text))
 
     def to_py(self) -> dict[str, Any]:
-        """Every root as plain data (see `root_value`)."""
-        update = self.update()
-        return {root: root_value(update, root) for root in root_names(update)}
+        """Every root as plain data, as Yjs's toJSON() gives it (collab/content.py)."""
+        read: dict[str, Any] = content(self.update())["content"]
+        return read
 
 
 def doc_of(update: bytes) -> Doc[Any]:
@@ -91,21 +91,3 @@ def doc_of(update: bytes) -> Doc[Any]:
 
 def root_names(update: bytes) -> list[str]:
     return sorted(doc_of(update).keys())
-
-
-def root_value(update: bytes, root: str) -> Any:
-    """A root's content as plain data, guessed from what it holds.
-
-    Each guess uses a fresh Doc (a root, once typed, stays typed), and Text comes before Array:
-    pycrdt 0.14 loops forever reading a Text with non-ASCII content as an Array.
-    """
-    as_map = doc_of(update).get(root, type=Map)
-    if len(list(as_map.keys())):
-        return as_map.to_py()
-    as_text = doc_of(update).get(root, type=Text)
-    if str(as_text) or not len(as_text):
-        return str(as_text)
-    try:
-        return doc_of(update).get(root, type=Array).to_py()
-    except ValueError:  # "XmlElement has no Python equivalent"
-        return str(doc_of(update).get(root, type=XmlFragment))

@@ -13,7 +13,7 @@ from pycrdt import Assoc, StickyIndex, Text
 from collab import DocumentService
 from collab.settings import Settings
 from tests.conftest import serving
-from tests.integration.hooks.support import stored_text, text
+from tests.integration.hooks.support import stored_text, text, until
 from tests.ywire import YClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -52,6 +52,8 @@ async def test_patch_keeps_a_connected_users_cursor_and_concurrent_edit(
             expected = "FIRST line\nsecond 😀 line\nthird\n"
             await user.wait_for(lambda: text(user) == expected)
             assert str(user_text).encode()[cursor.get_index() :].startswith(b"line")
+            room = srv.hub.room("team/p")
+            await until(lambda: text(room.doc) == expected)  # the user's edit arrived
             assert (await documents.content("team/p"))["content"]["t"] == expected
             await srv.hub.persisted("team/p")
             assert await stored_text(srv.hub.store, "team/p") == expected

@@ -58,9 +58,15 @@ def test_truncated_updates_are_a_value_error() -> None:
             continue
 
 
-def random_document(rng: random.Random) -> Doc[Any]:
-    """A few clients editing texts, maps, arrays and XML at random, merged."""
-    docs = [Doc(client_id=i + 1) for i in range(3)]
+def random_document(
+    rng: random.Random, base: bytes | None = None, first_client: int = 1
+) -> Doc[Any]:
+    """A few clients editing texts, maps, arrays and XML at random (on top of `base`),
+    merged."""
+    docs = [Doc(client_id=first_client + i) for i in range(3)]
+    for doc in docs:
+        if base is not None:
+            doc.apply_update(base)
     alphabet = "ab \n😀中é"
     for _ in range(60):
         doc = rng.choice(docs)
@@ -94,6 +100,8 @@ def random_document(rng: random.Random) -> Doc[Any]:
         other = rng.choice(docs)
         other.apply_update(doc.get_update(other.get_state()))
     merged: Doc[Any] = Doc()
+    if base is not None:
+        merged.apply_update(base)
     for doc in docs:
         merged.apply_update(doc.get_update())
     return merged
