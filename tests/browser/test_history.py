@@ -235,7 +235,7 @@ async def test_history_panel_on_a_phone_and_a_read_only_token(settings, browser,
 
 async def test_older_versions_load_page_by_page_and_stay_on_refresh(settings, browser, browser_log):
     """55 named versions: the panel shows the newest 50, "Show older" the other 5; a refresh
-    (here: after naming one more) keeps all of them listed."""
+    (here: after naming one more) keeps all of them listed; a preview follows new typing."""
     log: BrowserLog = browser_log
     ada_token = token("ada", "Ada Lovelace")
     async with serving(history_settings(settings)) as srv:
@@ -261,5 +261,13 @@ async def test_older_versions_load_page_by_page_and_stay_on_refresh(settings, br
         await name_version(ada, "Step 56")
         await expect(versions(ada)).to_have_count(56)
         await expect(versions(ada).first).to_contain_text("Step 56")
+
+        # An open preview follows "now": typing in the editor shows up as added since.
+        await versions(ada).first.click()
+        await expect(ada.get_by_test_id("preview-summary")).to_contain_text("No changes")
+        await type_at_end(ada, "Typed while looking.")
+        added = ada.get_by_test_id("preview-body").locator("ins.diff-insert")
+        await expect(added).to_have_text("Typed while looking.")
+        await expect(added).to_have_attribute("data-author", "ada")
         await leave(ada)  # before the server stops: no refused reconnects
         log.check()
