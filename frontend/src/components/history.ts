@@ -1,48 +1,26 @@
 // The editor's history panel: the document's versions (time, label, kind, who edited), a read-only
-// preview of one with its changes since then marked, "Name this version" and "Restore" (then
-// "Undo", which restores the version taken just before). A restore is an ordinary edit on the
-// server, so every open editor receives it live; open panels refresh their list every
+// preview of one (version-preview.ts), "Name this version" (name-version.ts) and "Restore" (then
+// "Undo", which restores the version the server took just before). A restore is an ordinary edit
+// on the server, so every open editor receives it live; open panels refresh their list every
 // REFRESH_MS, soon after a change from elsewhere, and at once after a change made here.
 import type { WebsocketProvider } from 'y-websocket'
 import type * as Y from 'yjs'
-import {
-  ApiError,
-  createVersion,
-  diffVersion,
-  getVersion,
-  listVersions,
-  type Restored,
-  restoreVersion,
-  type Version
-} from '../api'
-import { append, h } from '../dom'
-import { plural } from '../format'
-import { backIcon, closeIcon, historyIcon } from '../icons'
+import { ApiError, createVersion, listVersions, type Restored, restoreVersion, type Version } from '../api'
+import { h } from '../dom'
+import { closeIcon, historyIcon } from '../icons'
 import { pageToken } from '../names'
-import {
-  authorChips,
-  countChanges,
-  fullTime,
-  renderContent,
-  renderDiff,
-  versionRow,
-  versionTime,
-  versionTitle
-} from './version-view'
+import { NameVersion } from './name-version'
+import { type PreviewHost, VersionPreview } from './version-preview'
+import { versionRow, versionTime, versionTitle } from './version-view'
 
 const REFRESH_MS = 10_000
 /** After a change from another user: refresh the list once things have settled for this long. */
 const REMOTE_SETTLE_MS = 1500
 const REMOTE_MAX_WAIT_MS = 5000
-/** After any change: refresh an open "changes since" preview once typing pauses this long. */
-const PREVIEW_SETTLE_MS = 800
 const PAGE = 50
 const MAX_LIMIT = 1000 // the API's largest page
-const MAX_LABEL = 200
 
-type PreviewMode = 'changes' | 'version'
-
-export class HistoryPanel {
+export class HistoryPanel implements PreviewHost {
   readonly button = h(
     'button.btn.ghost.history-button',
     {
@@ -61,22 +39,9 @@ export class HistoryPanel {
   private readonly list = h('ol.version-list', { 'data-testid': 'version-list', 'aria-label': 'Versions' })
   private readonly listStatus = h('p.version-status')
   private readonly more = h('button.btn.ghost.btn-block.version-more', { type: 'button', hidden: true }, 'Show older')
-  private readonly nameForm = this.buildNameForm()
-  private readonly nameButton = h(
-    'button.btn.primary.btn-block',
-    { type: 'button', 'data-testid': 'name-version', onclick: () => this.startNaming() },
-    'Name this version'
-  )
-  private readonly listView = h(
-    'div.history-list-view',
-    {},
-    this.nameButton,
-    this.nameForm,
-    this.list,
-    this.listStatus,
-    this.more
-  )
-  private readonly preview = h('section.version-preview', { 'data-testid': 'version-preview', hidden: true })
+  private readonly naming = new NameVersion((label) => this.saveNamed(label))
+  private readonly listView = h('div.history-list-view', {}, this.naming.el, this.list, this.listStatus, this.more)
+  private readonly preview = new VersionPreview(this)
   readonly el = h(
     'aside#history-panel.history',
     { 'aria-labelledby': 'history-heading', 'data-testid': 'history-panel', hidden: true },
@@ -93,23 +58,19 @@ export class HistoryPanel {
     this.notice,
     this.error,
     this.listView,
-    this.preview
+    this.preview.el
   )
 
   private versions: Version[] = []
-  private readonly known = new Map<number, Version>() // every version seen, to name restores' targets
+  readonly known = new Map<number, Version>() // every version seen, to name restores' targets
   private cursor: string | null = null
-  private shown: Version | null = null // the version in the preview
-  private mode: PreviewMode = 'changes'
-  // Bumped by every request for the list / for the preview: answers to older ones are dropped.
-  private listGeneration = 0
-  private previewGeneration = 0
-  private timers = { poll: 0, remote: 0, preview: 0 }
+  private listGeneration = 0 // bumped by every request for the list: older answers are dropped
+  private timers = { poll: 0, remote: 0 }
   private remoteSince = 0 // when the first remote change not yet followed by a refresh came
-  private readonly token = pageToken()
+  readonly token = pageToken()
 
   constructor(
-    private readonly name: string,
+    readonly name: string,
     ydoc: Y.Doc,
     provider: WebsocketProvider
   ) {
@@ -146,9 +107,8 @@ export class HistoryPanel {
     this.button.setAttribute('aria-expanded', 'false')
     window.clearInterval(this.timers.poll)
     window.clearTimeout(this.timers.remote)
-    window.clearTimeout(this.timers.preview)
     this.remoteSince = 0
-    this.showList()
+    this.back()
     this.button.focus()
   }
 
@@ -189,7 +149,7 @@ export class HistoryPanel {
   private renderList(): void {
     const focused = (document.activeElement as HTMLElement | null)?.closest('li')?.dataset.id
     for (const v of this.versions) this.known.set(v.id, v)
-    const open = (chosen: Version): void => void this.openVersion(chosen)
+    const open = (chosen: Version): void => this.openVersion(chosen)
     this.list.replaceChildren(...this.versions.map((v) => versionRow(v, this.known, open)))
     this.listStatus.textContent = this.versions.length
       ? ''
@@ -214,198 +174,47 @@ export class HistoryPanel {
         void this.refresh()
       }, wait)
     }
-    if (this.shown && this.mode === 'changes') {
-      window.clearTimeout(this.timers.preview)
-      this.timers.preview = window.setTimeout(() => void this.loadPreview(), PREVIEW_SETTLE_MS)
-    }
+    this.preview.changed()
   }
 
-  // ---- naming ---------------------------------------------------------------------------------
+  // ---- naming and preview ---------------------------------------------------------------------
 
-  private buildNameForm(): HTMLFormElement {
-    const input = h('input.input', {
-      type: 'text',
-      maxLength: MAX_LABEL,
-      placeholder: 'e.g. Sent to the client',
-      'aria-label': 'Version name',
-      'data-testid': 'version-label'
-    })
-    const form = h(
-      'form.history-name-form',
-      {
-        hidden: true,
-        onsubmit: (e: Event) => {
-          e.preventDefault()
-          void this.saveName(input.value.trim())
-        }
-      },
-      h('label.form-label', {}, 'Name this version'),
-      h('p.form-help', {}, 'Saves the document as it is now, under this name.'),
-      input,
-      h(
-        'div.form-actions',
-        {},
-        h('button.btn.ghost', { type: 'button', onclick: () => this.stopNaming() }, 'Cancel'),
-        h('button.btn.primary', { type: 'submit', 'data-testid': 'save-version' }, 'Save version')
-      )
-    )
-    return form
-  }
-
-  private startNaming(): void {
-    this.nameForm.hidden = false
-    this.nameButton.hidden = true
-    const input = this.nameForm.querySelector('input') as HTMLInputElement
-    input.value = ''
-    input.focus()
-  }
-
-  private stopNaming(): void {
-    this.nameForm.hidden = true
-    this.nameButton.hidden = false
-    this.nameButton.focus()
-  }
-
-  private async saveName(label: string): Promise<void> {
-    const submit = this.nameForm.querySelector('button[type=submit]') as HTMLButtonElement
-    submit.disabled = true
+  /** Save a named version; true when it was saved. */
+  private async saveNamed(label: string | null): Promise<boolean> {
     try {
-      const version = await createVersion(this.name, label || null, this.token)
-      this.stopNaming()
+      const version = await createVersion(this.name, label, this.token)
       this.say(`Saved “${versionTitle(version)}”.`)
       await this.refresh()
+      return true
     } catch (e) {
       this.fail(e, 'Could not save the version')
-    } finally {
-      submit.disabled = false
+      return false
     }
   }
 
-  // ---- preview --------------------------------------------------------------------------------
-
-  private async openVersion(version: Version): Promise<void> {
-    this.shown = version
-    this.mode = 'changes'
+  private openVersion(version: Version): void {
     this.listView.hidden = true
-    this.preview.hidden = false
-    this.renderPreviewFrame(version, h('p.preview-loading', {}, 'Loading…'))
-    ;(this.preview.querySelector('.preview-back') as HTMLElement).focus()
-    await this.loadPreview()
+    void this.preview.open(version)
   }
 
-  private showList(): void {
-    const was = this.shown
-    this.shown = null
-    this.preview.hidden = true
-    this.preview.replaceChildren()
+  /** From the preview back to the list, with the focus on the version that was shown. */
+  back(): void {
+    const was = this.preview.version
+    this.preview.hide()
     this.listView.hidden = false
     if (was) this.list.querySelector<HTMLElement>(`li[data-id="${was.id}"] button`)?.focus()
   }
 
-  private async loadPreview(): Promise<void> {
-    const version = this.shown
-    if (!version) return
-    const generation = ++this.previewGeneration
-    try {
-      if (this.mode === 'changes') {
-        const diff = await diffVersion(this.name, version.id, null, this.token)
-        if (generation !== this.previewGeneration || this.shown !== version) return
-        const { inserted, deleted } = countChanges(diff.fields)
-        const same = inserted === 0 && deleted === 0
-        const summary = same
-          ? 'No changes to the text since this version.'
-          : `Since this version: ${plural(inserted, 'character', 'characters')} added, ${deleted} removed.`
-        this.renderPreviewFrame(version, renderDiff(diff.fields), summary, same)
-      } else {
-        const answer = await getVersion(this.name, version.id, this.token)
-        if (generation !== this.previewGeneration || this.shown !== version) return
-        this.renderPreviewFrame(version, renderContent(answer.content, answer.types), 'The document as it was.')
-      }
-    } catch (e) {
-      if (generation === this.previewGeneration) this.fail(e, 'Could not load this version')
-    }
-  }
-
-  /** The preview around `body`: back, title, the two views, summary and legend, Restore. */
-  private renderPreviewFrame(version: Version, body: HTMLElement, summary = '', same = false): void {
-    const hadFocus = this.preview.contains(document.activeElement)
-      ? (document.activeElement as HTMLElement).dataset.focusKey
-      : undefined
-    const tab = (mode: PreviewMode, label: string): HTMLButtonElement =>
-      h(
-        'button.segment',
-        {
-          type: 'button',
-          'aria-pressed': String(this.mode === mode),
-          'data-focus-key': `mode-${mode}`,
-          onclick: () => {
-            if (this.mode === mode) return
-            this.mode = mode
-            void this.loadPreview()
-          }
-        },
-        label
-      )
-    const restore = h(
-      'button.btn.primary',
-      {
-        type: 'button',
-        'data-testid': 'restore-version',
-        'data-focus-key': 'restore',
-        disabled: same,
-        title: same ? 'The text is the same as now' : 'Make the document look like this version again',
-        onclick: () => void this.restore(version)
-      },
-      'Restore this version'
-    )
-    this.preview.replaceChildren()
-    append(
-      this.preview,
-      h(
-        'div.preview-head',
-        {},
-        h(
-          'button.btn.ghost.preview-back',
-          { type: 'button', 'data-focus-key': 'back', onclick: () => this.showList() },
-          backIcon(),
-          'All versions'
-        ),
-        h('h3.preview-title', { 'data-testid': 'preview-title' }, versionTitle(version, this.known)),
-        h(
-          'p.preview-meta',
-          {},
-          h('time', { title: fullTime(version.created_at_ms) }, versionTime(version.created_at_ms)),
-          authorChips(version.authors)
-        )
-      ),
-      h(
-        'div.segments',
-        { role: 'group', 'aria-label': 'Show' },
-        tab('changes', 'Changes since'),
-        tab('version', 'As it was')
-      ),
-      summary ? h('p.preview-summary', { 'data-testid': 'preview-summary' }, summary) : null,
-      this.mode === 'changes' && !same && summary
-        ? h(
-            'p.preview-legend',
-            {},
-            h('ins.diff-insert', {}, 'added since'),
-            ' ',
-            h('del.diff-delete', {}, 'removed since')
-          )
-        : null,
-      h('div.preview-body', { 'data-testid': 'preview-body', 'aria-label': 'Read-only preview' }, body),
-      h('div.preview-actions', {}, restore)
-    )
-    if (hadFocus) this.preview.querySelector<HTMLElement>(`[data-focus-key="${hadFocus}"]`)?.focus()
-  }
-
   // ---- restore --------------------------------------------------------------------------------
 
-  private async restore(version: Version): Promise<void> {
+  restore(version: Version): void {
+    void this.restoreNow(version)
+  }
+
+  private async restoreNow(version: Version): Promise<void> {
     try {
       const restored = await restoreVersion(this.name, version.id, this.token)
-      this.showList()
+      this.back()
       this.sayRestored(version, restored)
       await this.refresh()
     } catch (e) {
@@ -444,7 +253,7 @@ export class HistoryPanel {
     this.error.hidden = true
   }
 
-  private fail(e: unknown, what: string): void {
+  fail(e: unknown, what: string): void {
     const why =
       e instanceof ApiError
         ? e.status === 403
@@ -467,7 +276,7 @@ export class HistoryPanel {
   private onKey(e: KeyboardEvent): void {
     if (e.key === 'Escape' && !e.defaultPrevented) {
       e.preventDefault()
-      if (!this.nameForm.hidden) this.stopNaming()
+      if (this.naming.isOpen) this.naming.stop()
       else this.close()
       return
     }
