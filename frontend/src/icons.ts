@@ -22,3 +22,18 @@ export const arrowIcon = (): SVGElement =>
   svg(
     `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" d="M4 10h11m-4.5-4.5L15 10l-4.5 4.5"/></svg>`
   )
+
+export const historyIcon = (): SVGElement =>
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round" d="M3.5 10a6.5 6.5 0 1 0 1.9-4.6L3.5 7.3M3.5 3.5v3.8h3.8M10 6.5V10l2.5 1.75"/></svg>`
+  )
+
+export const closeIcon = (): SVGElement =>
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" d="M5 5l10 10M15 5L5 15"/></svg>`
+  )
+
+export const backIcon = (): SVGElement =>
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" d="M16 10H5m4.5-4.5L5 10l4.5 4.5"/></svg>`
+  )

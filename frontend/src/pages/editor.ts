@@ -6,6 +6,7 @@ import { isTerminal } from '../closecodes'
 import { type CollabEditor, createEditor } from '../codemirror'
 import { ConnectionBanner } from '../components/banner'
 import { crumbs } from '../components/crumbs'
+import { HistoryPanel } from '../components/history'
 import { Identity, PeopleButton } from '../components/people'
 import { shareButton } from '../components/share'
 import { StatusPill } from '../components/status'
@@ -25,11 +26,23 @@ export function renderEditor(root: HTMLElement, name: string): void {
   const status = new StatusPill()
   const banner = new ConnectionBanner(name)
   const people = new PeopleButton(awareness, identity, () => editor.view.focus())
+  const history = new HistoryPanel(name, ydoc, provider)
   const paper = h('div.paper')
   root.replaceChildren(
-    h('header.topbar.editor-bar', {}, brand(false), crumbs(name), h('div.spacer'), status.el, people.el, shareButton()),
+    h(
+      'header.topbar.editor-bar',
+      {},
+      brand(false),
+      crumbs(name),
+      h('div.spacer'),
+      status.el,
+      people.el,
+      history.button,
+      shareButton()
+    ),
     banner.el,
-    h('main.editor-main', {}, paper)
+    h('main.editor-main', {}, paper),
+    history.el
   )
   const editor = createEditor(paper, ytext, awareness, `Document ${name}`)
 
