@@ -419,7 +419,9 @@ def decode_cursor(cursor: str) -> str:
 
 def _int_cursor(cursor: str) -> int:
     value = decode_cursor(cursor)
-    if not value.isdigit():
+    # ASCII digits only (str.isdigit takes other scripts' digits too), and within the 63 bits
+    # of a stored id: anything else is no id this service handed out.
+    if not (value.isascii() and value.isdigit()) or int(value) >= 2**63:
         raise ValueError("invalid cursor")
     return int(value)
 

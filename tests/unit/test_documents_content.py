@@ -12,6 +12,7 @@ import pytest
 from pycrdt import Doc, Map, Text
 
 from collab import Access, DocumentService
+from collab.documents import encode_cursor
 from collab.errors import DocumentNotFound, FieldNotFound, FieldTypeMismatch, VersionNotFound
 from storage import SqlStore
 
@@ -94,6 +95,17 @@ async def test_list_page_walks_every_document_once(documents: DocumentService) -
     assert page[0].versions == 0
     with pytest.raises(ValueError):
         await documents.list_page(cursor="!!not a cursor")
+
+
+@pytest.mark.parametrize("last_id", ["9" * 19, "\u0661\u0662", "-1", "1e3"])
+async def test_a_version_cursor_that_is_no_stored_id_is_refused(
+    documents: DocumentService, last_id: str
+) -> None:
+    """Ids are 63-bit: a cursor naming a bigger number (or no ASCII number) is a bad cursor, not
+    a database overflow."""
+    await documents.patch("c", text={"t": "x"})
+    with pytest.raises(ValueError):
+        await documents.versions("c", cursor=encode_cursor(last_id))
 
 
 async def test_versions_create_list_read(documents: DocumentService) -> None:
