@@ -393,6 +393,10 @@ class Hub:
                 await self.saver.flush()
             with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))):
                 await self.history.close(list(self.rooms.values()))
+            if not scope.cancelled_caught:  # a restart loads one snapshot, not a log tail
+                self.saver.compact_tails()
+                with anyio.move_on_after(max(0.5, deadline - (time.perf_counter() - started))):
+                    await self.saver.flush()
             for name in self.rooms:  # the rooms still open are unloaded by the exit
                 self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
             await self.hooks.drain(1.0)

@@ -197,6 +197,13 @@ class Saver:
         """Compact an open document's log soon (between commits)."""
         self._queue_compaction(self._logs[name])
 
+    def compact_tails(self) -> None:
+        """Compact soon every open document with rows in its log (a clean shutdown: the next
+        load reads one snapshot instead of replaying a tail into a big document)."""
+        for doc_log in self._logs.values():
+            if doc_log.log_rows:
+                self._queue_compaction(doc_log)
+
     def _queue_compaction(self, doc_log: DocumentLog) -> None:
         if doc_log.name not in self._compact_queue:
             self._compact_queue[doc_log.name] = doc_log
