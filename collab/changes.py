@@ -25,6 +25,7 @@ from pycrdt import Text, TextEvent, get_state
 from pycrdt import get_update as diff_update
 
 from .content import doc_of, kinds
+from .protocol import read_var_uint
 from .ystructs import EMBED, Struct, read_update, with_strings
 
 Segment = dict[str, Any]
@@ -214,23 +215,12 @@ def clocks(state_vector: bytes) -> dict[int, int]:
     """A state vector as {client: clock}."""
     pos = 0
     out: dict[int, int] = {}
-    n, pos = _var(state_vector, pos)
+    n, pos = read_var_uint(state_vector, pos)
     for _ in range(n):
-        client, pos = _var(state_vector, pos)
-        clock, pos = _var(state_vector, pos)
+        client, pos = read_var_uint(state_vector, pos)
+        clock, pos = read_var_uint(state_vector, pos)
         out[client] = clock
     return out
-
-
-def _var(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def _behind(a: dict[int, int], b: dict[int, int]) -> bool:

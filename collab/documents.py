@@ -34,12 +34,12 @@ from storage import (
 
 from . import changes, content, edits
 from .access import EVERYTHING, Access
+from .authorship import update_clients
 from .content import Format, doc_of
 from .errors import CloseCode, CollabError, DocumentNotFound, VersionNotFound
 from .subdocs import SubdocOptions, keep_options
 from .validate import validate_state_vector, validate_update
 from .ydoc import captured
-from .ystructs import GC, SKIP, read_update
 
 T = TypeVar("T")
 
@@ -424,8 +424,3 @@ def _int_cursor(cursor: str) -> int:
     if not (value.isascii() and value.isdigit()) or int(value) >= 2**63:
         raise ValueError("invalid cursor")
     return int(value)
-
-
-def update_clients(update: bytes) -> set[int]:
-    """The Yjs client ids whose items an update holds."""
-    return {s.client for s in read_update(update).structs if s.ref not in (GC, SKIP)}
