@@ -39,6 +39,7 @@ from starlette.routing import BaseRoute
 from .access import Access
 from .documents import DocumentService
 from .errors import CloseCode, CollabError, Reject, StartupError
+from .events.feed import EventFeed
 from .settings import Settings
 from .view import DocumentView
 
@@ -106,13 +107,15 @@ class OnStartupPayload:
     `task_group` belongs to the app's lifespan: tasks started in it (workers, broker
     connections) run while the server does and are cancelled after on_shutdown. A task that
     raises stops the server: catch what you can handle. `documents` is the one door to the
-    documents (keep it for later); `app.state` is shared with your routes.
+    documents (keep it for later); `events` the change feed (an extension's sinks are added
+    to it here); `app.state` is shared with your routes.
     """
 
     app: Starlette
     settings: Settings
     documents: DocumentService
     task_group: TaskGroup
+    events: EventFeed  # the change feed: add sinks here (events.add_sink), read the outbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,52 @@ class Settings:
         default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    events: bool = field(
+        default=True,
+        metadata=_doc("write change events to the outbox (webhooks, SSE, RabbitMQ read it)"),
+    )
+    events_debounce_ms: int = field(
+        default=2000, metadata=_doc("document.changed: at most one per document this often")
+    )
+    events_max_wait_ms: int = field(
+        default=10000,
+        metadata=_doc("document.changed: at least one this often while edits continue"),
+    )
+    events_include_text: bool = field(
+        default=True, metadata=_doc("document.changed carries the text of each Y.Text")
+    )
+    events_include_update: bool = field(
+        default=False,
+        metadata=_doc("document.changed carries the binary update since the previous event"),
+    )
+    events_presence: bool = field(
+        default=False, metadata=_doc("also write user.joined and user.left events")
+    )
+    events_retention_s: float = field(
+        default=7 * 86400.0,
+        metadata=_doc("events are kept this long (SSE resumes within it; 0: forever)"),
+    )
+    events_max_rows: int = field(
+        default=1_000_000, metadata=_doc("at most this many events are kept (oldest go first)")
+    )
+    webhook_urls: str = field(
+        default="", metadata=_doc("comma-separated URLs that receive every event (POST JSON)")
+    )
+    webhook_secret: str = field(
+        default="", metadata=_doc("HMAC-SHA256 key of the Collab-Signature header")
+    )
+    webhook_timeout_s: float = field(
+        default=5.0, metadata=_doc("a webhook attempt not answered this long is retried")
+    )
+    webhook_max_age_s: float = field(
+        default=86400.0, metadata=_doc("a webhook event still undelivered this long is failed")
+    )
+    amqp_url: str = field(
+        default="", metadata=_doc("amqp://user:pass@host:5672/: publish every event to RabbitMQ")
+    )
+    amqp_exchange: str = field(
+        default="collab.events", metadata=_doc("the durable topic exchange events go to")
+    )
 
     def __post_init__(self) -> None:
         positive = (
@@ -172,11 +218,16 @@ class Settings:
             "pre_auth_max_bytes",
             "peer_timeout_s",
             "workers",
+            "events_debounce_ms",
+            "events_max_wait_ms",
+            "events_max_rows",
+            "webhook_timeout_s",
+            "webhook_max_age_s",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_connections_per_ip", "max_connect_attempts_per_ip"):
+        for name in ("max_connections_per_ip", "max_connect_attempts_per_ip", "events_retention_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or positive")
         parse_rules(self.version_retention)  # (ValueError with the reason)
