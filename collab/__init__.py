@@ -14,7 +14,10 @@ from .errors import (
     Reject,
     StartupError,
 )
+from .events import DeliveryInfo, Event, Sink
+from .events.feed import EventFeed
 from .extensions.token_auth import TokenAuth, mint_token
+from .extensions.webhooks import Webhooks
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -40,10 +43,13 @@ __all__ = [
     "CloseCode",
     "CollabError",
     "ConnectionInfo",
+    "DeliveryInfo",
     "DocumentNotFound",
     "DocumentService",
     "DocumentSummary",
     "DocumentView",
+    "Event",
+    "EventFeed",
     "Extension",
     "HookName",
     "HttpStatus",
@@ -60,8 +66,10 @@ __all__ = [
     "OnUnloadDocumentPayload",
     "Reject",
     "Settings",
+    "Sink",
     "StartupError",
     "TokenAuth",
+    "Webhooks",
     "access_of",
     "create_app",
     "lifespan",

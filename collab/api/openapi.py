@@ -29,6 +29,10 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "minLength": 1},
     },
     "id": {"description": "a version id", "schema": {"type": "integer", "minimum": 1}},
+    "delivery": {
+        "description": "a webhook delivery's id",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }
 
 
@@ -56,7 +60,12 @@ def build(operations: Sequence[Operation], version: str) -> dict[str, Any]:
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "tags": [{"name": "documents"}, {"name": "versions"}, {"name": "meta"}],
+        "tags": [
+            {"name": "documents"},
+            {"name": "versions"},
+            {"name": "webhooks"},
+            {"name": "meta"},
+        ],
     }
 
 

@@ -26,7 +26,7 @@ from ..access import EVERYTHING, Access
 from ..documents import DocumentService
 from ..errors import ApiError, HttpStatus
 from .access import access_of
-from .paths import Template, document_name, field_name, raw_segments, version_id
+from .paths import Template, delivery_id, document_name, field_name, raw_segments, version_id
 
 Binary = Literal["application/octet-stream"]
 BINARY: Binary = "application/octet-stream"
@@ -41,7 +41,7 @@ class Call:
 
     request: Request
     access: Access
-    path: dict[str, Any]  # name: str, field: str, id: int (decoded)
+    path: dict[str, Any]  # name: str, field: str, id: int, delivery: int (decoded)
     query: Any  # an instance of the operation's query model, or None
     body: Any  # an instance of its body model, raw bytes, or None
 
@@ -159,6 +159,8 @@ def _path_params(raw: dict[str, str]) -> dict[str, Any]:
         parsed["field"] = field_name(raw["field"])
     if "id" in raw:
         parsed["id"] = version_id(raw["id"])
+    if "delivery" in raw:
+        parsed["delivery"] = delivery_id(raw["delivery"])
     return parsed
 
 
