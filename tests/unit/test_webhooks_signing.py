@@ -1,0 +1,73 @@
+"""The webhook signature (collab.extensions.webhooks): sign and verify, what verify refuses, and
+the extension's configuration checks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from collab.extensions.webhooks import Webhooks, from_settings, shown_url, sign, verify
+from collab.settings import Settings
+
+SECRET = "whsec-test"
+BODY = b'{"id":"evt_1","type":"document.changed"}'
+
+
+def headers(timestamp: str, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
+    return {"Collab-Timestamp": timestamp, "Collab-Signature": sign(secret, timestamp, body)}
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_dot_body_in_hex() -> None:
+    expected = hmac.new(b"k", b"1700000000." + BODY, hashlib.sha256).hexdigest()
+    assert sign("k", "1700000000", BODY) == f"v1={expected}"
+
+
+def test_verify_accepts_a_fresh_signed_request_with_headers_in_any_case() -> None:
+    assert verify(SECRET, headers("1700000000"), BODY, now=1700000000)
+    lower = {k.lower(): v for k, v in headers("1700000000").items()}
+    assert verify(SECRET, lower, BODY, now=1700000299)
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "body", "now"),
+    [
+        (headers("1700000000"), BODY + b" ", 1700000000),  # body changed
+        (headers("1700000000", secret="other"), BODY, 1700000000),  # another secret
+        (headers("1700000000"), BODY, 1700000301),  # stale: replayed 5 min later
+        (headers("1700000000"), BODY, 1699999699),  # from the future
+        ({"Collab-Timestamp": "1700000000"}, BODY, 1700000000),  # unsigned
+        ({"Collab-Signature": sign(SECRET, "1700000000", BODY)}, BODY, 1700000000),
+        ({**headers("1700000000"), "Collab-Timestamp": "1700000001"}, BODY, 1700000000),
+        ({**headers("1700000000"), "Collab-Timestamp": "17e8"}, BODY, 1700000000),
+    ],
+)
+def test_verify_refuses(request_headers: dict[str, str], body: bytes, now: float) -> None:
+    assert not verify(SECRET, request_headers, body, now=now)
+
+
+def test_verify_accepts_any_of_several_signatures() -> None:
+    """(So a sender may sign with an old and a new secret while a secret is rotated.)"""
+    good = sign(SECRET, "1700000000", BODY)
+    both = {"Collab-Timestamp": "1700000000", "Collab-Signature": f"v1=00ff, {good}"}
+    assert verify(SECRET, both, BODY, now=1700000000)
+
+
+def test_from_settings() -> None:
+    assert from_settings(Settings()) == []
+    settings = Settings(webhook_urls="http://a.test/x, https://b.test/y", webhook_secret="s")
+    (hooks,) = from_settings(settings)
+    assert isinstance(hooks, Webhooks)
+    assert hooks.urls == ["http://a.test/x", "https://b.test/y"]
+    with pytest.raises(ValueError, match="secret"):
+        from_settings(Settings(webhook_urls="http://a.test/x"))
+    with pytest.raises(ValueError, match="http"):
+        from_settings(Settings(webhook_urls="ftp://a.test/x", webhook_secret="s"))
+    with pytest.raises(ValueError, match="twice"):
+        from_settings(Settings(webhook_urls="http://a.test,http://a.test", webhook_secret="s"))
+
+
+def test_a_password_in_a_url_is_never_shown() -> None:
+    assert shown_url("https://u:pw@h.test:8443/p?q=1") == "https://u:***@h.test:8443/p?q=1"
+    assert shown_url("https://h.test/p") == "https://h.test/p"
