@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import anyio
 import httpx
 import pytest
 
@@ -27,7 +25,9 @@ SECRET = "whsec-0123456789"
 
 def event(n: int = 1, document: str = "doc") -> Event:
     body = json.dumps({"id": f"evt_{n:032x}", "type": "document.changed", "document": document})
-    return Event(n, f"evt_{n:032x}", "document.changed", document, int(time.time() * 1000), body.encode())
+    return Event(
+        n, f"evt_{n:032x}", "document.changed", document, int(time.time() * 1000), body.encode()
+    )
 
 
 @pytest.fixture
@@ -98,4 +98,3 @@ async def test_the_same_event_is_the_same_bytes_and_id_on_every_attempt(
     first, second = receiver.requests
     assert first.body == second.body and first.event_id == second.event_id == event(3).id
     assert verify(SECRET, first.headers, first.body) and verify(SECRET, second.headers, second.body)
-
