@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collab.extensions.webhooks import Webhooks, from_settings, shown_url, sign, verify
 from collab.settings import Settings
+from tests.conftest import require
 
 SECRET = "whsec-test"
 BODY = b'{"id":"evt_1","type":"document.changed"}'
@@ -71,3 +79,50 @@ def test_from_settings() -> None:
 def test_a_password_in_a_url_is_never_shown() -> None:
     assert shown_url("https://u:pw@h.test:8443/p?q=1") == "https://u:***@h.test:8443/p?q=1"
     assert shown_url("https://h.test/p") == "https://h.test/p"
+
+
+# -- the docs' verification examples, run as printed ---------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+
+
+def example(language: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), re.S)
+    return next(block for block in blocks if "verified" in block)
+
+
+def cases() -> list[tuple[dict[str, str], bytes, bool]]:
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 301)
+    return [
+        (headers(now), BODY, True),
+        (headers(now), BODY + b" ", False),
+        (headers(now, secret="other"), BODY, False),
+        (headers(stale), BODY, False),
+        ({"Collab-Timestamp": now}, BODY, False),
+    ]
+
+
+def test_the_python_example_verifies_as_verify_does() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(example("python"), "docs/events.md", "exec"), namespace)
+    for request_headers, body, expected in cases():
+        assert namespace["verified"](SECRET, request_headers, body) is expected
+        assert verify(SECRET, request_headers, body) is expected
+
+
+def test_the_javascript_example_verifies_as_verify_does(tmp_path: Path) -> None:
+    require(shutil.which("node") is not None, "node is not installed")
+    script = tmp_path / "verify.js"
+    runs = [
+        {"headers": {k.lower(): v for k, v in h.items()}, "body": b.decode(), "expected": e}
+        for h, b, e in cases()
+    ]
+    script.write_text(
+        example("js")
+        + f"\nconst runs = {json.dumps(runs)};\n"
+        + "console.log(JSON.stringify(runs.map(r => verified("
+        + f"{json.dumps(SECRET)}, r.headers, Buffer.from(r.body)))));\n"
+    )
+    done = subprocess.run(["node", str(script)], capture_output=True, timeout=30, check=True)
+    assert json.loads(done.stdout) == [run["expected"] for run in runs]
