@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]  # names in lower case
     body: bytes
     at: float  # time.monotonic() when the body was in
+    wall_ms: int  # time.time() then, in ms (to compare with an event's time_ms)
     status: int | None  # what it was answered (None: hung)
 
     @property
@@ -68,6 +69,11 @@ class Receiver:
         with anyio.fail_after(timeout):
             while not check():
                 await self._changed.wait()
+
+    async def next_request(self, timeout: float) -> None:
+        """Return after the next request comes in, or after `timeout` seconds."""
+        with anyio.move_on_after(timeout):
+            await self._changed.wait()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Receiver]:
@@ -123,7 +129,9 @@ class Receiver:
                 body, buffer = buffer[:length], buffer[length:]
                 answer = self._next_answer(path)
                 status = None if answer == HANG else int(answer)
-                self._record(Received(path, headers, body, time.monotonic(), status))
+                self._record(
+                    Received(path, headers, body, time.monotonic(), int(time.time() * 1000), status)
+                )
                 if status is None:
                     await anyio.sleep_forever()
                 reply = b"ok" if status < 300 else f"scripted {status}".encode()

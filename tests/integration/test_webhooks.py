@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from collab.events import Event
+from collab.events.feed import EventFeed
 from collab.extensions.webhooks import WebhookError, WebhookSink, verify
-from tests.conftest import free_port
-from tests.webhook_receiver import HANG, Receiver
+from collab.settings import Settings
+from tests.conftest import RunningServer, free_port, serving
+from tests.integration.api_support import api, path
+from tests.procs import ServerProcess
+from tests.webhook_receiver import HANG, Received, Receiver
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -98,3 +104,208 @@ async def test_the_same_event_is_the_same_bytes_and_id_on_every_attempt(
     first, second = receiver.requests
     assert first.body == second.body and first.event_id == second.event_id == event(3).id
     assert verify(SECRET, first.headers, first.body) and verify(SECRET, second.headers, second.body)
+
+
+# -- through a server and its change feed ---------------------------------------------------------
+
+
+def hooked(settings: Settings, *urls: str, **changes: Any) -> Settings:
+    """The test's settings with webhooks to `urls` and document.changed events made quickly."""
+    return settings.replace(
+        webhook_urls=",".join(urls),
+        webhook_secret=SECRET,
+        events_debounce_ms=100,
+        events_max_wait_ms=500,
+        **changes,
+    )
+
+
+async def set_text(http: httpx.AsyncClient, name: str, text: str) -> None:
+    response = await http.patch(path(name), json={"text": {"codemirror": text}})
+    assert response.status_code == 200, response.text
+
+
+async def outbox(srv: RunningServer, document: str | None = None) -> list[Event]:
+    feed: EventFeed = srv.app.state.events
+    return await feed.events_after(0, document=document, limit=10_000)
+
+
+def changed_text(received: Received) -> str | None:
+    body = received.json()
+    return body["text"].get("codemirror") if body["type"] == "document.changed" else None
+
+
+def delivered_ids(receiver: Receiver) -> set[str]:
+    return {r.event_id for r in receiver.delivered()}
+
+
+async def all_delivered(srv: RunningServer, receiver: Receiver) -> None:
+    """Until every event in the outbox reached the receiver with a 2xx."""
+    with anyio.fail_after(10):
+        while not (ids := {e.id for e in await outbox(srv)}) or not ids <= delivered_ids(receiver):
+            await receiver.next_request(timeout=0.2)  # (or a new event in the outbox)
+
+
+async def test_events_arrive_signed_with_their_id_and_the_documents_text(
+    settings: Settings,
+) -> None:
+    receiver = Receiver()
+    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
+        async with api(srv.http) as http:
+            await set_text(http, "team/notes", "hello")
+        await receiver.wait_for(
+            lambda: any(changed_text(r) == "hello" for r in receiver.delivered())
+        )
+        events = await outbox(srv, "team/notes")
+    assert receiver.requests
+    for got in receiver.requests:
+        assert verify(SECRET, got.headers, got.body)
+        assert not verify(SECRET + "x", got.headers, got.body)
+        body = got.json()
+        assert body["id"] == got.event_id and body["document"] == "team/notes"
+        assert got.body in {e.body for e in events}  # the outbox's bytes, as they are
+    types = [r.json()["type"] for r in receiver.delivered()]
+    assert types[0] == "document.created" and "document.changed" in types
+
+
+async def test_a_receiver_answering_500_twice_gets_the_event_three_times_with_one_id(
+    settings: Settings,
+) -> None:
+    receiver = Receiver()
+    receiver.script(500, 500)  # the first event's first two attempts
+    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
+        async with api(srv.http) as http:
+            await set_text(http, "doc", "x")
+            await receiver.wait_for(lambda: len(receiver.delivered()) >= 1, timeout=14)
+            first, second, third = receiver.requests[:3]
+            assert [first.status, second.status, third.status] == [500, 500, 200]
+            assert first.event_id == second.event_id == third.event_id
+            assert first.body == second.body == third.body
+            assert second.at > first.at and third.at > second.at
+            log = await wait_for_log(http, lambda d: d["event_id"] == first.event_id, "delivered")
+    assert log["attempts"] == 3 and log["endpoint"] == receiver.url()
+
+
+async def wait_for_log(
+    http: httpx.AsyncClient, match: Callable[[dict[str, Any]], bool], status: str
+) -> dict[str, Any]:
+    """The delivery log's entry that matches, once it has that status."""
+    with anyio.fail_after(10):
+        while True:
+            response = await http.get("/api/webhooks/deliveries", params={"limit": 1000})
+            assert response.status_code == 200, response.text
+            found = [d for d in response.json()["deliveries"] if match(d)]
+            if found and found[0]["status"] == status:
+                return found[0]
+            await anyio.sleep(0.05)
+
+
+async def test_each_documents_events_arrive_in_order_even_through_failed_attempts(
+    settings: Settings,
+) -> None:
+    """Three documents edited at once, each several times (an event per edit: they are spaced
+    beyond the debounce), with every third answer a 500: for each document, the requests'
+    event ids, repeats collapsed, are the outbox's order, never going back."""
+    receiver = Receiver()
+    receiver.script(*([500, 200, 200] * 30))
+    names = ["order/a", "order/b", "order/c"]
+    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
+        async with api(srv.http) as http, anyio.create_task_group() as tg:
+            for name in names:
+                tg.start_soon(edit_repeatedly, http, name, 5)
+        await all_delivered(srv, receiver)
+        expected = {name: [e.id for e in await outbox(srv, name)] for name in names}
+    for name in names:
+        sent = [r.event_id for r in receiver.requests if r.json()["document"] == name]
+        collapsed = [i for n, i in enumerate(sent) if n == 0 or sent[n - 1] != i]
+        assert collapsed == expected[name], name
+        assert len(expected[name]) >= 4  # (created, and changed several times)
+        assert changed_text(receiver.delivered()[-1]) is not None
+
+
+async def edit_repeatedly(http: httpx.AsyncClient, name: str, times: int) -> None:
+    for n in range(times):
+        await set_text(http, name, f"{name} edit {n}")
+        await anyio.sleep(0.25)  # (beyond the 100 ms debounce: one document.changed each)
+
+
+async def test_a_dead_and_a_hung_endpoint_never_delay_a_live_one(settings: Settings) -> None:
+    """Endpoints: one refusing connections, one that never answers, one live. Twelve documents
+    (more than a sink's in-flight limit) edited: the live one has each event within a second of
+    its time (a wait behind the hung one would be 5 s), while the others' deliveries fail."""
+    live, hung = Receiver(), Receiver()
+    hung.default = HANG
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    s = hooked(settings, dead, hung.url(), live.url())
+    names = [f"fan/{n}" for n in range(12)]
+    async with live.running(), hung.running(), serving(s) as srv, api(srv.http) as http:
+        for name in names:
+            await set_text(http, name, name)
+        await all_delivered(srv, live)
+        events = await outbox(srv)
+        assert {e.document for e in events} == set(names)
+        first = {r.event_id: r for r in reversed(live.delivered())}
+        late = {e.id: first[e.id].wall_ms - e.time_ms for e in events}
+        assert max(late.values()) < 1000, late
+        assert hung.requests  # (it was asked, and is still hanging)
+        failing = await wait_for_log(
+            http, lambda d: d["endpoint"] == dead and d["attempts"] >= 1, "pending"
+        )
+        assert "ConnectError" in (failing["last_error"] or "")
+
+
+@pytest.mark.durability
+async def test_a_receiver_down_across_a_kill_9_gets_every_event_after_the_restart(
+    launch: Callable[..., ServerProcess],
+) -> None:
+    """The receiver is down (connection refused) while documents are edited and the server is
+    killed with SIGKILL, some edits not yet made into events; after the restart, with the
+    receiver up, it gets every event the delivery log had before the kill and each document's
+    last text."""
+    receiver = Receiver()
+    server = launch(
+        "--webhook-urls",
+        receiver.url(),
+        "--webhook-secret",
+        SECRET,
+        "--events-debounce-ms",
+        "100",
+        "--events-max-wait-ms",
+        "500",
+    )
+    names = [f"crash/{n}" for n in range(4)]
+    base = f"http://127.0.0.1:{server.port}"
+    await server.start()
+    async with api(base) as http:
+        for name in names:
+            await set_text(http, name, f"{name} first")
+        for name in names:  # each document's change event made, and failing to go out
+            await wait_for_log(
+                http,
+                lambda d, name=name: (
+                    d["document"] == name
+                    and d["event_type"] == "document.changed"
+                    and d["attempts"] >= 1
+                ),
+                "pending",
+            )
+        response = await http.get("/api/webhooks/deliveries", params={"limit": 1000})
+        before_kill = {d["event_id"] for d in response.json()["deliveries"]}
+        for name in names:
+            await set_text(http, name, f"{name} last")  # committed; its event may not be
+    server.kill()
+    assert await server.wait_exit(10) == -9
+    async with receiver.running():
+        await server.start()
+
+        def done() -> bool:
+            last = {r.json()["document"]: changed_text(r) for r in receiver.delivered()}
+            return before_kill <= delivered_ids(receiver) and all(
+                last.get(name) == f"{name} last" for name in names
+            )
+
+        await receiver.wait_for(done, timeout=14)
+        await server.stop()
+    assert len(before_kill) >= 2 * len(names)  # (created and changed, each)
+    for got in receiver.requests:
+        assert verify(SECRET, got.headers, got.body)
