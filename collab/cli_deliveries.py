@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from storage import open_store
+
 from .events import DeliveryInfo
 from .events.feed import EventFeed
 from .extensions.webhooks import SINK_PREFIX, shown_url
@@ -49,9 +51,13 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 @asynccontextmanager
 async def opened_feed(settings: Settings) -> AsyncIterator[EventFeed]:
-    """The change feed over the store alone (no sinks, no server): its delivery log."""
-    raise NotImplementedError("the outbox lands with the events core")
-    yield  # pragma: no cover
+    """The change feed over the store alone (never started: no sinks, no finalizer), for its
+    delivery log; the store closed after."""
+    store = await open_store(settings.database_url)
+    try:
+        yield EventFeed(store, settings.replace(events=True))
+    finally:
+        await store.close()
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> list[str]:

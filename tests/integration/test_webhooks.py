@@ -7,8 +7,10 @@ down across a kill -9 of the server still getting every event afterwards."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,6 +29,7 @@ from tests.webhook_receiver import HANG, Received, Receiver
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 SECRET = "whsec-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def event(n: int = 1, document: str = "doc") -> Event:
@@ -139,11 +142,18 @@ def delivered_ids(receiver: Receiver) -> set[str]:
     return {r.event_id for r in receiver.delivered()}
 
 
-async def all_delivered(srv: RunningServer, receiver: Receiver) -> None:
-    """Until every event in the outbox reached the receiver with a 2xx."""
+async def all_delivered(srv: RunningServer, receiver: Receiver, texts: dict[str, str]) -> None:
+    """Until each document's change to `texts[name]` reached the receiver with a 2xx, and with
+    it every event the outbox then holds."""
+
+    def changes_in() -> bool:
+        last = {r.json()["document"]: changed_text(r) for r in receiver.delivered()}
+        return all(last.get(name) == text for name, text in texts.items())
+
+    await receiver.wait_for(changes_in, timeout=10)
     with anyio.fail_after(10):
-        while not (ids := {e.id for e in await outbox(srv)}) or not ids <= delivered_ids(receiver):
-            await receiver.next_request(timeout=0.2)  # (or a new event in the outbox)
+        while not {e.id for e in await outbox(srv)} <= delivered_ids(receiver):
+            await receiver.next_request(timeout=0.2)
 
 
 async def test_events_arrive_signed_with_their_id_and_the_documents_text(
@@ -213,7 +223,7 @@ async def test_each_documents_events_arrive_in_order_even_through_failed_attempt
         async with api(srv.http) as http, anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(edit_repeatedly, http, name, 5)
-        await all_delivered(srv, receiver)
+        await all_delivered(srv, receiver, {name: f"{name} edit 4" for name in names})
         expected = {name: [e.id for e in await outbox(srv, name)] for name in names}
     for name in names:
         sent = [r.event_id for r in receiver.requests if r.json()["document"] == name]
@@ -241,7 +251,7 @@ async def test_a_dead_and_a_hung_endpoint_never_delay_a_live_one(settings: Setti
     async with live.running(), hung.running(), serving(s) as srv, api(srv.http) as http:
         for name in names:
             await set_text(http, name, name)
-        await all_delivered(srv, live)
+        await all_delivered(srv, live, {name: name for name in names})
         events = await outbox(srv)
         assert {e.document for e in events} == set(names)
         first = {r.event_id: r for r in reversed(live.delivered())}
@@ -279,16 +289,17 @@ async def test_a_receiver_down_across_a_kill_9_gets_every_event_after_the_restar
     async with api(base) as http:
         for name in names:
             await set_text(http, name, f"{name} first")
-        for name in names:  # each document's change event made, and failing to go out
-            await wait_for_log(
-                http,
-                lambda d, name=name: (
-                    d["document"] == name
-                    and d["event_type"] == "document.changed"
-                    and d["attempts"] >= 1
-                ),
-                "pending",
-            )
+        for name in names:  # its events made, the first one failing to go out, the next waiting
+            for kind, attempted in (("document.created", 1), ("document.changed", 0)):
+                await wait_for_log(
+                    http,
+                    lambda d, name=name, kind=kind, attempted=attempted: (
+                        d["document"] == name
+                        and d["event_type"] == kind
+                        and d["attempts"] >= attempted
+                    ),
+                    "pending",
+                )
         response = await http.get("/api/webhooks/deliveries", params={"limit": 1000})
         before_kill = {d["event_id"] for d in response.json()["deliveries"]}
         for name in names:
@@ -309,3 +320,46 @@ async def test_a_receiver_down_across_a_kill_9_gets_every_event_after_the_restar
     assert len(before_kill) >= 2 * len(names)  # (created and changed, each)
     for got in receiver.requests:
         assert verify(SECRET, got.headers, got.body)
+    await the_cli_shows_and_retries(server.database_url, before_kill)
+
+
+async def collab_cli(*args: str, database_url: str) -> str:
+    done = await anyio.run_process(
+        [sys.executable, "-m", "collab", *args, "--database-url", database_url],
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+async def the_cli_shows_and_retries(database_url: str, event_ids: set[str]) -> None:
+    """`collab deliveries` on the stopped server's store: every delivery done; a retry makes
+    one pending again, due now."""
+    listed = await collab_cli("deliveries", "--json", database_url=database_url)
+    rows = [json.loads(line) for line in listed.splitlines()]
+    assert event_ids <= {row["event_id"] for row in rows}
+    assert {row["status"] for row in rows} == {"delivered"}
+    assert await collab_cli("deliveries", "--status", "pending", database_url=database_url) == ""
+    newest = rows[0]["id"]
+    retried = await collab_cli("deliveries", "retry", str(newest), database_url=database_url)
+    assert retried.startswith(f"{newest}\t") and "\tpending\t" in retried
+    pending = await collab_cli(
+        "deliveries", "--status", "pending", "--json", database_url=database_url
+    )
+    assert [json.loads(line)["id"] for line in pending.splitlines()] == [newest]
+    missing = await anyio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "collab",
+            "deliveries",
+            "retry",
+            "999999",
+            "--database-url",
+            database_url,
+        ],
+        check=False,
+        cwd=ROOT,
+    )
+    assert missing.returncode == 1 and b"no webhook delivery 999999" in missing.stderr
