@@ -22,11 +22,13 @@ from collab.events.feed import EventFeed
 from collab.extensions.webhooks import WebhookError, WebhookSink, verify
 from collab.settings import Settings
 from tests.conftest import RunningServer, free_port, serving
-from tests.integration.api_support import api, path
+from tests.integration import api_support
+from tests.integration.api_support import api, assert_error, path
 from tests.procs import ServerProcess
 from tests.webhook_receiver import HANG, Received, Receiver
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+db_settings = api_support.db_settings  # a fixture: SQLite, then PostgreSQL
 
 SECRET = "whsec-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +213,7 @@ async def wait_for_log(
 
 
 async def test_each_documents_events_arrive_in_order_even_through_failed_attempts(
-    settings: Settings,
+    db_settings: Settings,
 ) -> None:
     """Three documents edited at once, each several times (an event per edit: they are spaced
     beyond the debounce), with every third answer a 500: for each document, the requests'
@@ -219,7 +221,7 @@ async def test_each_documents_events_arrive_in_order_even_through_failed_attempt
     receiver = Receiver()
     receiver.script(*([500, 200, 200] * 30))
     names = ["order/a", "order/b", "order/c"]
-    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
+    async with receiver.running(), serving(hooked(db_settings, receiver.url())) as srv:
         async with api(srv.http) as http, anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(edit_repeatedly, http, name, 5)
@@ -363,3 +365,48 @@ async def the_cli_shows_and_retries(database_url: str, event_ids: set[str]) -> N
         cwd=ROOT,
     )
     assert missing.returncode == 1 and b"no webhook delivery 999999" in missing.stderr
+
+
+async def test_the_delivery_log_over_http_needs_access_to_every_document(
+    db_settings: Settings,
+) -> None:
+    """Without a token 401; a token scoped to some documents 403 (it would show others'); a
+    `*` read token reads it but may not retry (403); a `*` write token retries: the delivery
+    is pending again and delivered again, with the same event id."""
+    receiver = Receiver()
+    s = hooked(db_settings, receiver.url(), auth_secret=api_support.SECRET)
+    everything = api_support.token("*", write=True)
+    async with receiver.running(), serving(s) as srv:
+        async with api(srv.http, everything) as http:
+            await set_text(http, "team/a", "hi")
+            await receiver.wait_for(lambda: any(changed_text(r) for r in receiver.delivered()))
+            entry = await wait_for_log(
+                http, lambda d: d["event_type"] == "document.changed", "delivered"
+            )
+        listing, one = "/api/webhooks/deliveries", f"/api/webhooks/deliveries/{entry['id']}"
+        retry = one + "/retry"
+        async with api(srv.http) as anonymous:
+            assert_error(await anonymous.get(listing), 401)
+            assert_error(await anonymous.post(retry), 401)
+        async with api(srv.http, api_support.token("team/*", write=True)) as scoped:
+            assert_error(await scoped.get(listing), 403)
+            assert_error(await scoped.get(one), 403)
+            assert_error(await scoped.post(retry), 403)
+        async with api(srv.http, api_support.token("*")) as reader:
+            page = (await reader.get(listing, params={"document": "team/a"})).json()
+            assert entry in page["deliveries"] and page["next_cursor"] is None
+            assert (await reader.get(one)).json() == entry
+            assert_error(await reader.post(retry), 403, "token is read-only")
+        async with api(srv.http, everything) as admin:
+            assert_error(await admin.post("/api/webhooks/deliveries/999999/retry"), 404)
+            assert_error(await admin.get("/api/webhooks/deliveries/x1"), 404)
+            assert_error(await admin.get(listing, params={"status": "lost"}), 400)
+            assert_error(await admin.get(listing, params={"cursor": "x"}), 400)
+            before = len(receiver.delivered())
+            retried = await admin.post(retry)
+            assert retried.status_code == 200, retried.text
+            assert retried.json()["status"] in ("pending", "delivered")
+            await receiver.wait_for(lambda: len(receiver.delivered()) > before)
+            assert receiver.delivered()[-1].event_id == entry["event_id"]
+            again = await wait_for_log(admin, lambda d: d["id"] == entry["id"], "delivered")
+            assert again["attempts"] == entry["attempts"] + 1
