@@ -208,15 +208,11 @@ async def test_with_events_off_nothing_is_written(settings):
 
 
 @pytest.mark.postgres
-async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(
-    settings, pg_database
-):
+async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(settings, pg_database):
     """Two servers on one PostgreSQL database, each with the same sink: every event is
     delivered by exactly one of them (claims skip rows the other holds), in order per
     document across both."""
-    base = settings.replace(
-        database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500
-    )
+    base = settings.replace(database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500)
     from tests.conftest import free_port
 
     one, two = Recorder("test:shared"), Recorder("test:shared")
