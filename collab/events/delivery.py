@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 1.0
+MIN_SLEEP_S = 0.01  # (never a busy loop, whatever the store answers)
 MAX_RETRY_S = 900.0
 HOLD_MS = 40_000  # a claimed delivery is another process's again after this (one that died)
 ATTEMPT_LIMIT_S = 30.0  # an attempt that has not returned by then failed (the sink's own
@@ -54,8 +55,7 @@ class DeliveryLoop:
         self.delivered = 0
 
     async def run(self) -> None:
-        name = self.sink.name
-        await self.store.register_sink(name)
+        name = self.sink.name  # (registered by the feed before this runs)
         async with anyio.create_task_group() as tg:
             while True:
                 try:
@@ -89,7 +89,8 @@ class DeliveryLoop:
         if next_due is not None:
             delay = min(delay, max((next_due - time.time() * 1000) / 1000, 0.0))
         if delay <= 0 and self._in_flight:
-            delay = POLL_S  # (what is due is in flight: wait for it to settle)
+            delay = POLL_S  # (what is due waits for what is in flight: wait for it to settle)
+        delay = max(delay, MIN_SLEEP_S)
         written, settled = self.written, self._settled
         with anyio.move_on_after(delay):
             async with anyio.create_task_group() as tg:
