@@ -133,8 +133,8 @@ class WebhookSink:
         self.url = check_url(url)
         self.name = SINK_PREFIX + url
         self.max_in_flight = max_in_flight
+        self.timeout_s = timeout_s  # (the delivery loop gives up on an attempt 5 s after it)
         self._secret = secret
-        self._timeout_s = timeout_s
         self._client = client
 
     def headers(self, event: Event, timestamp: str) -> dict[str, str]:
@@ -151,10 +151,10 @@ class WebhookSink:
         (connect, send, the answer's status line) is bounded by the timeout, not each step."""
         timestamp = str(int(time.time()))
         error: str | None = None
-        with anyio.move_on_after(self._timeout_s) as scope:
+        with anyio.move_on_after(self.timeout_s) as scope:
             error = await self._post(event, timestamp)
         if scope.cancelled_caught:
-            error = f"no answer within {self._timeout_s:g} s"
+            error = f"no answer within {self.timeout_s:g} s"
         if error is not None:
             raise WebhookError(error)
 
@@ -166,7 +166,7 @@ class WebhookSink:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TimeoutException:
-            return f"no answer within {self._timeout_s:g} s"
+            return f"no answer within {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {_one_line(str(exc)) or 'connection failed'}"
         try:

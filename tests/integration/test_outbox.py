@@ -14,6 +14,7 @@ import pytest
 from pycrdt import Doc, Text, get_state
 
 from collab.events import Event
+from collab.events.schema import EventBody
 from collab.hooks import Extension, OnStartupPayload
 from storage import EventSettings, PendingUpdate, SqlStore
 from tests.conftest import serving
@@ -47,6 +48,8 @@ class Recorder(Extension):
 
     async def deliver(self, event: Event) -> None:
         self.attempts.append(event)
+        async with self.changed:
+            self.changed.notify_all()
         if self.hold is not None:
             await self.hold.wait()
         if self.failures.get(event.document, 0) > 0:
@@ -87,6 +90,8 @@ async def test_a_new_document_gets_created_then_changed_with_its_text_and_author
         live = srv.app.state.documents
         assert base64.b64decode(body["state_vector"]) == get_state(await live.read("notes"))
         assert created.id != changed.id
+        EventBody.model_validate_json(created.body)
+        EventBody.model_validate_json(changed.body)
 
 
 async def test_edits_within_the_debounce_make_one_changed_event(settings):
@@ -133,7 +138,8 @@ async def test_one_stuck_sink_holds_up_no_other(fast):
     async with serving(fast, extensions=[stuck, fine]) as srv:
         await srv.app.state.documents.apply_update("s", typed("x"), author="a")
         await fine.until(lambda: len(fine.types("s")) == 2)
-        assert stuck.delivered == [] and len(stuck.attempts) == 1
+        await stuck.until(lambda: len(stuck.attempts) == 1)
+        assert stuck.delivered == []
         stuck.hold.set()
         await stuck.until(lambda: len(stuck.types("s")) == 2)
         assert [e.id for e in stuck.delivered] == [e.id for e in fine.delivered]
@@ -161,6 +167,10 @@ async def test_versions_deletion_and_restore_are_events_in_order(fast):
         assert restored["restored"] == {"id": version.id} and restored["users"] == ["boss"]
         seqs = [e.seq for e in sink.delivered if e.document == "v"]
         assert seqs == sorted(seqs)
+        for event in sink.delivered:  # every body is what the published schema says
+            EventBody.model_validate_json(event.body)
+        schema = srv.app.state.openapi
+        assert "EventBody" in schema["components"]["schemas"]
 
 
 async def test_a_change_committed_before_a_crash_still_becomes_an_event(fast, tmp_path):
@@ -267,9 +277,29 @@ async def test_presence_events_for_a_users_first_and_last_connection(fast):
                     await sink.until(lambda: sink.types("room").count("user.joined") == 2)
         await sink.until(lambda: sink.types("room").count("user.left") == 2)
         users = [(e.type, e.json()["users"]) for e in sink.delivered if e.document == "room"]
+        for event in sink.delivered:
+            EventBody.model_validate_json(event.body)
         assert sorted(users) == [
             ("user.joined", ["ann"]),
             ("user.joined", ["ben"]),
             ("user.left", ["ann"]),
             ("user.left", ["ben"]),
         ]
+
+
+async def test_changed_events_can_carry_the_update_since_the_previous_one(fast):
+    sink = Recorder()
+    async with serving(fast.replace(events_include_update=True), extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        doc = Doc()
+        await documents.apply_update("u", typed("one", doc), author="a")
+        await sink.until(lambda: "document.changed" in sink.types("u"))
+        await documents.apply_update("u", typed(" two", doc), author="a")
+        await sink.until(lambda: sink.types("u").count("document.changed") == 2)
+        first, second = [e.json() for e in sink.delivered if e.type == "document.changed"]
+        replica = Doc()
+        replica["text"] = text = Text()
+        replica.apply_update(base64.b64decode(first["update"]))
+        assert str(text) == "one"
+        replica.apply_update(base64.b64decode(second["update"]))
+        assert str(text) == "one two"

@@ -10,7 +10,6 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from collab.events import Event
 from collab.events.feed import EventFeed
 from collab.extensions.webhooks import WebhookError, WebhookSink, verify
 from collab.settings import Settings
-from storage import statements
 from tests.conftest import RunningServer, free_port, serving
 from tests.integration import api_support
 from tests.integration.api_support import api, assert_error, path
@@ -127,27 +125,6 @@ def hooked(settings: Settings, *urls: str, **changes: Any) -> Settings:
     )
 
 
-@asynccontextmanager
-async def webhooked(settings: Settings) -> AsyncIterator[RunningServer]:
-    """A server with webhooks, once its sinks are registered in the outbox. (A sink never seen
-    before gets the events written after its delivery loop registered it, which the loop does
-    as it starts, beside the first requests: a test's first edit must not race it.)"""
-    async with serving(settings) as srv:
-        feed: EventFeed = srv.app.state.events
-        with anyio.fail_after(5):
-            while not await registered(feed):
-                await anyio.sleep(0.01)
-        yield srv
-
-
-async def registered(feed: EventFeed) -> bool:
-    async with feed.store.engine.connect() as conn:
-        for name in feed.sinks:
-            if (await conn.execute(statements.SINK, {"sink": name})).first() is None:
-                return False
-    return True
-
-
 async def set_text(http: httpx.AsyncClient, name: str, text: str) -> None:
     response = await http.patch(path(name), json={"text": {"codemirror": text}})
     assert response.status_code == 200, response.text
@@ -185,7 +162,7 @@ async def test_events_arrive_signed_with_their_id_and_the_documents_text(
     settings: Settings,
 ) -> None:
     receiver = Receiver()
-    async with receiver.running(), webhooked(hooked(settings, receiver.url())) as srv:
+    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
         async with api(srv.http) as http:
             await set_text(http, "team/notes", "hello")
         await receiver.wait_for(
@@ -208,7 +185,7 @@ async def test_a_receiver_answering_500_twice_gets_the_event_three_times_with_on
 ) -> None:
     receiver = Receiver()
     receiver.script(500, 500)  # the first event's first two attempts
-    async with receiver.running(), webhooked(hooked(settings, receiver.url())) as srv:
+    async with receiver.running(), serving(hooked(settings, receiver.url())) as srv:
         async with api(srv.http) as http:
             await set_text(http, "doc", "x")
             await receiver.wait_for(lambda: len(receiver.delivered()) >= 1, timeout=14)
@@ -244,7 +221,7 @@ async def test_each_documents_events_arrive_in_order_even_through_failed_attempt
     receiver = Receiver()
     receiver.script(*([500, 200, 200] * 30))
     names = ["order/a", "order/b", "order/c"]
-    async with receiver.running(), webhooked(hooked(db_settings, receiver.url())) as srv:
+    async with receiver.running(), serving(hooked(db_settings, receiver.url())) as srv:
         async with api(srv.http) as http, anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(edit_repeatedly, http, name, 5)
@@ -273,7 +250,7 @@ async def test_a_dead_and_a_hung_endpoint_never_delay_a_live_one(settings: Setti
     dead = f"http://127.0.0.1:{free_port()}/hook"
     s = hooked(settings, dead, hung.url(), live.url())
     names = [f"fan/{n}" for n in range(12)]
-    async with live.running(), hung.running(), webhooked(s) as srv, api(srv.http) as http:
+    async with live.running(), hung.running(), serving(s) as srv, api(srv.http) as http:
         for name in names:
             await set_text(http, name, name)
         await all_delivered(srv, live, {name: name for name in names})
@@ -399,7 +376,7 @@ async def test_the_delivery_log_over_http_needs_access_to_every_document(
     receiver = Receiver()
     s = hooked(db_settings, receiver.url(), auth_secret=api_support.SECRET)
     everything = api_support.token("*", write=True)
-    async with receiver.running(), webhooked(s) as srv:
+    async with receiver.running(), serving(s) as srv:
         async with api(srv.http, everything) as http:
             await set_text(http, "team/a", "hi")
             await receiver.wait_for(lambda: any(changed_text(r) for r in receiver.delivered()))
