@@ -149,6 +149,8 @@ class WebhookSink:
     async def deliver(self, event: Event) -> None:
         """One attempt: returns on a 2xx, raises WebhookError otherwise. The whole attempt
         (connect, send, the answer's status line) is bounded by the timeout, not each step."""
+        if self._client.is_closed:  # (an attempt still starting after on_shutdown)
+            raise WebhookError("not sent: the server is stopping")
         timestamp = str(int(time.time()))
         error: str | None = None
         with anyio.move_on_after(self.timeout_s) as scope:

@@ -410,3 +410,10 @@ async def test_the_delivery_log_over_http_needs_access_to_every_document(
             assert receiver.delivered()[-1].event_id == entry["event_id"]
             again = await wait_for_log(admin, lambda d: d["id"] == entry["id"], "delivered")
             assert again["attempts"] == entry["attempts"] + 1
+
+
+async def test_an_attempt_after_the_client_closed_fails_with_a_reason() -> None:
+    client = httpx.AsyncClient()
+    await client.aclose()
+    with pytest.raises(WebhookError, match="the server is stopping"):
+        await sink("http://127.0.0.1:9/hook", client).deliver(event())
