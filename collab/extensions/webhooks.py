@@ -183,7 +183,7 @@ async def _excerpt(response: httpx.Response) -> str:
     """': ' + the start of the answer's body, on one line ('' if empty or unreadable)."""
     data = b""
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():
             data += chunk
             if len(data) >= ERROR_BODY_CHARS:
                 break
