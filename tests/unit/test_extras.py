@@ -121,6 +121,16 @@ def test_create_app_raises_it_for_the_redis_bus(monkeypatch: pytest.MonkeyPatch)
     assert str(info.value) == NEEDS_REDIS
 
 
+def test_create_app_raises_it_for_the_rabbitmq_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aio_pika", None)
+    with pytest.raises(MissingExtra) as info:
+        create_app(Settings(amqp_url="amqp://guest:guest@127.0.0.1:5672/"))
+    assert str(info.value) == (
+        "the RabbitMQ sink (COLLAB_AMQP_URL) needs aio_pika: pip install 'collab[amqp]'"
+    )
+    assert (info.value.name, info.value.extra) == ("aio_pika", "amqp")
+
+
 def test_the_postgres_bus_needs_asyncpg_with_a_store_of_ones_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
