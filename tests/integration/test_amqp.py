@@ -28,7 +28,9 @@ import anyio
 import pytest
 
 from collab.events import Event
-from tests.conftest import require
+from collab.settings import Settings
+from tests.conftest import require, serving
+from tests.integration.api_support import api, path
 
 aio_pika = pytest.importorskip("aio_pika", reason="aio-pika (the amqp extra) is not installed")
 
@@ -363,3 +365,137 @@ async def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
         f"\n{len(stream.delivered)} events, {len(got) - len(set(got))} duplicates, "
         f"{len(stream.failures)} failed attempts; e.g. {stream.failures[:1]}"
     )
+
+
+# -- through a real server: the outbox's events, published --------------------------------------
+
+
+def fast_events(settings: Settings, broker: Broker) -> Settings:
+    """The server publishing to the test's exchange, with change events made quickly."""
+    return settings.replace(
+        amqp_url=AMQP_URL,
+        amqp_exchange=broker.exchange,
+        events_debounce_ms=50,
+        events_max_wait_ms=200,
+    )
+
+
+async def outbox(feed: Any) -> list[Event]:
+    """Every event the server's outbox holds, in its order."""
+    events: list[Event] = []
+    while page := await feed.events_after(events[-1].seq if events else 0, limit=500):
+        events += page
+    return events
+
+
+async def settled(feed: Any, timeout: float = 15) -> list[Event]:
+    """The outbox's events once every change is made into an event and every delivery is
+    done (none pending, none failed)."""
+    with anyio.fail_after(timeout):
+        while (backlog := await feed.backlog())["pending"] or backlog["open_changes"]:
+            await anyio.sleep(0.02)
+    assert backlog["failed"] == 0, backlog
+    return await outbox(feed)
+
+
+def assert_in_order_per_document(got: list[Any], events: list[Event]) -> None:
+    """Each document's events reached the queue in the outbox's order (a duplicate, allowed
+    after a lost confirm, is ignored: the first copy counts)."""
+    firsts = list(dict.fromkeys(ids(got)))
+    for document in {event.document for event in events}:
+        theirs = [event.id for event in events if event.document == document]
+        assert [i for i in firsts if i in set(theirs)] == theirs, document
+
+
+@pytest.mark.integration
+async def test_the_server_publishes_every_event_of_the_outbox(
+    broker: Broker, settings: Settings
+) -> None:
+    queue = await broker.bind("#")
+    async with serving(fast_events(settings, broker)) as srv, api(srv.http) as http:
+        feed = srv.app.state.events
+        assert f"amqp:{broker.exchange}" in feed.sinks
+        for n in range(3):
+            for name in ("team/notes", "team/plan", "other"):
+                response = await http.patch(
+                    path(name), json={"text": {"codemirror": f"{name}, round {n}"}}
+                )
+                assert response.status_code == 200, response.text
+            await settled(feed)  # (one change event per round, not one for all three)
+        deleted = await http.delete(path("other"))
+        assert deleted.status_code == 204, deleted.text
+        events = await settled(feed)
+        got = await broker.received(queue, len(events))
+
+    types = {event.type for event in events}
+    assert {"document.created", "document.changed", "document.deleted"} <= types
+    assert set(ids(got)) == {event.id for event in events}
+    assert_in_order_per_document(got, events)
+    by_id = {message.message_id: message for message in got}
+    for event in events:
+        message = by_id[event.id]
+        assert message.body == event.body
+        assert message.routing_key == f"{event.type}.{event.document}"
+    changed = [e.json() for e in events if e.type == "document.changed" and e.document == "other"]
+    assert changed and changed[-1]["text"] == {"codemirror": "other, round 2"}
+
+
+@pytest.mark.integration
+async def test_the_broker_restarted_under_a_running_server_loses_nothing(
+    broker: Broker, settings: Settings
+) -> None:
+    """Edits keep coming while RabbitMQ is stopped and started again: every event of the
+    outbox reaches the bound queue afterwards, each document's in order."""
+    require(shutil.which("rabbitmqctl") is not None, "rabbitmqctl is not installed")
+    require(
+        urlsplit(AMQP_URL).hostname in ("127.0.0.1", "localhost"),
+        "the restart test controls the broker on this machine only",
+    )
+    queue = await broker.bind("#")
+    names = [f"restart/{n}" for n in range(3)]
+    async with serving(fast_events(settings, broker)) as srv, api(srv.http) as http:
+        feed = srv.app.state.events
+        stop = anyio.Event()
+        edits = [0]
+
+        async def edit(name: str) -> None:
+            while not stop.is_set():
+                edits[0] += 1
+                text = {"codemirror": f"{name} edit {edits[0]}"}
+                response = await http.patch(path(name), json={"text": text})
+                assert response.status_code == 200, response.text
+                await anyio.sleep(0.02)
+
+        async def delivered() -> int:
+            return len(await feed.deliveries(sink_prefix="amqp:", status="delivered", limit=1000))
+
+        async with anyio.create_task_group() as tg:
+            for name in names:
+                tg.start_soon(edit, name)
+            try:
+                with anyio.fail_after(10):
+                    while await delivered() < 6:
+                        await anyio.sleep(0.02)
+                STOPPED.append(True)
+                await rabbitmqctl("stop_app")
+                before = edits[0]
+                with anyio.fail_after(10):  # events are made, and wait, while it is away
+                    while edits[0] < before + 30:
+                        await anyio.sleep(0.02)
+                await rabbitmqctl("start_app")
+                await rabbitmqctl("await_startup")
+                STOPPED.clear()
+            finally:
+                with anyio.move_on_after(30, shield=True):
+                    await rabbitmqctl_if_stopped()
+                stop.set()
+        events = await settled(feed, timeout=30)
+        failed_attempts = [
+            d for d in await feed.deliveries(sink_prefix="amqp:", limit=1000) if d.attempts > 1
+        ]
+        got = await broker.all_of(queue)
+
+    assert failed_attempts, "no delivery met the stopped broker"
+    assert set(ids(got)) == {event.id for event in events}
+    assert_in_order_per_document(got, events)
+    print(f"\n{len(events)} events, {len(got) - len(set(ids(got)))} duplicates")
