@@ -29,7 +29,7 @@ import pytest
 
 from collab.events import Event
 from collab.settings import Settings
-from tests.conftest import require, serving
+from tests.conftest import free_port, require, serving
 from tests.integration.api_support import api, path
 
 aio_pika = pytest.importorskip("aio_pika", reason="aio-pika (the amqp extra) is not installed")
@@ -499,3 +499,34 @@ async def test_the_broker_restarted_under_a_running_server_loses_nothing(
     assert set(ids(got)) == {event.id for event in events}
     assert_in_order_per_document(got, events)
     print(f"\n{len(events)} events, {len(got) - len(set(ids(got)))} duplicates")
+
+
+@pytest.mark.integration
+async def test_events_wait_for_an_unreachable_broker_across_a_restart(
+    broker: Broker, settings: Settings
+) -> None:
+    """A server whose broker is unreachable starts and serves all the same; its events wait
+    in the outbox (the error in the delivery log, without the password) and are published by
+    the next server on the same store, once it can reach RabbitMQ."""
+    queue = await broker.bind("#")
+    unreachable = f"amqp://guest:s3cret@127.0.0.1:{free_port()}/"
+    away = fast_events(settings, broker).replace(amqp_url=unreachable)
+    async with serving(away) as srv, api(srv.http) as http:
+        feed = srv.app.state.events
+        for name in ("a", "b"):
+            response = await http.patch(path(name), json={"text": {"codemirror": name}})
+            assert response.status_code == 200, response.text
+        with anyio.fail_after(10):
+            while not (tried := [d for d in await feed.deliveries() if d.attempts]):
+                await anyio.sleep(0.02)
+        assert "cannot reach RabbitMQ exchange" in (tried[0].last_error or "")
+        assert "s3cret" not in (tried[0].last_error or "")
+        waiting = await outbox(feed)
+    assert await broker.count(queue) == 0
+
+    async with serving(fast_events(settings, broker)) as srv:
+        events = await settled(srv.app.state.events)
+        got = await broker.received(queue, len(events))
+    assert {event.id for event in waiting} <= set(ids(got))
+    assert set(ids(got)) == {event.id for event in events}
+    assert_in_order_per_document(got, events)
