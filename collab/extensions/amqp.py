@@ -33,7 +33,7 @@ import aio_pika
 import anyio
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from collab.hooks import Extension, OnShutdownPayload, OnStartupPayload
+from collab.hooks import Extension, OnStartupPayload
 from collab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ async def _close_quietly(connection: AbstractConnection) -> None:
 
 
 class Amqp(Extension):
-    """Adds an AmqpSink to the change feed at startup; closes its connection at shutdown."""
+    """Adds an AmqpSink to the change feed at startup; closes its connection at the end."""
 
     def __init__(
         self,
@@ -263,18 +263,22 @@ class Amqp(Extension):
 
     async def on_startup(self, payload: OnStartupPayload) -> None:
         payload.events.add_sink(self.sink)
-        payload.task_group.start_soon(self._connect_early)
+        payload.task_group.start_soon(self._run)
 
-    async def _connect_early(self) -> None:
-        """Say at startup whether the broker is there (a failure is logged; events wait in the
-        outbox until it is)."""
+    async def _run(self) -> None:
+        """Connect at once, to say at startup whether the broker is there (a failure is logged;
+        events wait in the outbox until it is), and close the connection when the server's
+        tasks are cancelled: after on_shutdown, together with the feed's delivery loops, so no
+        delivery still running at on_shutdown meets a closed sink."""
         try:
-            await self.sink.connect()
-        except Exception as exc:
-            log.debug("early connect: %s", exc)  # (the sink logged the reason as a warning)
-
-    async def on_shutdown(self, payload: OnShutdownPayload) -> None:
-        await self.sink.close()
+            try:
+                await self.sink.connect()
+            except Exception as exc:
+                log.debug("connecting at startup: %s", exc)  # (the sink logged it as a warning)
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.sink.close()
 
 
 def from_settings(settings: Settings) -> list[Extension]:
