@@ -18,6 +18,10 @@ events' retries.
 Unroutable messages (no queue bound yet) are dropped by RabbitMQ and still confirmed: that is
 a topic exchange's publish/subscribe contract. Bind your queue first, or give the exchange an
 alternate exchange (docs/events.md, "RabbitMQ").
+
+aio-pika (the `amqp` extra) is imported where it is used, so app.py can ask `from_settings`
+on every start without it installed; `collab.extras.check` names the extra when
+COLLAB_AMQP_URL needs it.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ import hashlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-import aio_pika
 import anyio
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from collab.hooks import Extension, OnStartupPayload
 from collab.settings import Settings
+
+if TYPE_CHECKING:
+    from aio_pika import Message
+    from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +82,9 @@ def routing_key(event_type: str, document: str) -> str:
     return head + suffix
 
 
-def message_of(event: SinkEvent) -> aio_pika.Message:
+def message_of(event: SinkEvent) -> Message:
+    import aio_pika
+
     return aio_pika.Message(
         event.body,
         content_type="application/json",
@@ -138,6 +146,8 @@ class AmqpSink:
         return self._channel is not None and not self._channel.is_closed
 
     async def deliver(self, event: SinkEvent) -> None:
+        import aio_pika
+
         exchange = await self._ready()
         try:
             await exchange.publish(
@@ -189,6 +199,8 @@ class AmqpSink:
 
     async def _connect(self) -> AbstractExchange:
         """Under the lock: a new connection, a confirming channel, the exchange declared."""
+        import aio_pika
+
         if self._connection is not None:
             await _close_quietly(self._connection)
             self._connection, self._channel, self._exchange = None, None, None

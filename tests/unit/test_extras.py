@@ -131,6 +131,19 @@ def test_create_app_raises_it_for_the_rabbitmq_sink(monkeypatch: pytest.MonkeyPa
     assert (info.value.name, info.value.extra) == ("aio_pika", "amqp")
 
 
+def test_the_rabbitmq_extension_module_loads_without_aio_pika(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """app.py asks it on every start: without COLLAB_AMQP_URL, no aio-pika needed."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "aio_pika", None)
+    monkeypatch.delitem(sys.modules, "collab.extensions.amqp", raising=False)
+    amqp = importlib.import_module("collab.extensions.amqp")
+    assert amqp.from_settings(Settings()) == []
+    monkeypatch.delitem(sys.modules, "collab.extensions.amqp")  # (not this copy, for others)
+
+
 def test_the_postgres_bus_needs_asyncpg_with_a_store_of_ones_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
