@@ -1,0 +1,306 @@
+"""The outbox behind every change feed (collab/events, storage/outbox.py), with an in-process
+sink: which events a document's life writes, coalescing, retries with the same id, order per
+document, a sink that fails holding up no other, and changes that survive a crash before their
+event was made. (Webhooks, SSE and RabbitMQ have tests of their own.)"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import anyio
+import pytest
+from pycrdt import Doc, Text, get_state
+
+from collab.events import Event
+from collab.events.schema import EventBody
+from collab.hooks import Extension, OnStartupPayload
+from storage import EventSettings, PendingUpdate, SqlStore
+from tests.conftest import serving
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def typed(text: str, doc: Doc | None = None) -> bytes:
+    doc = doc or Doc()
+    doc["text"] = t = Text()
+    before = doc.get_state()
+    t += text
+    return doc.get_update(before)
+
+
+class Recorder(Extension):
+    """A sink: records every attempt; `failures[document]` attempts fail first; `hold`, when
+    set, keeps attempts waiting."""
+
+    def __init__(self, name: str = "test:recorder") -> None:
+        self.name = name
+        self.max_in_flight = 4
+        self.attempts: list[Event] = []
+        self.delivered: list[Event] = []
+        self.failures: dict[str, int] = {}
+        self.hold: asyncio.Event | None = None
+        self.changed = asyncio.Condition()
+
+    async def on_startup(self, payload: OnStartupPayload) -> None:
+        payload.events.add_sink(self)
+
+    async def deliver(self, event: Event) -> None:
+        self.attempts.append(event)
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.failures.get(event.document, 0) > 0:
+            self.failures[event.document] -= 1
+            async with self.changed:
+                self.changed.notify_all()
+            raise RuntimeError("receiver answered 500")
+        self.delivered.append(event)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def until(self, check: Any, timeout: float = 10) -> None:
+        with anyio.fail_after(timeout):
+            async with self.changed:
+                await self.changed.wait_for(check)
+
+    def types(self, document: str) -> list[str]:
+        return [e.type for e in self.delivered if e.document == document]
+
+
+@pytest.fixture
+def fast(settings):
+    return settings.replace(events_debounce_ms=50, events_max_wait_ms=500)
+
+
+async def test_a_new_document_gets_created_then_changed_with_its_text_and_authors(fast):
+    sink = Recorder()
+    async with serving(fast, extensions=[sink]) as srv:
+        await srv.app.state.documents.apply_update("notes", typed("hello"), author="alice")
+        await sink.until(lambda: len(sink.types("notes")) >= 2)
+        created, changed = sink.delivered[:2]
+        assert [created.type, changed.type] == ["document.created", "document.changed"]
+        body = changed.json()
+        assert body["id"] == changed.id and changed.id.startswith("evt_")
+        assert body["document"] == "notes" and body["users"] == ["alice"]
+        assert body["text"] == {"text": "hello"}
+        assert body["time"].endswith("Z") and isinstance(body["time_ms"], int)
+        live = srv.app.state.documents
+        assert base64.b64decode(body["state_vector"]) == get_state(await live.read("notes"))
+        assert created.id != changed.id
+        EventBody.model_validate_json(created.body)
+        EventBody.model_validate_json(changed.body)
+
+
+async def test_edits_within_the_debounce_make_one_changed_event(settings):
+    sink = Recorder()
+    slow = settings.replace(events_debounce_ms=400, events_max_wait_ms=5000)
+    async with serving(slow, extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        doc = Doc()
+        for word in ("a", "b", "c", "d"):
+            await documents.apply_update("d", typed(word, doc), author="bob")
+        await sink.until(lambda: "document.changed" in sink.types("d"))
+        await documents.apply_update("d", typed("e", doc), author="carol")
+        await sink.until(lambda: sink.types("d").count("document.changed") == 2)
+        first, second = [e.json() for e in sink.delivered if e.type == "document.changed"]
+        assert first["text"] == {"text": "abcd"} and first["users"] == ["bob"]
+        assert second["text"] == {"text": "abcde"} and second["users"] == ["carol"]
+
+
+async def test_a_failed_attempt_is_retried_with_the_same_id_and_later_events_wait(fast):
+    sink = Recorder()
+    sink.failures["x"] = 2
+    async with serving(fast, extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        await documents.apply_update("x", typed("one"), author="a")
+        await documents.apply_update("other", typed("two"), author="b")
+        await sink.until(lambda: len(sink.types("x")) == 2, timeout=15)
+        xs = [e for e in sink.attempts if e.document == "x"]
+        # created failed twice (retried after ~1 s, ~2 s) with the same id, then delivered;
+        # the document's changed event waited for it
+        assert [e.id for e in xs[:3]] == [xs[0].id] * 3 and xs[0].type == "document.created"
+        assert xs[3].type == "document.changed"
+        # the other document did not wait for x
+        other = [i for i, e in enumerate(sink.delivered) if e.document == "other"]
+        assert other and other[0] < sink.delivered.index(xs[0])
+        log = await srv.app.state.events.deliveries(sink_prefix="test:", document="x")
+        first = next(d for d in log if d.event_id == xs[0].id)
+        assert (first.status, first.attempts) == ("delivered", 3)
+        assert "500" in (first.last_error or "")
+
+
+async def test_one_stuck_sink_holds_up_no_other(fast):
+    stuck, fine = Recorder("test:stuck"), Recorder("test:fine")
+    stuck.hold = asyncio.Event()
+    async with serving(fast, extensions=[stuck, fine]) as srv:
+        await srv.app.state.documents.apply_update("s", typed("x"), author="a")
+        await fine.until(lambda: len(fine.types("s")) == 2)
+        assert stuck.delivered == [] and len(stuck.attempts) == 1
+        stuck.hold.set()
+        await stuck.until(lambda: len(stuck.types("s")) == 2)
+        assert [e.id for e in stuck.delivered] == [e.id for e in fine.delivered]
+
+
+async def test_versions_deletion_and_restore_are_events_in_order(fast):
+    sink = Recorder()
+    async with serving(fast, extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        doc = Doc()
+        await documents.apply_update("v", typed("first", doc), author="a")
+        version = await documents.create_version("v", "v1")
+        await documents.apply_update("v", typed(" second", doc), author="a")
+        await documents.restore("v", version.id, author="boss")
+        await sink.until(lambda: "version.restored" in sink.types("v"))
+        await documents.delete("v")
+        await sink.until(lambda: "document.deleted" in sink.types("v"))
+        types = sink.types("v")
+        assert types[0] == "document.created"
+        assert types.index("version.created") < types.index("version.restored")
+        assert types[-1] == "document.deleted"
+        named = next(e.json() for e in sink.delivered if e.type == "version.created")
+        assert named["version"] == {"id": version.id, "kind": "named", "label": "v1"}
+        restored = next(e.json() for e in sink.delivered if e.type == "version.restored")
+        assert restored["restored"] == {"id": version.id} and restored["users"] == ["boss"]
+        seqs = [e.seq for e in sink.delivered if e.document == "v"]
+        assert seqs == sorted(seqs)
+        for event in sink.delivered:  # every body is what the published schema says
+            EventBody.model_validate_json(event.body)
+        schema = srv.app.state.openapi
+        assert "EventBody" in schema["components"]["schemas"]
+
+
+async def test_a_change_committed_before_a_crash_still_becomes_an_event(fast, tmp_path):
+    # what a killed server leaves: the updates and their mark committed, no event made yet
+    store = SqlStore.from_url(fast.database_url)
+    await store.open()
+    store.configure_events(EventSettings(50, 500))
+    await store.append([PendingUpdate("crashed", typed("kept"), 0, "zoe")])
+    await store.close()
+    sink = Recorder()
+    async with serving(fast, extensions=[sink]):
+        await sink.until(lambda: len(sink.types("crashed")) == 2)
+        assert sink.delivered[1].json()["text"] == {"text": "kept"}
+        assert sink.delivered[1].json()["users"] == ["zoe"]
+
+
+async def test_a_sink_resumes_after_a_restart_with_what_was_pending(fast):
+    sink = Recorder()
+    sink.hold = asyncio.Event()  # never answers: the server stops with deliveries pending
+    async with serving(fast, extensions=[sink]) as srv:
+        await srv.app.state.documents.apply_update("p", typed("x"), author="a")
+        with anyio.fail_after(10):
+            while not sink.attempts:
+                await anyio.sleep(0.02)
+        with anyio.fail_after(10):
+            while (await srv.app.state.events.backlog())["open_changes"]:
+                await anyio.sleep(0.02)
+    again = Recorder()  # same name
+    async with serving(fast, extensions=[again]):
+        await again.until(lambda: again.types("p") == ["document.created", "document.changed"])
+
+
+async def test_with_events_off_nothing_is_written(settings):
+    sink = Recorder()
+    async with serving(settings.replace(events=False), extensions=[sink]) as srv:
+        await srv.app.state.documents.apply_update("off", typed("x"))
+        await srv.hub.saver.flush()
+        assert await srv.app.state.events.events_after(0) == []
+    store = SqlStore.from_url(settings.database_url)
+    await store.open()
+    try:
+        assert (await store.outbox_counts())["open_changes"] == 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(
+    settings, pg_database
+):
+    """Two servers on one PostgreSQL database, each with the same sink: every event is
+    delivered by exactly one of them (claims skip rows the other holds), in order per
+    document across both."""
+    base = settings.replace(
+        database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500
+    )
+    from tests.conftest import free_port
+
+    one, two = Recorder("test:shared"), Recorder("test:shared")
+    async with (
+        serving(base, extensions=[one]) as a,
+        serving(base.replace(port=free_port()), extensions=[two]) as b,
+    ):
+        for i in range(6):
+            srv = a if i % 2 else b
+            doc = Doc()
+            await srv.app.state.documents.apply_update(f"pg{i}", typed("x", doc), author="u")
+            await srv.app.state.documents.create_version(f"pg{i}", f"v{i}")
+        expected = 6 * 3  # created, changed, version.created
+
+        def done() -> bool:
+            return len(one.delivered) + len(two.delivered) >= expected
+
+        with anyio.fail_after(20):
+            while not done():
+                await anyio.sleep(0.05)
+        ids = [e.id for e in one.delivered + two.delivered]
+        assert len(ids) == len(set(ids)) == expected
+        events = await a.app.state.events.events_after(0, limit=1000)
+        assert len(events) == expected
+        for i in range(6):
+            got = sorted(
+                (e for e in one.delivered + two.delivered if e.document == f"pg{i}"),
+                key=lambda e: e.seq,
+            )
+            assert [e.type for e in got] == [
+                "document.created",
+                "document.changed",
+                "version.created",
+            ]
+
+
+async def test_presence_events_for_a_users_first_and_last_connection(fast):
+    from collab.extensions.token_auth import mint_token
+    from tests.ywire import YClient
+
+    secret = "presence-secret-0123456789-abcdefghijkl"
+    sink = Recorder()
+    on = fast.replace(events_presence=True, auth_secret=secret)
+
+    def token(user: str) -> str:
+        return mint_token(doc="*", write=True, ttl_s=60, user=user, secret=secret)
+
+    async with serving(on, extensions=[sink]) as srv:
+        async with YClient(srv.url, "room", query=f"token={token('ann')}"):
+            async with YClient(srv.url, "room", query=f"token={token('ann')}"):
+                async with YClient(srv.url, "room", query=f"token={token('ben')}"):
+                    await sink.until(lambda: sink.types("room").count("user.joined") == 2)
+        await sink.until(lambda: sink.types("room").count("user.left") == 2)
+        users = [(e.type, e.json()["users"]) for e in sink.delivered if e.document == "room"]
+        for event in sink.delivered:
+            EventBody.model_validate_json(event.body)
+        assert sorted(users) == [
+            ("user.joined", ["ann"]),
+            ("user.joined", ["ben"]),
+            ("user.left", ["ann"]),
+            ("user.left", ["ben"]),
+        ]
+
+
+async def test_changed_events_can_carry_the_update_since_the_previous_one(fast):
+    sink = Recorder()
+    async with serving(fast.replace(events_include_update=True), extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        doc = Doc()
+        await documents.apply_update("u", typed("one", doc), author="a")
+        await sink.until(lambda: "document.changed" in sink.types("u"))
+        await documents.apply_update("u", typed(" two", doc), author="a")
+        await sink.until(lambda: sink.types("u").count("document.changed") == 2)
+        first, second = [e.json() for e in sink.delivered if e.type == "document.changed"]
+        replica = Doc()
+        replica["text"] = text = Text()
+        replica.apply_update(base64.b64decode(first["update"]))
+        assert str(text) == "one"
+        replica.apply_update(base64.b64decode(second["update"]))
+        assert str(text) == "one two"
