@@ -30,6 +30,7 @@ import pytest
 from collab.events import Event
 from collab.settings import Settings
 from tests.conftest import free_port, require, serving
+from tests.integration import api_support
 from tests.integration.api_support import api, path
 
 aio_pika = pytest.importorskip("aio_pika", reason="aio-pika (the amqp extra) is not installed")
@@ -38,6 +39,7 @@ from collab.extensions.amqp import AmqpSink, SinkClosed  # noqa: E402  (needs ai
 
 pytestmark = [pytest.mark.anyio, pytest.mark.amqp]
 
+db_settings = api_support.db_settings  # a fixture: SQLite, then PostgreSQL
 AMQP_URL = os.environ.get("COLLAB_TEST_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
 QUEUE_TTL_MS = 600_000  # a queue a crashed run leaves behind expires by itself
 
@@ -409,10 +411,11 @@ def assert_in_order_per_document(got: list[Any], events: list[Event]) -> None:
 
 @pytest.mark.integration
 async def test_the_server_publishes_every_event_of_the_outbox(
-    broker: Broker, settings: Settings
+    broker: Broker, db_settings: Settings
 ) -> None:
+    """On SQLite and on PostgreSQL (where deliveries are claimed FOR UPDATE SKIP LOCKED)."""
     queue = await broker.bind("#")
-    async with serving(fast_events(settings, broker)) as srv, api(srv.http) as http:
+    async with serving(fast_events(db_settings, broker)) as srv, api(srv.http) as http:
         feed = srv.app.state.events
         assert f"amqp:{broker.exchange}" in feed.sinks
         for n in range(3):
