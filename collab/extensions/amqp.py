@@ -120,7 +120,7 @@ class AmqpSink:
         exchange: str = "collab.events",
         *,
         max_in_flight: int = 64,
-        confirm_timeout_s: float = 10.0,
+        timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
     ) -> None:
         if not exchange:
@@ -129,8 +129,8 @@ class AmqpSink:
         self.max_in_flight = max_in_flight
         self.url = url
         self.exchange_name = exchange
-        self.confirm_timeout_s = confirm_timeout_s
-        self.connect_timeout_s = connect_timeout_s
+        self.timeout_s = timeout_s  # one attempt, connecting included (Sink's optional one)
+        self.connect_timeout_s = min(connect_timeout_s, timeout_s)
         self._lock = anyio.Lock()
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -146,25 +146,37 @@ class AmqpSink:
         return self._channel is not None and not self._channel.is_closed
 
     async def deliver(self, event: SinkEvent) -> None:
+        """Publish and wait for the broker's confirm, connecting first if need be: all within
+        `timeout_s` (the feed reads it: it gives up on an attempt 5 s after that)."""
         import aio_pika
 
-        exchange = await self._ready()
+        exchange: AbstractExchange | None = None
         try:
-            await exchange.publish(
-                message_of(event),
-                routing_key(event.type, event.document),
-                mandatory=False,  # unroutable: dropped and confirmed, as a topic exchange does
-                timeout=self.confirm_timeout_s,
-            )
+            with anyio.fail_after(self.timeout_s):
+                exchange = await self._ready()
+                await exchange.publish(
+                    message_of(event),
+                    routing_key(event.type, event.document),
+                    mandatory=False,  # unroutable: dropped and confirmed, as topic exchanges do
+                )
         except aio_pika.exceptions.DeliveryError as exc:  # a nack: the channel stays usable
             raise RuntimeError(f"RabbitMQ refused the message: {exc}") from exc
-        except Exception as exc:  # a lost connection or channel, or no confirm in time
-            await self._drop(exchange)
-            if isinstance(exc, TimeoutError):
-                reason = f"no confirm within {self.confirm_timeout_s:g} s"
-            else:
-                reason = f"{type(exc).__name__}: {exc}"
-            raise ConnectionError(f"publish to {self._where()} failed: {reason}") from exc
+        except TimeoutError as exc:
+            if exchange is None:
+                raise ConnectionError(
+                    f"no connection to {self._where()} within {self.timeout_s:g} s"
+                ) from exc
+            await self._drop(exchange)  # (a blocked or dead connection: a new one next time)
+            raise ConnectionError(
+                f"publish to {self._where()}: no confirm within {self.timeout_s:g} s"
+            ) from exc
+        except Exception as exc:
+            if exchange is None:
+                raise  # _ready's own: cannot connect, or the sink is closed
+            await self._drop(exchange)  # a lost connection or channel
+            raise ConnectionError(
+                f"publish to {self._where()} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def connect(self) -> None:
         """Connect now (the deliveries would otherwise connect on the first event)."""
@@ -246,7 +258,8 @@ class AmqpSink:
 
 
 async def _close_quietly(connection: AbstractConnection) -> None:
-    with anyio.move_on_after(5, shield=True):
+    """(aiormq waits up to 2 s for the broker's Close-Ok, then closes the socket anyway.)"""
+    with anyio.move_on_after(3, shield=True):
         try:
             await connection.close()
         except Exception as exc:  # already gone: nothing to close
@@ -262,14 +275,14 @@ class Amqp(Extension):
         exchange: str = "collab.events",
         *,
         max_in_flight: int = 64,
-        confirm_timeout_s: float = 10.0,
+        timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
     ) -> None:
         self.sink = AmqpSink(
             url,
             exchange,
             max_in_flight=max_in_flight,
-            confirm_timeout_s=confirm_timeout_s,
+            timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
 

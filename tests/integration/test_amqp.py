@@ -146,7 +146,7 @@ async def broker() -> AsyncIterator[Broker]:
 
 @pytest.fixture
 async def sink(broker: Broker) -> AsyncIterator[AmqpSink]:
-    amqp = AmqpSink(AMQP_URL, broker.exchange, confirm_timeout_s=5)
+    amqp = AmqpSink(AMQP_URL, broker.exchange, timeout_s=5)
     try:
         yield amqp
     finally:
@@ -533,3 +533,43 @@ async def test_events_wait_for_an_unreachable_broker_across_a_restart(
     assert {event.id for event in waiting} <= set(ids(got))
     assert set(ids(got)) == {event.id for event in events}
     assert_in_order_per_document(got, events)
+
+
+async def test_a_broker_that_does_not_confirm_fails_the_attempt_in_time(broker: Broker) -> None:
+    """A memory alarm (the high watermark set to 0) makes RabbitMQ block publishers: no confirm
+    comes, the attempt fails after the sink's timeout, and once the alarm is over the next
+    attempt goes through on a new connection."""
+    require(shutil.which("rabbitmqctl") is not None, "rabbitmqctl is not installed")
+    require(
+        urlsplit(AMQP_URL).hostname in ("127.0.0.1", "localhost"),
+        "the alarm test controls the broker on this machine only",
+    )
+    queue = await broker.bind("#")
+    amqp = AmqpSink(AMQP_URL, broker.exchange, timeout_s=1)
+    watermark = (await anyio.run_process(["rabbitmqctl", "-q", "eval", WATERMARK])).stdout
+    try:
+        await amqp.deliver(make_event("doc", 1))
+        await rabbitmqctl("set_vm_memory_high_watermark", "0")
+        started = time.monotonic()
+        with pytest.raises(ConnectionError, match="no confirm within 1 s"):
+            await amqp.deliver(make_event("doc", 2))
+        # (then closing the blocked connection waits up to 2 s for the broker's Close-Ok):
+        # within the 5 s the feed gives an attempt beyond the sink's timeout_s
+        assert 0.9 < time.monotonic() - started < amqp.timeout_s + 5
+    finally:
+        await rabbitmqctl("set_vm_memory_high_watermark", watermark.decode().strip())
+    try:
+        event = make_event("doc", 3)
+        with anyio.fail_after(10):
+            while True:  # (as the feed would retry it)
+                try:
+                    await amqp.deliver(event)
+                    break
+                except ConnectionError:
+                    await anyio.sleep(0.1)
+    finally:
+        await amqp.close()
+    assert event.id in ids(await broker.all_of(queue))
+
+
+WATERMARK = "vm_memory_monitor:get_vm_memory_high_watermark()."
