@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 import pytest
 
 try:
@@ -35,6 +36,7 @@ except ModuleNotFoundError:  # (the broker fixture says so: a skip, a failure in
 from collab.events import Event
 from collab.extensions.amqp import AmqpSink, SinkClosed
 from collab.settings import Settings
+from storage import open_store
 from tests.conftest import free_port, require, serving
 from tests.integration import api_support
 from tests.integration.api_support import api, path
@@ -576,3 +578,94 @@ async def test_a_broker_that_does_not_confirm_fails_the_attempt_in_time(broker: 
 
 
 WATERMARK = "vm_memory_monitor:get_vm_memory_high_watermark()."
+
+
+# -- `collab serve` killed with SIGKILL mid-stream --------------------------------------------
+
+
+async def stored_events(database_url: str) -> list[Any]:
+    """The outbox of a stopped server's store, in its order."""
+    store = await open_store(database_url)
+    try:
+        events: list[Any] = []
+        while page := await store.events_after(events[-1].seq if events else 0, limit=500):
+            events += page
+        return events
+    finally:
+        await store.close()
+
+
+@pytest.mark.integration
+@pytest.mark.durability
+async def test_a_server_killed_mid_stream_publishes_everything_after_its_restart(
+    broker: Broker, launch: Any
+) -> None:
+    """`collab serve` with COLLAB_AMQP_URL's flags, killed with SIGKILL while edits and events
+    flow: after the restart, the bound queue holds every event of the outbox, in order per
+    document (the changes committed before the kill are made into events by the new server).
+
+    5 to 25 s: a delivery the killed process had claimed is taken up again only when its
+    claim lapses (the feed holds it the sink's timeout_s + 10 s)."""
+    queue = await broker.bind("#")
+    server = launch(
+        *("--amqp-url", AMQP_URL, "--amqp-exchange", broker.exchange),
+        *("--events-debounce-ms", "50", "--events-max-wait-ms", "200"),
+    )
+    await server.start()
+    stop = anyio.Event()
+    edits = [0]
+
+    async def edit(name: str) -> None:
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+            while not stop.is_set():
+                edits[0] += 1
+                text = {"codemirror": f"{name} edit {edits[0]}"}
+                url = f"http://127.0.0.1:{server.port}{path(name)}"
+                try:
+                    await http.patch(url, json={"text": text})
+                except httpx.TransportError:
+                    pass  # killed, or starting again: the next edit goes to the new server
+                await anyio.sleep(0.02)
+
+    async def until(predicate: Any, timeout: float, what: str) -> None:
+        try:
+            with anyio.fail_after(timeout):
+                while not await predicate():
+                    await anyio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(f"not within {timeout} s: {what}\n{server.log_tail()}") from None
+
+    async with anyio.create_task_group() as tg:
+        for n in range(3):
+            tg.start_soon(edit, f"killed/{n}")
+        try:
+            await until(lambda: _more(broker, queue, 10), 10, "10 events published")
+            server.kill()
+            await server.wait_exit(10)
+            published = await broker.count(queue)
+            await server.start()
+            await until(lambda: _more(broker, queue, published + 10), 30, "publishing again")
+        finally:
+            stop.set()
+
+    async def settled() -> bool:
+        backlog = (await server.health())["events"]
+        return not (backlog["pending"] or backlog["open_changes"])
+
+    await until(settled, 30, "every event made and published")
+    await server.stop()  # (its clean shutdown stores versions: events for the next start)
+    await server.start()
+    await until(settled, 10, "the shutdown's events published")
+    await server.stop()
+    events = await stored_events(server.database_url)
+    got = await broker.all_of(queue)
+    assert set(ids(got)) == {event.event_id for event in events}
+    firsts = list(dict.fromkeys(ids(got)))
+    for document in {event.document for event in events}:
+        theirs = [event.event_id for event in events if event.document == document]
+        assert [i for i in firsts if i in set(theirs)] == theirs, document
+    print(f"\n{len(events)} events, {len(got) - len(firsts)} duplicates")
+
+
+async def _more(broker: Broker, queue: str, count: int) -> bool:
+    return await broker.count(queue) >= count
