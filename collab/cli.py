@@ -29,6 +29,7 @@ from .content import content
 from .documents import DocumentService
 from .errors import CollabError, MissingExtra
 from .events.feed import write_events
+from .extensions import webhooks
 from .extensions.token_auth import mint_token, parse_ttl
 from .server import run
 from .settings import ENV_PREFIX, Settings, parse_value
@@ -183,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         extras.check(settings)  # here, once, rather than in each of --workers N processes
+        try:
+            webhooks.from_settings(settings)  # (a URL or a missing secret: one line, exit 2)
+        except ValueError as exc:
+            print(f"collab: {exc}", file=sys.stderr)
+            return 2
         return run(settings)
     if args.command == "token":
         return token(settings, args)

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,27 @@ def test_the_javascript_example_verifies_as_verify_does(tmp_path: Path) -> None:
     )
     done = subprocess.run(["node", str(script)], capture_output=True, timeout=30, check=True)
     assert json.loads(done.stdout) == [run["expected"] for run in runs]
+
+
+def test_collab_serve_refuses_webhooks_without_a_secret_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collab",
+            "serve",
+            "--port",
+            "0",
+            "--database-url",
+            f"sqlite+aiosqlite:///{tmp_path}/c.db",
+            "--webhook-urls",
+            "https://app.test/hook",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        "collab: webhooks need a secret (COLLAB_WEBHOOK_SECRET) to sign with\n"
+    )
