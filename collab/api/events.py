@@ -9,8 +9,10 @@ headers): the stream goes on right after that event, so nothing still in the out
 a stream starts with the next event. A comment line every 15 s keeps proxies from closing an idle
 stream.
 
-A subscriber that cannot keep up (more than `MAX_QUEUED` events waiting for its connection) is
-closed rather than buffered without bound; it resumes from its last id like any reconnect.
+Events are read from the outbox at the pace the subscriber takes them (a subscriber resuming far
+back catches up without the server holding its backlog). One that cannot keep up at all (its
+connection takes nothing while `MAX_QUEUED` events wait for it, for `STALL_S`) is closed rather
+than kept with its buffers; it resumes from its last id like any reconnect.
 
 `?committed=1` on a document's stream also sends `event: committed` `data: {"state_vector":
 "<base64>"}` whenever what the server has durably committed of that document grows, and
@@ -24,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -45,11 +48,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0  # a comment line this often while no event is sent
-MAX_QUEUED = 256  # events waiting for one subscriber's connection; past it the subscriber is closed
+MAX_QUEUED = 256  # events (and notices) waiting for one subscriber's connection, at most
+STALL_S = 10.0  # a subscriber whose queue stays full this long is closed
 READ_BATCH = 100  # events read from the outbox at a time
 RETRY_MS = 2000  # how long an EventSource waits before reconnecting (its `retry:` field)
 STOP_CHECK_S = 0.5  # how often a stream looks whether the server is shutting down
 MAX_ID = 200  # a Last-Event-ID longer than this is no id of ours
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """This process's streams: open now, and closed for not keeping up (since it started)."""
+
+    open: int = 0
+    closed_slow: int = 0
+
+
+stats = StreamStats()
 
 
 class EventsQuery(Model):
@@ -114,7 +129,7 @@ async def all_events(call: Call) -> Response:
 
 
 class Overflow(Exception):
-    """The subscriber fell more than MAX_QUEUED events behind."""
+    """The subscriber took nothing for STALL_S while MAX_QUEUED events waited for it."""
 
 
 class EventStream(Response):
@@ -147,9 +162,14 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await send(_body(f"retry: {RETRY_MS}\n\n".encode()))
-        outcome = await self._run(receive, send)
+        stats.open += 1
+        try:
+            outcome = await self._run(receive, send)
+        finally:
+            stats.open -= 1
         if outcome == "overflow":
-            log.info("SSE subscriber closed: more than %d events behind", MAX_QUEUED)
+            stats.closed_slow += 1
+            log.info("SSE subscriber closed: it took nothing for %.0f s", STALL_S)
         if outcome != "disconnected":
             # The peer may not be reading at all: do not wait on its window for ever.
             with anyio.move_on_after(1):
@@ -169,13 +189,14 @@ class EventStream(Response):
                 outcome = reason
             tg.cancel_scope.cancel()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(until, "disconnected", self._until_disconnect, receive)
-            tg.start_soon(until, "stopped", self._until_stopping)
-            tg.start_soon(until, "overflow", self._read_events, sender)
-            if self.commits is not None:
-                tg.start_soon(until, "overflow", self._read_commits, sender)
-            tg.start_soon(until, "disconnected", self._write, items, send)
+        with sender, items:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(until, "disconnected", self._until_disconnect, receive)
+                tg.start_soon(until, "stopped", self._until_stopping)
+                tg.start_soon(until, "overflow", self._read_events, sender)
+                if self.commits is not None:
+                    tg.start_soon(until, "overflow", self._read_commits, sender)
+                tg.start_soon(until, "disconnected", self._write, items, send)
         return outcome or "stopped"
 
     async def _write(self, items: MemoryObjectReceiveStream[bytes], send: Send) -> None:
@@ -193,7 +214,7 @@ class EventStream(Response):
             for event in events:
                 self.position = event.seq
                 if self.access.covers(event.document):
-                    _put(queue, event_chunk(event))
+                    await _put(queue, event_chunk(event))
             if len(events) < READ_BATCH:
                 await self.feed.wait(self.position, KEEPALIVE_S)
 
@@ -203,7 +224,7 @@ class EventStream(Response):
             while True:
                 chunk = notice_chunk(await watch.next())
                 if chunk:
-                    _put(queue, chunk)
+                    await _put(queue, chunk)
 
     async def _until_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -218,10 +239,13 @@ class EventStream(Response):
             await anyio.sleep(STOP_CHECK_S)
 
 
-def _put(queue: MemoryObjectSendStream[bytes], chunk: bytes) -> None:
+async def _put(queue: MemoryObjectSendStream[bytes], chunk: bytes) -> None:
     try:
         queue.send_nowait(chunk)
     except anyio.WouldBlock:
+        with anyio.move_on_after(STALL_S):
+            await queue.send(chunk)
+            return
         raise Overflow from None
 
 
