@@ -23,7 +23,7 @@ class Message:
 
 async def messages(response: httpx.Response, *, comments: bool = False) -> AsyncIterator[Message]:
     """Each dispatched message (and, with `comments`, each comment line) until the stream ends."""
-    event, data, last_id = "", [], None
+    event, data = "", []
     msg_id: str | None = None
     async for line in response.aiter_lines():
         if line == "":
@@ -42,11 +42,12 @@ async def messages(response: httpx.Response, *, comments: bool = False) -> Async
         elif name == "data":
             data.append(value)
         elif name == "id":
-            msg_id = last_id = value
-    del last_id
+            msg_id = value
 
 
-async def take(stream: AsyncIterator[Message], count: int, *, event: str | None = None) -> list[Message]:
+async def take(
+    stream: AsyncIterator[Message], count: int, *, event: str | None = None
+) -> list[Message]:
     """The next `count` messages (of that event type, when given), skipping others."""
     got: list[Message] = []
     async for message in stream:

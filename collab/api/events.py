@@ -169,7 +169,7 @@ class EventStream(Response):
             stats.open -= 1
         if outcome == "overflow":
             stats.closed_slow += 1
-            log.info("SSE subscriber closed: it took nothing for %.0f s", STALL_S)
+            log.info("SSE subscriber closed: it took nothing for %g s", STALL_S)
         if outcome != "disconnected":
             # The peer may not be reading at all: do not wait on its window for ever.
             with anyio.move_on_after(1):

@@ -239,5 +239,3 @@ def test_every_stream_is_in_the_schema() -> None:
     for path in ("/api/documents/{name}/events", "/api/events"):
         ok = paths[path]["get"]["responses"]["200"]
         assert set(ok["content"]) == {"text/event-stream"}, path
-
-
