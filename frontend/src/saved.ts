@@ -14,8 +14,11 @@ import { pageToken } from './names'
 
 export type SaveState = 'unknown' | 'saving' | 'saved' | 'failed'
 
-/** How long to wait before opening the feed again after it broke while the socket stayed up. */
+/** How long to wait before opening the feed again after it broke while the socket stayed up:
+ * doubled after each attempt that never opened (a server without the feed, a proxy that refuses
+ * it), up to the maximum. */
 const REOPEN_MS = 2000
+const MAX_REOPEN_MS = 60_000
 
 export class SaveWatch {
   state: SaveState = 'unknown'
@@ -25,7 +28,8 @@ export class SaveWatch {
   private source: EventSource | null = null
   private open = false
   private committed = 0 // this tab's clock in the newest committed state vector
-  private reopen = 0
+  private reopen = 0 // the timer of the next attempt, 0 when none is waiting
+  private failures = 0 // attempts in a row that never opened
 
   constructor(
     private readonly name: string,
@@ -36,14 +40,18 @@ export class SaveWatch {
     doc.on('update', () => this.update())
   }
 
-  /** The WebSocket connected (open the feed) or went away (close it). */
+  /** The WebSocket connected (open the feed, unless waiting to retry) or went away (close it). */
   follow(connected: boolean): void {
-    if (connected && !this.source) this.connect()
-    else if (!connected && this.source) this.close()
+    if (connected) {
+      if (!this.source && !this.reopen) this.connect()
+      return
+    }
+    window.clearTimeout(this.reopen)
+    this.reopen = 0
+    if (this.source) this.close()
   }
 
   private connect(): void {
-    window.clearTimeout(this.reopen)
     const params = new URLSearchParams({ committed: '1' })
     const token = pageToken()
     if (token) params.set('token', token)
@@ -52,6 +60,7 @@ export class SaveWatch {
     this.source = source
     source.addEventListener('open', () => {
       this.open = true
+      this.failures = 0
       this.update()
     })
     source.addEventListener('committed', (event) => this.committedNotice(event as MessageEvent<string>))
@@ -63,8 +72,13 @@ export class SaveWatch {
     source.addEventListener('error', () => {
       // The stream ended or could not open: stop EventSource's own retries and open it again
       // when the socket is back (or soon, if the socket never went away).
+      if (!this.open) this.failures++
+      const delay = Math.min(REOPEN_MS * 2 ** this.failures, MAX_REOPEN_MS)
+      this.reopen = window.setTimeout(() => {
+        this.reopen = 0
+        this.follow(this.connected())
+      }, delay)
       this.close()
-      this.reopen = window.setTimeout(() => this.follow(this.connected()), REOPEN_MS)
     })
   }
 
