@@ -31,6 +31,7 @@ from .asgi_endpoint import websocket_routes
 from .cluster import Bus
 from .documents import DocumentService
 from .errors import StartupError
+from .events.feed import EventFeed
 from .extensions import TokenAuth
 from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
@@ -109,9 +110,11 @@ def _lifespan(
             app.state.admission = Admission(hub, settings)
             hub.start()
             documents = app.state.documents = DocumentService(active, hub)
+            events = app.state.events = EventFeed(active, settings)
+            events.start(tg, documents, hub.saver)
             try:
                 try:
-                    await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg))
+                    await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg, events))
                 except StartupError as exc:
                     log.error("not serving: %s", exc)
                     failed = exc  # raised below, once the task group is done (unwrapped)
@@ -120,6 +123,7 @@ def _lifespan(
                     yield
             finally:
                 await hub.shutdown()
+                await events.stop(settings.shutdown_timeout_s)
                 shutdown = OnShutdownPayload(app, settings, documents)
                 await hub.hooks.shutdown(shutdown, settings.shutdown_timeout_s)
                 tg.cancel_scope.cancel()

@@ -27,9 +27,11 @@ from storage import (
     CompactResult,
     DocumentInfo,
     DocumentStore,
+    OutboxTables,
     PendingUpdate,
     VersionInfo,
     fold_async,
+    new_event,
 )
 
 from . import changes, content, edits
@@ -274,7 +276,23 @@ class DocumentService:
         )
         await self._edit(name, lambda doc: edits.make_like(doc, old), author, create=False)
         after = await self._take_version(name, f"Restored version {version_id}", "restore", author)
+        await self._emit(
+            "version.restored",
+            name,
+            [author] if author else [],
+            version={"id": after.id, "kind": after.kind, "label": after.label},
+            restored={"id": version_id},
+        )
         return {"before": before, "after": after}
+
+    async def _emit(self, type: str, name: str, users: list[str], **extra: Any) -> None:
+        """Write an event about `name` to the outbox (when the store writes events), with the
+        document's state vector now."""
+        store = self.store
+        if not isinstance(store, OutboxTables) or store.events is None:
+            return
+        state_vector = get_state(await self.read(name))
+        await store.add_event(new_event(type, name, users, state_vector, **extra))
 
     async def delete(
         self, name: str, code: int = CloseCode.NOT_FOUND, reason: str = "document deleted"

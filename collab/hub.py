@@ -283,7 +283,7 @@ class Hub:
     def _opened(self, room: Room, stored: StoredDocument, seeded: list[bytes]) -> None:
         """`room` holds the document read as `stored`; on_load_document hooks wrote `seeded`."""
         name = room.name
-        self.saver.open(name, room.encode_update, stored)
+        self.saver.open(name, room.encode_update, stored, room.doc.get_state)
         self.rooms[name] = room
         del self._loading[name]
         self.loads += 1

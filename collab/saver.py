@@ -44,6 +44,9 @@ GATHER = 0.8
 
 # Called with (document name, how many client edits were just committed for it).
 CommitListener = Callable[[str, int], None]
+# A watcher of one document's commits: (the state vector of everything committed, None) after
+# each commit of its updates, (None, the error) after a commit of them failed (it is retried).
+CommitWatcher = Callable[[bytes | None, str | None], None]
 
 
 class DocumentLog:
@@ -61,11 +64,19 @@ class DocumentLog:
         "name",
         "snapshot_through",
         "state",
+        "state_vector",
     )
 
-    def __init__(self, name: str, state: Callable[[], bytes], stored: StoredDocument) -> None:
+    def __init__(
+        self,
+        name: str,
+        state: Callable[[], bytes],
+        stored: StoredDocument,
+        state_vector: Callable[[], bytes] | None = None,
+    ) -> None:
         self.name = name
         self.state = state  # the document as one update: a snapshot of the live document
+        self.state_vector = state_vector  # the live document's state vector
         self.appended = 0  # updates handed to the saver
         self.committed = 0  # of those, committed to the store
         self.log_rows = len(stored.updates)  # rows in the store's log since the last snapshot
@@ -111,6 +122,7 @@ class Saver:
         self._new_clients: dict[str, dict[int, str]] = {}  # to store: name -> client -> author
         self._compact_queue: dict[str, DocumentLog] = {}
         self.on_committed: list[CommitListener] = []
+        self._watchers: dict[str, set[CommitWatcher]] = {}  # document -> its commit watchers
         self.commits = 0
         self.failures = 0
         self.recorded = 0  # updates handed to the saver since start
@@ -122,10 +134,17 @@ class Saver:
 
     # -- the open documents ------------------------------------------------------------------
 
-    def open(self, name: str, state: Callable[[], bytes], stored: StoredDocument) -> None:
+    def open(
+        self,
+        name: str,
+        state: Callable[[], bytes],
+        stored: StoredDocument,
+        state_vector: Callable[[], bytes] | None = None,
+    ) -> None:
         """A document was loaded as `stored`; `state()` encodes its live document (for a
-        compaction that snapshots it). Compacts it soon if its log is already long."""
-        doc_log = self._logs[name] = DocumentLog(name, state, stored)
+        compaction that snapshots it), `state_vector()` its state vector (for the commit
+        watchers). Compacts it soon if its log is already long."""
+        doc_log = self._logs[name] = DocumentLog(name, state, stored, state_vector)
         if self._past_threshold(doc_log):
             self._queue_compaction(doc_log)
 
@@ -164,6 +183,28 @@ class Saver:
             self._wakeup.set()
             done = self._commit_done
             await done.wait()
+
+    def watch(self, name: str, watcher: CommitWatcher) -> Callable[[], None]:
+        """Tell `watcher` about every commit of `name`'s updates from now on (see
+        CommitWatcher); returns the function that stops it."""
+        self._watchers.setdefault(name, set()).add(watcher)
+
+        def stop() -> None:
+            watchers = self._watchers.get(name)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watchers[name]
+
+        return stop
+
+    def committed_state_vector(self, name: str) -> bytes | None:
+        """The state vector of what is committed of an open document when all of it is (None
+        while something waits, or when the saver does not hold it)."""
+        doc_log = self._logs.get(name)
+        if doc_log is None or doc_log.state_vector is None or doc_log.committed != doc_log.appended:
+            return None
+        return doc_log.state_vector()
 
     def dirty(self) -> list[str]:
         """The open documents with updates not committed yet."""
@@ -239,12 +280,17 @@ class Saver:
     async def _commit(self) -> bool:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         started = time.perf_counter()
+        # What each watched document's batch commits: everything it has applied (a room hands
+        # over each update as it applies it), so the live state vector now.
+        watched = self._watched_states(batch) if self._watchers else None
         try:
             with anyio.CancelScope(shield=True):
                 await self.store.append([update for _, update, _ in batch])
-        except Exception:
+        except Exception as exc:
             self.failures += 1
             log.exception("commit of %d updates failed; will retry", len(batch))
+            if watched:
+                self._tell_watchers({name: None for name in watched}, f"commit failed: {exc}")
             self._pending = batch + self._pending
             self._pending_bytes = sum(len(u.data) for _, u, _ in self._pending)
             self._first_at = time.monotonic()
@@ -267,6 +313,8 @@ class Saver:
                 self._queue_compaction(doc_log)
             for callback in self.on_committed:
                 callback(doc_log.name, edits)
+        if watched:
+            self._tell_watchers(watched, None)
         self._commit_done.set()
         self._commit_done = asyncio.Event()
         log.debug(
@@ -276,6 +324,24 @@ class Saver:
             (time.perf_counter() - started) * 1000,
         )
         return True
+
+    def _watched_states(
+        self, batch: list[tuple[DocumentLog, PendingUpdate, int]]
+    ) -> dict[str, bytes | None]:
+        states: dict[str, bytes | None] = {}
+        for doc_log, _, _ in batch:
+            name = doc_log.name
+            if name in self._watchers and name not in states and doc_log.state_vector:
+                states[name] = doc_log.state_vector()
+        return states
+
+    def _tell_watchers(self, states: dict[str, bytes | None], error: str | None) -> None:
+        for name, state in states.items():
+            for watcher in list(self._watchers.get(name, ())):
+                try:
+                    watcher(state, error)
+                except Exception:
+                    log.exception("a commit watcher of %r failed", name)
 
     def _learn_clients(self, doc_log: DocumentLog, update: PendingUpdate) -> None:
         """Note the client ids of a committed update that the document's authors do not hold

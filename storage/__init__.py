@@ -8,6 +8,7 @@ This package never imports `collab`: it knows documents as names and updates as 
     engine.py      the async engine for a URL (SQLite, PostgreSQL)
     sql.py         SqlStore: the store on the engine
     history.py     SqlStore's clients (Yjs client id -> author) and versions (stored states)
+    outbox.py      SqlStore's outbox: change marks, events, sinks and their deliveries
     sqlite.py      SqliteAppender: appends and live compactions on a SQLite file, via sqlite3
     fold.py        snapshot + log -> one update (fold, restore)
 """
@@ -27,23 +28,41 @@ from .base import (
 )
 from .engine import is_sqlite, make_engine
 from .fold import fold, fold_async, restore
+from .outbox import (
+    Claimed,
+    DeliveryRow,
+    EventSettings,
+    Mark,
+    NewEvent,
+    OutboxTables,
+    StoredEvent,
+    new_event,
+)
 from .sql import SqlStore, open_store
 
 __all__ = [
+    "Claimed",
     "CompactResult",
+    "DeliveryRow",
     "DocumentInfo",
     "DocumentStore",
+    "EventSettings",
     "LiveDocument",
+    "Mark",
+    "NewEvent",
+    "OutboxTables",
     "PendingUpdate",
     "Refold",
     "SqlStore",
     "StoreError",
     "StoredDocument",
+    "StoredEvent",
     "VersionInfo",
     "fold",
     "fold_async",
     "is_sqlite",
     "make_engine",
+    "new_event",
     "open_store",
     "restore",
 ]

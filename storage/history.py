@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
 from .base import VersionInfo, now_ms
+from .outbox import APPEND_LOCK, EventSettings, new_event
 
 VERSION_KINDS = ("auto", "named", "restore")
 NO_ID = 2**62  # above every id: list_versions without before_id
@@ -29,6 +30,10 @@ class HistoryTables:
     engine: AsyncEngine
     _dialect: str
     _insert_client: Any
+    events: EventSettings | None
+
+    async def _settle_changes(self, document: str) -> None:
+        raise NotImplementedError  # (OutboxTables')
 
     async def _find_id(self, conn: AsyncConnection, name: str) -> int | None:
         raise NotImplementedError  # (SqlStore's)
@@ -76,6 +81,7 @@ class HistoryTables:
         """Store a version of `name` (its full state `data`, a v1 update, and its state vector);
         creates the document's row if needed."""
         version = _VersionRow(data, state_vector, kind, label, tuple(authors), created_at_ms)
+        await self._settle_changes(name)
         async with self.engine.begin() as conn:
             return await self._insert_version(conn, name, version)
 
@@ -95,6 +101,7 @@ class HistoryTables:
         processes that saw the same editing (cluster mode) store its state once, naming the
         authors each of them saw."""
         version = _VersionRow(data, state_vector, kind, label, tuple(authors), created_at_ms)
+        await self._settle_changes(name)
         async with self.engine.begin() as conn:
             if self._dialect == "postgresql":
                 await conn.execute(q.ADVISORY_XACT_LOCK, {"key": VERSION_LOCK})
@@ -134,7 +141,7 @@ class HistoryTables:
         result = await conn.execute(q.INSERT_VERSION, {"doc_id": doc_id, **row})
         key = result.inserted_primary_key
         assert key is not None
-        return VersionInfo(
+        info = VersionInfo(
             int(key[0]),
             name,
             version.created_at_ms,
@@ -143,6 +150,18 @@ class HistoryTables:
             version.authors,
             len(version.data),
         )
+        if self.events is not None:  # (the outbox's: storage/outbox.py)
+            if self._dialect == "postgresql":
+                await conn.execute(q.ADVISORY_XACT_LOCK, {"key": APPEND_LOCK})
+            event = new_event(
+                "version.created",
+                name,
+                version.authors,
+                version.state_vector,
+                version={"id": info.id, "kind": info.kind, "label": info.label},
+            )
+            await conn.execute(q.INSERT_EVENT, event._asdict())
+        return info
 
     async def delete_versions(self, name: str, ids: Sequence[int]) -> int:
         """Delete these versions of `name` (retention); how many there were."""

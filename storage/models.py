@@ -1,5 +1,6 @@
 """Tables: documents, their append-only update log, one compacted snapshot per document, the Yjs
-client ids that wrote each document, and its versions (stored states)."""
+client ids that wrote each document, its versions (stored states), and the outbox of change events
+(marks of changes not yet made into events, events, sinks, deliveries)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,77 @@ class Version(Base):
     authors: Mapped[str] = mapped_column(Text)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     state_vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EventMark(Base):
+    """A document with committed changes not yet made into a `document.changed` event (the
+    outbox's coalescing: written in the transaction that commits the updates, so a crash
+    loses no change; made into events by the server's finalizer once `due_at_ms` passed).
+
+    `users` is a JSON list of who wrote them; `created` says the document's row was created by
+    them (a `document.created` event goes first); `revision` counts the commits that touched
+    the mark (the finalizer deletes it only if no commit came after it read it); a finalizer
+    holds it until `claimed_until_ms`."""
+
+    __tablename__ = "collab_event_marks"
+
+    document: Mapped[str] = mapped_column(String(512), primary_key=True)
+    first_at_ms: Mapped[int] = mapped_column(BigInteger)
+    due_at_ms: Mapped[int] = mapped_column(BigInteger)
+    users: Mapped[str] = mapped_column(Text)
+    created: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    claimed_until_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxEvent(Base):
+    """One event, immutable once written: `body` is the JSON every sink sends. `seq` orders
+    the outbox: rows become visible in seq order (PostgreSQL: the writers take turns)."""
+
+    __tablename__ = "collab_events"
+    __table_args__ = (
+        Index("ix_collab_events_document_seq", "document", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    document: Mapped[str] = mapped_column(String(512))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Sink(Base):
+    """A sink known to the outbox, and the last event whose deliveries to it exist."""
+
+    __tablename__ = "collab_sinks"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    through_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """One event's delivery to one sink: "pending" (retried at `next_attempt_ms`, held by a
+    process until `claimed_until_ms`), "delivered" or "failed"."""
+
+    __tablename__ = "collab_deliveries"
+    __table_args__ = (
+        Index("ix_collab_deliveries_sink_status_next", "sink", "status", "next_attempt_ms"),
+        Index("ix_collab_deliveries_sink_document_seq", "sink", "document", "event_seq"),
+        Index("ix_collab_deliveries_event_seq", "event_seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    sink: Mapped[str] = mapped_column(String(512))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    document: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    claimed_until_ms: Mapped[int] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -30,6 +30,7 @@ from .engine import make_engine
 from .fold import restore
 from .history import HistoryTables
 from .models import Base
+from .outbox import EventSettings, OutboxTables, new_event, write_marks
 from .sqlite import SqliteAppender
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ async def open_store(url: str) -> SqlStore:
     return store
 
 
-class SqlStore(HistoryTables):
+class SqlStore(OutboxTables, HistoryTables):
     """A DocumentStore on SQLite or PostgreSQL. One instance per process; safe to share.
 
     `fast_path`: on a SQLite file, appends and live compactions go through SqliteAppender (the
@@ -62,6 +63,11 @@ class SqlStore(HistoryTables):
         self._upsert_snapshot = q.upsert_snapshot(self._dialect)
         self._insert_client = q.insert_client(self._dialect)
         self._appender = SqliteAppender.for_engine(engine, self._ids) if fast_path else None
+
+    def configure_events(self, settings: EventSettings | None) -> None:
+        self.events = settings
+        if self._appender is not None:
+            self._appender.events = settings
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -160,10 +166,13 @@ class SqlStore(HistoryTables):
                 await conn.execute(q.ADVISORY_XACT_LOCK, {"key": APPEND_LOCK})
             # Sorted: processes creating the same new documents at once must take their row locks
             # in the same order, or PostgreSQL sees a deadlock (set order differs per process).
-            ids = {
-                name: await self._ensure_id(conn, name, stamp)
-                for name in sorted({u.name for u in batch})
-            }
+            ids: dict[str, int] = {}
+            created: set[str] = set()
+            for name in sorted({u.name for u in batch}):
+                known = await self._find_id(conn, name) is not None
+                ids[name] = await self._ensure_id(conn, name, stamp)
+                if not known:
+                    created.add(name)  # (or another process did, meanwhile: said twice)
             await conn.execute(
                 q.INSERT_UPDATE,
                 [
@@ -179,16 +188,33 @@ class SqlStore(HistoryTables):
             await conn.execute(
                 q.TOUCH_DOCUMENT, [{"doc_id": i, "stamp": stamp} for i in ids.values()]
             )
+            if self.events is not None:
+                changed: dict[str, tuple[set[str], bool]] = {
+                    name: (set(), name in created) for name in ids
+                }
+                for u in batch:
+                    if u.author is not None:
+                        changed[u.name][0].add(u.author)
+                await write_marks(conn, changed, stamp, self.events)
 
     async def import_update(self, name: str, data: bytes, author: str | None = "import") -> None:
         await self.append([PendingUpdate(name, data, now_ms(), author)])
 
-    async def delete(self, name: str) -> bool:
-        """Delete `name`: its log, snapshot, versions and clients; False if it did not exist."""
+    async def delete(self, name: str, by: Sequence[str] = ()) -> bool:
+        """Delete `name`: its log, snapshot, versions and clients; False if it did not exist.
+        With events on, a `document.deleted` event (naming `by`) is written in the same
+        transaction, after the changes not yet made into events."""
+        await self._settle_changes(name)
         async with self.engine.begin() as conn:
             doc_id = await self._find_id(conn, name)
             if doc_id is None:
                 return False
+            if self.events is not None:
+                await self._lock_events(conn)
+                await conn.execute(q.DROP_MARK, {"document": name})
+                await conn.execute(
+                    q.INSERT_EVENT, new_event("document.deleted", name, by)._asdict()
+                )
             for statement in (
                 q.DELETE_LOG,
                 q.DELETE_SNAPSHOT,

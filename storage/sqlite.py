@@ -27,6 +27,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from . import statements as q
 from .base import LiveDocument, PendingUpdate, StoreError
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
+from .outbox import EventSettings, next_mark
 
 _SQLITE = sqlite.dialect(paramstyle="qmark")
 
@@ -59,6 +60,9 @@ class SqliteSql(NamedTuple):
     snapshot_sizes: str
     delete_log_through: str
     upsert_snapshot: str
+    mark: str
+    insert_mark: str
+    extend_mark: str
 
 
 @cache
@@ -75,6 +79,11 @@ def sqlite_statements() -> SqliteSql:
             q.upsert_snapshot("sqlite"),
             ("doc_id", "data", "through_id", "folded_updates", "created_at_ms"),
         ),
+        mark=sqlite_sql(q.MARK, ("document",)),
+        insert_mark=sqlite_sql(
+            q.INSERT_MARK, ("document", "stamp", "due_at_ms", "users", "created")
+        ),
+        extend_mark=sqlite_sql(q.EXTEND_MARK, ("due_at_ms", "users", "doc")),
     )
 
 
@@ -105,6 +114,7 @@ class SqliteAppender:
         self._conn: sqlite3.Connection | None = None
         self._sql = sqlite_statements()
         self._since_checkpoint = 0
+        self.events: EventSettings | None = None  # (the store's) None: no marks written
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine, ids: dict[str, int]) -> SqliteAppender | None:
@@ -160,10 +170,12 @@ class SqliteAppender:
         sql = self._sql
         with self._committing(conn):
             found: dict[str, int] = {}
+            created: set[str] = set()
             for name in sorted({u.name for u in batch}):
                 doc_id = self._ids.get(name)
                 if doc_id is None:
-                    conn.execute(sql.insert_document, (name, stamp, stamp))
+                    if conn.execute(sql.insert_document, (name, stamp, stamp)).rowcount == 1:
+                        created.add(name)
                     doc_id = int(conn.execute(sql.document_id, (name,)).fetchone()[0])
                 found[name] = doc_id
             conn.executemany(
@@ -171,9 +183,36 @@ class SqliteAppender:
                 [(found[u.name], u.data, u.created_at_ms, u.author) for u in batch],
             )
             conn.executemany(sql.touch_document, [(stamp, i) for i in found.values()])
+            if self.events is not None:
+                self._write_marks(conn, batch, created, stamp, self.events)
         # Cached once committed (a rolled-back insert must not leave a stale id behind).
         for name, doc_id in found.items():
             self._ids.setdefault(name, doc_id)
+
+    def _write_marks(
+        self,
+        conn: sqlite3.Connection,
+        batch: Sequence[PendingUpdate],
+        created: set[str],
+        stamp: int,
+        config: EventSettings,
+    ) -> None:
+        """The documents' change marks (storage/outbox.py), in the append's transaction."""
+        sql = self._sql
+        authors: dict[str, set[str]] = {}
+        for u in batch:
+            names = authors.setdefault(u.name, set())
+            if u.author is not None:
+                names.add(u.author)
+        for name in sorted(authors):
+            found = conn.execute(sql.mark, (name,)).fetchone()
+            insert, p = next_mark(found, authors[name], name in created, stamp, config)
+            if insert:
+                conn.execute(
+                    sql.insert_mark, (name, stamp, p["due_at_ms"], p["users"], p["created"])
+                )
+            else:
+                conn.execute(sql.extend_mark, (p["due_at_ms"], p["users"], name))
 
     # -- live compaction ---------------------------------------------------------------------
 

@@ -32,7 +32,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import Base, Client, Document, Snapshot, Update, Version
+from .models import (
+    Base,
+    Client,
+    Delivery,
+    Document,
+    EventMark,
+    OutboxEvent,
+    Sink,
+    Snapshot,
+    Update,
+    Version,
+)
 
 # An INSERT that can say ON CONFLICT.
 DialectInsert = sqlite.Insert | postgresql.Insert
@@ -257,6 +268,273 @@ DELETE_VERSION = delete(Version).where(
 )
 
 DELETE_VERSIONS = delete(Version).where(Version.document_id == bindparam("doc_id"))
+
+# -- the outbox: marks -------------------------------------------------------------------------
+
+# The mark of document (users JSON, first_at_ms, revision), if it has one.
+MARK = select(EventMark.users, EventMark.first_at_ms, EventMark.revision).where(
+    EventMark.document == bindparam("document")
+)
+
+# A new mark: document, first_at_ms (= stamp), due_at_ms, users, created.
+INSERT_MARK = insert(EventMark).values(
+    document=bindparam("document"),
+    first_at_ms=bindparam("stamp"),
+    due_at_ms=bindparam("due_at_ms"),
+    users=bindparam("users"),
+    created=bindparam("created"),
+    revision=literal_column("1"),
+    claimed_until_ms=literal_column("0"),
+)
+
+# More changes for doc's mark: due_at_ms, users.
+EXTEND_MARK = (
+    update(EventMark)
+    .where(EventMark.document == bindparam("doc"))
+    .values(
+        due_at_ms=bindparam("due_at_ms"),
+        users=bindparam("users"),
+        revision=EventMark.revision + literal_column("1"),
+    )
+)
+
+# Marks due at now and not held, oldest first: limit.
+DUE_MARKS = (
+    select(EventMark)
+    .where(EventMark.due_at_ms <= bindparam("now"), EventMark.claimed_until_ms < bindparam("now"))
+    .order_by(EventMark.due_at_ms)
+    .limit(bindparam("limit", type_=Integer))
+)
+
+# doc's mark, due or not (to make it into events before another event of doc).
+MARK_ROW = select(EventMark).where(EventMark.document == bindparam("document"))
+
+# Hold doc's mark until `until`, if nobody holds it at now.
+CLAIM_MARK = (
+    update(EventMark)
+    .where(EventMark.document == bindparam("doc"), EventMark.claimed_until_ms < bindparam("now"))
+    .values(claimed_until_ms=bindparam("until"))
+)
+
+# The mark made into events, unless a commit touched it since (revision).
+DELETE_MARK = delete(EventMark).where(
+    EventMark.document == bindparam("document"), EventMark.revision == bindparam("revision")
+)
+
+# A commit touched it meanwhile: release it, due again (its creation is reported).
+RELEASE_MARK = (
+    update(EventMark)
+    .where(EventMark.document == bindparam("doc"))
+    .values(claimed_until_ms=literal_column("0"), created=literal_column("0"))
+)
+
+DROP_MARK = delete(EventMark).where(EventMark.document == bindparam("document"))
+
+COUNT_MARKS = select(func.count()).select_from(EventMark)
+
+# -- the outbox: events ------------------------------------------------------------------------
+
+INSERT_EVENT = insert(OutboxEvent).values(
+    event_id=bindparam("event_id"),
+    type=bindparam("type"),
+    document=bindparam("document"),
+    created_at_ms=bindparam("created_at_ms"),
+    body=bindparam("body"),
+)
+
+_EVENT = (
+    OutboxEvent.seq,
+    OutboxEvent.event_id,
+    OutboxEvent.type,
+    OutboxEvent.document,
+    OutboxEvent.created_at_ms,
+    OutboxEvent.body,
+)
+
+
+def events_after(document: bool, prefix: bool) -> Select[*tuple[Any, ...]]:
+    """Events with seq > after, in seq order, at most limit; of document, or of names
+    starting with prefix, each when asked for."""
+    stmt = select(*_EVENT).where(OutboxEvent.seq > bindparam("after"))
+    if document:
+        stmt = stmt.where(OutboxEvent.document == bindparam("document"))
+    if prefix:
+        stmt = stmt.where(
+            func.substr(OutboxEvent.document, 1, func.length(bindparam("prefix", type_=String)))
+            == bindparam("prefix", type_=String)
+        )
+    return stmt.order_by(OutboxEvent.seq).limit(bindparam("limit", type_=Integer))
+
+
+EVENT_SEQ = select(OutboxEvent.seq).where(OutboxEvent.event_id == bindparam("event_id"))
+EVENT_BOUNDS = select(func.min(OutboxEvent.seq), func.max(OutboxEvent.seq), func.count())
+
+# The newest document.changed event of document (its body: the state it reported).
+LAST_CHANGE = (
+    select(OutboxEvent.body)
+    .where(OutboxEvent.document == bindparam("document"), OutboxEvent.type == "document.changed")
+    .order_by(OutboxEvent.seq.desc())
+    .limit(1)
+)
+
+# Retention: the seq below which events go (older than before_ms, or beyond the newest
+# max_rows); their deliveries go with them.
+SEQ_AT_AGE = select(func.max(OutboxEvent.seq)).where(
+    OutboxEvent.created_at_ms < bindparam("before_ms")
+)
+DELETE_EVENTS_THROUGH = delete(OutboxEvent).where(OutboxEvent.seq <= bindparam("seq"))
+DELETE_DELIVERIES_THROUGH = delete(Delivery).where(Delivery.event_seq <= bindparam("seq"))
+
+# -- the outbox: sinks and deliveries ----------------------------------------------------------
+
+SINK = select(Sink.through_seq).where(Sink.name == bindparam("sink"))
+INSERT_SINK = insert(Sink).values(
+    name=bindparam("sink"), through_seq=bindparam("seq"), created_at_ms=bindparam("now")
+)
+ADVANCE_SINK = (
+    update(Sink).where(Sink.name == bindparam("sink")).values(through_seq=bindparam("seq"))
+)
+
+# The events after a sink's through_seq (at most limit), to make its deliveries of.
+NEW_FOR_SINK = (
+    select(OutboxEvent.seq, OutboxEvent.document)
+    .where(OutboxEvent.seq > bindparam("after"))
+    .order_by(OutboxEvent.seq)
+    .limit(bindparam("limit", type_=Integer))
+)
+
+INSERT_DELIVERY = insert(Delivery).values(
+    sink=bindparam("sink"),
+    event_seq=bindparam("event_seq"),
+    document=bindparam("document"),
+    status="pending",
+    attempts=0,
+    next_attempt_ms=bindparam("now"),
+    claimed_until_ms=0,
+    last_error=None,
+    created_at_ms=bindparam("now"),
+    updated_at_ms=bindparam("now"),
+)
+
+_earlier = Delivery.__table__.alias("earlier")
+
+
+def due_deliveries(skip_locked: bool) -> Select[*tuple[Any, ...]]:
+    """A sink's pending deliveries due at now and not held, each the first pending one of its
+    document (in order per document), oldest first, at most limit; PostgreSQL skips rows
+    another process is claiming."""
+    stmt = (
+        select(Delivery.id, Delivery.attempts, Delivery.created_at_ms.label("since_ms"), *_EVENT)
+        .join(OutboxEvent, OutboxEvent.seq == Delivery.event_seq)
+        .where(
+            Delivery.sink == bindparam("sink"),
+            Delivery.status == "pending",
+            Delivery.next_attempt_ms <= bindparam("now"),
+            Delivery.claimed_until_ms < bindparam("now"),
+            ~select(_earlier.c.id)
+            .where(
+                _earlier.c.sink == Delivery.sink,
+                _earlier.c.document == Delivery.document,
+                _earlier.c.status == "pending",
+                _earlier.c.event_seq < Delivery.event_seq,
+            )
+            .exists(),
+        )
+        .order_by(Delivery.event_seq)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True, of=Delivery)
+    return stmt
+
+
+# The earliest time a pending delivery of sink is due (its loop sleeps until then).
+NEXT_DUE = select(func.min(Delivery.next_attempt_ms)).where(
+    Delivery.sink == bindparam("sink"), Delivery.status == "pending"
+)
+
+CLAIM_DELIVERY = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"), Delivery.claimed_until_ms < bindparam("now"))
+    .values(claimed_until_ms=bindparam("until"))
+)
+
+# Not held any more (an attempt abandoned when the server stops).
+RELEASE_DELIVERY = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(claimed_until_ms=literal_column("0"))
+)
+
+# The outcome of an attempt: status, attempts, next_attempt_ms, last_error (None: the one
+# before stays, so a delivered row still says what failed on the way), now.
+SETTLE_DELIVERY = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("status"),
+        attempts=bindparam("attempts"),
+        next_attempt_ms=bindparam("next_attempt_ms"),
+        last_error=func.coalesce(bindparam("last_error", type_=String), Delivery.last_error),
+        claimed_until_ms=0,
+        updated_at_ms=bindparam("now"),
+    )
+)
+
+# Pending again, due now, with the sink's whole time to deliver it again (a retry asked for).
+RETRY_DELIVERY = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(
+        status="pending",
+        next_attempt_ms=bindparam("now"),
+        claimed_until_ms=0,
+        created_at_ms=bindparam("now"),
+        updated_at_ms=bindparam("now"),
+    )
+)
+
+_DELIVERY = (
+    Delivery.id,
+    Delivery.sink,
+    OutboxEvent.event_id,
+    OutboxEvent.type,
+    Delivery.document,
+    Delivery.status,
+    Delivery.attempts,
+    Delivery.last_error,
+    Delivery.created_at_ms,
+    Delivery.updated_at_ms,
+    Delivery.next_attempt_ms,
+)
+
+
+def list_deliveries(status: bool, document: bool) -> Select[*tuple[Any, ...]]:
+    """Deliveries to sinks whose name starts with sink_prefix, id < before, newest first, at
+    most limit; of a status, of a document, each when asked for."""
+    stmt = (
+        select(*_DELIVERY)
+        .join(OutboxEvent, OutboxEvent.seq == Delivery.event_seq)
+        .where(
+            func.substr(Delivery.sink, 1, func.length(bindparam("sink_prefix", type_=String)))
+            == bindparam("sink_prefix", type_=String),
+            Delivery.id < bindparam("before"),
+        )
+    )
+    if status:
+        stmt = stmt.where(Delivery.status == bindparam("status"))
+    if document:
+        stmt = stmt.where(Delivery.document == bindparam("document"))
+    return stmt.order_by(Delivery.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
+DELIVERY = (
+    select(*_DELIVERY)
+    .join(OutboxEvent, OutboxEvent.seq == Delivery.event_seq)
+    .where(Delivery.id == bindparam("id"))
+)
+
+COUNT_DELIVERIES = select(Delivery.status, func.count()).group_by(Delivery.status)
 
 # -- schema changes ----------------------------------------------------------------------------
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from storage import DeliveryRow, StoredEvent
 
 EVENT_TYPES = (
     "document.created",
@@ -86,4 +89,34 @@ class CommitNotice:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-__all__ = ["EVENT_TYPES", "CommitNotice", "DeliveryInfo", "Event", "Sink"]
+def event_of(row: StoredEvent) -> Event:
+    return Event(
+        row.seq, row.event_id, row.type, row.document, row.created_at_ms, row.body.encode()
+    )
+
+
+def delivery_of(row: DeliveryRow) -> DeliveryInfo:
+    return DeliveryInfo(
+        id=row.id,
+        sink=row.sink,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        document=row.document,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at_ms=row.created_at_ms,
+        updated_at_ms=row.updated_at_ms,
+        next_attempt_ms=row.next_attempt_ms if row.status == "pending" else None,
+    )
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "CommitNotice",
+    "DeliveryInfo",
+    "Event",
+    "Sink",
+    "delivery_of",
+    "event_of",
+]

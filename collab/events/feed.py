@@ -1,11 +1,35 @@
-"""EventFeed: the one door to the outbox (see collab/events/__init__.py)."""
+"""EventFeed: the one door to the outbox (see collab/events/__init__.py).
+
+It owns the outbox's background work, each in a task of the app's task group once started:
+the finalizer (collab/events/finalizer.py: due change marks -> document.created/changed
+events), one delivery loop per sink (collab/events/delivery.py), and retention. The store
+(storage/outbox.py) holds everything durable; the feed holds only what wakes whom.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import CommitNotice, DeliveryInfo, Event, Sink
+import anyio
+from anyio.abc import TaskGroup
+
+from storage import EventSettings, new_event
+
+from . import CommitNotice, DeliveryInfo, Event, Sink, delivery_of, event_of
+from .signal import POLL_S, Signal
+
+if TYPE_CHECKING:
+    from ..documents import DocumentService
+    from ..saver import Saver
+    from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 600.0
 
 
 class CommitWatch:
@@ -13,64 +37,201 @@ class CommitWatch:
     returns the newest notice not yet returned (older ones are superseded, never queued).
     Use as a context manager: leaving it stops the watch."""
 
+    def __init__(self, saver: Saver | None, document: str, first: CommitNotice | None) -> None:
+        self._latest = first
+        self._ready = asyncio.Event()
+        if first is not None:
+            self._ready.set()
+        self._stop: Callable[[], None] | None = None
+        if saver is not None:
+            self._stop = saver.watch(document, self._heard)
+
+    def _heard(self, state_vector: bytes | None, error: str | None) -> None:
+        self._latest = CommitNotice(state_vector, error)
+        self._ready.set()
+
+    def offer(self, notice: CommitNotice) -> None:
+        """A notice found apart from the saver (the state when the watch began)."""
+        if self._latest is None:
+            self._latest = notice
+            self._ready.set()
+
     async def next(self) -> CommitNotice:
-        raise NotImplementedError
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            notice = self._latest
+            if notice is not None:
+                self._latest = None
+                return notice
 
     def __enter__(self) -> CommitWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        raise NotImplementedError
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
 
 
 class EventFeed:
-    """app.state.events; OnStartupPayload.events."""
+    """app.state.events; OnStartupPayload.events. Built on a store with an outbox
+    (storage.OutboxTables); `enabled` False (COLLAB_EVENTS=false, or a store without one):
+    nothing is written, reads find nothing."""
 
-    enabled: bool  # COLLAB_EVENTS: False writes no events (sinks then get nothing)
+    def __init__(self, store: Any, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.enabled = bool(settings.events) and hasattr(store, "configure_events")
+        if self.enabled:
+            store.configure_events(
+                EventSettings(settings.events_debounce_ms, settings.events_max_wait_ms)
+            )
+        self._sinks: dict[str, Sink] = {}
+        self._loops: dict[str, Any] = {}
+        self._tg: TaskGroup | None = None
+        self._saver: Saver | None = None
+        self._documents: DocumentService | None = None
+        self.written = Signal()  # this process wrote events
+        self._finalizer: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, tg: TaskGroup, documents: DocumentService, saver: Saver | None) -> None:
+        """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
+        delivery loop of every sink added before or after."""
+        from .delivery import DeliveryLoop
+        from .finalizer import Finalizer
+
+        self._tg, self._documents, self._saver = tg, documents, saver
+        if not self.enabled:
+            return
+        self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
+        self.store.before_event = self._finalizer.finalize_document
+        if saver is not None:
+            saver.on_committed.append(self._finalizer.committed)
+        tg.start_soon(self._finalizer.run)
+        tg.start_soon(self._retention)
+        for sink in self._sinks.values():
+            self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
+            tg.start_soon(self._loops[sink.name].run)
+
+    async def stop(self, deadline_s: float) -> None:
+        """Make the due changes into events now (a clean shutdown: the next process would,
+        but later), within `deadline_s`."""
+        if self._finalizer is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(deadline_s):
+                await self._finalizer.flush()
 
     def add_sink(self, sink: Sink) -> None:
         """Deliver every event from now on to `sink` (call in on_startup). A sink seen before
         (same name, say across a restart) resumes where it stopped: nothing pending is lost."""
-        raise NotImplementedError
+        if sink.name in self._sinks:
+            raise ValueError(f"a sink named {sink.name!r} was added already")
+        self._sinks[sink.name] = sink
+        if self._tg is not None and self.enabled:
+            from .delivery import DeliveryLoop
+
+            loop = self._loops[sink.name] = DeliveryLoop(
+                self.store, self.settings, sink, self.written
+            )
+            self._tg.start_soon(loop.run)
 
     @property
     def sinks(self) -> Sequence[str]:
-        raise NotImplementedError
+        return list(self._sinks)
+
+    # -- reading -----------------------------------------------------------------------------
 
     async def events_after(
         self, after: int, *, document: str | None = None, prefix: str = "", limit: int = 100
     ) -> list[Event]:
         """Events with seq > `after` in seq order: of one document, or of the documents whose
         name starts with `prefix`."""
-        raise NotImplementedError
+        if not self.enabled:
+            return []
+        rows = await self.store.events_after(after, document, prefix, limit)
+        return [event_of(r) for r in rows]
 
     async def position_of(self, event_id: str) -> int | None:
         """The seq of the event with that id; None when unknown (never was, or purged)."""
-        raise NotImplementedError
+        if not self.enabled:
+            return None
+        found: int | None = await self.store.event_seq(event_id)
+        return found
 
     async def oldest_position(self) -> int:
         """A position before the oldest event still kept (resume from here when a
         Last-Event-ID is no longer known)."""
-        raise NotImplementedError
+        if not self.enabled:
+            return 0
+        low, _, count = await self.store.event_bounds()
+        return max(int(low) - 1, 0) if count else 0
 
     async def latest_position(self) -> int:
         """The seq of the newest event (0 when none): a new subscriber starts after it."""
-        raise NotImplementedError
+        if not self.enabled:
+            return 0
+        _, high, _ = await self.store.event_bounds()
+        return int(high)
 
-    async def wait(self, after: int, timeout: float) -> None:
+    async def wait(self, after: int, timeout: float) -> None:  # noqa: ASYNC109
         """Return when an event with seq > `after` may exist (this process wrote one; other
         processes' are found by polling), or after `timeout` seconds."""
-        raise NotImplementedError
+        await self.written.wait(min(timeout, POLL_S))
 
     def watch_commits(self, document: str) -> CommitWatch:
-        raise NotImplementedError
+        """Notices of `document`'s commits by this process (the editor's Saved indicator).
+        The first one says what is committed now, when this process knows: the document is
+        open here and everything it applied is committed."""
+        saver = self._saver
+        first = None
+        if saver is not None:
+            state = saver.committed_state_vector(document)
+            if state is not None:
+                first = CommitNotice(state)
+        return CommitWatch(saver, document, first)
+
+    async def committed_state(self, document: str) -> bytes | None:
+        """The state vector of `document` as stored, when no process of ours holds changes
+        of it in memory (None: it does; wait for a notice)."""
+        saver = self._saver
+        if saver is not None and not saver.is_clean(document):
+            return None
+        if saver is not None:
+            state = saver.committed_state_vector(document)
+            if state is not None:
+                return state
+        if self._documents is None:
+            return None
+        from pycrdt import get_state
+
+        from ..errors import DocumentNotFound
+
+        try:
+            return get_state(await self._documents.read(document))
+        except DocumentNotFound:
+            return b"\x00"
+
+    # -- writing -----------------------------------------------------------------------------
 
     async def emit(
         self, type: str, document: str, users: Sequence[str] = (), **extra: Any
     ) -> Event | None:
         """Write an event that commits no update (user.joined, version.restored); None when
         events are off."""
-        raise NotImplementedError
+        if not self.enabled:
+            return None
+        state_vector = extra.pop("state_vector", None)
+        event = new_event(type, document, users, state_vector, **extra)
+        await self.store.add_event(event)
+        self.written.fire()
+        seq = await self.store.event_seq(event.event_id)
+        return Event(
+            seq or 0, event.event_id, type, document, event.created_at_ms, event.body.encode()
+        )
+
+    # -- the delivery log --------------------------------------------------------------------
 
     async def deliveries(
         self,
@@ -82,17 +243,52 @@ class EventFeed:
         before: int | None = None,
     ) -> list[DeliveryInfo]:
         """The delivery log, newest first (id < `before` to page)."""
-        raise NotImplementedError
+        if not self.enabled:
+            return []
+        rows = await self.store.list_deliveries(sink_prefix, status, document, limit, before)
+        return [delivery_of(r) for r in rows]
 
     async def delivery(self, delivery_id: int) -> DeliveryInfo | None:
-        raise NotImplementedError
+        if not self.enabled:
+            return None
+        row = await self.store.get_delivery(delivery_id)
+        return None if row is None else delivery_of(row)
 
     async def retry(self, delivery_id: int) -> DeliveryInfo | None:
         """Make a delivery pending again, due now (a failed one gets a fresh 24 h); None when
         there is no such delivery."""
-        raise NotImplementedError
+        if not self.enabled:
+            return None
+        row = await self.store.retry_delivery(delivery_id)
+        if row is None:
+            return None
+        self.written.fire()
+        return delivery_of(row)
 
     async def backlog(self) -> dict[str, int]:
-        """{"pending": deliveries not yet delivered, "failed": ..., "open_changes": documents
-        with committed changes not yet made into an event}"""
-        raise NotImplementedError
+        """{"pending": deliveries not yet delivered, "failed": ..., "delivered": ...,
+        "open_changes": documents with committed changes not yet made into an event,
+        "events": events kept}"""
+        if not self.enabled:
+            return {"pending": 0, "failed": 0, "delivered": 0, "open_changes": 0, "events": 0}
+        counts: dict[str, int] = await self.store.outbox_counts()
+        return counts
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def _retention(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception:
+                log.exception("purging old events failed")
+            await anyio.sleep(RETENTION_EVERY_S)
+
+    async def purge(self) -> int:
+        """Delete the events past the retention settings (and their deliveries)."""
+        keep_s = self.settings.events_retention_s
+        before = int((time.time() - keep_s) * 1000) if keep_s > 0 else None
+        purged: int = await self.store.purge_events(before, self.settings.events_max_rows)
+        if purged:
+            log.info("purged %d events past retention", purged)
+        return purged

@@ -1,0 +1,154 @@
+"""One sink's delivery loop: at least once, in order per document, with retries.
+
+The loop makes the sink's deliveries of new events (storage: `fill_deliveries`), claims the
+due ones (each the first pending delivery of its document, none of a document already in
+flight here; in cluster mode, rows another process claims are skipped), and attempts up to
+`sink.max_in_flight` at once, each in a task. An attempt that raises is retried with
+exponential backoff and jitter (1 s, 2 s, 4 s ... at most 15 min apart) until the delivery
+was tried for longer than the sink's `max_age_s` (default: the webhooks' 24 h), then it is
+failed and the document's next event goes. A slow or dead sink holds up no other: each has
+its own loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from storage import Claimed
+
+from . import event_of
+from .signal import POLL_S, Signal
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from . import Sink
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 1.0
+MAX_RETRY_S = 900.0
+HOLD_MS = 40_000  # a claimed delivery is another process's again after this (one that died)
+ATTEMPT_LIMIT_S = 30.0  # an attempt that has not returned by then failed (the sink's own
+# timeout is shorter: the webhooks' 5 s)
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt after `attempts` failed ones (with jitter)."""
+    base: float = min(FIRST_RETRY_S * 2.0 ** (attempts - 1), MAX_RETRY_S)
+    return base * random.uniform(0.75, 1.0)
+
+
+class DeliveryLoop:
+    def __init__(self, store: Any, settings: Settings, sink: Sink, written: Signal) -> None:
+        self.store = store
+        self.sink = sink
+        self.written = written
+        self.max_age_ms = int(getattr(sink, "max_age_s", settings.webhook_max_age_s) * 1000)
+        self._in_flight: set[str] = set()  # documents with an attempt running here
+        self._settled = Signal()
+        self.delivered = 0
+
+    async def run(self) -> None:
+        name = self.sink.name
+        await self.store.register_sink(name)
+        async with anyio.create_task_group() as tg:
+            while True:
+                try:
+                    idle = await self._round(tg)
+                except Exception:
+                    log.exception("the delivery loop of %s failed; trying again", name)
+                    idle = True
+                if idle:
+                    await self._sleep()
+
+    async def _round(self, tg: Any) -> bool:
+        """Fill, claim and start what is due; True when nothing was started."""
+        while await self.store.fill_deliveries(self.sink.name) >= 1000:
+            pass
+        free = max(self.sink.max_in_flight, 1) - len(self._in_flight)
+        if free <= 0:
+            return True
+        now = int(time.time() * 1000)
+        claimed = await self.store.claim_deliveries(
+            self.sink.name, now, HOLD_MS, free, skip=sorted(self._in_flight)
+        )
+        for delivery in claimed:
+            self._in_flight.add(delivery.event.document)
+            tg.start_soon(self._attempt, delivery)
+        return not claimed
+
+    async def _sleep(self) -> None:
+        """Until new events here, an attempt settled, the next retry is due, or POLL_S."""
+        delay = POLL_S
+        next_due = await self.store.next_due(self.sink.name)
+        if next_due is not None:
+            delay = min(delay, max((next_due - time.time() * 1000) / 1000, 0.0))
+        if delay <= 0 and self._in_flight:
+            delay = POLL_S  # (what is due is in flight: wait for it to settle)
+        written, settled = self.written, self._settled
+        with anyio.move_on_after(delay):
+            async with anyio.create_task_group() as tg:
+
+                async def wait(signal: Signal) -> None:
+                    await signal.wait(delay)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(wait, written)
+                tg.start_soon(wait, settled)
+
+    async def _attempt(self, delivery: Claimed) -> None:
+        event = event_of(delivery.event)
+        attempts = delivery.attempts + 1
+        error: str | None = None
+        try:
+            with anyio.fail_after(ATTEMPT_LIMIT_S):
+                await self.sink.deliver(event)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000] if str(exc) else type(exc).__name__
+        except BaseException:  # cancelled (the server stops): the next process tries again
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await self.store.release_delivery(delivery.id)
+            raise
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._settle(delivery, attempts, error)
+        except Exception:
+            log.exception("recording the delivery of %s to %s failed", event.id, self.sink.name)
+        finally:
+            self._in_flight.discard(event.document)
+            self._settled.fire()
+
+    async def _settle(self, delivery: Claimed, attempts: int, error: str | None) -> None:
+        now = int(time.time() * 1000)
+        if error is None:
+            self.delivered += 1
+            await self.store.settle_delivery(delivery.id, "delivered", attempts, now, None)
+            return
+        event = delivery.event
+        retry_at = now + int(retry_delay(attempts) * 1000)
+        if retry_at - delivery.since_ms > self.max_age_ms:
+            log.warning(
+                "giving up delivering %s (%s of %r) to %s after %d attempts: %s",
+                event.event_id,
+                event.type,
+                event.document,
+                self.sink.name,
+                attempts,
+                error,
+            )
+            await self.store.settle_delivery(delivery.id, "failed", attempts, now, error)
+            return
+        log.info(
+            "delivering %s to %s failed (attempt %d, again in %.1f s): %s",
+            event.event_id,
+            self.sink.name,
+            attempts,
+            (retry_at - now) / 1000,
+            error,
+        )
+        await self.store.settle_delivery(delivery.id, "pending", attempts, retry_at, error)

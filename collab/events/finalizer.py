@@ -1,0 +1,143 @@
+"""The finalizer: makes the documents' change marks into events once they are due.
+
+An append transaction marks each document it commits updates of (storage/outbox.py); a mark
+is due `events_debounce_ms` after its latest commit, and no later than `events_max_wait_ms`
+after its first. The finalizer claims due marks (in cluster mode each is claimed by one
+process), reads each document as it is now (everything the mark says, perhaps a little more),
+and writes `document.created` (when the mark created the document) and `document.changed`
+with the document's state vector, the text of each Y.Text and, when asked for, the update
+since the previous `document.changed`, in the transaction that deletes the mark.
+
+It sleeps until the earliest mark this process's commits made is due, and looks at least once
+a second for marks of other processes (or of a process that died before finalizing them).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pycrdt import get_state, get_update
+
+from storage import Mark, NewEvent, new_event
+
+from ..content import doc_of, kinds, root_value
+from ..errors import DocumentNotFound
+
+if TYPE_CHECKING:
+    from ..documents import DocumentService
+    from ..settings import Settings
+    from .signal import Signal
+
+log = logging.getLogger(__name__)
+
+HOLD_MS = 30_000  # a claimed mark is another process's again after this (one that died)
+TEXT_MAX_CHARS = 1_000_000  # beyond this, a document.changed says text_omitted instead
+POLL_S = 1.0
+
+
+def texts(update: bytes) -> dict[str, str]:
+    """The text of every root Y.Text of the document `update` makes."""
+    doc = doc_of(update)
+    return {
+        name: str(root_value(doc, name, kind, "json"))
+        for name, kind in kinds(update, doc).items()
+        if kind == "text"
+    }
+
+
+class Finalizer:
+    def __init__(
+        self, store: Any, settings: Settings, documents: DocumentService, written: Signal
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.documents = documents
+        self.written = written
+        self._wakeup = anyio.Event()
+        self._next_due = float("inf")  # monotonic time of the earliest mark our commits made
+        self.finalized = 0
+
+    def committed(self, name: str, edits: int) -> None:
+        """The saver committed updates of `name` (its on_committed)."""
+        due = time.monotonic() + self.settings.events_debounce_ms / 1000
+        if due < self._next_due:
+            self._next_due = due
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                found = await self.finalize_due()
+            except Exception:
+                log.exception("making change events failed; trying again")
+                found = 0
+            if found:
+                continue
+            delay = min(POLL_S, max(self._next_due - time.monotonic(), 0.0))
+            with anyio.move_on_after(delay):
+                await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            if self._next_due <= time.monotonic() + 0.001:
+                self._next_due = float("inf")
+
+    async def flush(self) -> None:
+        """Finalize every mark now, due or not (a clean shutdown)."""
+        await self.finalize_due(now_ms=2**62)
+
+    async def finalize_due(self, now_ms: int | None = None) -> int:
+        """Claim and finalize the due marks; how many."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        marks = await self.store.due_marks(now, HOLD_MS)
+        for mark in marks:
+            try:
+                await self.finalize(mark)
+            except Exception:
+                log.exception("making the events of %r failed; it stays due", mark.document)
+        if marks:
+            self.written.fire()
+        return len(marks)
+
+    async def finalize_document(self, name: str) -> None:
+        """Make `name`'s pending changes into events now, due or not (before another event
+        about it: the store's `before_event`)."""
+        mark = await self.store.claim_mark(name, int(time.time() * 1000), HOLD_MS)
+        if mark is not None:
+            await self.finalize(mark)
+            self.written.fire()
+
+    async def finalize(self, mark: Mark) -> None:
+        name = mark.document
+        try:
+            update = await self.documents.read(name)
+        except DocumentNotFound:
+            await self.store.drop_mark(name)
+            return
+        state_vector = get_state(update)
+        events: list[NewEvent] = []
+        if mark.created:
+            events.append(new_event("document.created", name, mark.users, state_vector))
+        extra: dict[str, Any] = {}
+        if self.settings.events_include_text:
+            found = await anyio.to_thread.run_sync(texts, update)
+            if sum(len(t) for t in found.values()) > TEXT_MAX_CHARS:
+                extra["text"] = None
+                extra["text_omitted"] = True
+            else:
+                extra["text"] = found
+        if self.settings.events_include_update:
+            extra["update"] = base64.b64encode(await self._since_last(name, update)).decode()
+        events.append(new_event("document.changed", name, mark.users, state_vector, **extra))
+        await self.store.finish_mark(mark, events)
+        self.finalized += 1
+
+    async def _since_last(self, name: str, update: bytes) -> bytes:
+        """What `update` holds beyond the state of the previous document.changed."""
+        last = await self.store.last_change(name)
+        previous = (last or {}).get("state_vector")
+        if not previous:
+            return update
+        return get_update(update, base64.b64decode(previous))
