@@ -37,12 +37,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..access import Access
 from ..errors import ApiError, HttpStatus
+from ..events import CommitNotice
 from .documents import DOCUMENT
 from .models import Model
 from .router import EVENT_STREAM, Call, Operation
 
 if TYPE_CHECKING:
-    from ..events import CommitNotice, Event
+    from ..events import Event
     from ..events.feed import EventFeed
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,11 @@ class EventStream(Response):
     async def _read_commits(self, queue: MemoryObjectSendStream[bytes]) -> None:
         assert self.commits is not None
         with self.feed.watch_commits(self.commits) as watch:
+            # The state when the stream began (a watch tells it itself only when this process
+            # has the document open): what a reconnecting editor needs to say "Saved" at once.
+            state = await self.feed.committed_state(self.commits)
+            if state is not None:
+                watch.offer(CommitNotice(state_vector=state))
             while True:
                 chunk = notice_chunk(await watch.next())
                 if chunk:

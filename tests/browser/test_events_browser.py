@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Page, expect
+from pycrdt import Doc, Text
 
 from tests.conftest import serving
 
@@ -55,8 +56,9 @@ async def test_event_source_receives_the_documents_events(settings, browser, bro
                 "/api/documents/news%2Ftoday", json={"text": {"t": "Hello, readers."}}
             )
             assert response.status_code == 200, response.text
-        await page.wait_for_function("window.got.length >= 2", timeout=10_000)
+        await page.wait_for_function("() => window.got.length >= 2", timeout=10_000)
         got = await page.evaluate("window.got")
+        await page.context.close()  # (before the server stops: no refused reconnects)
     assert [e["type"] for e in got[:2]] == ["document.created", "document.changed"]
     assert all(e["id"] == e["body"]["id"] for e in got)
     assert got[1]["body"]["text"] == {"t": "Hello, readers."}
@@ -81,8 +83,13 @@ async def test_saving_then_saved_with_a_long_commit_window(settings, browser, br
         await expect(pill).to_have_text("Saved", timeout=10_000)
         await expect(pill).to_have_attribute("data-saved", "saved")
         await shoot(page, "saved-indicator-saved.png")
+        # "Saved" is a claim about the disk: the store has the words now.
         stored = await srv.hub.store.load("saved/window")
-        assert stored.updates or stored.snapshot
+        doc = Doc()
+        for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
+            doc.apply_update(update)
+        assert str(doc.get("codemirror", type=Text)) == "Words that must reach the disk."
+        await page.context.close()
 
 
 @contextmanager
@@ -118,3 +125,4 @@ async def test_a_failing_store_shows_an_error_not_saved(settings, browser, brows
             await shoot(page, "saved-indicator-failed.png")
         await expect(pill).to_have_text("Saved", timeout=20_000)
         await shoot(page, "saved-indicator-recovered.png")
+        await page.context.close()

@@ -5,6 +5,7 @@ without a token (401) or outside its scope (403), and is closed when it stops re
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,6 @@ import pytest
 
 from collab.api import events as sse
 from collab.extensions.token_auth import mint_token
-from tests.conftest import RunningServer
 from tests.sse import Message, messages, take
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -49,14 +49,6 @@ async def patch(base: str, name: str, text: str, token: str | None = None) -> No
             f"/api/documents/{quote(name, safe='')}", json={"text": {"t": text}}
         )
         assert response.status_code == 200, response.text
-
-
-async def until_events(srv: RunningServer, count: int) -> None:
-    """Until the outbox holds `count` events (a new stream starts after the newest)."""
-    feed = srv.app.state.events
-    with anyio.fail_after(10):
-        while await feed.latest_position() < count:
-            await feed.wait(await feed.latest_position(), 1.0)
 
 
 async def test_a_documents_events_arrive_with_their_body(server_with):
@@ -115,17 +107,21 @@ async def test_auth_as_the_rest_of_the_api(server_with):
 
 
 async def test_resume_with_last_event_id_across_a_kill_9_misses_nothing(launch: Any):
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
-    server = launch(*flags)
+    # A debounce of a second: the edits committed just before the kill have no event yet; the
+    # restarted server makes them into events (from the change marks committed with them).
+    server = launch(
+        "--events-debounce-ms=1000", "--events-max-wait-ms=5000", "--commit-window-ms=20"
+    )
     await server.start()
     base = f"http://127.0.0.1:{server.port}"
     async with stream(base, "/api/events") as got:
         await patch(base, "drill/a", "one")
         before = await take(got, 2)  # created, changed
+    assert [m.event for m in before] == ["document.created", "document.changed"]
     last = before[-1].id
 
-    # Edits the subscriber does not see: one in its own commit, then a kill -9; after the
-    # restart, more. Everything committed before the kill is still turned into events.
+    # Edits the subscriber does not see: two committed, then a kill -9; after the restart,
+    # one more.
     await patch(base, "drill/a", "two")
     await patch(base, "drill/b", "three")
     with anyio.fail_after(5):
@@ -133,6 +129,7 @@ async def test_resume_with_last_event_id_across_a_kill_9_misses_nothing(launch: 
             await anyio.sleep(0.02)
     server.kill()
     await server.wait_exit(10)
+    restarted_ms = time.time() * 1000
     await server.start()
     await patch(base, "drill/a", "four")
 
@@ -142,15 +139,17 @@ async def test_resume_with_last_event_id_across_a_kill_9_misses_nothing(launch: 
         with anyio.fail_after(10):
             async for message in got:
                 everything.append(message)
-                if message.event == "document.changed" and message.json()["text"] == {"t": "four"}:
+                if message.json().get("text") == {"t": "four"}:
                     break
     ids = [m.id for m in everything]
     assert len(ids) == len(set(ids)), "an event twice"
     assert ids[: len(before)] == [m.id for m in before]
     missed = everything[len(before) :]
-    texts = [m.json().get("text") for m in missed if m.event == "document.changed"]
-    assert {"t": "two"} in texts or {"t": "four"} in texts
-    assert any(m.json()["document"] == "drill/b" for m in missed)
+    seen = [(m.event, m.json()["document"], m.json().get("text")) for m in missed]
+    assert ("document.created", "drill/b", None) in seen
+    assert ("document.changed", "drill/b", {"t": "three"}) in seen
+    assert seen[-1] == ("document.changed", "drill/a", {"t": "four"})
+    assert all(m.json()["time_ms"] >= restarted_ms for m in missed), "made before the kill"
 
     # ...and the subscriber resuming after its last id gets exactly the ones it missed.
     async with stream(base, "/api/events", headers={"Last-Event-ID": last}) as got:

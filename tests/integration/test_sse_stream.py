@@ -97,6 +97,9 @@ class FakeFeed:
     def watch_commits(self, document: str) -> Watch:
         return Watch(self, document)
 
+    async def committed_state(self, document: str) -> bytes | None:
+        return None  # (as when changes of it are still in memory: wait for a notice)
+
 
 class FakeHub:
     """What the routes and the server's stop ask of the hub: no auth, accepting until stopped."""
