@@ -69,7 +69,7 @@ function followConnection(
 ): void {
   let readOnly = false
   const update = (): void => {
-    saved.follow(watch.connection === 'connected')
+    saved.follow(following())
     status.show(watch.connection, watch.edits, saved.state, saved.error)
     if (readOnly !== (watch.refusal !== null)) {
       readOnly = watch.refusal !== null
@@ -77,13 +77,10 @@ function followConnection(
     }
     banner.follow(watch)
   }
+  // The feed only once the server has taken the document (synced): a refused one never opens it.
   // (declared before the watch: its constructor's first update() reads `saved`)
-  const saved = new SaveWatch(
-    name,
-    ydoc,
-    () => watch?.connection === 'connected',
-    () => update()
-  )
+  const following = (): boolean => watch?.connection === 'connected' && provider.synced
+  const saved = new SaveWatch(name, ydoc, following, () => update())
   const watch: ConnectionWatch = new ConnectionWatch(provider, ydoc, update)
   update()
   window.setInterval(() => banner.tick(watch), 1000)
