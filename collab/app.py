@@ -111,7 +111,7 @@ def _lifespan(
             hub.start()
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
-            events.start(tg, documents, hub.saver)
+            events.start(tg, documents, hub.saver, hub)
             try:
                 try:
                     await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg, events))
@@ -119,6 +119,7 @@ def _lifespan(
                     log.error("not serving: %s", exc)
                     failed = exc  # raised below, once the task group is done (unwrapped)
                 else:
+                    await events.open_sinks()
                     _ready(settings, active, own_store=store is None)
                     yield
             finally:

@@ -220,9 +220,11 @@ class OutboxTables:
 
     # -- writing events ----------------------------------------------------------------------
 
-    async def add_event(self, event: NewEvent) -> None:
-        """Write one event in a transaction of its own."""
-        await self._settle_changes(event.document)
+    async def add_event(self, event: NewEvent, settle: bool = True) -> None:
+        """Write one event in a transaction of its own; `settle`: after the document's
+        pending changes (made into events first)."""
+        if settle:
+            await self._settle_changes(event.document)
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
             await self._insert_events(conn, [event])
@@ -415,8 +417,9 @@ class OutboxTables:
             await conn.execute(q.RELEASE_DELIVERY, {"delivery_id": delivery_id})
 
     async def next_due(self, sink: str) -> int | None:
+        """When the next of `sink`'s deliveries that could be claimed now is due."""
         async with self.engine.connect() as conn:
-            found = (await conn.execute(q.NEXT_DUE, {"sink": sink})).scalar()
+            found = (await conn.execute(q.NEXT_DUE, {"sink": sink, "now": now_ms()})).scalar()
         return None if found is None else int(found)
 
     async def retry_delivery(self, delivery_id: int) -> DeliveryRow | None:

@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 600.0
 
 
+def write_events(store: Any, settings: Settings) -> bool:
+    """Have `store` write change events as the settings say (it then marks the documents of
+    every commit, and writes deletions and versions as events); whether it does."""
+    if not settings.events or not hasattr(store, "configure_events"):
+        return False
+    store.configure_events(EventSettings(settings.events_debounce_ms, settings.events_max_wait_ms))
+    return True
+
+
 class CommitWatch:
     """A document's committed-state notices for one watcher (an SSE stream): `await next()`
     returns the newest notice not yet returned (older ones are superseded, never queued).
@@ -82,11 +91,7 @@ class EventFeed:
     def __init__(self, store: Any, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.enabled = bool(settings.events) and hasattr(store, "configure_events")
-        if self.enabled:
-            store.configure_events(
-                EventSettings(settings.events_debounce_ms, settings.events_max_wait_ms)
-            )
+        self.enabled = write_events(store, settings)
         self._sinks: dict[str, Sink] = {}
         self._loops: dict[str, Any] = {}
         self._tg: TaskGroup | None = None
@@ -94,27 +99,47 @@ class EventFeed:
         self._documents: DocumentService | None = None
         self.written = Signal()  # this process wrote events
         self._finalizer: Any = None
+        self._open = False  # open_sinks ran: sinks added now are opened at once
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, tg: TaskGroup, documents: DocumentService, saver: Saver | None) -> None:
+    def start(
+        self, tg: TaskGroup, documents: DocumentService, saver: Saver | None, hub: Any = None
+    ) -> None:
         """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
-        delivery loop of every sink added before or after."""
-        from .delivery import DeliveryLoop
+        delivery loop of every sink added before or after; with events_presence, user events
+        from `hub`'s joins and leaves."""
         from .finalizer import Finalizer
+        from .presence import Presence
 
         self._tg, self._documents, self._saver = tg, documents, saver
         if not self.enabled:
             return
+        if self.settings.events_presence and hub is not None:
+            hub.on_presence.append(Presence(self, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
         self.store.before_event = self._finalizer.finalize_document
         if saver is not None:
             saver.on_committed.append(self._finalizer.committed)
         tg.start_soon(self._finalizer.run)
         tg.start_soon(self._retention)
+
+    async def open_sinks(self) -> None:
+        """Register every sink added so far with the outbox and start its delivery loop (the
+        lifespan calls this after on_startup, before serving: a new sink gets every event
+        written from then on); a sink added later is opened when added."""
+        self._open = True
         for sink in self._sinks.values():
-            self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
-            tg.start_soon(self._loops[sink.name].run)
+            await self._open_sink(sink)
+
+    async def _open_sink(self, sink: Sink) -> None:
+        from .delivery import DeliveryLoop
+
+        if not self.enabled or self._tg is None:
+            return
+        await self.store.register_sink(sink.name)
+        loop = self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
+        self._tg.start_soon(loop.run)
 
     async def stop(self, deadline_s: float) -> None:
         """Make the due changes into events now (a clean shutdown: the next process would,
@@ -129,13 +154,8 @@ class EventFeed:
         if sink.name in self._sinks:
             raise ValueError(f"a sink named {sink.name!r} was added already")
         self._sinks[sink.name] = sink
-        if self._tg is not None and self.enabled:
-            from .delivery import DeliveryLoop
-
-            loop = self._loops[sink.name] = DeliveryLoop(
-                self.store, self.settings, sink, self.written
-            )
-            self._tg.start_soon(loop.run)
+        if self._open and self._tg is not None:
+            self._tg.start_soon(self._open_sink, sink)
 
     @property
     def sinks(self) -> Sequence[str]:
@@ -216,15 +236,23 @@ class EventFeed:
     # -- writing -----------------------------------------------------------------------------
 
     async def emit(
-        self, type: str, document: str, users: Sequence[str] = (), **extra: Any
+        self,
+        type: str,
+        document: str,
+        users: Sequence[str] = (),
+        *,
+        settle: bool = True,
+        **extra: Any,
     ) -> Event | None:
         """Write an event that commits no update (user.joined, version.restored); None when
-        events are off."""
+        events are off. `settle`: the document's pending changes become events first (so
+        they come before this one); False for events whose order to changes does not
+        matter (presence), which then cost no read of the document."""
         if not self.enabled:
             return None
         state_vector = extra.pop("state_vector", None)
         event = new_event(type, document, users, state_vector, **extra)
-        await self.store.add_event(event)
+        await self.store.add_event(event, settle)
         self.written.fire()
         seq = await self.store.event_seq(event.event_id)
         return Event(
