@@ -17,11 +17,14 @@ import pytest
 
 from collab.api import events as sse
 from collab.extensions.token_auth import mint_token
+from tests.conftest import serving
+from tests.integration import api_support
 from tests.sse import Message, messages, take
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 SECRET = "sse-secret-0123456789-abcdefghijklmnopqrs"
+db_settings = api_support.db_settings  # a fixture: SQLite, then PostgreSQL
 FAST = {"events_debounce_ms": 50, "events_max_wait_ms": 200, "commit_window_ms": 20}
 
 
@@ -51,8 +54,8 @@ async def patch(base: str, name: str, text: str, token: str | None = None) -> No
         assert response.status_code == 200, response.text
 
 
-async def test_a_documents_events_arrive_with_their_body(server_with):
-    async with server_with(**FAST) as srv:
+async def test_a_documents_events_arrive_with_their_body(db_settings):
+    async with serving(db_settings.replace(**FAST)) as srv:
         async with stream(srv.http, events_path("team/notes")) as got:
             await patch(srv.http, "team/notes", "hello")
             created, changed = await take(got, 2)
@@ -66,8 +69,8 @@ async def test_a_documents_events_arrive_with_their_body(server_with):
         assert created.id != changed.id
 
 
-async def test_prefix_stream_shows_only_names_under_the_prefix(server_with):
-    async with server_with(**FAST) as srv:
+async def test_prefix_stream_shows_only_names_under_the_prefix(db_settings):
+    async with serving(db_settings.replace(**FAST)) as srv:
         async with stream(srv.http, "/api/events", prefix="team/") as got:
             await patch(srv.http, "team/a", "a")
             await patch(srv.http, "hr/b", "b")
