@@ -37,7 +37,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..access import Access
 from ..errors import ApiError, HttpStatus
-from ..events import CommitNotice
+from ..events import EVENT_TYPES, CommitNotice
 from .documents import DOCUMENT
 from .models import Model
 from .router import EVENT_STREAM, Call, Operation
@@ -74,6 +74,24 @@ class EventsQuery(Model):
         max_length=MAX_ID,
         description="resume after this event (as the Last-Event-ID header does; the header wins)",
     )
+    types: str = Field(
+        "",
+        max_length=500,
+        description="only these event types, comma-separated (empty: all; `none`: no events,"
+        " for a stream that only wants the committed notices)",
+    )
+
+    def type_filter(self) -> frozenset[str] | None:
+        """The types to send (None: all); 400 for a type that does not exist."""
+        wanted = frozenset(t.strip() for t in self.types.split(",") if t.strip())
+        if not wanted:
+            return None
+        if wanted == {"none"}:
+            return frozenset()
+        unknown = sorted(wanted - set(EVENT_TYPES))
+        if unknown:
+            raise ApiError(HttpStatus.BAD_REQUEST, f"unknown event type {unknown[0]!r}")
+        return wanted
 
 
 class DocumentEventsQuery(EventsQuery):
@@ -115,6 +133,7 @@ async def document_events(call: Call) -> Response:
         access=call.access,
         document=call.name,
         commits=call.name if query.committed else None,
+        types=query.type_filter(),
     )
 
 
@@ -125,7 +144,12 @@ async def all_events(call: Call) -> Response:
     feed = feed_of(call)
     start = await start_position(call, feed, query)
     return EventStream(
-        call.request.app.state.hub, feed, start, access=call.access, prefix=query.prefix
+        call.request.app.state.hub,
+        feed,
+        start,
+        access=call.access,
+        prefix=query.prefix,
+        types=query.type_filter(),
     )
 
 
@@ -150,12 +174,14 @@ class EventStream(Response):
         document: str | None = None,
         prefix: str = "",
         commits: str | None = None,
+        types: frozenset[str] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
         self.hub, self.feed, self.position = hub, feed, start
         self.access, self.document, self.prefix, self.commits = access, document, prefix, commits
+        self.types = types  # the event types to send (None: all)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -194,7 +220,8 @@ class EventStream(Response):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(until, "disconnected", self._until_disconnect, receive)
                 tg.start_soon(until, "stopped", self._until_stopping)
-                tg.start_soon(until, "overflow", self._read_events, sender)
+                if self.types is None or self.types:
+                    tg.start_soon(until, "overflow", self._read_events, sender)
                 if self.commits is not None:
                     tg.start_soon(until, "overflow", self._read_commits, sender)
                 tg.start_soon(until, "disconnected", self._write, items, send)
@@ -214,7 +241,8 @@ class EventStream(Response):
             )
             for event in events:
                 self.position = event.seq
-                if self.access.covers(event.document):
+                wanted = self.types is None or event.type in self.types
+                if wanted and self.access.covers(event.document):
                     await _put(queue, event_chunk(event))
             if len(events) < READ_BATCH:
                 await self.feed.wait(self.position, KEEPALIVE_S)

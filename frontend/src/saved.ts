@@ -52,7 +52,9 @@ export class SaveWatch {
   }
 
   private connect(): void {
-    const params = new URLSearchParams({ committed: '1' })
+    // types=none: the committed notices alone, not every event's body (a document.changed
+    // carries the document's whole text)
+    const params = new URLSearchParams({ committed: '1', types: 'none' })
     const token = pageToken()
     if (token) params.set('token', token)
     // The API takes a document name as ONE path segment ('/' as %2F).

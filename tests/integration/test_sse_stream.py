@@ -184,6 +184,29 @@ async def test_prefix_stream_and_keepalive(settings, monkeypatch):
         assert comment == Message(":", "keepalive")
 
 
+async def test_types_filter_the_stream(settings):
+    async with fake_server(settings) as (srv, feed):
+        path = "/api/events?types=document.deleted,version.created"
+        async with stream(srv.http, path) as got:
+            feed.write("document.changed", "a")
+            deleted = feed.write("document.deleted", "a")
+            version = feed.write("version.created", "b")
+            assert [m.id for m in await take(got, 2)] == [deleted.id, version.id]
+        # `none`: a stream of the committed notices alone (what the editor opens)
+        async with stream(srv.http, DOC + "?committed=1&types=none") as got:
+            with anyio.fail_after(5):
+                while not feed.watches:
+                    await anyio.sleep(0.01)
+            feed.write("document.changed", "team/notes")
+            feed.notice("team/notes", CommitNotice(state_vector=b"\x01\x07\x03"))
+            [only] = await take(got, 1)
+        assert only.event == "committed"
+        async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
+            response = await http.get("/api/events?types=document.renamed")
+        assert response.status_code == 400
+        assert "document.renamed" in response.json()["error"]["message"]
+
+
 async def test_committed_notices(settings):
     async with fake_server(settings) as (srv, feed):
         async with stream(srv.http, DOC + "?committed=1") as got:
