@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
-from . import deliveries, documents, meta, versions
+from . import deliveries, documents, events, meta, versions
 from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .health import healthz
@@ -39,6 +39,7 @@ __all__ = [
 OPERATIONS: list[Operation] = [
     *documents.OPERATIONS,
     *versions.OPERATIONS,
+    *events.OPERATIONS,
     *deliveries.OPERATIONS,
     *meta.OPERATIONS,
 ]

@@ -33,6 +33,8 @@ BINARY: Binary = "application/octet-stream"
 TEXT = "text/plain"
 HTML = "text/html"
 JSON = "application/json"  # any JSON object (the schema itself)
+# A stream that stays open (Server-Sent Events): the handler returns a Response that writes it.
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass(slots=True)
@@ -77,7 +79,8 @@ class Operation:
     query: type[BaseModel] | None = None
     body: type[BaseModel] | Binary | None = None
     status: int = 200
-    # a model (JSON), a media type (TEXT, BINARY, HTML, JSON: any object), None: no body (204)
+    # a model (JSON), a media type (TEXT, BINARY, HTML, JSON: any object, EVENT_STREAM: a
+    # stream the handler's Response writes), None: no body (204)
     response: type[BaseModel] | str | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
