@@ -354,7 +354,7 @@ class OutboxTables:
                 return
             _, high, _ = (await conn.execute(q.EVENT_BOUNDS)).one()
             await conn.execute(
-                q.INSERT_SINK, {"sink": sink, "seq": int(high or 0), "now": now_ms()}
+                q.insert_sink(self._dialect), {"sink": sink, "seq": int(high or 0), "now": now_ms()}
             )
 
     async def fill_deliveries(self, sink: str, limit: int = 1000) -> int:

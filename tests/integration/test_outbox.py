@@ -330,3 +330,17 @@ async def test_later_commits_extend_a_documents_mark(fast_path, db_settings):
         assert (await store.outbox_counts())["open_changes"] == 0
     finally:
         await store.close()
+
+
+async def test_a_sink_registered_twice_at_once_is_known_once(db_settings):
+    """Two processes starting together register the same sink: neither fails."""
+    first, second = (SqlStore.from_url(db_settings.database_url) for _ in range(2))
+    await first.open()
+    await second.open()
+    try:
+        await asyncio.gather(first.register_sink("webhook:x"), second.register_sink("webhook:x"))
+        await first.register_sink("webhook:x")
+        assert await first.fill_deliveries("webhook:x") == 0
+    finally:
+        await first.close()
+        await second.close()
