@@ -317,8 +317,14 @@ class Connection(WebSocketProtocol, BaseConnection):
 
     def peer_closing(self, code: int, reason: str) -> None:
         if not self.closing:
+            # Updates that came in the same read as the close frame were sent before it: the
+            # client's last keystrokes, applied (and stored) before it leaves.
+            self._flush_updates()
+        if not self.closing:
             self._closing(code, reason)
 
     def closed(self, code: int, reason: str) -> None:
         self._listener.connections.discard(self)
+        if not self.closing:
+            self._flush_updates()  # (what it sent before vanishing is kept, as on a close)
         self._ended(code, reason)

@@ -819,3 +819,28 @@ async def test_a_client_that_never_answers_an_application_close_is_cut_off(serve
             started = anyio.current_time()
             await ws.expect_close(1003)  # never answered; then EOF
             assert anyio.current_time() - started < 5
+
+
+@pytest.mark.parametrize("ending", ["close frame", "connection dropped"])
+async def test_updates_in_the_same_read_as_the_clients_goodbye_are_kept(server, ending):
+    """A client types and leaves: its last updates and its close frame (or the end of the TCP
+    stream) arrive in one read. The updates are applied and stored, not dropped with the
+    connection (they used to be: updates are held to the end of a read to be merged)."""
+    doc = Doc()
+    doc["text"] = text = Text()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    async with connect(server, "goodbye") as ws:
+        first = await ws.read_frame()  # joined: the room's sync step 1
+        assert first is not None
+        for char in "bye!":
+            text += char
+        frames = [binary(p.update_message(u)) for u in updates]
+        if ending == "close frame":
+            await ws.send(*frames, close_frame(1000))
+        else:
+            await ws.send(*frames)
+            ws.writer.write_eof()
+    async with YClient(server.url, "goodbye") as reader:
+        await reader.wait_for(lambda: str(reader.doc.get("text", type=Text)) == "bye!")
+    await server.hub.saver.flush()
