@@ -280,6 +280,12 @@ class OutboxTables:
             await conn.execute(q.RELEASE_MARK, {"doc": mark.document})
             return False
 
+    async def next_mark_due(self, now: int) -> int | None:
+        """When the earliest mark not held at `now` is due (None: no mark)."""
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(q.NEXT_MARK_DUE, {"now": now})).scalar()
+        return None if found is None else int(found)
+
     async def drop_mark(self, document: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(q.DROP_MARK, {"document": document})

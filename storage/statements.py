@@ -328,6 +328,11 @@ RELEASE_MARK = (
     .values(claimed_until_ms=literal_column("0"), created=literal_column("0"))
 )
 
+# When the earliest mark not held at now is due.
+NEXT_MARK_DUE = select(func.min(EventMark.due_at_ms)).where(
+    EventMark.claimed_until_ms < bindparam("now")
+)
+
 DROP_MARK = delete(EventMark).where(EventMark.document == bindparam("document"))
 
 COUNT_MARKS = select(func.count()).select_from(EventMark)

@@ -236,6 +236,7 @@ class EventStream(Response):
 
     async def _read_events(self, queue: MemoryObjectSendStream[bytes]) -> None:
         while True:
+            seen = self.feed.generation()
             events = await self.feed.events_after(
                 self.position, document=self.document, prefix=self.prefix, limit=READ_BATCH
             )
@@ -245,7 +246,7 @@ class EventStream(Response):
                 if wanted and self.access.covers(event.document):
                     await _put(queue, event_chunk(event))
             if len(events) < READ_BATCH:
-                await self.feed.wait(self.position, KEEPALIVE_S)
+                await self.feed.wait(self.position, KEEPALIVE_S, seen)
 
     async def _read_commits(self, queue: MemoryObjectSendStream[bytes]) -> None:
         assert self.commits is not None

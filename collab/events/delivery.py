@@ -72,6 +72,8 @@ class DeliveryLoop:
         name = self.sink.name  # (registered by the feed before this runs)
         async with anyio.create_task_group() as tg:
             while True:
+                # (taken before the round: what fires while it looks is not slept through)
+                seen = (self.written.generation, self._settled.generation)
                 try:
                     idle = await self._round(tg)
                 except Exception:
@@ -82,7 +84,7 @@ class DeliveryLoop:
                 if self.progress is not None:
                     self.progress.fire()
                 if idle:
-                    await self._sleep()
+                    await self._sleep(seen)
 
     async def _round(self, tg: Any) -> bool:
         """Fill, claim and start what is due; True when nothing was started."""
@@ -100,7 +102,7 @@ class DeliveryLoop:
             tg.start_soon(self._attempt, delivery)
         return not claimed
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, seen: tuple[int, int]) -> None:
         """Until new events here, an attempt settled, the next retry is due, or POLL_S."""
         delay = POLL_S
         next_due = await self.store.next_due(self.sink.name)
@@ -113,12 +115,12 @@ class DeliveryLoop:
         with anyio.move_on_after(delay):
             async with anyio.create_task_group() as tg:
 
-                async def wait(signal: Signal) -> None:
-                    await signal.wait(delay)
+                async def wait(signal: Signal, since: int) -> None:
+                    await signal.wait(delay, since)
                     tg.cancel_scope.cancel()
 
-                tg.start_soon(wait, written)
-                tg.start_soon(wait, settled)
+                tg.start_soon(wait, written, seen[0])
+                tg.start_soon(wait, settled, seen[1])
 
     async def _attempt(self, delivery: Claimed) -> None:
         event = event_of(delivery.event)

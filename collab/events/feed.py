@@ -222,10 +222,21 @@ class EventFeed:
         _, high, _ = await self.store.event_bounds()
         return int(high)
 
-    async def wait(self, after: int, timeout: float) -> None:  # noqa: ASYNC109
-        """Return when an event with seq > `after` may exist (this process wrote one; other
-        processes' are found by polling), or after `timeout` seconds."""
-        await self.written.wait(min(timeout, POLL_S))
+    def generation(self) -> int:
+        """Take before reading events, pass to `wait` after: nothing written in between is
+        slept through."""
+        return self.written.generation
+
+    async def wait(
+        self,
+        after: int,
+        timeout: float,  # noqa: ASYNC109 (a bounded wait, not a deadline)
+        since: int | None = None,
+    ) -> None:
+        """Return when an event with seq > `after` may exist (this process wrote one since
+        `since`, a `generation()`; other processes' are found by polling), or after `timeout`
+        seconds."""
+        await self.written.wait(min(timeout, POLL_S), since)
 
     def watch_commits(self, document: str) -> CommitWatch:
         """Notices of `document`'s commits by this process (the editor's Saved indicator).

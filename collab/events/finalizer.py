@@ -8,8 +8,8 @@ and writes `document.created` (when the mark created the document) and `document
 with the document's state vector, the text of each Y.Text and, when asked for, the update
 since the previous `document.changed`, in the transaction that deletes the mark.
 
-It sleeps until the earliest mark this process's commits made is due, and looks at least once
-a second for marks of other processes (or of a process that died before finalizing them).
+It sleeps until the earliest mark in the store is due (a commit here that makes an earlier one
+wakes it), and at most a second (marks of other processes, or of a process that died).
 """
 
 from __future__ import annotations
@@ -58,31 +58,33 @@ class Finalizer:
         self.documents = documents
         self.written = written
         self._wakeup = anyio.Event()
-        self._next_due = float("inf")  # monotonic time of the earliest mark our commits made
+        self._wake_at = 0.0  # monotonic time the finalizer next looks (when asleep)
         self.finalized = 0
 
     def committed(self, name: str, edits: int) -> None:
-        """The saver committed updates of `name` (its on_committed)."""
+        """The saver committed updates of `name` (its on_committed): wake early if its mark
+        falls due before the finalizer would look anyway."""
         due = time.monotonic() + self.settings.events_debounce_ms / 1000
-        if due < self._next_due:
-            self._next_due = due
+        if due < self._wake_at:
             self._wakeup.set()
 
     async def run(self) -> None:
         while True:
             try:
                 found = await self.finalize_due()
+                # the earliest mark not held, of any process: sleep exactly until it is due
+                now = time.time()
+                next_due = await self.store.next_mark_due(int(now * 1000))
             except Exception:
                 log.exception("making change events failed; trying again")
-                found = 0
+                found, next_due, now = 0, None, time.time()
             if found:
                 continue
-            delay = min(POLL_S, max(self._next_due - time.monotonic(), 0.0))
+            delay = POLL_S if next_due is None else min(POLL_S, max(next_due / 1000 - now, 0.0))
+            self._wake_at = time.monotonic() + delay
             with anyio.move_on_after(delay):
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
-            if self._next_due <= time.monotonic() + 0.001:
-                self._next_due = float("inf")
 
     async def flush(self) -> None:
         """Finalize every mark now, due or not (a clean shutdown)."""

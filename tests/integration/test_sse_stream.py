@@ -88,7 +88,10 @@ class FakeFeed:
     async def latest_position(self) -> int:
         return len(self.events)
 
-    async def wait(self, after: int, timeout: float) -> None:
+    def generation(self) -> int:
+        return 0
+
+    async def wait(self, after: int, timeout: float, since: int | None = None) -> None:
         if len(self.events) > after:
             return
         with anyio.move_on_after(timeout):
