@@ -35,6 +35,9 @@ class HistoryTables:
     async def _settle_changes(self, document: str) -> None:
         raise NotImplementedError  # (OutboxTables')
 
+    def _event_written(self) -> None:
+        raise NotImplementedError  # (OutboxTables')
+
     async def _find_id(self, conn: AsyncConnection, name: str) -> int | None:
         raise NotImplementedError  # (SqlStore's)
 
@@ -83,7 +86,9 @@ class HistoryTables:
         version = _VersionRow(data, state_vector, kind, label, tuple(authors), created_at_ms)
         await self._settle_changes(name)
         async with self.engine.begin() as conn:
-            return await self._insert_version(conn, name, version)
+            info = await self._insert_version(conn, name, version)
+        self._event_written()
+        return info
 
     async def add_version_if_changed(
         self,
@@ -109,13 +114,17 @@ class HistoryTables:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
             doc_id = await self._find_id(conn, name)
             held = await self._holding(conn, doc_id, data, state_vector) if doc_id else None
+            info = None
             if held is None:
-                return await self._insert_version(conn, name, version)
-            authors = sorted({*json.loads(held.authors), *version.authors})
-            if len(authors) != len(json.loads(held.authors)):
-                params = {"version_id": held.id, "authors": json.dumps(authors)}
-                await conn.execute(q.SET_VERSION_AUTHORS, params)
-            return None
+                info = await self._insert_version(conn, name, version)
+            else:
+                authors = sorted({*json.loads(held.authors), *version.authors})
+                if len(authors) != len(json.loads(held.authors)):
+                    params = {"version_id": held.id, "authors": json.dumps(authors)}
+                    await conn.execute(q.SET_VERSION_AUTHORS, params)
+        if info is not None:
+            self._event_written()
+        return info
 
     async def _holding(
         self, conn: AsyncConnection, doc_id: int, data: bytes, state_vector: bytes

@@ -201,6 +201,8 @@ class OutboxTables:
     # version, a deletion, add_event): the server makes the document's pending changes into
     # events first, so they come before it in the outbox.
     before_event: Callable[[str], Awaitable[None]] | None = None
+    # Called after such an event was committed (the server wakes its sinks' loops).
+    after_event: Callable[[], None] | None = None
 
     def configure_events(self, settings: EventSettings | None) -> None:
         """Write events from now on with these settings (None: none)."""
@@ -209,6 +211,10 @@ class OutboxTables:
     async def _settle_changes(self, document: str) -> None:
         if self.before_event is not None and self.events is not None:
             await self.before_event(document)
+
+    def _event_written(self) -> None:
+        if self.after_event is not None and self.events is not None:
+            self.after_event()
 
     async def _lock_events(self, conn: AsyncConnection) -> None:
         if self._dialect == "postgresql":
@@ -228,6 +234,7 @@ class OutboxTables:
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
             await self._insert_events(conn, [event])
+        self._event_written()
 
     async def due_marks(self, now: int, hold_ms: int, limit: int = 100) -> list[Mark]:
         """Claim up to `limit` marks due at `now` for `hold_ms` (a finalizer that dies lets

@@ -224,6 +224,7 @@ class SqlStore(OutboxTables, HistoryTables):
             ):
                 await conn.execute(statement, {"doc_id": doc_id})
         self._ids.pop(name, None)
+        self._event_written()
         return True
 
     # -- compaction --------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class DeliveryLoop:
         self.rounds = 0  # rounds run (a shutdown's drain waits for one after its last events)
         self.idle = False  # the last round started nothing and nothing is in flight
         self.scope: anyio.CancelScope | None = None  # (the feed's: cancelled to stop)
+        self._filled_generation = -1  # `written` when deliveries were last made of new events
+        self._filled_at = 0.0
 
     async def run(self) -> None:
         name = self.sink.name  # (registered by the feed before this runs)
@@ -88,8 +90,13 @@ class DeliveryLoop:
 
     async def _round(self, tg: Any) -> bool:
         """Fill, claim and start what is due; True when nothing was started."""
-        while await self.store.fill_deliveries(self.sink.name) >= 1000:
-            pass
+        # New events come from this process (it fires `written`) or from others (found by
+        # looking at least every POLL_S): no need to look after every settled attempt.
+        generation, now_s = self.written.generation, time.monotonic()
+        if generation != self._filled_generation or now_s - self._filled_at >= POLL_S:
+            self._filled_generation, self._filled_at = generation, now_s
+            while await self.store.fill_deliveries(self.sink.name) >= 1000:
+                pass
         free = max(self.sink.max_in_flight, 1) - len(self._in_flight)
         if free <= 0:
             return True

@@ -121,6 +121,7 @@ class EventFeed:
             hub.on_presence.append(Presence(self.emit, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
         self.store.before_event = self._finalizer.finalize_document
+        self.store.after_event = self.written.fire
         if saver is not None:
             saver.on_committed.append(self._finalizer.committed)
         tg.start_soon(self._finalizer.run)
