@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import shlex
@@ -324,11 +323,22 @@ async def run_one(
             for t in typists
         ]  # fmt: skip
         await asyncio.sleep(max(w0 - time.perf_counter(), 0))
+        spy = None
+        if args.profile:  # py-spy on the server over the window (such runs are not figures)
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                [args.py_spy, "record", "--nonblocking", "-r", "100", "-f", "raw", "-p",
+                 str(proc.pid), "-d", str(int(args.window_s)), "-o",
+                 str(Path(args.profile) / f"{variant}-{rep}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         cpu0, mine0 = server.cpu_times(), me.cpu_times()
         await asyncio.sleep(max(w1 - time.perf_counter(), 0))
         cpu1, mine1 = server.cpu_times(), me.cpu_times()
         window = time.perf_counter() - w0
         await asyncio.sleep(0.3)  # the last sends (a typist may be a little late)
+        if spy is not None:
+            await asyncio.to_thread(spy.wait)
         assert connected == args.clients, f"{connected} of {args.clients} clients connected"
         updates = sum(1 for t in typists for s in t.sent if w0 <= s < w1)
         server_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -357,7 +367,9 @@ async def run_one(
         record["server_exit_code"] = proc.returncode
         text = log_path.read_text(errors="replace")
         record["server_log_problems"] = [
-            ln for ln in text.splitlines() if any(w in ln for w in ("ERROR", "WARNING", "Traceback"))
+            ln
+            for ln in text.splitlines()
+            if any(w in ln for w in ("ERROR", "WARNING", "Traceback"))
         ][:5]
         record["load_after"] = loadavg()
     return record
@@ -395,7 +407,9 @@ async def settle(
 
     offset = time.time() - time.perf_counter()  # perf_counter -> the server's wall clock
     e2e, made, delivery, per_update = [], [], [], []
-    first_cover: dict[str, list[float]] = {t.document: [float("inf")] * len(t.sent) for t in typists}
+    first_cover: dict[str, list[float]] = {
+        t.document: [float("inf")] * len(t.sent) for t in typists
+    }
     events = 0
     kinds: dict[str, int] = {}
     for r in sorted(receiver.got, key=lambda r: r.at):
@@ -425,8 +439,9 @@ async def settle(
     return {
         "events_received": kinds, "changed_events_in_window": events,
         "updates_not_covered": missing,
-        "latency_samples": {"commit_to_receiver_ms": e2e, "made_ms": made, "delivery_ms": delivery,
-                            "update_to_receiver_ms": per_update},
+        "latency_samples": {k: [round(x, 2) for x in xs] for k, xs in (
+            ("commit_to_receiver_ms", e2e), ("made_ms", made), ("delivery_ms", delivery),
+            ("update_to_receiver_ms", per_update))},
     }  # fmt: skip
 
 
@@ -478,10 +493,167 @@ def serve_with_sink(argv: list[str]) -> int:
             if not response.is_success:
                 raise RuntimeError(f"HTTP {response.status_code}")
 
+    if os.environ.get("BENCH_COUNT_SQL"):  # a diagnosis: the statements the server ran
+        import atexit
+        import collections
+
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        counts: collections.Counter[str] = collections.Counter()
+
+        @event.listens_for(Engine, "before_cursor_execute")
+        def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            counts[" ".join(statement.split())[:90]] += 1
+
+        def dump() -> None:
+            with open(os.environ["BENCH_COUNT_SQL"], "w") as f:
+                for statement, n in counts.most_common():
+                    f.write(f"{n}\t{statement}\n")
+
+        atexit.register(dump)
     settings = _settings(build_parser().parse_args(["serve", *argv]))
     logs.configure(settings.log_level)
     app = create_app(settings, extensions=[PostSink(os.environ["BENCH_SINK_URL"])])
     return serve(app, settings)
+
+
+# -- the report's section -----------------------------------------------------------------------
+
+
+def _num(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def _cell(xs: list[float], digits: int = 0) -> str:
+    if not xs:
+        return "–"
+    m = statistics.median(xs)
+    if len(xs) == 1 or min(xs) == max(xs):
+        return _num(m, digits)
+    return f"{_num(m, digits)} [{_num(min(xs), digits)}–{_num(max(xs), digits)}]"
+
+
+def markdown(result: dict[str, Any], heading: str = "##") -> str:
+    """The docs/benchmarks.md section of one run of this file (report.py calls it)."""
+    s, p = result["summary"], result["params"]
+    runs = [r for r in result["runs"] if "error" not in r]
+    sink = {
+        "webhook": "the server's webhooks (`--webhook-urls` to an HTTP receiver in the bench "
+        "process, `--webhook-secret`: signed POSTs)",
+        "inprocess": "an in-process stand-in for the webhooks (this checkout has none yet): an "
+        "extension added by `bench/events.py serve-with-sink` that POSTs each event's body with "
+        "httpx to an HTTP receiver (uvicorn) in the bench process, unsigned, up to 8 documents "
+        "in flight",
+    }[result["sink"]]
+    rate = p["burst_rate"] * p["burst_s"] / (p["burst_s"] + p["pause_s"]) * p["clients"]
+    out = [
+        f"{heading} Change feeds: what the outbox costs per update, and how soon a receiver hears\n",
+        f"Command: `{result['command']}` (started {result['started']}, {result['elapsed_s']} s; "
+        f"Collab {result['machine']['git_commit']}). {p['clients']} clients, each typing into a "
+        f"document of its own over y-websocket, one character per update, in bursts of "
+        f"{p['burst_s']:g} s at {p['burst_rate']:g} updates/s with {p['pause_s']:g} s pauses, "
+        f"phases spread so the total is a steady ~{rate:.0f} updates/s; persistence on (a fresh "
+        f"SQLite file per run), our bench flags, every other setting the default. "
+        f"{p['reps']} repetitions of four servers, interleaved (order rotated per repetition), "
+        f"each measured over {p['window_s']:g} s after {p['warmup_s']:g} s of warm-up. The sink "
+        f"is {sink}.\n",
+        "**Server CPU per update** = user + system time of the server process (psutil) over the "
+        "window ÷ the updates sent in it; it includes everything the server does meanwhile "
+        "(the saver's commits, the finalizer, the delivery loops, the POSTs). Added = our median "
+        "− the `off` median; per repetition = each repetition's figure − the same repetition's "
+        "`off`.\n",
+    ]
+    rows = []
+    cpu = s["cpu_us_per_update"]
+    for v in VARIANTS:
+        rs = [r for r in runs if r["variant"] == v]
+        c = cpu[v]
+        rows.append([
+            LABEL[v], str(len(rs)),
+            _cell([r["server_cpu_us_per_update"] for r in rs], 0),
+            _cell([r["server_cpu_pct"] for r in rs], 1),
+            "–" if v == "off" else f"{c.get('added', 0):+,.0f}",
+            "1.00×" if v == "off" else (f"{c['ratio']:.2f}×" if c.get("ratio") else "–"),
+            "–" if v == "off" else ", ".join(f"{x:+,.0f}" for x in c.get("paired_added", [])),
+            _cell([r.get("changed_events_in_window", 0) / r["window_s"] for r in rs], 1)
+            if v.startswith("sink") else "–",
+        ])  # fmt: skip
+    head = ["server", "runs", "server CPU µs / update", "server CPU %", "added µs / update",
+            "÷ off", "added per repetition", "document.changed / s received"]  # fmt: skip
+    out.append(_table(head, rows))
+    out.append(
+        f"\nUpdates per second in the window: {_num(s['updates_per_s'], 1)} (median). "
+        "Server commands (PORT a free port, RUN a fresh SQLite file, RECEIVER_PORT the bench's "
+        "receiver):\n"
+    )
+    shown = {}
+    for r in result["runs"]:
+        if "server_command" in r:
+            cmd = r["server_command"]
+            shown.setdefault(r["variant"], cmd.replace(f"/hook/{r['variant']}-{r['rep']}", "/hook"))
+    out.append(
+        "```\n" + "\n".join(f"# {LABEL[v]}\n{shown[v]}" for v in VARIANTS if v in shown) + "\n```\n"
+    )
+
+    lrows = []
+    for v, debounce in (("sink", "2,000 ms (default)"), ("sink_d1", "1 ms")):
+        lat = s.get(f"latency_{v}") or {}
+        e2e, made = lat.get("commit_to_receiver_ms", {}), lat.get("made_ms", {})
+        dl, upd = lat.get("delivery_ms", {}), lat.get("update_to_receiver_ms", {})
+        lrows.append([
+            debounce, _num(e2e.get("n")),
+            f"{_num(e2e.get('p50'))} / {_num(e2e.get('p99'))} / {_num(e2e.get('max'))}",
+            f"{_num(made.get('p50'))} / {_num(made.get('p99'))}",
+            f"{_num(dl.get('p50'), 1)} / {_num(dl.get('p99'), 1)}",
+            f"{_num(upd.get('p50'))} / {_num(upd.get('p99'))}",
+            _num(lat.get("updates_not_covered")),
+        ])  # fmt: skip
+    out += [
+        "**Delivery latency**, from the `sink` runs (default debounce) and the `sink_d1` runs "
+        "(`--events-debounce-ms 1`: the pipeline's own latency), all repetitions pooled. For each "
+        "`document.changed` received whose newest update was sent in the window: its state "
+        "vector says which updates of the document it covers; the newest of them was sent at S "
+        "(the commit follows within the 50 ms commit window: S stands for the commit time), the "
+        "event was made at M (its `time_ms`, the server's clock, the same machine) and its POST's "
+        "body was read by the receiver at R. Per update: from its send to the receipt of the "
+        "first event that covers it (how long until a receiver knows of a keystroke).\n",
+        _table(
+            [
+                "debounce",
+                "events",
+                "commit → receiver R − S, p50 / p99 / max (ms)",
+                "commit → event made M − S, p50 / p99 (ms)",
+                "event made → receiver R − M, p50 / p99 (ms)",
+                "per update: send → receiver knows, p50 / p99 (ms)",
+                "updates never covered",
+            ],
+            lrows,
+        ),  # fmt: skip
+    ]
+    notes = []
+    if s.get("errors"):
+        notes.append("Failed runs: " + "; ".join(s["errors"]) + ".")
+    if s.get("server_log_problems"):
+        notes.append(
+            "Server log lines: "
+            + "; ".join(f"`{x[:160]}`" for x in s["server_log_problems"][:5])
+            + "."
+        )
+    if s.get("bench_cpu_pct_max") is not None:
+        notes.append(
+            f"The bench process (clients and receiver, one event loop) used at most "
+            f"{s['bench_cpu_pct_max']:.0f} % of a core in a window."
+        )
+    if notes:
+        out.append("\n" + " ".join(notes) + "\n")
+    return "\n".join(out) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 # -- the whole run -------------------------------------------------------------------------------
@@ -491,7 +663,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if "error" not in r]
     cpu = {v: [r["server_cpu_us_per_update"] for r in ok if r["variant"] == v] for v in VARIANTS}
     med = {v: statistics.median(x) if x else None for v, x in cpu.items()}
-    out: dict[str, Any] = {"cpu_us_per_update": {v: {"median": med[v], "runs": cpu[v]} for v in VARIANTS}}
+    out: dict[str, Any] = {
+        "cpu_us_per_update": {v: {"median": med[v], "runs": cpu[v]} for v in VARIANTS}
+    }
     base = med["off"]
     for v in VARIANTS[1:]:
         if base and med[v]:
@@ -545,16 +719,24 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     runs: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-events-"))
-    log(f"events bench: sink {args.sink}, {args.reps} reps × {len(VARIANTS)} variants, logs in {tmp}")
+    log(
+        f"events bench: sink {args.sink}, {args.reps} reps × {len(VARIANTS)} variants, logs in {tmp}"
+    )
     try:
         for rep in range(args.reps):
             order = VARIANTS[rep % len(VARIANTS) :] + VARIANTS[: rep % len(VARIANTS)]
             for variant in order:
-                log(f"[{time.time() - started:5.0f} s] rep {rep + 1}/{args.reps} {variant} ({LABEL[variant]})")
+                log(
+                    f"[{time.time() - started:5.0f} s] rep {rep + 1}/{args.reps} {variant} ({LABEL[variant]})"
+                )
                 try:
                     record = await run_one(args, variant, rep, receiver, hook_port, tmp)
                 except Exception as exc:  # a failed run is a result too
-                    record = {"variant": variant, "rep": rep, "error": f"{type(exc).__name__}: {exc}"}
+                    record = {
+                        "variant": variant,
+                        "rep": rep,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
                 runs.append(record)
                 log("    " + brief(record))
                 await asyncio.sleep(0.5)
@@ -592,14 +774,20 @@ def command_line(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "bench/events.py"]
     defaults = vars(parser().parse_args([]))
     for k, v in vars(args).items():
-        if k in ("json", "md", "command") or v == defaults.get(k) or (k == "sink"):
+        if (
+            k in ("json", "md", "command", "profile", "py_spy")
+            or v == defaults.get(k)
+            or (k == "sink")
+        ):
             continue
         parts += [f"--{k.replace('_', '-')}", str(v)]
     return shlex.join(parts)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--clients", type=int, default=20, help="typists, one document each")
     p.add_argument("--burst-s", type=float, default=2.0)
@@ -608,6 +796,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-s", type=float, default=2.0)
     p.add_argument("--window-s", type=float, default=13.5, help="measured (3 cycles by default)")
     p.add_argument("--sink", choices=("auto", "webhook", "inprocess"), default="auto")
+    p.add_argument("--profile", default=None, help="py-spy each run's server into this dir")
+    p.add_argument("--py-spy", default="py-spy", help="the py-spy binary (with --profile)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--md", default=None, help="write the docs/benchmarks.md section here")
     return p
@@ -621,5 +811,6 @@ if __name__ == "__main__":
     text = json.dumps(result)
     if cli.json:
         Path(cli.json).write_text(text + "\n")
-    s = result["summary"]
-    print(json.dumps({k: v for k, v in s.items() if k != "server_log_problems"}, indent=1))
+    if cli.md:
+        Path(cli.md).write_text(markdown(result))
+    print(markdown(result))
