@@ -111,7 +111,7 @@ def _lifespan(
             hub.start()
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
-            events.start(tg, documents, hub.saver)
+            events.start(tg, documents, hub.saver, hub)
             try:
                 try:
                     await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg, events))

@@ -28,6 +28,7 @@ from . import extras, logs
 from .content import content
 from .documents import DocumentService
 from .errors import CollabError, MissingExtra
+from .events.feed import write_events
 from .extensions.token_auth import mint_token, parse_ttl
 from .server import run
 from .settings import ENV_PREFIX, Settings, parse_value
@@ -197,6 +198,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def _documents(settings: Settings) -> AsyncIterator[DocumentService]:
     """The documents service over the store alone (no server), the store closed after."""
     store = await open_store(settings.database_url)
+    # What the commands change (import, delete, restore, a version) goes into the outbox as
+    # the server's edits do; a server makes the changes into events and delivers them.
+    write_events(store, settings)
     try:
         yield DocumentService(store)
     except (CollabError, StoreError) as exc:

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 T = TypeVar("T")
+# Told (document, the connection's author or None, True on joining / False on leaving).
+PresenceListener = Callable[[str, str | None, bool], None]
 
 
 def _view(room: Room) -> DocumentView:
@@ -103,6 +105,7 @@ class Hub:
         )
         self.rooms: dict[str, Room] = {}
         self.history = History(settings, store, self.saver, task_group, self.rooms.get)
+        self.on_presence: list[PresenceListener] = []  # (the change feed's user events)
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._evicting: dict[str, anyio.Event] = {}  # documents being closed (see evict)
         self.connections: set[Session] = set()  # every session in a room
@@ -191,6 +194,8 @@ class Hub:
         self.connections.add(conn)
         self._no_connections.clear()
         room.add(conn)
+        for listener in self.on_presence:
+            listener(name, conn.author, True)
         return room
 
     def disconnected(
@@ -212,6 +217,8 @@ class Hub:
     def leave(self, room: Room | None, conn: Session) -> None:
         if room is not None:
             room.remove(conn)
+            for listener in self.on_presence:
+                listener(room.name, conn.author, False)
         self.connections.discard(conn)
         if not self.connections:
             self._no_connections.set()

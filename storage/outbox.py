@@ -220,9 +220,11 @@ class OutboxTables:
 
     # -- writing events ----------------------------------------------------------------------
 
-    async def add_event(self, event: NewEvent) -> None:
-        """Write one event in a transaction of its own."""
-        await self._settle_changes(event.document)
+    async def add_event(self, event: NewEvent, settle: bool = True) -> None:
+        """Write one event in a transaction of its own; `settle`: after the document's
+        pending changes (made into events first)."""
+        if settle:
+            await self._settle_changes(event.document)
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
             await self._insert_events(conn, [event])

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..errors import ERROR_CODES
+from ..events.schema import EventBody
 from .models import Error
 from .router import BINARY, HTML, JSON, TEXT, Operation
 
@@ -61,7 +62,8 @@ def build(operations: Sequence[Operation], version: str) -> dict[str, Any]:
 
 
 def _models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
-    seen: dict[type[BaseModel], None] = {Error: None}
+    # EventBody: what the change feeds send (SSE data, webhook bodies), published here too
+    seen: dict[type[BaseModel], None] = {Error: None, EventBody: None}
     for op in operations:
         for kind in (op.body, op.response):
             if isinstance(kind, type):

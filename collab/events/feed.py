@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 600.0
 
 
+def write_events(store: Any, settings: Settings) -> bool:
+    """Have `store` write change events as the settings say (it then marks the documents of
+    every commit, and writes deletions and versions as events); whether it does."""
+    if not settings.events or not hasattr(store, "configure_events"):
+        return False
+    store.configure_events(EventSettings(settings.events_debounce_ms, settings.events_max_wait_ms))
+    return True
+
+
 class CommitWatch:
     """A document's committed-state notices for one watcher (an SSE stream): `await next()`
     returns the newest notice not yet returned (older ones are superseded, never queued).
@@ -82,11 +91,7 @@ class EventFeed:
     def __init__(self, store: Any, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.enabled = bool(settings.events) and hasattr(store, "configure_events")
-        if self.enabled:
-            store.configure_events(
-                EventSettings(settings.events_debounce_ms, settings.events_max_wait_ms)
-            )
+        self.enabled = write_events(store, settings)
         self._sinks: dict[str, Sink] = {}
         self._loops: dict[str, Any] = {}
         self._tg: TaskGroup | None = None
@@ -97,15 +102,21 @@ class EventFeed:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, tg: TaskGroup, documents: DocumentService, saver: Saver | None) -> None:
+    def start(
+        self, tg: TaskGroup, documents: DocumentService, saver: Saver | None, hub: Any = None
+    ) -> None:
         """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
-        delivery loop of every sink added before or after."""
+        delivery loop of every sink added before or after; with events_presence, user events
+        from `hub`'s joins and leaves."""
         from .delivery import DeliveryLoop
         from .finalizer import Finalizer
+        from .presence import Presence
 
         self._tg, self._documents, self._saver = tg, documents, saver
         if not self.enabled:
             return
+        if self.settings.events_presence and hub is not None:
+            hub.on_presence.append(Presence(self, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
         self.store.before_event = self._finalizer.finalize_document
         if saver is not None:
@@ -216,15 +227,23 @@ class EventFeed:
     # -- writing -----------------------------------------------------------------------------
 
     async def emit(
-        self, type: str, document: str, users: Sequence[str] = (), **extra: Any
+        self,
+        type: str,
+        document: str,
+        users: Sequence[str] = (),
+        *,
+        settle: bool = True,
+        **extra: Any,
     ) -> Event | None:
         """Write an event that commits no update (user.joined, version.restored); None when
-        events are off."""
+        events are off. `settle`: the document's pending changes become events first (so
+        they come before this one); False for events whose order to changes does not
+        matter (presence), which then cost no read of the document."""
         if not self.enabled:
             return None
         state_vector = extra.pop("state_vector", None)
         event = new_event(type, document, users, state_vector, **extra)
-        await self.store.add_event(event)
+        await self.store.add_event(event, settle)
         self.written.fire()
         seq = await self.store.event_seq(event.event_id)
         return Event(

@@ -14,6 +14,7 @@ import pytest
 from pycrdt import Doc, Text, get_state
 
 from collab.events import Event
+from collab.events.schema import EventBody
 from collab.hooks import Extension, OnStartupPayload
 from storage import EventSettings, PendingUpdate, SqlStore
 from tests.conftest import serving
@@ -87,6 +88,8 @@ async def test_a_new_document_gets_created_then_changed_with_its_text_and_author
         live = srv.app.state.documents
         assert base64.b64decode(body["state_vector"]) == get_state(await live.read("notes"))
         assert created.id != changed.id
+        EventBody.model_validate_json(created.body)
+        EventBody.model_validate_json(changed.body)
 
 
 async def test_edits_within_the_debounce_make_one_changed_event(settings):
@@ -161,6 +164,10 @@ async def test_versions_deletion_and_restore_are_events_in_order(fast):
         assert restored["restored"] == {"id": version.id} and restored["users"] == ["boss"]
         seqs = [e.seq for e in sink.delivered if e.document == "v"]
         assert seqs == sorted(seqs)
+        for event in sink.delivered:  # every body is what the published schema says
+            EventBody.model_validate_json(event.body)
+        schema = srv.app.state.openapi
+        assert "EventBody" in schema["components"]["schemas"]
 
 
 async def test_a_change_committed_before_a_crash_still_becomes_an_event(fast, tmp_path):
@@ -205,3 +212,95 @@ async def test_with_events_off_nothing_is_written(settings):
         assert (await store.outbox_counts())["open_changes"] == 0
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(
+    settings, pg_database
+):
+    """Two servers on one PostgreSQL database, each with the same sink: every event is
+    delivered by exactly one of them (claims skip rows the other holds), in order per
+    document across both."""
+    base = settings.replace(
+        database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500
+    )
+    from tests.conftest import free_port
+
+    one, two = Recorder("test:shared"), Recorder("test:shared")
+    async with (
+        serving(base, extensions=[one]) as a,
+        serving(base.replace(port=free_port()), extensions=[two]) as b,
+    ):
+        for i in range(6):
+            srv = a if i % 2 else b
+            doc = Doc()
+            await srv.app.state.documents.apply_update(f"pg{i}", typed("x", doc), author="u")
+            await srv.app.state.documents.create_version(f"pg{i}", f"v{i}")
+        expected = 6 * 3  # created, changed, version.created
+
+        def done() -> bool:
+            return len(one.delivered) + len(two.delivered) >= expected
+
+        with anyio.fail_after(20):
+            while not done():
+                await anyio.sleep(0.05)
+        ids = [e.id for e in one.delivered + two.delivered]
+        assert len(ids) == len(set(ids)) == expected
+        events = await a.app.state.events.events_after(0, limit=1000)
+        assert len(events) == expected
+        for i in range(6):
+            got = sorted(
+                (e for e in one.delivered + two.delivered if e.document == f"pg{i}"),
+                key=lambda e: e.seq,
+            )
+            assert [e.type for e in got] == [
+                "document.created",
+                "document.changed",
+                "version.created",
+            ]
+
+
+async def test_presence_events_for_a_users_first_and_last_connection(fast):
+    from collab.extensions.token_auth import mint_token
+    from tests.ywire import YClient
+
+    secret = "presence-secret-0123456789-abcdefghijkl"
+    sink = Recorder()
+    on = fast.replace(events_presence=True, auth_secret=secret)
+
+    def token(user: str) -> str:
+        return mint_token(doc="*", write=True, ttl_s=60, user=user, secret=secret)
+
+    async with serving(on, extensions=[sink]) as srv:
+        async with YClient(srv.url, "room", query=f"token={token('ann')}"):
+            async with YClient(srv.url, "room", query=f"token={token('ann')}"):
+                async with YClient(srv.url, "room", query=f"token={token('ben')}"):
+                    await sink.until(lambda: sink.types("room").count("user.joined") == 2)
+        await sink.until(lambda: sink.types("room").count("user.left") == 2)
+        users = [(e.type, e.json()["users"]) for e in sink.delivered if e.document == "room"]
+        for event in sink.delivered:
+            EventBody.model_validate_json(event.body)
+        assert sorted(users) == [
+            ("user.joined", ["ann"]),
+            ("user.joined", ["ben"]),
+            ("user.left", ["ann"]),
+            ("user.left", ["ben"]),
+        ]
+
+
+async def test_changed_events_can_carry_the_update_since_the_previous_one(fast):
+    sink = Recorder()
+    async with serving(fast.replace(events_include_update=True), extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+        doc = Doc()
+        await documents.apply_update("u", typed("one", doc), author="a")
+        await sink.until(lambda: "document.changed" in sink.types("u"))
+        await documents.apply_update("u", typed(" two", doc), author="a")
+        await sink.until(lambda: sink.types("u").count("document.changed") == 2)
+        first, second = [e.json() for e in sink.delivered if e.type == "document.changed"]
+        replica = Doc()
+        replica["text"] = text = Text()
+        replica.apply_update(base64.b64decode(first["update"]))
+        assert str(text) == "one"
+        replica.apply_update(base64.b64decode(second["update"]))
+        assert str(text) == "one two"
