@@ -56,7 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
-sys.path[:0] = [str(ROOT), str(BENCH)]
+# the server's code: this checkout's, or --checkout's (the launcher gets it as BENCH_CHECKOUT)
+sys.path[:0] = [os.environ.get("BENCH_CHECKOUT", str(ROOT)), str(BENCH)]
 
 from run import COLLAB_BENCH_FLAGS, loadavg, machine  # noqa: E402
 
@@ -231,7 +232,7 @@ def server_command(
         flags.append("--no-events")
     if variant == "sink_d1":
         flags += ["--events-debounce-ms", "1"]
-    env = {"PYTHONUNBUFFERED": "1"}
+    env = {"PYTHONUNBUFFERED": "1", "BENCH_CHECKOUT": str(checkout)}
     if variant.startswith("sink"):
         if sink == "webhook":
             flags += ["--webhook-urls", hook_url, "--webhook-secret", SECRET]
@@ -284,7 +285,8 @@ async def run_one(
     port = free_port()
     db = tmp / f"{variant}-{rep}.db"
     hook_url = f"http://127.0.0.1:{hook_port}/hook/{variant}-{rep}"
-    cmd, env = server_command(variant, port, db, args.sink, hook_url, ROOT)
+    checkout = Path(args.checkout).resolve()
+    cmd, env = server_command(variant, port, db, args.sink, hook_url, checkout)
     log_path = tmp / f"{variant}-{rep}.log"
     record: dict[str, Any] = {
         "variant": variant, "rep": rep, "load_before": loadavg(),
@@ -294,7 +296,7 @@ async def run_one(
     tasks: list[asyncio.Task[None]] = []
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=logf,
+            cmd, cwd=checkout, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=logf,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -521,6 +523,14 @@ def serve_with_sink(argv: list[str]) -> int:
 # -- the report's section -----------------------------------------------------------------------
 
 
+def per_event(r: dict[str, Any], off: float | None) -> float:
+    """The CPU the run added over the `off` median, per document.changed it delivered (ms)."""
+    events = r.get("changed_events_in_window") or 0
+    if not events or off is None:
+        return float("nan")
+    return (r["server_cpu_us_per_update"] - off) * r["updates"] / events / 1000
+
+
 def _num(x: float | None, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
@@ -550,7 +560,7 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
     out = [
         f"{heading} Change feeds: what the outbox costs per update, and how soon a receiver hears\n",
         f"Command: `{result['command']}` (started {result['started']}, {result['elapsed_s']} s; "
-        f"Collab {result['machine']['git_commit']}). {p['clients']} clients, each typing into a "
+        f"{served(result)}). {p['clients']} clients, each typing into a "
         f"document of its own over y-websocket, one character per update, in bursts of "
         f"{p['burst_s']:g} s at {p['burst_rate']:g} updates/s with {p['pause_s']:g} s pauses, "
         f"phases spread so the total is a steady ~{rate:.0f} updates/s; persistence on (a fresh "
@@ -578,9 +588,11 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
             "–" if v == "off" else ", ".join(f"{x:+,.0f}" for x in c.get("paired_added", [])),
             _cell([r.get("changed_events_in_window", 0) / r["window_s"] for r in rs], 1)
             if v.startswith("sink") else "–",
+            _cell([per_event(r, cpu["off"]["median"]) for r in rs], 1) if v.startswith("sink") else "–",
         ])  # fmt: skip
     head = ["server", "runs", "server CPU µs / update", "server CPU %", "added µs / update",
-            "÷ off", "added per repetition", "document.changed / s received"]  # fmt: skip
+            "÷ off", "added per repetition", "document.changed / s received",
+            "added CPU ÷ events received (ms)"]  # fmt: skip
     out.append(_table(head, rows))
     out.append(
         f"\nUpdates per second in the window: {_num(s['updates_per_s'], 1)} (median). "
@@ -632,6 +644,13 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
         ),  # fmt: skip
     ]
     notes = []
+    d2000 = (s.get("latency_sink") or {}).get("made_ms") or {}
+    if d2000.get("p50") is not None:
+        notes.append(
+            f"With the default debounce, events were made {d2000['p50'] - 2000:,.0f} ms (p50) / "
+            f"{d2000['p99'] - 2000:,.0f} ms (p99) later than 2,000 ms after their newest update "
+            "was sent."
+        )
     if s.get("errors"):
         notes.append("Failed runs: " + "; ".join(s["errors"]) + ".")
     if s.get("server_log_problems"):
@@ -650,10 +669,17 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
     return "\n".join(out) + "\n"
 
 
+def served(result: dict[str, Any]) -> str:
+    c = result.get("server_checkout") or {}
+    if not c or c.get("this_checkout"):
+        return f"Collab {result['machine']['git_commit']}"
+    return f"the server of another checkout, {c['path']} at {c['commit']}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 # -- the whole run -------------------------------------------------------------------------------
@@ -707,7 +733,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
     if args.sink == "auto":
-        args.sink = "webhook" if has_webhooks(ROOT) else "inprocess"
+        args.sink = "webhook" if has_webhooks(Path(args.checkout)) else "inprocess"
     receiver = Receiver()
     hook_port = free_port()
     config = uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_level="warning",
@@ -753,9 +779,25 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "params": {k: getattr(args, k) for k in ("reps", "clients", "burst_s", "burst_rate", "pause_s",
                                                    "warmup_s", "window_s")},
         "machine": machine(),
+        "server_checkout": checkout_info(Path(args.checkout)),
         "runs": runs,
         "summary": summary,
     }  # fmt: skip
+
+
+def checkout_info(checkout: Path) -> dict[str, Any]:
+    """Which code the servers ran: --checkout's commit, and whether collab/ or storage/ differ."""
+    git = ["git", "-C", str(checkout)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "collab", "storage"], capture_output=True, text=True
+    )
+    return {
+        "path": str(checkout.resolve()),
+        "this_checkout": checkout.resolve() == ROOT,
+        "commit": commit.stdout.strip()
+        + (" (collab/ or storage/ modified)" if dirty.stdout.strip() else ""),
+    }
 
 
 def brief(r: dict[str, Any]) -> str:
@@ -771,15 +813,19 @@ def brief(r: dict[str, Any]) -> str:
 
 
 def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (the sink was chosen by --sink auto)."""
     parts = [".venv/bin/python", "bench/events.py"]
     defaults = vars(parser().parse_args([]))
     for k, v in vars(args).items():
-        if (
-            k in ("json", "md", "command", "profile", "py_spy")
-            or v == defaults.get(k)
-            or (k == "sink")
-        ):
+        if k in ("md", "command", "profile", "py_spy", "sink") or v == defaults.get(k):
             continue
+        if k in ("json", "checkout"):
+            with contextlib.suppress(ValueError):
+                v = (
+                    os.path.relpath(Path(v).resolve(), ROOT)
+                    if Path(v).resolve().is_relative_to(ROOT)
+                    else v
+                )
         parts += [f"--{k.replace('_', '-')}", str(v)]
     return shlex.join(parts)
 
@@ -798,6 +844,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sink", choices=("auto", "webhook", "inprocess"), default="auto")
     p.add_argument("--profile", default=None, help="py-spy each run's server into this dir")
     p.add_argument("--py-spy", default="py-spy", help="the py-spy binary (with --profile)")
+    p.add_argument("--checkout", default=str(ROOT), help="run the server of this checkout")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--md", default=None, help="write the docs/benchmarks.md section here")
     return p
