@@ -565,7 +565,7 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
         f"{p['burst_s']:g} s at {p['burst_rate']:g} updates/s with {p['pause_s']:g} s pauses, "
         f"phases spread so the total is a steady ~{rate:.0f} updates/s; persistence on (a fresh "
         f"SQLite file per run), our bench flags, every other setting the default. "
-        f"{p['reps']} repetitions of four servers, interleaved (order rotated per repetition), "
+        f"{p['reps']} repetition{'s' if p['reps'] != 1 else ''} of four servers, interleaved (order rotated per repetition), "
         f"each measured over {p['window_s']:g} s after {p['warmup_s']:g} s of warm-up. The sink "
         f"is {sink}.\n",
         "**Server CPU per update** = user + system time of the server process (psutil) over the "
