@@ -119,6 +119,7 @@ def _lifespan(
                     log.error("not serving: %s", exc)
                     failed = exc  # raised below, once the task group is done (unwrapped)
                 else:
+                    await events.open_sinks()
                     _ready(settings, active, own_store=store is None)
                     yield
             finally:

@@ -417,8 +417,9 @@ class OutboxTables:
             await conn.execute(q.RELEASE_DELIVERY, {"delivery_id": delivery_id})
 
     async def next_due(self, sink: str) -> int | None:
+        """When the next of `sink`'s deliveries that could be claimed now is due."""
         async with self.engine.connect() as conn:
-            found = (await conn.execute(q.NEXT_DUE, {"sink": sink})).scalar()
+            found = (await conn.execute(q.NEXT_DUE, {"sink": sink, "now": now_ms()})).scalar()
         return None if found is None else int(found)
 
     async def retry_delivery(self, delivery_id: int) -> DeliveryRow | None:

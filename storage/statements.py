@@ -448,9 +448,20 @@ def due_deliveries(skip_locked: bool) -> Select[*tuple[Any, ...]]:
     return stmt
 
 
-# The earliest time a pending delivery of sink is due (its loop sleeps until then).
+# The earliest time one of sink's deliveries that could be claimed (pending, not held at now,
+# the first pending one of its document) is due: its loop sleeps until then.
 NEXT_DUE = select(func.min(Delivery.next_attempt_ms)).where(
-    Delivery.sink == bindparam("sink"), Delivery.status == "pending"
+    Delivery.sink == bindparam("sink"),
+    Delivery.status == "pending",
+    Delivery.claimed_until_ms < bindparam("now"),
+    ~select(_earlier.c.id)
+    .where(
+        _earlier.c.sink == Delivery.sink,
+        _earlier.c.document == Delivery.document,
+        _earlier.c.status == "pending",
+        _earlier.c.event_seq < Delivery.event_seq,
+    )
+    .exists(),
 )
 
 CLAIM_DELIVERY = (

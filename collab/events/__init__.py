@@ -54,7 +54,10 @@ class Sink(Protocol):
     `deliver` returns once the event is delivered (a 2xx, a broker's confirm) and raises when
     this attempt failed (its `str()` is the delivery log's last error); the feed retries with
     backoff. It is called for at most one event of a document at a time, in the outbox's order,
-    and for up to `max_in_flight` documents at once."""
+    and for up to `max_in_flight` documents at once. Optional attributes: `timeout_s` (how long
+    one attempt may take; the feed gives up on it 5 s later, at least after 10 s) and
+    `max_age_s` (how long a delivery is retried before it is failed; default
+    COLLAB_WEBHOOK_MAX_AGE_S)."""
 
     name: str
     max_in_flight: int

@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 1.0
+MIN_SLEEP_S = 0.01  # (never a busy loop, whatever the store answers)
 MAX_RETRY_S = 900.0
-HOLD_MS = 40_000  # a claimed delivery is another process's again after this (one that died)
-ATTEMPT_LIMIT_S = 30.0  # an attempt that has not returned by then failed (the sink's own
-# timeout is shorter: the webhooks' 5 s)
+# An attempt that has not returned after this failed: 10 s, or the sink's own `timeout_s` (the
+# webhooks' 5 s) and 5 s more. A claim lasts 5 s longer than that: a process that died while
+# attempting lets go of the delivery by then.
+ATTEMPT_LIMIT_S = 10.0
 
 
 def retry_delay(attempts: int) -> float:
@@ -49,13 +51,14 @@ class DeliveryLoop:
         self.sink = sink
         self.written = written
         self.max_age_ms = int(getattr(sink, "max_age_s", settings.webhook_max_age_s) * 1000)
+        self.attempt_limit_s = max(ATTEMPT_LIMIT_S, float(getattr(sink, "timeout_s", 0)) + 5)
+        self.hold_ms = int((self.attempt_limit_s + 5) * 1000)
         self._in_flight: set[str] = set()  # documents with an attempt running here
         self._settled = Signal()
         self.delivered = 0
 
     async def run(self) -> None:
-        name = self.sink.name
-        await self.store.register_sink(name)
+        name = self.sink.name  # (registered by the feed before this runs)
         async with anyio.create_task_group() as tg:
             while True:
                 try:
@@ -75,7 +78,7 @@ class DeliveryLoop:
             return True
         now = int(time.time() * 1000)
         claimed = await self.store.claim_deliveries(
-            self.sink.name, now, HOLD_MS, free, skip=sorted(self._in_flight)
+            self.sink.name, now, self.hold_ms, free, skip=sorted(self._in_flight)
         )
         for delivery in claimed:
             self._in_flight.add(delivery.event.document)
@@ -89,7 +92,8 @@ class DeliveryLoop:
         if next_due is not None:
             delay = min(delay, max((next_due - time.time() * 1000) / 1000, 0.0))
         if delay <= 0 and self._in_flight:
-            delay = POLL_S  # (what is due is in flight: wait for it to settle)
+            delay = POLL_S  # (what is due waits for what is in flight: wait for it to settle)
+        delay = max(delay, MIN_SLEEP_S)
         written, settled = self.written, self._settled
         with anyio.move_on_after(delay):
             async with anyio.create_task_group() as tg:
@@ -106,7 +110,7 @@ class DeliveryLoop:
         attempts = delivery.attempts + 1
         error: str | None = None
         try:
-            with anyio.fail_after(ATTEMPT_LIMIT_S):
+            with anyio.fail_after(self.attempt_limit_s):
                 await self.sink.deliver(event)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000] if str(exc) else type(exc).__name__

@@ -99,6 +99,7 @@ class EventFeed:
         self._documents: DocumentService | None = None
         self.written = Signal()  # this process wrote events
         self._finalizer: Any = None
+        self._open = False  # open_sinks ran: sinks added now are opened at once
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -108,7 +109,6 @@ class EventFeed:
         """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
         delivery loop of every sink added before or after; with events_presence, user events
         from `hub`'s joins and leaves."""
-        from .delivery import DeliveryLoop
         from .finalizer import Finalizer
         from .presence import Presence
 
@@ -123,9 +123,23 @@ class EventFeed:
             saver.on_committed.append(self._finalizer.committed)
         tg.start_soon(self._finalizer.run)
         tg.start_soon(self._retention)
+
+    async def open_sinks(self) -> None:
+        """Register every sink added so far with the outbox and start its delivery loop (the
+        lifespan calls this after on_startup, before serving: a new sink gets every event
+        written from then on); a sink added later is opened when added."""
+        self._open = True
         for sink in self._sinks.values():
-            self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
-            tg.start_soon(self._loops[sink.name].run)
+            await self._open_sink(sink)
+
+    async def _open_sink(self, sink: Sink) -> None:
+        from .delivery import DeliveryLoop
+
+        if not self.enabled or self._tg is None:
+            return
+        await self.store.register_sink(sink.name)
+        loop = self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
+        self._tg.start_soon(loop.run)
 
     async def stop(self, deadline_s: float) -> None:
         """Make the due changes into events now (a clean shutdown: the next process would,
@@ -140,13 +154,8 @@ class EventFeed:
         if sink.name in self._sinks:
             raise ValueError(f"a sink named {sink.name!r} was added already")
         self._sinks[sink.name] = sink
-        if self._tg is not None and self.enabled:
-            from .delivery import DeliveryLoop
-
-            loop = self._loops[sink.name] = DeliveryLoop(
-                self.store, self.settings, sink, self.written
-            )
-            self._tg.start_soon(loop.run)
+        if self._open and self._tg is not None:
+            self._tg.start_soon(self._open_sink, sink)
 
     @property
     def sinks(self) -> Sequence[str]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOLD_MS = 30_000  # a claimed mark is another process's again after this (one that died)
+HOLD_MS = 15_000  # a claimed mark is another process's again after this (one that died)
 TEXT_MAX_CHARS = 1_000_000  # beyond this, a document.changed says text_omitted instead
 POLL_S = 1.0
 

@@ -48,6 +48,8 @@ class Recorder(Extension):
 
     async def deliver(self, event: Event) -> None:
         self.attempts.append(event)
+        async with self.changed:
+            self.changed.notify_all()
         if self.hold is not None:
             await self.hold.wait()
         if self.failures.get(event.document, 0) > 0:
@@ -136,7 +138,8 @@ async def test_one_stuck_sink_holds_up_no_other(fast):
     async with serving(fast, extensions=[stuck, fine]) as srv:
         await srv.app.state.documents.apply_update("s", typed("x"), author="a")
         await fine.until(lambda: len(fine.types("s")) == 2)
-        assert stuck.delivered == [] and len(stuck.attempts) == 1
+        await stuck.until(lambda: len(stuck.attempts) == 1)
+        assert stuck.delivered == []
         stuck.hold.set()
         await stuck.until(lambda: len(stuck.types("s")) == 2)
         assert [e.id for e in stuck.delivered] == [e.id for e in fine.delivered]
@@ -215,15 +218,11 @@ async def test_with_events_off_nothing_is_written(settings):
 
 
 @pytest.mark.postgres
-async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(
-    settings, pg_database
-):
+async def test_on_postgresql_two_processes_deliver_each_event_once_in_order(settings, pg_database):
     """Two servers on one PostgreSQL database, each with the same sink: every event is
     delivered by exactly one of them (claims skip rows the other holds), in order per
     document across both."""
-    base = settings.replace(
-        database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500
-    )
+    base = settings.replace(database_url=pg_database, events_debounce_ms=50, events_max_wait_ms=500)
     from tests.conftest import free_port
 
     one, two = Recorder("test:shared"), Recorder("test:shared")
