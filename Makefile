@@ -10,7 +10,7 @@ INTEROP_STAMP := tests/interop/node_modules/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres,redis,dev]'
+	$(BIN)/pip install --quiet -e '.[test,postgres,redis,amqp,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

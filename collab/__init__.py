@@ -14,6 +14,8 @@ from .errors import (
     Reject,
     StartupError,
 )
+from .events import DeliveryInfo, Event, Sink
+from .events.feed import EventFeed
 from .extensions.token_auth import TokenAuth, mint_token
 from .hooks import (
     ConnectionInfo,
@@ -40,10 +42,13 @@ __all__ = [
     "CloseCode",
     "CollabError",
     "ConnectionInfo",
+    "DeliveryInfo",
     "DocumentNotFound",
     "DocumentService",
     "DocumentSummary",
     "DocumentView",
+    "Event",
+    "EventFeed",
     "Extension",
     "HookName",
     "HttpStatus",
@@ -60,6 +65,7 @@ __all__ = [
     "OnUnloadDocumentPayload",
     "Reject",
     "Settings",
+    "Sink",
     "StartupError",
     "TokenAuth",
     "access_of",

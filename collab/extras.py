@@ -39,7 +39,9 @@ def require_extra(module: str, extra: str, what: str) -> None:
 
 def check(settings: Settings, *, store: bool = True, bus: bool = True) -> None:
     """Raise MissingExtra for the first optional module these settings need and lack: the
-    store's driver (`store=False` when the caller brings its own store) and the bus's client."""
+    store's driver (`store=False` when the caller brings its own store), and what only a
+    running server needs (`bus=False` for a command that opens the store and serves nothing):
+    the bus's client and the event sinks' (RabbitMQ)."""
     if store:
         try:
             driver = make_url(settings.database_url).get_driver_name()
@@ -52,3 +54,5 @@ def check(settings: Settings, *, store: bool = True, bus: bool = True) -> None:
             require_extra("redis.asyncio", "redis", "the Redis bus (COLLAB_REDIS_URL)")
         elif settings.bus == "postgres":
             require_extra("asyncpg", "postgres", "the PostgreSQL bus (COLLAB_BUS=postgres)")
+    if bus and settings.amqp_url:  # collab.extensions.amqp.from_settings
+        require_extra("aio_pika", "amqp", "the RabbitMQ sink (COLLAB_AMQP_URL)")

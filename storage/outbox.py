@@ -412,6 +412,13 @@ class OutboxTables:
         async with self.engine.begin() as conn:
             await conn.execute(q.SETTLE_DELIVERY, params)
 
+    async def release_claims(self) -> None:
+        """Let go of every claim on marks and deliveries (only for a server that knows it is
+        the only one: a killed one's claims would otherwise hold until they lapse)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(q.RELEASE_ALL_DELIVERIES)
+            await conn.execute(q.RELEASE_ALL_MARKS)
+
     async def release_delivery(self, delivery_id: int) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(q.RELEASE_DELIVERY, {"delivery_id": delivery_id})

@@ -470,6 +470,18 @@ CLAIM_DELIVERY = (
     .values(claimed_until_ms=bindparam("until"))
 )
 
+# Nothing held any more (a single server starting: whatever held them is gone).
+RELEASE_ALL_DELIVERIES = (
+    update(Delivery)
+    .where(Delivery.claimed_until_ms > literal_column("0"))
+    .values(claimed_until_ms=literal_column("0"))
+)
+RELEASE_ALL_MARKS = (
+    update(EventMark)
+    .where(EventMark.claimed_until_ms > literal_column("0"))
+    .values(claimed_until_ms=literal_column("0"))
+)
+
 # Not held any more (an attempt abandoned when the server stops).
 RELEASE_DELIVERY = (
     update(Delivery)

@@ -46,8 +46,16 @@ def retry_delay(attempts: int) -> float:
 
 
 class DeliveryLoop:
-    def __init__(self, store: Any, settings: Settings, sink: Sink, written: Signal) -> None:
+    def __init__(
+        self,
+        store: Any,
+        settings: Settings,
+        sink: Sink,
+        written: Signal,
+        progress: Signal | None = None,
+    ) -> None:
         self.store = store
+        self.progress = progress  # fired after each round
         self.sink = sink
         self.written = written
         self.max_age_ms = int(getattr(sink, "max_age_s", settings.webhook_max_age_s) * 1000)
@@ -56,6 +64,9 @@ class DeliveryLoop:
         self._in_flight: set[str] = set()  # documents with an attempt running here
         self._settled = Signal()
         self.delivered = 0
+        self.rounds = 0  # rounds run (a shutdown's drain waits for one after its last events)
+        self.idle = False  # the last round started nothing and nothing is in flight
+        self.scope: anyio.CancelScope | None = None  # (the feed's: cancelled to stop)
 
     async def run(self) -> None:
         name = self.sink.name  # (registered by the feed before this runs)
@@ -66,6 +77,10 @@ class DeliveryLoop:
                 except Exception:
                     log.exception("the delivery loop of %s failed; trying again", name)
                     idle = True
+                self.idle = idle and not self._in_flight
+                self.rounds += 1
+                if self.progress is not None:
+                    self.progress.fire()
                 if idle:
                     await self._sleep()
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..documents import DocumentService
     from ..saver import Saver
     from ..settings import Settings
+    from .delivery import DeliveryLoop
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,12 @@ class EventFeed:
         self.settings = settings
         self.enabled = write_events(store, settings)
         self._sinks: dict[str, Sink] = {}
-        self._loops: dict[str, Any] = {}
+        self._loops: dict[str, DeliveryLoop] = {}
         self._tg: TaskGroup | None = None
         self._saver: Saver | None = None
         self._documents: DocumentService | None = None
         self.written = Signal()  # this process wrote events
+        self.progress = Signal()  # a delivery loop ran a round
         self._finalizer: Any = None
         self._open = False  # open_sinks ran: sinks added now are opened at once
 
@@ -116,7 +118,7 @@ class EventFeed:
         if not self.enabled:
             return
         if self.settings.events_presence and hub is not None:
-            hub.on_presence.append(Presence(self, tg).heard)
+            hub.on_presence.append(Presence(self.emit, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
         self.store.before_event = self._finalizer.finalize_document
         if saver is not None:
@@ -127,8 +129,14 @@ class EventFeed:
     async def open_sinks(self) -> None:
         """Register every sink added so far with the outbox and start its delivery loop (the
         lifespan calls this after on_startup, before serving: a new sink gets every event
-        written from then on); a sink added later is opened when added."""
+        written from then on); a sink added later is opened when added.
+
+        A single process (no bus, one worker) is the only one that can have held claims:
+        what a killed predecessor held is let go at once instead of when the claims lapse."""
         self._open = True
+        settings = self.settings
+        if self.enabled and not settings.redis_url and not settings.bus and settings.workers == 1:
+            await self.store.release_claims()
         for sink in self._sinks.values():
             await self._open_sink(sink)
 
@@ -138,15 +146,34 @@ class EventFeed:
         if not self.enabled or self._tg is None:
             return
         await self.store.register_sink(sink.name)
-        loop = self._loops[sink.name] = DeliveryLoop(self.store, self.settings, sink, self.written)
-        self._tg.start_soon(loop.run)
+        loop = self._loops[sink.name] = DeliveryLoop(
+            self.store, self.settings, sink, self.written, self.progress
+        )
+        self._tg.start_soon(self._run_loop, loop)
 
-    async def stop(self, deadline_s: float) -> None:
-        """Make the due changes into events now (a clean shutdown: the next process would,
-        but later), within `deadline_s`."""
-        if self._finalizer is not None:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(deadline_s):
+    async def _run_loop(self, loop: DeliveryLoop) -> None:
+        with anyio.CancelScope() as scope:
+            loop.scope = scope
+            await loop.run()
+
+    async def stop(self, deadline_s: float, drain_s: float = 2.0) -> None:
+        """A clean shutdown, once every room is flushed: make the pending changes into events
+        now (the next process would, but later), give the sinks up to `drain_s` to deliver
+        what is due (the shutdown's own versions, say), then stop their loops, so that
+        extensions may close their clients in on_shutdown. All within `deadline_s`."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(deadline_s):
+            if self._finalizer is not None:
                 await self._finalizer.flush()
+            loops = list(self._loops.values())
+            if loops:
+                rounds = {loop: loop.rounds for loop in loops}
+                self.written.fire()
+                with anyio.move_on_after(min(drain_s, deadline_s)):
+                    while not all(loop.idle and loop.rounds > rounds[loop] for loop in loops):
+                        await self.progress.wait(drain_s)
+        for loop in self._loops.values():
+            if loop.scope is not None:
+                loop.scope.cancel()
 
     def add_sink(self, sink: Sink) -> None:
         """Deliver every event from now on to `sink` (call in on_startup). A sink seen before

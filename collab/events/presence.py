@@ -9,19 +9,17 @@ the lifespan's, so a join never waits for the store.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from anyio.abc import TaskGroup
-
-if TYPE_CHECKING:
-    from .feed import EventFeed
 
 log = logging.getLogger(__name__)
 
 
 class Presence:
-    def __init__(self, feed: EventFeed, tg: TaskGroup) -> None:
-        self.feed = feed
+    def __init__(self, emit: Callable[..., Awaitable[Any]], tg: TaskGroup) -> None:
+        self.emit = emit  # EventFeed.emit
         self.tg = tg
         self.counts: dict[tuple[str, str], int] = {}  # (document, user) -> connections
 
@@ -45,6 +43,6 @@ class Presence:
 
     async def _write(self, kind: str, document: str, user: str) -> None:
         try:
-            await self.feed.emit(kind, document, [user], settle=False)
+            await self.emit(kind, document, [user], settle=False)
         except Exception:
             log.exception("writing %s for %r failed", kind, document)

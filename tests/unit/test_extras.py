@@ -21,6 +21,7 @@ from collab.extras import require_extra
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/collab_never_opened"
 NEEDS_ASYNCPG = "the PostgreSQL store needs asyncpg: pip install 'collab[postgres]'"
 NEEDS_REDIS = "the Redis bus (COLLAB_REDIS_URL) needs redis: pip install 'collab[redis]'"
+NEEDS_AIO_PIKA = "the RabbitMQ sink (COLLAB_AMQP_URL) needs aio_pika: pip install 'collab[amqp]'"
 
 UNINSTALL = """
 import sys
@@ -73,6 +74,7 @@ def collab_without(
 
 SQLITE = ("--database-url", "sqlite+aiosqlite:///c.db")
 REDIS = {"COLLAB_REDIS_URL": "redis://127.0.0.1:6379/0"}
+AMQP = {"COLLAB_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/"}
 
 
 @pytest.mark.parametrize(
@@ -85,8 +87,18 @@ REDIS = {"COLLAB_REDIS_URL": "redis://127.0.0.1:6379/0"}
         ("asyncpg", ("compact", "--database-url", PG_URL), {}, NEEDS_ASYNCPG),
         ("redis", ("serve", "--port", "0", *SQLITE), REDIS, NEEDS_REDIS),
         ("redis", ("serve", "--port", "0", "--workers", "2", *SQLITE), REDIS, NEEDS_REDIS),
+        ("aio_pika", ("serve", "--port", "0", *SQLITE), AMQP, NEEDS_AIO_PIKA),
     ],
-    ids=["serve", "serve-bus-postgres", "export", "import", "compact", "redis", "redis-workers"],
+    ids=[
+        "serve",
+        "serve-bus-postgres",
+        "export",
+        "import",
+        "compact",
+        "redis",
+        "redis-workers",
+        "amqp",
+    ],
 )
 def test_the_command_names_the_extra_and_exits_2(
     tmp_path: Path, hidden: str, args: tuple[str, ...], env: dict[str, str], line: str
@@ -98,7 +110,8 @@ def test_the_command_names_the_extra_and_exits_2(
 
 
 def test_what_needs_no_extra_works_without_them(tmp_path: Path) -> None:
-    result = collab_without(tmp_path, ("asyncpg", "redis", "hiredis"), "export", "doc", *SQLITE)
+    hidden = ("asyncpg", "redis", "hiredis", "aio_pika")
+    result = collab_without(tmp_path, hidden, "export", "doc", *SQLITE, env=AMQP)
     assert (result.returncode, result.stderr) == (1, "collab export: no document named 'doc'\n")
 
 
@@ -119,6 +132,27 @@ def test_create_app_raises_it_for_the_redis_bus(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(MissingExtra) as info:
         create_app(Settings(redis_url="redis://127.0.0.1:6379/0"))
     assert str(info.value) == NEEDS_REDIS
+
+
+def test_create_app_raises_it_for_the_rabbitmq_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aio_pika", None)
+    with pytest.raises(MissingExtra) as info:
+        create_app(Settings(amqp_url="amqp://guest:guest@127.0.0.1:5672/"))
+    assert str(info.value) == NEEDS_AIO_PIKA
+    assert (info.value.name, info.value.extra) == ("aio_pika", "amqp")
+
+
+def test_the_rabbitmq_extension_module_loads_without_aio_pika(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """app.py asks it on every start: without COLLAB_AMQP_URL, no aio-pika needed."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "aio_pika", None)
+    monkeypatch.delitem(sys.modules, "collab.extensions.amqp", raising=False)
+    amqp = importlib.import_module("collab.extensions.amqp")
+    assert amqp.from_settings(Settings()) == []
+    monkeypatch.delitem(sys.modules, "collab.extensions.amqp")  # (not this copy, for others)
 
 
 def test_the_postgres_bus_needs_asyncpg_with_a_store_of_ones_own(
