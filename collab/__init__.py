@@ -17,6 +17,7 @@ from .errors import (
 from .events import DeliveryInfo, Event, Sink
 from .events.feed import EventFeed
 from .extensions.token_auth import TokenAuth, mint_token
+from .extensions.webhooks import Webhooks
 from .hooks import (
     ConnectionInfo,
     Extension,
@@ -68,6 +69,7 @@ __all__ = [
     "Sink",
     "StartupError",
     "TokenAuth",
+    "Webhooks",
     "access_of",
     "create_app",
     "lifespan",

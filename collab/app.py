@@ -32,7 +32,7 @@ from .cluster import Bus
 from .documents import DocumentService
 from .errors import StartupError
 from .events.feed import EventFeed
-from .extensions import TokenAuth, amqp
+from .extensions import TokenAuth, amqp, webhooks
 from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
 from .settings import Settings
@@ -52,13 +52,15 @@ def create_app(
     """The ASGI app. A store passed in is opened but not closed: its owner closes it.
 
     Token auth is added when `settings.auth_secret` or `settings.auth_public_key` is set, the
-    RabbitMQ sink when `settings.amqp_url` is.
+    RabbitMQ sink when `settings.amqp_url` is, webhooks when `settings.webhook_urls` names any
+    (ValueError without a secret).
     Raises MissingExtra (an ImportError) when the settings need a package that is not installed,
     and ValueError when an extension's route takes a path already served.
     """
     settings = settings or Settings()
     extras.check(settings, store=store is None)
-    active = with_token_auth(settings, [*extensions, *amqp.from_settings(settings)])
+    builtin = [*amqp.from_settings(settings), *webhooks.from_settings(settings)]
+    active = with_token_auth(settings, [*extensions, *builtin])
     app = Starlette(
         routes=routes(settings, active),
         lifespan=_lifespan(settings, store, active),

@@ -1,5 +1,5 @@
-"""`collab` / `python -m collab`: serve, export, import, compact, token, and the history:
-versions, version, restore, delete.
+"""`collab` / `python -m collab`: serve, export, import, compact, token, the history:
+versions, version, restore, delete; and the webhooks' delivery log: deliveries.
 
 All but serve and token need no running server: they go through the documents service over
 the store alone (DocumentService without rooms), as the HTTP API goes through it over the
@@ -24,11 +24,12 @@ from pycrdt import Doc, Text
 
 from storage import DocumentStore, StoreError, VersionInfo, open_store
 
-from . import extras, logs
+from . import cli_deliveries, extras, logs
 from .content import content
 from .documents import DocumentService
 from .errors import CollabError, MissingExtra
 from .events.feed import write_events
+from .extensions import webhooks
 from .extensions.token_auth import mint_token, parse_ttl
 from .server import run
 from .settings import ENV_PREFIX, Settings, parse_value
@@ -55,7 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("name", nargs="?", help="one document (default: all)")
     _add_settings_flags(compact, ("database_url", "log_level"))
     _history_parsers(sub)
+    _add_settings_flags(cli_deliveries.add_parser(sub), ("database_url", "log_level"))
     return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "deliveries":
+        cli_deliveries.check_args(parser, args)
+    return args
 
 
 def _history_parsers(sub: Any) -> None:
@@ -157,7 +167,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         settings = _settings(args)
     except ValueError as exc:
@@ -174,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         extras.check(settings)  # here, once, rather than in each of --workers N processes
+        try:
+            webhooks.from_settings(settings)  # (a URL or a missing secret: one line, exit 2)
+        except ValueError as exc:
+            print(f"collab: {exc}", file=sys.stderr)
+            return 2
         return run(settings)
     if args.command == "token":
         return token(settings, args)
@@ -186,6 +201,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "version": version,
         "restore": restore,
         "delete": delete,
+        "deliveries": deliveries,
     }[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -350,6 +366,20 @@ async def restore(settings: Settings, args: argparse.Namespace) -> int:
     print(f"restored {args.name!r} to version {args.version}")
     print(f"before: {_version_line(done['before'])}")
     print(f"after:  {_version_line(done['after'])}")
+    return 0
+
+
+async def deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        lines = await cli_deliveries.run(settings, args)
+    except cli_deliveries.NoSuchDelivery as exc:
+        raise CliError(str(exc)) from None
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    for text in lines:
+        print(text)
+    if not lines and args.action == "list" and not args.json:
+        print("no deliveries", file=sys.stderr)
     return 0
 
 

@@ -132,11 +132,12 @@ def next_mark(
     stamp: int,
     config: EventSettings,
 ) -> tuple[bool, dict[str, Any]]:
-    """What an append does to a document's mark: (insert?, parameters). `found` is the mark
-    as MARK reads it (users JSON, first_at_ms, revision), None when there is none."""
+    """What an append does to a document's mark: (insert?, parameters, without the
+    document's name: INSERT_MARK takes it as `document`, EXTEND_MARK as `doc`). `found` is
+    the mark as MARK reads it (users JSON, first_at_ms, revision), None when there is none.
+    (An UPDATE given a parameter named like a column sets that column: never pass one.)"""
     if found is None:
         return True, {
-            "document": None,
             "stamp": stamp,
             "due_at_ms": stamp + config.debounce_ms,
             "users": json.dumps(sorted(authors)),
@@ -146,7 +147,6 @@ def next_mark(
     users = set(json.loads(users_json))
     due = min(stamp + config.debounce_ms, int(first_at) + config.max_wait_ms)
     return False, {
-        "document": None,
         "due_at_ms": due,
         "users": json.dumps(sorted(users | authors)) if not authors <= users else users_json,
     }
@@ -354,7 +354,7 @@ class OutboxTables:
                 return
             _, high, _ = (await conn.execute(q.EVENT_BOUNDS)).one()
             await conn.execute(
-                q.INSERT_SINK, {"sink": sink, "seq": int(high or 0), "now": now_ms()}
+                q.insert_sink(self._dialect), {"sink": sink, "seq": int(high or 0), "now": now_ms()}
             )
 
     async def fill_deliveries(self, sink: str, limit: int = 1000) -> int:

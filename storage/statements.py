@@ -388,9 +388,19 @@ DELETE_DELIVERIES_THROUGH = delete(Delivery).where(Delivery.event_seq <= bindpar
 # -- the outbox: sinks and deliveries ----------------------------------------------------------
 
 SINK = select(Sink.through_seq).where(Sink.name == bindparam("sink"))
-INSERT_SINK = insert(Sink).values(
-    name=bindparam("sink"), through_seq=bindparam("seq"), created_at_ms=bindparam("now")
-)
+
+
+def insert_sink(dialect: str) -> DialectInsert:
+    """A sink known from now on, after event seq; nothing if another process added it."""
+    return (
+        _insert(dialect, Sink)
+        .values(
+            name=bindparam("sink"), through_seq=bindparam("seq"), created_at_ms=bindparam("now")
+        )
+        .on_conflict_do_nothing(index_elements=[Sink.name])
+    )
+
+
 ADVANCE_SINK = (
     update(Sink).where(Sink.name == bindparam("sink")).values(through_seq=bindparam("seq"))
 )

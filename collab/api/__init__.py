@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
-from . import documents, meta, versions
+from . import deliveries, documents, events, meta, versions
 from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .health import healthz
@@ -36,7 +36,13 @@ __all__ = [
 ]
 
 # Every operation of the API, in the order the schema lists them.
-OPERATIONS: list[Operation] = [*documents.OPERATIONS, *versions.OPERATIONS, *meta.OPERATIONS]
+OPERATIONS: list[Operation] = [
+    *documents.OPERATIONS,
+    *versions.OPERATIONS,
+    *events.OPERATIONS,
+    *deliveries.OPERATIONS,
+    *meta.OPERATIONS,
+]
 
 
 def openapi_schema() -> dict[str, object]:

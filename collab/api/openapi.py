@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 from ..errors import ERROR_CODES
 from ..events.schema import EventBody
 from .models import Error
-from .router import BINARY, HTML, JSON, TEXT, Operation
+from .router import BINARY, EVENT_STREAM, HTML, JSON, TEXT, Operation
 
 REF = "#/components/schemas/{model}"
 
@@ -30,6 +30,10 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "minLength": 1},
     },
     "id": {"description": "a version id", "schema": {"type": "integer", "minimum": 1}},
+    "delivery": {
+        "description": "a webhook delivery's id",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }
 
 
@@ -57,7 +61,13 @@ def build(operations: Sequence[Operation], version: str) -> dict[str, Any]:
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "tags": [{"name": "documents"}, {"name": "versions"}, {"name": "meta"}],
+        "tags": [
+            {"name": "documents"},
+            {"name": "versions"},
+            {"name": "events"},
+            {"name": "webhooks"},
+            {"name": "meta"},
+        ],
     }
 
 
@@ -143,6 +153,10 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         ok["content"] = {op.response: {"schema": {"type": "string"}}}
     elif op.response == JSON:
         ok["content"] = {JSON: {"schema": {"type": "object"}}}
+    elif op.response == EVENT_STREAM:
+        # Server-Sent Events: `id:` the event id, `event:` its type, `data:` its JSON body
+        # (docs/events.md); OpenAPI 3.1 describes such a stream only as text.
+        ok["content"] = {EVENT_STREAM: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): ok}
     error = _ref(refs, Error, "serialization")
     for status in op.all_errors:

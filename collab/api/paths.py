@@ -76,6 +76,15 @@ def field_name(raw: str) -> str:
 
 def version_id(raw: str) -> int:
     """A version id segment: a positive integer (anything else names no version: 404)."""
+    return _positive_id(raw, "no such version")
+
+
+def delivery_id(raw: str) -> int:
+    """A webhook delivery's id segment, as a version's."""
+    return _positive_id(raw, "no such delivery")
+
+
+def _positive_id(raw: str, missing: str) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise ApiError(HttpStatus.NOT_FOUND, "no such version")
+        raise ApiError(HttpStatus.NOT_FOUND, missing)
     return int(raw)

@@ -26,13 +26,15 @@ from ..access import EVERYTHING, Access
 from ..documents import DocumentService
 from ..errors import ApiError, HttpStatus
 from .access import access_of
-from .paths import Template, document_name, field_name, raw_segments, version_id
+from .paths import Template, delivery_id, document_name, field_name, raw_segments, version_id
 
 Binary = Literal["application/octet-stream"]
 BINARY: Binary = "application/octet-stream"
 TEXT = "text/plain"
 HTML = "text/html"
 JSON = "application/json"  # any JSON object (the schema itself)
+# A stream that stays open (Server-Sent Events): the handler returns a Response that writes it.
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass(slots=True)
@@ -41,7 +43,7 @@ class Call:
 
     request: Request
     access: Access
-    path: dict[str, Any]  # name: str, field: str, id: int (decoded)
+    path: dict[str, Any]  # name: str, field: str, id: int, delivery: int (decoded)
     query: Any  # an instance of the operation's query model, or None
     body: Any  # an instance of its body model, raw bytes, or None
 
@@ -77,7 +79,8 @@ class Operation:
     query: type[BaseModel] | None = None
     body: type[BaseModel] | Binary | None = None
     status: int = 200
-    # a model (JSON), a media type (TEXT, BINARY, HTML, JSON: any object), None: no body (204)
+    # a model (JSON), a media type (TEXT, BINARY, HTML, JSON: any object, EVENT_STREAM: a
+    # stream the handler's Response writes), None: no body (204)
     response: type[BaseModel] | str | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
@@ -159,6 +162,8 @@ def _path_params(raw: dict[str, str]) -> dict[str, Any]:
         parsed["field"] = field_name(raw["field"])
     if "id" in raw:
         parsed["id"] = version_id(raw["id"])
+    if "delivery" in raw:
+        parsed["delivery"] = delivery_id(raw["delivery"])
     return parsed
 
 

@@ -8,5 +8,6 @@ package from here would be an import cycle.
 """
 
 from .token_auth import TokenAuth, mint_token
+from .webhooks import Webhooks, verify
 
-__all__ = ["TokenAuth", "mint_token"]
+__all__ = ["TokenAuth", "Webhooks", "mint_token", "verify"]

@@ -18,8 +18,10 @@ from collab.events.schema import EventBody
 from collab.hooks import Extension, OnStartupPayload
 from storage import EventSettings, PendingUpdate, SqlStore
 from tests.conftest import serving
+from tests.integration import api_support
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+db_settings = api_support.db_settings  # a fixture: SQLite, then PostgreSQL
 
 
 def typed(text: str, doc: Doc | None = None) -> bytes:
@@ -303,3 +305,42 @@ async def test_changed_events_can_carry_the_update_since_the_previous_one(fast):
         assert str(text) == "one"
         replica.apply_update(base64.b64decode(second["update"]))
         assert str(text) == "one two"
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_later_commits_extend_a_documents_mark(fast_path, db_settings):
+    """Each commit of a document marks it: the first inserts its mark, later ones extend it
+    (the users join), on every store path (SQLite's sqlite3 fast path, SQLAlchemy on SQLite
+    and on PostgreSQL)."""
+    url = db_settings.database_url
+    from storage import make_engine
+
+    store = SqlStore(make_engine(url), fast_path=fast_path)
+    await store.open()
+    try:
+        store.configure_events(EventSettings(debounce_ms=1000, max_wait_ms=1500))
+        doc = Doc()
+        await store.append([PendingUpdate("m", typed("a", doc), 0, "ann")])
+        await store.append([PendingUpdate("m", typed("b", doc), 0, "ben")])
+        await store.append([PendingUpdate("m", typed("c", doc), 0, None)])
+        [mark] = await store.due_marks(2**62, 1000)
+        assert mark.document == "m" and mark.users == ("ann", "ben") and mark.created
+        assert mark.revision == 3
+        assert await store.finish_mark(mark, []) is True
+        assert (await store.outbox_counts())["open_changes"] == 0
+    finally:
+        await store.close()
+
+
+async def test_a_sink_registered_twice_at_once_is_known_once(db_settings):
+    """Two processes starting together register the same sink: neither fails."""
+    first, second = (SqlStore.from_url(db_settings.database_url) for _ in range(2))
+    await first.open()
+    await second.open()
+    try:
+        await asyncio.gather(first.register_sink("webhook:x"), second.register_sink("webhook:x"))
+        await first.register_sink("webhook:x")
+        assert await first.fill_deliveries("webhook:x") == 0
+    finally:
+        await first.close()
+        await second.close()

@@ -1,6 +1,10 @@
 // The editor's status pill: one word about the connection and the edits, the rest in its title.
+// While connected it says whether this tab's edits are on the server's disk (saved.ts): "Saving…",
+// "Saved", or "Not saved" when a commit failed; without that feed, what the socket alone can tell
+// ("Synced": handed to the server).
 import type { ConnectionState, EditState } from '../connection'
 import { h } from '../dom'
+import type { SaveState } from '../saved'
 
 export class StatusPill {
   private readonly label = h('span.status-label')
@@ -11,10 +15,14 @@ export class StatusPill {
     this.label
   )
 
-  show(connection: ConnectionState, edits: EditState): void {
-    const { text, detail } = statusText(connection, edits)
+  show(connection: ConnectionState, edits: EditState, save: SaveState = 'unknown', error: string | null = null): void {
+    const { text, detail } =
+      connection === 'connected'
+        ? (savedText(edits, save, error) ?? statusText(connection, edits))
+        : statusText(connection, edits)
     this.el.dataset.state = connection
     this.el.dataset.sync = edits
+    this.el.dataset.saved = save
     this.label.textContent = text
     this.el.title = detail
   }
@@ -42,5 +50,24 @@ function statusText(connection: ConnectionState, edits: EditState): { text: stri
       }
     case 'closed':
       return { text: 'Disconnected', detail: 'The server refused this document; see the message above the editor.' }
+  }
+}
+
+/** What the pill says about the disk while connected, or null to say what the socket tells. */
+function savedText(edits: EditState, save: SaveState, error: string | null): { text: string; detail: string } | null {
+  switch (save) {
+    case 'failed':
+      return {
+        text: 'Not saved',
+        detail: `The server could not store your latest edits on disk (${error}). It keeps trying; keep this tab open.`
+      }
+    case 'saving':
+      return { text: 'Saving…', detail: 'Connected. Your latest edits are being written to the server’s disk.' }
+    case 'saved':
+      return edits === 'synced'
+        ? { text: 'Saved', detail: 'Everything you typed is stored on the server’s disk.' }
+        : null // still exchanging the latest changes: "Syncing…"
+    default:
+      return null
   }
 }

@@ -13,6 +13,7 @@ import { StatusPill } from '../components/status'
 import { ConnectionWatch } from '../connection'
 import { h } from '../dom'
 import { encodeName, pageToken } from '../names'
+import { SaveWatch } from '../saved'
 import { brand, toast } from '../ui'
 import { loadUser } from '../user'
 
@@ -46,7 +47,7 @@ export function renderEditor(root: HTMLElement, name: string): void {
   )
   const editor = createEditor(paper, ytext, awareness, `Document ${name}`)
 
-  followConnection(provider, ydoc, editor, status, banner)
+  followConnection(name, provider, ydoc, editor, status, banner)
   identity.followTheTab()
   if (identity.firstVisit()) {
     const greeting = h('span', {}, 'Others see you as ', h('strong', {}, identity.user.name), '.')
@@ -56,8 +57,10 @@ export function renderEditor(root: HTMLElement, name: string): void {
   Object.assign(window, { collab: { provider, ydoc, view: editor.view } }) // for debugging
 }
 
-/** Keep the status pill, the banner and the editor's read-only state in step with the connection. */
+/** Keep the status pill, the banner and the editor's read-only state in step with the connection,
+ * and the pill with what the server has saved. */
 function followConnection(
+  name: string,
   provider: WebsocketProvider,
   ydoc: Y.Doc,
   editor: CollabEditor,
@@ -66,14 +69,19 @@ function followConnection(
 ): void {
   let readOnly = false
   const update = (): void => {
-    status.show(watch.connection, watch.edits)
+    saved.follow(following())
+    status.show(watch.connection, watch.edits, saved.state, saved.error)
     if (readOnly !== (watch.refusal !== null)) {
       readOnly = watch.refusal !== null
       queueMicrotask(() => editor.setReadOnly(readOnly)) // never dispatch inside an update
     }
     banner.follow(watch)
   }
-  const watch = new ConnectionWatch(provider, ydoc, update)
+  // The feed only once the server has taken the document (synced): a refused one never opens it.
+  // (declared before the watch: its constructor's first update() reads `saved`)
+  const following = (): boolean => watch?.connection === 'connected' && provider.synced
+  const saved = new SaveWatch(name, ydoc, following, () => update())
+  const watch: ConnectionWatch = new ConnectionWatch(provider, ydoc, update)
   update()
   window.setInterval(() => banner.tick(watch), 1000)
   window.addEventListener('beforeunload', (event) => {
