@@ -56,6 +56,8 @@ def load(path: Path) -> tuple[dict[str, Any], list[Run], dict[str, Any] | None, 
             runs.append(rec)
         elif t == "store":
             store = rec
+        elif t == "events":
+            meta["_events"] = rec
         elif t == "end":
             end = rec
     return meta, runs, store, end
@@ -1167,6 +1169,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
     parts += ["## What the servers did wrong during the runs\n",
               "\n".join(probs) if probs else "Nothing: no errors, no closed connections, no failed runs.", ""]
     parts += [section_store(store)]
+    parts += [section_events(meta)]
     parts += [
         "## Reproduce\n",
         "```sh\nmake bench          # ~40 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
@@ -1175,11 +1178,36 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         ".venv/bin/python bench/run.py --only tput10x10,workers,bus       # cluster mode and its reference row\n"
         "  # (--redis-url redis://HOST:PORT/DB, default redis://127.0.0.1:6379/0)\n"
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
-        ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n```\n",
+        ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n"
+        ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "
         "server logs of the last run in `bench/results/tmp/` (git-ignored).\n",
     ]  # fmt: skip
     return "\n".join(p for p in parts if p is not None)
+
+
+def section_events(meta: dict[str, Any]) -> str | None:
+    """bench/events.py's figures: from this suite's run of it, else from its last run alone
+    (bench/results/events.json, written by `bench/events.py --json`)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from events import markdown
+
+    rec = meta.get("_events")
+    alone = ROOT / "bench" / "results" / "events.json"
+    if rec is None and meta.get("mode") != "quick" and alone.exists():
+        rec = json.loads(alone.read_text())
+        rec["_alone"] = True
+    if rec is None or "summary" not in rec:
+        return None
+    text = markdown(rec)
+    if rec.get("_alone"):
+        text += (
+            "\n(These figures are from a run of `bench/events.py` on its own, written to "
+            "`bench/results/events.json`, not from this suite's run: `make bench` runs it too.)\n"
+        )
+    return text
 
 
 def main() -> None:

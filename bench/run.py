@@ -610,6 +610,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--no-store-figures", action="store_true")
+    parser.add_argument("--no-events", action="store_true", help="skip bench/events.py (~4 min)")
     parser.add_argument("--redis-url", default=REDIS_URL, help="the bus of the workers and bus scenarios")
     args = parser.parse_args()
     globals()["REDIS_URL"] = args.redis_url
@@ -701,6 +702,23 @@ def main() -> None:
                 "type": "store", "command": f".venv/bin/python bench/store_figures.py --updates {updates}",
                 "figures": figures,
             }) + "\n")  # fmt: skip
+    if not args.no_events:
+        # bench/events.py: what the outbox costs per update, how soon a receiver hears
+        log("change feeds (bench/events.py)")
+        events_json = RESULTS / ("events-quick.json" if args.quick else "events.json")
+        cmd = [PYTHON, str(BENCH / "events.py"), "--json", str(events_json)]
+        if args.quick:
+            cmd += ["--reps", "1", "--window-s", "9"]
+        events_json.unlink(missing_ok=True)
+        subprocess.run(cmd, cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
+        with open(out, "a") as f:
+            if events_json.exists():
+                record = json.loads(events_json.read_text())
+                for r in record.get("runs", []):
+                    r.pop("latency_samples", None)  # (in events_json; the summary has them)
+                f.write(json.dumps(record) + "\n")
+            else:
+                f.write(json.dumps({"type": "events", "error": "bench/events.py wrote nothing"}) + "\n")
     with open(out, "a") as f:
         f.write(json.dumps({"type": "end", "elapsed_s": round(time.time() - started), "load_at_end": loadavg()}) + "\n")
     log(f"bench: {n} runs in {time.time() - started:.0f} s -> {out}")
