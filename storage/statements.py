@@ -432,6 +432,18 @@ INSERT_DELIVERY = insert(Delivery).values(
 )
 
 _earlier = Delivery.__table__.alias("earlier")
+# A delivery no earlier pending delivery of the same sink and document waits before (the order
+# per document: only the first pending one of each document may be attempted).
+_FIRST_OF_DOCUMENT = ~(
+    select(_earlier.c.id)
+    .where(
+        _earlier.c.sink == Delivery.sink,
+        _earlier.c.document == Delivery.document,
+        _earlier.c.status == "pending",
+        _earlier.c.event_seq < Delivery.event_seq,
+    )
+    .exists()
+)
 
 
 def due_deliveries(skip_locked: bool) -> Select[*tuple[Any, ...]]:
@@ -446,14 +458,7 @@ def due_deliveries(skip_locked: bool) -> Select[*tuple[Any, ...]]:
             Delivery.status == "pending",
             Delivery.next_attempt_ms <= bindparam("now"),
             Delivery.claimed_until_ms < bindparam("now"),
-            ~select(_earlier.c.id)
-            .where(
-                _earlier.c.sink == Delivery.sink,
-                _earlier.c.document == Delivery.document,
-                _earlier.c.status == "pending",
-                _earlier.c.event_seq < Delivery.event_seq,
-            )
-            .exists(),
+            _FIRST_OF_DOCUMENT,
         )
         .order_by(Delivery.event_seq)
         .limit(bindparam("limit", type_=Integer))
@@ -469,14 +474,7 @@ NEXT_DUE = select(func.min(Delivery.next_attempt_ms)).where(
     Delivery.sink == bindparam("sink"),
     Delivery.status == "pending",
     Delivery.claimed_until_ms < bindparam("now"),
-    ~select(_earlier.c.id)
-    .where(
-        _earlier.c.sink == Delivery.sink,
-        _earlier.c.document == Delivery.document,
-        _earlier.c.status == "pending",
-        _earlier.c.event_seq < Delivery.event_seq,
-    )
-    .exists(),
+    _FIRST_OF_DOCUMENT,
 )
 
 CLAIM_DELIVERY = (

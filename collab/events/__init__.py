@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
+
+from .schema import EventType
 
 if TYPE_CHECKING:
     from storage import DeliveryRow, StoredEvent
 
-EVENT_TYPES = (
-    "document.created",
-    "document.changed",
-    "document.deleted",
-    "version.created",
-    "version.restored",
-    "user.joined",
-    "user.left",
-)
+# Every event type, in the order docs/events.md lists them (schema.py's EventType).
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 @dataclass(frozen=True, slots=True)
