@@ -208,6 +208,13 @@ class OutboxTables:
         """Write events from now on with these settings (None: none)."""
         self.events = settings
 
+    def around_events(
+        self, before: Callable[[str], Awaitable[None]], after: Callable[[], None]
+    ) -> None:
+        """`before(document)` runs before an event about it is written on its own, `after()`
+        once it is committed (see the attributes)."""
+        self.before_event, self.after_event = before, after
+
     async def _settle_changes(self, document: str) -> None:
         if self.before_event is not None and self.events is not None:
             await self.before_event(document)

@@ -66,11 +66,19 @@ class DeliveryLoop:
         self.delivered = 0
         self.rounds = 0  # rounds run (a shutdown's drain waits for one after its last events)
         self.idle = False  # the last round started nothing and nothing is in flight
-        self.scope: anyio.CancelScope | None = None  # (the feed's: cancelled to stop)
+        self._scope = anyio.CancelScope()  # cancelled by stop()
         self._filled_generation = -1  # `written` when deliveries were last made of new events
         self._filled_at = 0.0
 
+    def stop(self) -> None:
+        """End `run` (and the attempts in flight: their claims are let go)."""
+        self._scope.cancel()
+
     async def run(self) -> None:
+        with self._scope:
+            await self._run()
+
+    async def _run(self) -> None:
         name = self.sink.name  # (registered by the feed before this runs)
         async with anyio.create_task_group() as tg:
             while True:

@@ -120,8 +120,7 @@ class EventFeed:
         if self.settings.events_presence and hub is not None:
             hub.on_presence.append(Presence(self.emit, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
-        self.store.before_event = self._finalizer.finalize_document
-        self.store.after_event = self.written.fire
+        self.store.around_events(self._finalizer.finalize_document, self.written.fire)
         if saver is not None:
             saver.on_committed.append(self._finalizer.committed)
         tg.start_soon(self._finalizer.run)
@@ -150,12 +149,7 @@ class EventFeed:
         loop = self._loops[sink.name] = DeliveryLoop(
             self.store, self.settings, sink, self.written, self.progress
         )
-        self._tg.start_soon(self._run_loop, loop)
-
-    async def _run_loop(self, loop: DeliveryLoop) -> None:
-        with anyio.CancelScope() as scope:
-            loop.scope = scope
-            await loop.run()
+        self._tg.start_soon(loop.run)
 
     async def stop(self, deadline_s: float, drain_s: float = 2.0) -> None:
         """A clean shutdown, once every room is flushed: make the pending changes into events
@@ -173,8 +167,7 @@ class EventFeed:
                     while not all(loop.idle and loop.rounds > rounds[loop] for loop in loops):
                         await self.progress.wait(drain_s)
         for loop in self._loops.values():
-            if loop.scope is not None:
-                loop.scope.cancel()
+            loop.stop()
 
     def add_sink(self, sink: Sink) -> None:
         """Deliver every event from now on to `sink` (call in on_startup). A sink seen before
