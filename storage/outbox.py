@@ -169,6 +169,16 @@ async def write_marks(
         await conn.execute(q.INSERT_MARK if insert else q.EXTEND_MARK, params)
 
 
+def _mark(row: Any) -> Mark:
+    return Mark(
+        row.document,
+        int(row.first_at_ms),
+        tuple(json.loads(row.users)),
+        bool(row.created),
+        int(row.revision),
+    )
+
+
 def _event(row: Any) -> StoredEvent:
     return StoredEvent(
         int(row.seq), row.event_id, row.type, row.document, int(row.created_at_ms), row.body
@@ -233,35 +243,39 @@ class OutboxTables:
 
     # -- writing events ----------------------------------------------------------------------
 
-    async def add_event(self, event: NewEvent, settle: bool = True) -> None:
+    async def add_event(self, event: NewEvent, settle: bool = True) -> int:
         """Write one event in a transaction of its own; `settle`: after the document's
-        pending changes (made into events first)."""
+        pending changes (made into events first). Its seq."""
         if settle:
             await self._settle_changes(event.document)
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
-            await self._insert_events(conn, [event])
+            key = (await conn.execute(q.INSERT_EVENT, event._asdict())).inserted_primary_key
         self._event_written()
+        assert key is not None
+        return int(key[0])
 
     async def due_marks(self, now: int, hold_ms: int, limit: int = 100) -> list[Mark]:
         """Claim up to `limit` marks due at `now` for `hold_ms` (a finalizer that dies lets
         them go after that)."""
+        return (await self.claim_due_marks(now, hold_ms, limit))[0]
+
+    async def claim_due_marks(
+        self, now: int, hold_ms: int, limit: int = 100
+    ) -> tuple[list[Mark], int | None]:
+        """`due_marks`, and when none was due, when the earliest mark not held falls due
+        (None: no mark): what a finalizer needs each time it wakes, in one transaction."""
         claimed: list[Mark] = []
         async with self.engine.begin() as conn:
             rows = (await conn.execute(q.DUE_MARKS, {"now": now, "limit": limit})).all()
             for row in rows:
                 params = {"doc": row.document, "now": now, "until": now + hold_ms}
                 if (await conn.execute(q.CLAIM_MARK, params)).rowcount == 1:
-                    claimed.append(
-                        Mark(
-                            row.document,
-                            int(row.first_at_ms),
-                            tuple(json.loads(row.users)),
-                            bool(row.created),
-                            int(row.revision),
-                        )
-                    )
-        return claimed
+                    claimed.append(_mark(row))
+            if rows:
+                return claimed, None
+            found = (await conn.execute(q.NEXT_MARK_DUE, {"now": now})).scalar()
+        return claimed, None if found is None else int(found)
 
     async def claim_mark(self, document: str, now: int, hold_ms: int) -> Mark | None:
         """Claim `document`'s mark, due or not; None when it has none (or another process
@@ -273,13 +287,7 @@ class OutboxTables:
             params = {"doc": document, "now": now, "until": now + hold_ms}
             if (await conn.execute(q.CLAIM_MARK, params)).rowcount != 1:
                 return None
-        return Mark(
-            row.document,
-            int(row.first_at_ms),
-            tuple(json.loads(row.users)),
-            bool(row.created),
-            int(row.revision),
-        )
+        return _mark(row)
 
     async def finish_mark(self, mark: Mark, events: Sequence[NewEvent]) -> bool:
         """Write the events a claimed mark was made into and delete it, in one transaction;
@@ -293,12 +301,6 @@ class OutboxTables:
                 return True
             await conn.execute(q.RELEASE_MARK, {"doc": mark.document})
             return False
-
-    async def next_mark_due(self, now: int) -> int | None:
-        """When the earliest mark not held at `now` is due (None: no mark)."""
-        async with self.engine.connect() as conn:
-            found = (await conn.execute(q.NEXT_MARK_DUE, {"now": now})).scalar()
-        return None if found is None else int(found)
 
     async def drop_mark(self, document: str) -> None:
         async with self.engine.begin() as conn:

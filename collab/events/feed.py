@@ -284,12 +284,8 @@ class EventFeed:
             return None
         state_vector = extra.pop("state_vector", None)
         event = new_event(type, document, users, state_vector, **extra)
-        await self.store.add_event(event, settle)
-        self.written.fire()
-        seq = await self.store.event_seq(event.event_id)
-        return Event(
-            seq or 0, event.event_id, type, document, event.created_at_ms, event.body.encode()
-        )
+        seq = await self.store.add_event(event, settle)  # (wakes the loops: after_event)
+        return Event(seq, event.event_id, type, document, event.created_at_ms, event.body.encode())
 
     # -- the delivery log --------------------------------------------------------------------
 

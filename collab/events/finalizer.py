@@ -70,16 +70,15 @@ class Finalizer:
 
     async def run(self) -> None:
         while True:
+            now = time.time()
             try:
-                found = await self.finalize_due()
-                # the earliest mark not held, of any process: sleep exactly until it is due
-                now = time.time()
-                next_due = await self.store.next_mark_due(int(now * 1000))
+                found, next_due = await self._finalize_due(int(now * 1000))
             except Exception:
                 log.exception("making change events failed; trying again")
-                found, next_due, now = 0, None, time.time()
+                found, next_due = 0, None
             if found:
                 continue
+            # the earliest mark not held, of any process: sleep exactly until it is due
             delay = POLL_S if next_due is None else min(POLL_S, max(next_due / 1000 - now, 0.0))
             self._wake_at = time.monotonic() + delay
             with anyio.move_on_after(delay):
@@ -93,7 +92,11 @@ class Finalizer:
     async def finalize_due(self, now_ms: int | None = None) -> int:
         """Claim and finalize the due marks; how many."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        marks = await self.store.due_marks(now, HOLD_MS)
+        return (await self._finalize_due(now))[0]
+
+    async def _finalize_due(self, now: int) -> tuple[int, int | None]:
+        """`finalize_due`, and when nothing was due, when the next mark falls due."""
+        marks, next_due = await self.store.claim_due_marks(now, HOLD_MS)
         for mark in marks:
             try:
                 await self.finalize(mark)
@@ -101,7 +104,7 @@ class Finalizer:
                 log.exception("making the events of %r failed; it stays due", mark.document)
         if marks:
             self.written.fire()
-        return len(marks)
+        return len(marks), next_due
 
     async def finalize_document(self, name: str) -> None:
         """Make `name`'s pending changes into events now, due or not (before another event
