@@ -16,6 +16,7 @@ from typing import Any
 
 from storage import open_store
 
+from .api.deliveries import delivery_of  # (one shape of a delivery: the API's)
 from .events import DeliveryInfo
 from .events.feed import EventFeed
 from .extensions.webhooks import SINK_PREFIX, shown_url
@@ -70,28 +71,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> list[str]:
             retried = await feed.retry(args.id)
             if retried is None:
                 raise NoSuchDelivery(f"no webhook delivery {args.id}")
-            return [json.dumps(as_json(retried)) if args.json else line(retried)]
+            return [json.dumps(delivery_of(retried).model_dump()) if args.json else line(retried)]
         found = await feed.deliveries(
             sink_prefix=SINK_PREFIX, status=args.status, document=args.document, limit=args.limit
         )
-    return [json.dumps(as_json(d)) if args.json else line(d) for d in found]
-
-
-def as_json(info: DeliveryInfo) -> dict[str, Any]:
-    """As the API shows a delivery (collab/api/deliveries.py)."""
-    return {
-        "id": info.id,
-        "endpoint": shown_url(info.sink.removeprefix(SINK_PREFIX)),
-        "event_id": info.event_id,
-        "event_type": info.event_type,
-        "document": info.document,
-        "status": info.status,
-        "attempts": info.attempts,
-        "last_error": info.last_error,
-        "created_at_ms": info.created_at_ms,
-        "updated_at_ms": info.updated_at_ms,
-        "next_attempt_ms": info.next_attempt_ms,
-    }
+    return [json.dumps(delivery_of(d).model_dump()) if args.json else line(d) for d in found]
 
 
 def line(info: DeliveryInfo) -> str:
