@@ -24,14 +24,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
-from .base import now_ms
+from .base import PendingUpdate, now_ms
 
 APPEND_LOCK = 0x636F6C6C6162 + 1  # (sql.py's): taken by every transaction that writes events
 NO_ID = 2**62
@@ -152,19 +152,31 @@ def next_mark(
     }
 
 
+def authors_by_document(batch: Sequence[PendingUpdate]) -> dict[str, set[str]]:
+    """Each document of an append's batch and who wrote its updates (the known authors)."""
+    authors: dict[str, set[str]] = {}
+    for update in batch:
+        names = authors.setdefault(update.name, set())
+        if update.author is not None:
+            names.add(update.author)
+    return authors
+
+
 async def write_marks(
     conn: AsyncConnection,
-    changed: Mapping[str, tuple[set[str], bool]],
+    batch: Sequence[PendingUpdate],
+    created: set[str],
     stamp: int,
     config: EventSettings,
 ) -> None:
-    """In an append transaction: mark every document of `changed` (name -> (authors,
-    created by this transaction))."""
+    """In an append transaction: mark every document of `batch` (`created`: the ones this
+    transaction created)."""
+    changed = authors_by_document(batch)
     for name in sorted(changed):
-        authors, created = changed[name]
+        authors = changed[name]
         row = (await conn.execute(q.MARK, {"document": name})).first()
         found = None if row is None else (row.users, row.first_at_ms, row.revision)
-        insert, params = next_mark(found, authors, created, stamp, config)
+        insert, params = next_mark(found, authors, name in created, stamp, config)
         params["document" if insert else "doc"] = name
         await conn.execute(q.INSERT_MARK if insert else q.EXTEND_MARK, params)
 

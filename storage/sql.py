@@ -189,13 +189,7 @@ class SqlStore(OutboxTables, HistoryTables):
                 q.TOUCH_DOCUMENT, [{"doc_id": i, "stamp": stamp} for i in ids.values()]
             )
             if self.events is not None:
-                changed: dict[str, tuple[set[str], bool]] = {
-                    name: (set(), name in created) for name in ids
-                }
-                for u in batch:
-                    if u.author is not None:
-                        changed[u.name][0].add(u.author)
-                await write_marks(conn, changed, stamp, self.events)
+                await write_marks(conn, batch, created, stamp, self.events)
 
     async def import_update(self, name: str, data: bytes, author: str | None = "import") -> None:
         await self.append([PendingUpdate(name, data, now_ms(), author)])

@@ -27,7 +27,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from . import statements as q
 from .base import LiveDocument, PendingUpdate, StoreError
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
-from .outbox import EventSettings, next_mark
+from .outbox import EventSettings, authors_by_document, next_mark
 
 _SQLITE = sqlite.dialect(paramstyle="qmark")
 
@@ -199,11 +199,7 @@ class SqliteAppender:
     ) -> None:
         """The documents' change marks (storage/outbox.py), in the append's transaction."""
         sql = self._sql
-        authors: dict[str, set[str]] = {}
-        for u in batch:
-            names = authors.setdefault(u.name, set())
-            if u.author is not None:
-                names.add(u.author)
+        authors = authors_by_document(batch)
         for name in sorted(authors):
             found = conn.execute(sql.mark, (name,)).fetchone()
             insert, p = next_mark(found, authors[name], name in created, stamp, config)
