@@ -20,13 +20,15 @@ from anyio.abc import TaskGroup
 from storage import EventSettings, new_event
 
 from . import CommitNotice, DeliveryInfo, Event, Sink, delivery_of, event_of
+from .delivery import DeliveryLoop
+from .finalizer import Finalizer
+from .presence import Presence
 from .signal import POLL_S, Signal
 
 if TYPE_CHECKING:
     from ..documents import DocumentService
     from ..saver import Saver
     from ..settings import Settings
-    from .delivery import DeliveryLoop
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class EventFeed:
         self._documents: DocumentService | None = None
         self.written = Signal()  # this process wrote events
         self.progress = Signal()  # a delivery loop ran a round
-        self._finalizer: Any = None
+        self._finalizer: Finalizer | None = None
         self._open = False  # open_sinks ran: sinks added now are opened at once
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -111,9 +113,6 @@ class EventFeed:
         """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
         delivery loop of every sink added before or after; with events_presence, user events
         from `hub`'s joins and leaves."""
-        from .finalizer import Finalizer
-        from .presence import Presence
-
         self._tg, self._documents, self._saver = tg, documents, saver
         if not self.enabled:
             return
@@ -141,8 +140,6 @@ class EventFeed:
             await self._open_sink(sink)
 
     async def _open_sink(self, sink: Sink) -> None:
-        from .delivery import DeliveryLoop
-
         if not self.enabled or self._tg is None:
             return
         await self.store.register_sink(sink.name)
