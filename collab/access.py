@@ -26,6 +26,14 @@ class Access:
     documents: str = "*"
     write: bool = False
     user: Mapping[str, Any] = field(default_factory=dict)
+    # The operator's powers: the admin API and page (/api/admin/..., /admin) and /metrics.
+    admin: bool = False
+    # Only /metrics (a token for Prometheus): `collab token --metrics`.
+    metrics: bool = False
+
+    @property
+    def reads_metrics(self) -> bool:
+        return self.admin or self.metrics
 
     def covers(self, document: str) -> bool:
         return document_matches(self.documents, document)
@@ -39,5 +47,6 @@ class Access:
         return pattern.startswith(prefix)
 
 
-# A server without authentication: everything, to everybody (as the WebSocket route).
-EVERYTHING = Access("*", write=True)
+# A server without authentication: everything, to everybody (as the WebSocket route), the
+# admin API included (as the rest of the API: whoever reaches the port may delete documents).
+EVERYTHING = Access("*", write=True, admin=True, metrics=True)

@@ -35,6 +35,7 @@ from .events.feed import EventFeed
 from .extensions import TokenAuth, amqp, webhooks
 from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
+from .metrics import Metrics
 from .settings import Settings
 from .static import frontend_routes
 
@@ -115,6 +116,8 @@ def _lifespan(
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
+            metrics = app.state.metrics = Metrics(settings, hub)
+            metrics.start(tg)
             try:
                 try:
                     await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg, events))

@@ -109,7 +109,7 @@ def _import_parser(sub: Any) -> None:
 
 def _token_parser(sub: Any) -> None:
     token = sub.add_parser("token", help="mint an access token (JWT) for a document or prefix")
-    token.add_argument("--doc", required=True, help="'team/notes', 'team/*' or '*'")
+    token.add_argument("--doc", default=None, help="'team/notes', 'team/*' or '*'")
     access = token.add_mutually_exclusive_group()
     access.add_argument("--write", action="store_true", help="read and write (default: read)")
     access.add_argument("--read", action="store_true", help="read only (the default)")
@@ -117,6 +117,16 @@ def _token_parser(sub: Any) -> None:
         "--api",
         action="store_true",
         help="an API key for a backend: write, 365 days, user 'api' (unless --ttl/--user)",
+    )
+    access.add_argument(
+        "--admin",
+        action="store_true",
+        help="an operator's token: every document, write, the admin page and API, /metrics",
+    )
+    access.add_argument(
+        "--metrics",
+        action="store_true",
+        help="a token that only reads /metrics (for Prometheus; 365 days unless --ttl)",
     )
     token.add_argument("--ttl", default=None, help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
     token.add_argument("--user", default=None, help="user id (sub claim)")
@@ -229,14 +239,20 @@ async def _documents(settings: Settings) -> AsyncIterator[DocumentService]:
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
+    if args.doc is None and not (args.admin or args.metrics):
+        print("collab token: --doc is required (or --admin, --metrics)", file=sys.stderr)
+        return 2
+    role = "admin" if args.admin else "metrics" if args.metrics else None
+    doc = args.doc if args.doc is not None else "*" if args.admin else ""
     try:
         print(
             mint_token(
-                doc=args.doc,
-                write=args.write or args.api,
-                ttl_s=parse_ttl(args.ttl or ("365d" if args.api else "1h")),
-                user=args.user or ("api" if args.api else None),
+                doc=doc,
+                write=args.write or args.api or args.admin,
+                ttl_s=parse_ttl(args.ttl or ("365d" if args.api or args.metrics else "1h")),
+                user=args.user or ("api" if args.api else "admin" if args.admin else None),
                 name=args.name,
+                role=role,
                 secret=settings.auth_secret,
                 private_key=args.private_key,
             )

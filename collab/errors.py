@@ -26,6 +26,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     NOT_FOUND = 4404  # invalid document name, a deleted document
     IDLE_TIMEOUT = 4408
+    CLOSED_BY_ADMIN = 4000  # an operator closed it (the admin page or API); clients reconnect
 
 
 class HttpStatus(IntEnum):

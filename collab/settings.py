@@ -153,6 +153,20 @@ class Settings:
         default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    log_format: str = field(
+        default="text", metadata=_doc("text, or json: one JSON object per line with context")
+    )
+    metrics: bool = field(
+        default=True, metadata=_doc("count what the server does; serve it at /metrics")
+    )
+    metrics_port: int = field(
+        default=0,
+        metadata=_doc("serve /metrics on this port instead, without auth (0: the main port)"),
+    )
+    drain_s: float = field(
+        default=0.0,
+        metadata=_doc("after SIGTERM, /readyz answers 503 this long before clients are closed"),
+    )
     events: bool = field(
         default=True,
         metadata=_doc("write change events to the outbox (webhooks, SSE, RabbitMQ read it)"),
@@ -227,7 +241,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_connections_per_ip", "max_connect_attempts_per_ip", "events_retention_s"):
+        for name in (
+            "max_connections_per_ip",
+            "max_connect_attempts_per_ip",
+            "events_retention_s",
+            "drain_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or positive")
         parse_rules(self.version_retention)  # (ValueError with the reason)
@@ -248,6 +267,10 @@ class Settings:
             raise ValueError("bus=redis needs redis_url")
         if not 0 < self.port < 65536 and self.port != 0:
             raise ValueError("port must be 0..65535")
+        if not 0 <= self.metrics_port < 65536:
+            raise ValueError("metrics_port must be 0..65535")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("log_format must be 'text' or 'json'")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,7 @@ PEM text or a path to a PEM file; RS256, ES256 and EdDSA tokens). Claims:
     mode  "write" or "read" (default "read": a token must ask for write access)
     exp   expiry (seconds since the epoch); required. A connection is closed 4401 when it passes.
     sub   user id, name   user name: put into the connection's context as {"user": {...}}
+    role  "admin" (the admin API and page, and /metrics) or "metrics" (only /metrics); optional
 """
 
 from __future__ import annotations
@@ -85,7 +86,14 @@ class TokenAuth(Extension):
         if not payload.token:
             return None
         claims = self.verify(payload.token)
-        return Access(claims["doc"], write=claims.get("mode") == "write", user=_user(claims))
+        role = claims.get("role")
+        return Access(
+            claims["doc"],
+            write=claims.get("mode") == "write",
+            user=_user(claims),
+            admin=role == "admin",
+            metrics=role == "metrics",
+        )
 
 
 def _user(claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +107,7 @@ def mint_token(
     ttl_s: float,
     user: str | None = None,
     name: str | None = None,
+    role: str | None = None,
     secret: str = "",
     private_key: str = "",
     algorithm: str | None = None,
@@ -114,6 +123,8 @@ def mint_token(
         claims["sub"] = user
     if name:
         claims["name"] = name
+    if role:
+        claims["role"] = role
     if private_key:
         pem = read_key(private_key)
         return jwt.encode(claims, pem, algorithm=algorithm or _algorithm_for(pem))
