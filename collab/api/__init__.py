@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
-from . import deliveries, documents, events, meta, versions
+from . import admin, deliveries, documents, events, meta, versions
 from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .health import healthz
@@ -41,6 +41,7 @@ OPERATIONS: list[Operation] = [
     *versions.OPERATIONS,
     *events.OPERATIONS,
     *deliveries.OPERATIONS,
+    *admin.OPERATIONS,
     *meta.OPERATIONS,
 ]
 
