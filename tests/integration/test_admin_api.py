@@ -6,14 +6,17 @@ a version, delete."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import pytest
 from pycrdt import Text
 
 from collab.errors import CloseCode
-from tests.conftest import serving
+from tests.conftest import free_port, serving
+from tests.integration import test_cluster as cluster
 from tests.integration.api_support import SECRET, api, assert_error, text_update, token, write
 from tests.ywire import YClient
 
@@ -218,3 +221,42 @@ async def test_the_admin_page_is_served(settings):
     assert response.status_code in (200, 503)
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     assert "<html" in response.text
+
+
+redis = cluster.redis  # a fixture: a redis-server of the test's own
+
+
+@pytest.mark.redis
+async def test_the_overview_lists_the_cluster_processes_with_their_load(settings, redis):
+    shared = settings.replace(bus="redis", redis_url=redis.url)
+    async with (
+        serving(shared) as a,
+        serving(shared.replace(port=free_port())) as b,
+        api(a.http) as on_a,
+    ):
+        async with YClient(b.url, "x") as client:
+            await client.wait_for(lambda: client.synced)
+
+            overview: dict[str, Any] = {}
+
+            def b_as_a_sees_it() -> dict[str, Any] | None:
+                processes = overview.get("cluster", {}).get("processes", [])
+                others = [p for p in processes if not p["this_process"]]
+                return others[0] if others and others[0]["connections"] == 1 else None
+
+            async def ask() -> None:
+                overview.update((await on_a.get("/api/admin/overview")).json())
+
+            # heartbeats go once a second: poll the overview until b's carries its connection
+            with anyio.fail_after(10):
+                await ask()
+                while b_as_a_sees_it() is None:
+                    await anyio.sleep(cluster.POLL_S)
+                    await ask()
+        cluster_view = overview["cluster"]
+        assert cluster_view["bus"] == "redis"
+        here, there = cluster_view["processes"][0], b_as_a_sees_it()
+        assert here["this_process"] and here["connections"] == 0
+        assert there is not None and there["pid"] == os.getpid()  # (both in this test process)
+        assert there["rooms"] == 1 and there["host"] and there["started_at_ms"] > 0
+        assert here["id"] != there["id"] and there["silent_ticks"] >= 0
