@@ -114,8 +114,8 @@ async def test_missing_build_answers_503_saying_how_to_build_it(tmp_path):
 
 def test_dist_is_found_in_the_checkout_unless_configured(tmp_path):
     checkout = Path(__file__).resolve().parents[2] / "frontend" / "dist"
-    assert static.CHECKOUT_DIST == checkout
-    assert static.PACKAGED_DIST == Path(static.__file__).resolve().parent / "_editor"
+    assert checkout == static.CHECKOUT_DIST
+    assert Path(static.__file__).resolve().parent / "_editor" == static.PACKAGED_DIST
     assert frontend_dir(Settings(frontend_dir=str(tmp_path))) == tmp_path.resolve()
 
 
