@@ -38,14 +38,14 @@ frontend: frontend/dist/index.html
 # After the frontend stamp is defined: a prerequisite is expanded when make reads the rule.
 # The TypeScript: Biome (format, lint, import order; frontend/biome.json) and tsc --noEmit.
 lint: install $(FRONTEND_STAMP)
-	$(BIN)/ruff check collab storage tests
-	$(BIN)/ruff format --check collab storage tests
+	$(BIN)/ruff check collab storage tests setup.py
+	$(BIN)/ruff format --check collab storage tests setup.py
 	$(BIN)/mypy
 	cd frontend && npm run --silent lint && npm run --silent check
 
 fmt: install $(FRONTEND_STAMP)
-	$(BIN)/ruff check --fix collab storage tests
-	$(BIN)/ruff format collab storage tests
+	$(BIN)/ruff check --fix collab storage tests setup.py
+	$(BIN)/ruff format collab storage tests setup.py
 	cd frontend && npm run --silent fmt
 
 # The sdist and the wheel, into dist/. As `python -m build` does, the wheel is built from the
