@@ -25,7 +25,7 @@ import pytest
 from anyio.abc import Process
 
 from collab._version import __version__
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, BrowserLog, seed_user
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, BrowserLog, seed_user, shoot
 from tests.conftest import free_port, require
 
 try:
@@ -33,7 +33,13 @@ try:
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None
 
-pytestmark = [pytest.mark.wheel, pytest.mark.integration, pytest.mark.browser]
+# ~15 s with pip's cache warm (as after `make install`); a cold cache downloads the dependencies
+pytestmark = [
+    pytest.mark.wheel,
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_TIMEOUT_S = 180  # one subprocess step (a build or an install) on a slow machine
@@ -151,7 +157,6 @@ async def serve_and_load(collab: Path, run_dir: Path, log: IO[bytes], index: byt
                 assert page.status_code == 200, page.text[:300]
                 assert page.content == index
             await _load_in_chromium(base)
-            await wait_for_server_text(base, "x", TEXT)
             proc.terminate()
             with anyio.fail_after(20):
                 assert await proc.wait() == 0
@@ -162,7 +167,8 @@ async def serve_and_load(collab: Path, run_dir: Path, log: IO[bytes], index: byt
 
 
 async def _load_in_chromium(base: str) -> None:
-    """`/` shows the start page and `/d/x` the editor, connected; text is typed into it."""
+    """`/` shows the start page and `/d/x` the editor, connected; what is typed there reaches
+    the server (the API reads it back) and the page says so."""
     log = BrowserLog(origin=base)
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -180,6 +186,9 @@ async def _load_in_chromium(base: str) -> None:
             await expect(connection).to_have_attribute("data-state", "connected", timeout=10_000)
             await page.locator(".cm-content").click()
             await page.keyboard.type(TEXT)
+            await wait_for_server_text(base, "x", TEXT)
+            await expect(connection).to_have_attribute("data-sync", "synced")
+            await shoot(page, "wheel-editor.png")
         finally:
             await chromium.close()
     log.check()
