@@ -12,7 +12,8 @@ from urllib.parse import quote
 import pytest
 from playwright.async_api import expect
 
-from tests.conftest import serving
+from tests.conftest import free_port, serving
+from tests.integration import test_cluster as cluster
 from tests.integration.api_support import SECRET, api, text_update, token, write
 from tests.ywire import YClient
 
@@ -135,3 +136,28 @@ async def test_close_a_connection_and_the_editor_reacts_then_delete(settings, br
         await expect(ada.get_by_test_id("banner")).to_contain_text("document deleted")
         await page.context.close()
         await ada.context.close()
+
+
+redis = cluster.redis  # a fixture: a redis-server of the test's own
+
+
+@pytest.mark.redis
+async def test_the_cluster_table_shows_both_processes(settings, redis, browser, browser_log):
+    log: BrowserLog = browser_log
+    shared = settings.replace(bus="redis", redis_url=redis.url)
+    async with serving(shared) as a, serving(shared.replace(port=free_port())) as b:
+        log.origin = a.http
+        async with YClient(b.url, "on-b") as client:
+            await client.wait_for(lambda: client.synced)
+            page = await new_user(browser, log, "Operator")
+            await page.goto(f"{a.http}/admin")
+            rows = page.get_by_test_id("cluster-process")
+            await expect(rows).to_have_count(2, timeout=10_000)
+            await expect(rows.first).to_contain_text("this one")
+            # b's heartbeats carry its one connection and one open document
+            await expect(rows.nth(1).locator("td.num").nth(1)).to_have_text("1", timeout=10_000)
+            await expect(page.get_by_test_id("cluster")).to_contain_text(
+                "2 processes on the redis bus"
+            )
+            await shoot(page, "admin-cluster.png", full_page=True)
+            await page.context.close()
