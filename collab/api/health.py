@@ -151,8 +151,10 @@ class Ready(BaseModel):
 async def healthz(call: Call) -> Health:
     state: Any = call.request.app.state
     hub: Hub = state.hub
-    try:
-        backlog: dict[str, int] | None = await state.events.backlog()
+    backlog: dict[str, int] | None = None
+    try:  # bounded: liveness must answer while the store does not (a hung probe gets killed)
+        with anyio.move_on_after(STORE_TIMEOUT_S):
+            backlog = await state.events.backlog()
     except Exception:  # the store does not answer: still alive, say so
         backlog = None
     return Health(
