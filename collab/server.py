@@ -135,7 +135,7 @@ def serve_once(
 def _worker(settings: Settings, sock: socket.socket) -> None:
     from . import logs
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     sys.exit(serve_once(settings, sock))
 
 
