@@ -1,6 +1,7 @@
 """/healthz (liveness) and /readyz (readiness) on a real server: ready when the store answers,
 503 when it does not (PostgreSQL behind a proxy that stops forwarding) and ready again when it
-does; and the SIGTERM drain: /readyz answers 503 while the server still serves its clients for
+does; 503 while the Redis bus is away (our own redis-server, killed and restarted); and the
+SIGTERM drain: /readyz answers 503 while the server still serves its clients for
 COLLAB_DRAIN_S, then they are closed with 1001."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.integration.test_cluster import RedisServer, redis  # noqa: F401  (the fixture)
 from tests.procs import ServerProcess
 from tests.tcpproxy import tcp_proxy
 from tests.ywire import YClient
@@ -75,6 +77,25 @@ async def test_readyz_is_503_while_the_store_does_not_answer(
             proxy.release()
             body = await until_ready_is(http, 200, within_s=10)
             assert body["checks"]["store"] == "ok"
+
+
+@pytest.mark.redis
+async def test_readyz_is_503_while_the_bus_is_disconnected(
+    redis: RedisServer,  # noqa: F811 (the fixture)
+    server_with: Any,
+) -> None:
+    async with (
+        server_with(redis_url=redis.url) as srv,
+        httpx.AsyncClient(base_url=srv.http, trust_env=False) as http,
+    ):
+        body = await until_ready_is(http, 200, within_s=10)  # (once the bus has connected)
+        assert body["checks"] == {"store": "ok", "bus": "ok", "accepting": True}
+        await redis.kill()
+        body = await until_ready_is(http, 503, within_s=10)
+        assert body["checks"] == {"store": "ok", "bus": "disconnected", "accepting": True}
+        await redis.start()
+        body = await until_ready_is(http, 200, within_s=15)
+        assert body["checks"]["bus"] == "ok"
 
 
 async def test_sigterm_drain_answers_503_while_still_serving_then_closes_with_1001(
