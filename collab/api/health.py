@@ -78,7 +78,10 @@ class Readiness:
         probe = self._probe
         if probe is None or probe.done():
             probe = self._probe = asyncio.get_running_loop().create_future()
-            self._tg.start_soon(self._run_probe, probe)
+            try:
+                self._tg.start_soon(self._run_probe, probe)
+            except RuntimeError:  # the lifespan's task group is done: the store is closed
+                probe.set_result("error")
         try:
             with anyio.fail_after(self.timeout_s):
                 return await asyncio.shield(probe)
