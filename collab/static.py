@@ -5,9 +5,11 @@
 - `/assets/...` are the bundler's outputs; every name there carries a content hash, so they are
   cached for a year. A pre-compressed `<file>.gz` written by the build is sent to clients that
   accept gzip.
-- dist is found relative to this package (a repository checkout) unless `settings.frontend_dir`
-  names it. It is looked up per request: a build made while the server runs is picked up, and a
-  missing build gives a 503 page that says how to make it instead of a crash.
+- Which dist: `settings.frontend_dir` when set; else frontend/dist of the repository checkout
+  this package sits in, when it is built (development: `make frontend` output wins); else the copy
+  an installed wheel carries as collab/_editor (setup.py's build hook puts it there). Files are
+  looked up per request: a build made while the server runs is picked up, and a missing build
+  gives a 503 page that says how to make it instead of a crash.
 """
 
 from __future__ import annotations
@@ -42,11 +44,21 @@ PAGE_HEADERS = {
 METHODS = ["GET", "HEAD"]
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIST = PACKAGE_DIR.parent / "frontend" / "dist"  # a repository checkout's build
+PACKAGED_DIST = PACKAGE_DIR / "_editor"  # in an installed wheel (setup.py, BuildPyWithEditor)
+
+
 def frontend_dir(settings: Settings) -> Path:
-    """Where the built editor lives: settings.frontend_dir, or frontend/dist in the checkout."""
+    """Where the built editor lives: settings.frontend_dir; else the checkout's frontend/dist
+    when built; else the wheel's collab/_editor when there; else the checkout's (not built)."""
     if settings.frontend_dir:
         return Path(settings.frontend_dir).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "frontend" / "dist"
+    if (CHECKOUT_DIST / "index.html").is_file():
+        return CHECKOUT_DIST
+    if (PACKAGED_DIST / "index.html").is_file():
+        return PACKAGED_DIST
+    return CHECKOUT_DIST
 
 
 def frontend_routes(settings: Settings) -> list[BaseRoute]:
@@ -149,8 +161,10 @@ code{{background:#eef0f4;padding:.15em .4em;border-radius:5px}}
 <h1>The editor has not been built yet</h1>
 <p>The collaboration server is running, but the browser editor is missing
 (no <code>index.html</code> in <code>{where}</code>).</p>
-<p>Run <code>make frontend</code> (or start the server with <code>make run</code>, which builds
-it), then reload this page. WebSocket clients can connect to <code>/ws</code> meanwhile.</p>
+<p>In a source checkout, run <code>make frontend</code> (or start the server with
+<code>make run</code>, which builds it), then reload this page. An installed package carries the
+editor: install it from a wheel (<code>python -m build</code> builds it in). WebSocket clients can
+connect to <code>/ws</code> meanwhile.</p>
 </main></body></html>
 """
     return HTMLResponse(
