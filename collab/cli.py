@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return _run(args, settings)
     except MissingExtra as exc:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import logs
 from .admission import ROUTE_PREFIX, Admission
 from .errors import CloseCode, CollabError
 from .limits import TokenBucket
@@ -43,6 +44,7 @@ class BaseConnection:
         __slots__ = ()
 
     admission: Admission
+    id: int  # the connection id: its session's, and `conn` in every log line about it
     session: Session | None  # from the open, once admission began (until then: refused)
     active: Session | None  # the session, once it joined its room
     pending: list[bytes] | None  # messages received before that
@@ -61,6 +63,7 @@ class BaseConnection:
 
     def _init_base(self, admission: Admission) -> None:
         self.admission = admission
+        self.id = admission.new_id()
         self.session = None
         self.active = None
         self.pending = None
@@ -75,8 +78,15 @@ class BaseConnection:
     def __repr__(self) -> str:
         session = self.session
         if session is None:
-            return f"<{type(self).__name__} {self.client}>"
+            return f"<{type(self).__name__} #{self.id} {self.client}>"
         return f"<{type(self).__name__} #{session.id} {self.client} {session.document!r}>"
+
+    def log_context(self, **fields: Any) -> dict[str, Any]:
+        """The `extra=` of a log line about this connection (logs.context)."""
+        session = self.session
+        if session is not None:
+            return session.log_context(**fields)
+        return logs.context(self.id, client=None if self.client == "?" else self.client, **fields)
 
     # What the subclass implements (session.Socket: what a session needs of its socket).
     framing: int
@@ -173,12 +183,18 @@ class BaseConnection:
         """The socket is gone; `code` is what ended it (1006: the peer vanished)."""
         if not self.closing:
             self._closing(code, reason)
+        duration = time.monotonic() - self.started
         log.info(
             "%r closed with %s %s after %.1f s",
             self,
             self.close_code,
             self.close_reason,
-            time.monotonic() - self.started,
+            duration,
+            extra=self.log_context(
+                code=self.close_code,
+                reason=self.close_reason,
+                duration_ms=round(duration * 1000),
+            ),
         )
         if self.session is not None:
             self.admission.closed(self.session, self.close_code, self.close_reason)
@@ -209,6 +225,7 @@ class Connection(WebSocketProtocol, BaseConnection):
         "close_reason",
         "closing",
         "framing",
+        "id",
         "last_received",
         "last_sent",
         "max_bytes",
@@ -228,11 +245,12 @@ class Connection(WebSocketProtocol, BaseConnection):
         self._updates: list[bytes] | None = None  # sync updates read in this go, not yet handled
 
     __repr__ = BaseConnection.__repr__  # (WebSocketProtocol's comes first)
+    log_context = BaseConnection.log_context
 
     # -- opening -------------------------------------------------------------------------------
 
     def accept_request(self, request: Request) -> None:
-        self.admission.check_request(request, self._listener.root_path)
+        self.admission.check_request(request, self._listener.root_path, self.id)
 
     def opened(self, request: Request) -> None:
         listener = self._listener
@@ -304,7 +322,12 @@ class Connection(WebSocketProtocol, BaseConnection):
         assert transport is not None
         buffered = transport.get_write_buffer_size()
         if buffered and buffered + len(data) > self.max_bytes:
-            log.info("%r: %d bytes unsent; closing 1013", self, buffered)
+            log.info(
+                "%r: %d bytes unsent; closing 1013",
+                self,
+                buffered,
+                extra=self.log_context(code=CloseCode.TRY_AGAIN_LATER),
+            )
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
         transport.write(data)

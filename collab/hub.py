@@ -24,6 +24,7 @@ from pycrdt import Doc
 from storage import DocumentStore, StoredDocument, VersionInfo
 from storage import restore as restore_stored
 
+from . import logs
 from .cluster import Bus
 from .cluster.sync import ClusterSync, PeerLoad
 from .documents import ConnectionSummary
@@ -211,7 +212,11 @@ class Hub:
         try:
             self._tg.start_soon(self._run_disconnect, payload)
         except RuntimeError:  # the hub has stopped
-            log.info("on_disconnect skipped for %s: the server has stopped", info.client)
+            log.info(
+                "on_disconnect skipped for %s: the server has stopped",
+                info.client,
+                extra=logs.context(info.id, document=document, client=info.client, code=code),
+            )
 
     async def _run_disconnect(self, payload: OnDisconnectPayload) -> None:
         with anyio.move_on_after(5):
@@ -266,7 +271,7 @@ class Hub:
             doc = await restore(stored, subdocs)
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
-            log.exception("loading %r failed", name)
+            log.exception("loading %r failed", name, extra={"document": name})
             self._load_failed(name, future)
             return
         room = Room(
@@ -281,13 +286,15 @@ class Hub:
         )
         self._opened(room, stored, seeded)
         future.set_result(room)
+        took_ms = (time.perf_counter() - started) * 1000
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",
             name,
             len(stored.snapshot or b""),
             len(stored.updates),
             stored.log_bytes,
-            (time.perf_counter() - started) * 1000,
+            took_ms,
+            extra={"document": name, "duration_ms": round(took_ms, 1)},
         )
 
     def _opened(self, room: Room, stored: StoredDocument, seeded: list[bytes]) -> None:
@@ -408,7 +415,7 @@ class Hub:
         self.saver.close(name)
         if self.cluster is not None:
             self.cluster.unloaded(name)
-        log.info("unloaded %r: %s", name, why)
+        log.info("unloaded %r: %s", name, why, extra={"document": name})
         self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -447,8 +454,10 @@ class Hub:
             self.flush_failed = True
             log.error("shutdown deadline passed with %d dirty documents", len(dirty))
         else:
+            took_ms = (time.perf_counter() - started) * 1000
             log.info(
                 "flushed %d documents in %.0f ms",
                 len(self.rooms),
-                (time.perf_counter() - started) * 1000,
+                took_ms,
+                extra={"duration_ms": round(took_ms, 1)},
             )

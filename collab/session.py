@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from . import logs
 from . import protocol as p
 from .authorship import author_of
 from .documents import ConnectionSummary
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 class Socket(Protocol):
     """What a session needs of the socket that carries it."""
+
+    id: int  # the connection id (Admission.new_id), the session's too
 
     framing: int  # room.PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
     closing: bool
@@ -103,6 +106,13 @@ class Session:
     def document(self) -> str:
         return self.info.document
 
+    def log_context(self, **fields: Any) -> dict[str, Any]:
+        """The `extra=` of a log line about this session's connection (logs.context)."""
+        info = self.info
+        return logs.context(
+            self.id, document=info.document, user=self.author, client=info.client, **fields
+        )
+
     @property
     def closing(self) -> bool:
         return self.socket.closing
@@ -142,10 +152,20 @@ class Session:
         try:
             handler(self, argument)
         except CollabError as exc:
-            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
+            log.info(
+                "%r: %s (closing %d)",
+                self,
+                exc.reason,
+                exc.code,
+                extra=self.log_context(code=exc.code, reason=exc.reason),
+            )
             self.close(exc.code, exc.reason)
         except Exception:
-            log.exception("%r: error handling a message", self)
+            log.exception(
+                "%r: error handling a message",
+                self,
+                extra=self.log_context(code=CloseCode.INTERNAL_ERROR),
+            )
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
         return not self.socket.closing
 

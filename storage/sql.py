@@ -122,6 +122,12 @@ class SqlStore(OutboxTables, HistoryTables):
             stored, _ = await self._read(conn, doc_id, after_id)
         return stored
 
+    async def ping(self) -> None:
+        """One trivial query on a connection of the engine's (raises when the store does not
+        answer): what /readyz asks of the store."""
+        async with self.engine.connect() as conn:
+            await conn.execute(q.PING)
+
     async def list_documents(
         self, prefix: str = "", limit: int | None = None, after: str | None = None
     ) -> list[DocumentInfo]:

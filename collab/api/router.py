@@ -91,6 +91,8 @@ class Operation:
     # stream the handler's Response writes), None: no body (204)
     response: type[BaseModel] | str | None = None
     errors: tuple[int, ...] = ()
+    # other statuses answered with a model of their own instead of the Error body (/readyz's 503)
+    answers: tuple[tuple[int, type[BaseModel]], ...] = ()
     description: str = ""
     public: bool = False  # no access check (the schema and its page)
     admin: bool = False  # only for an operator's access (Access.admin: the admin API)
