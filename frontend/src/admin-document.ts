@@ -43,7 +43,7 @@ export class DocumentView {
       h(
         'div.section-head',
         {},
-        h('h2.doc-title', { 'data-testid': 'doc-title' }, name),
+        h('h2.admin-doc-title', { 'data-testid': 'doc-title' }, name),
         h('a.btn.ghost', { href: editorPath(name), target: '_blank', rel: 'noopener' }, 'Open in editor')
       ),
       this.stats,

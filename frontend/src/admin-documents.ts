@@ -89,7 +89,7 @@ export class DocumentsPanel {
       )
     }
     const online = this.shown.reduce((n, d) => n + d.online, 0)
-    this.note.textContent = `${this.shown.length}${this.cursor ? '+' : ''} documents${this.prefix ? ` starting with “${this.prefix}”` : ''} · ${plural(online, 'connection', 'connections')} to them here`
+    this.note.textContent = `${this.shown.length}${this.cursor ? '+' : ''} ${this.shown.length === 1 && !this.cursor ? 'document' : 'documents'}${this.prefix ? ` starting with “${this.prefix}”` : ''} · ${plural(online, 'connection', 'connections')} to them here`
     this.more.hidden = this.cursor === null
   }
 }
