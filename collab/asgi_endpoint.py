@@ -122,6 +122,8 @@ class AsgiConnection(BaseConnection):
         "active",
         "admission",
         "byte_bucket",
+        "bytes_in",
+        "bytes_out",
         "client",
         "close_code",
         "close_reason",
@@ -214,6 +216,7 @@ class AsgiConnection(BaseConnection):
             return
         self._queue.append(data)
         self._queued = queued + len(data)
+        self.bytes_out += len(data)
         self._wake.set()
         self.last_sent = time.monotonic()
 

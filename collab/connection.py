@@ -58,6 +58,8 @@ class BaseConnection:
     last_received: float
     last_sent: float
     started: float
+    bytes_in: int  # message bytes received (the admin page's per-connection counts)
+    bytes_out: int  # frame bytes handed to the transport
 
     def _init_base(self, admission: Admission) -> None:
         self.admission = admission
@@ -71,6 +73,7 @@ class BaseConnection:
         self.close_code = None
         self.close_reason = ""
         self.last_received = self.last_sent = self.started = time.monotonic()
+        self.bytes_in = self.bytes_out = 0
 
     def __repr__(self) -> str:
         session = self.session
@@ -139,6 +142,7 @@ class BaseConnection:
             self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             return
         self.last_received = time.monotonic()
+        self.bytes_in += len(data)
         session = self.active
         if session is not None:
             session.receive(data)
@@ -214,6 +218,8 @@ class Connection(WebSocketProtocol, BaseConnection):
         "active",
         "admission",
         "byte_bucket",
+        "bytes_in",
+        "bytes_out",
         "client",
         "close_code",
         "close_reason",
@@ -266,6 +272,7 @@ class Connection(WebSocketProtocol, BaseConnection):
             self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             return
         self.last_received = time.monotonic()
+        self.bytes_in += len(data)
         session = self.active
         if session is None:
             self._hold(data)
@@ -324,6 +331,7 @@ class Connection(WebSocketProtocol, BaseConnection):
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
         transport.write(data)
+        self.bytes_out += len(data)
         self.last_sent = time.monotonic()
 
     # -- closing -------------------------------------------------------------------------------

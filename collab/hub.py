@@ -26,7 +26,8 @@ from storage import restore as restore_stored
 
 from . import logs
 from .cluster import Bus
-from .cluster.sync import ClusterSync
+from .cluster.sync import ClusterSync, PeerLoad
+from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .history import History
 from .hooks import (
@@ -115,6 +116,7 @@ class Hub:
         self._accepting = True
         self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
+        self.started_at = time.time()
         if self.hooks.has("on_store_document"):
             self.saver.on_committed.append(self._stored)
         self.cluster = self._join_cluster(bus) if bus is not None else None
@@ -131,6 +133,7 @@ class Hub:
         )
         if cluster.wants_commits:  # the PostgreSQL bus: updates travel as committed rows
             self.saver.on_committed.append(cluster.committed)
+        cluster.load = self.load  # told to the other processes in each heartbeat
         return cluster
 
     def start(self) -> None:
@@ -331,6 +334,36 @@ class Hub:
     async def persisted(self, name: str) -> None:
         """Wait until everything applied to `name`'s room so far is committed to the store."""
         await self.saver.wait_committed(name)
+
+    # -- for operators (the admin API, through the documents service) ------------------------
+
+    def load(self) -> dict[str, int]:
+        """This process's load: connections, rooms, when it started (unix ms)."""
+        return {
+            "connections": len(self.connections),
+            "rooms": len(self.rooms),
+            "started_at_ms": int(self.started_at * 1000),
+        }
+
+    def sessions(self, name: str) -> list[ConnectionSummary]:
+        """The connections to `name` in this process, by id."""
+        room = self.rooms.get(name)
+        members = [m for m in room.members if isinstance(m, Session)] if room is not None else []
+        return sorted((m.summary() for m in members), key=lambda s: s.id)
+
+    def close_sessions(self, name: str, code: int, reason: str, only: int | None = None) -> int:
+        """Close the connections to `name` (or only the one whose id is `only`): how many."""
+        room = self.rooms.get(name)
+        if room is None:
+            return 0
+        closing = [m for m in room.members if isinstance(m, Session) and only in (None, m.id)]
+        for session in closing:
+            session.close(code, reason)
+        return len(closing)
+
+    def processes(self) -> list[PeerLoad] | None:
+        """The cluster's processes and their load (None without a bus)."""
+        return self.cluster.processes() if self.cluster is not None else None
 
     # -- housekeeping ------------------------------------------------------------------------
 

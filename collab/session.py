@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from . import logs
 from . import protocol as p
 from .authorship import author_of
+from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError
 from .hooks import ConnectionInfo
-from .room import Room
+from .room import BARE_MESSAGE, DEFLATE_FRAME, Room
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ class Socket(Protocol):
     closing: bool
     last_received: float  # time.monotonic() of the last message from the client
     last_sent: float  # and of the last one to it
+    started: float  # time.monotonic() when it opened
+    bytes_in: int  # message bytes received
+    bytes_out: int  # bytes sent (framed, as written)
 
     def encode(self, message: bytes) -> bytes: ...
 
@@ -54,6 +59,9 @@ class Socket(Protocol):
     def joined(self, session: Session) -> None:
         """`session` is in its room: hand it what arrived meanwhile."""
         ...
+
+
+PROTOCOLS = {DEFLATE_FRAME: "websocket+deflate", BARE_MESSAGE: "asgi"}
 
 
 class Session:
@@ -179,6 +187,21 @@ class Session:
             self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
         elif socket.last_sent <= heartbeat_due:
             socket.send_nowait(p.HEARTBEAT_MESSAGE)
+
+    def summary(self) -> ConnectionSummary:
+        socket = self.socket
+        opened = time.time() - (time.monotonic() - socket.started)
+        return ConnectionSummary(
+            self.id,
+            self.info.document,
+            self.author,
+            self.info.client,
+            PROTOCOLS.get(self.framing, "websocket"),
+            int(opened * 1000),
+            socket.bytes_in,
+            socket.bytes_out,
+            self.read_only,
+        )
 
     # -- closing -------------------------------------------------------------------------------
 

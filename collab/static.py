@@ -2,6 +2,8 @@
 
 - `/` and `/d/<document name>` answer with dist/index.html (the page routes on the client);
   it is revalidated on every load (`no-cache` + ETag), so a new build shows up at once.
+- `/admin` answers with dist/admin.html, the operators' page (its data comes from /api/admin,
+  for an admin token; the page itself holds none).
 - `/assets/...` are the bundler's outputs; every name there carries a content hash, so they are
   cached for a year. A pre-compressed `<file>.gz` written by the build is sent to clients that
   accept gzip.
@@ -67,6 +69,7 @@ def frontend_routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/", site.index, methods=METHODS),
         Route("/d/{name:path}", site.index, methods=METHODS),
+        Route("/admin", site.admin, methods=METHODS),
         Route("/assets/{path:path}", site.asset, methods=METHODS),
     ]
 
@@ -82,10 +85,16 @@ class _Site:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.assets = root / "assets"
-        self._page: _Page | None = None
+        self._pages: dict[str, _Page] = {}
 
     async def index(self, request: Request) -> Response:
-        page = self._load_index()
+        return self._page_response(request, "index.html")
+
+    async def admin(self, request: Request) -> Response:
+        return self._page_response(request, "admin.html")
+
+    def _page_response(self, request: Request, filename: str) -> Response:
+        page = self._load_page(filename)
         if page is None:
             return _not_built(self.root)
         headers = {"Cache-Control": REVALIDATE, "ETag": page.etag, **PAGE_HEADERS}
@@ -113,19 +122,20 @@ class _Site:
             return Response(status_code=304, headers=headers | {"ETag": response.headers["etag"]})
         return response
 
-    def _load_index(self) -> _Page | None:
-        path = self.root / "index.html"
+    def _load_page(self, filename: str) -> _Page | None:
+        path = self.root / filename
         try:
             st = path.stat()
             key = (st.st_mtime_ns, st.st_size)
-            if self._page is not None and self._page.key == key:
-                return self._page
+            cached = self._pages.get(filename)
+            if cached is not None and cached.key == key:
+                return cached
             body = path.read_bytes()
         except OSError:
             return None
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        self._page = _Page(key, body, etag)
-        return self._page
+        page = self._pages[filename] = _Page(key, body, etag)
+        return page
 
     def _asset_path(self, relative: str) -> Path | None:
         if not relative or "\x00" in relative:

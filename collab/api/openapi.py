@@ -34,6 +34,10 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
         "description": "a webhook delivery's id",
         "schema": {"type": "integer", "minimum": 1},
     },
+    "connection": {
+        "description": "a connection's id (this process's; see the admin document view)",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }
 
 
@@ -66,6 +70,7 @@ def build(operations: Sequence[Operation], version: str) -> dict[str, Any]:
             {"name": "versions"},
             {"name": "events"},
             {"name": "webhooks"},
+            {"name": "admin"},
             {"name": "meta"},
             {"name": "health"},
         ],
