@@ -18,7 +18,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage import DocumentStore, SqlStore
@@ -37,6 +37,8 @@ from .extensions import TokenAuth, amqp, webhooks
 from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
 from .metrics import Metrics
+from .protocols import signaling
+from .protocols.signal_socket import AsgiSignal
 from .settings import Settings
 from .static import frontend_routes
 
@@ -95,8 +97,10 @@ def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRout
                 raise ValueError(f"{type(extension).__name__} serves {path!r}, already served")
             taken.add(path)
             theirs.append(route)
-    # /ws under any ASGI server (under collab serve, uvicorn hands upgrades to collab/endpoint.py)
-    return [*api, *theirs, *last, *websocket_routes()]
+    # /ws and /signal under any ASGI server (under collab serve, uvicorn hands upgrades to
+    # collab/endpoint.py)
+    signal = WebSocketRoute(signaling.ROUTE, AsgiSignal())
+    return [*api, *theirs, *last, *websocket_routes(), signal]
 
 
 def _path(route: BaseRoute) -> str | None:
@@ -112,8 +116,12 @@ def _lifespan(
         async with _opened(settings, store) as active, anyio.create_task_group() as tg:
             hub = Hub(settings, active, tg, extensions, bus=make_bus(settings))
             app.state.hub = hub
-            app.state.admission = Admission(hub, settings)
+            admission = app.state.admission = Admission(hub, settings)
+            signals = app.state.signaling = signaling.Signaling(admission, hub.hooks, hub.cluster)
+            if hub.cluster is not None:
+                hub.cluster.on_signal = signals.remote
             hub.start()
+            tg.start_soon(signals.run, hub.tick_s)
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
@@ -131,6 +139,7 @@ def _lifespan(
                     _ready(settings, active, own_store=store is None)
                     yield
             finally:
+                signals.close_all(1001, "server shutting down")
                 await hub.shutdown()
                 await events.stop(settings.shutdown_timeout_s)
                 shutdown = OnShutdownPayload(app, settings, documents)
