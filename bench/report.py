@@ -1170,6 +1170,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
               "\n".join(probs) if probs else "Nothing: no errors, no closed connections, no failed runs.", ""]
     parts += [section_store(store)]
     parts += [section_events(meta)]
+    parts += [section_hocuspocus()]
     parts += [
         "## Reproduce\n",
         "```sh\nmake bench          # ~40 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
@@ -1208,6 +1209,20 @@ def section_events(meta: dict[str, Any]) -> str | None:
             "`bench/results/events.json`, not from this suite's run: `make bench` runs it too.)\n"
         )
     return text
+
+
+def section_hocuspocus() -> str | None:
+    """bench/hocuspocus.py's row (the Hocuspocus protocol against @hocuspocus/server), from its
+    last run (bench/results/hocuspocus.json, written by `bench/hocuspocus.py --json`)."""
+    import sys
+
+    path = ROOT / "bench" / "results" / "hocuspocus.json"
+    if not path.exists():
+        return None
+    sys.path.insert(0, str(ROOT / "bench"))
+    from hocuspocus import markdown
+
+    return markdown(json.loads(path.read_text()))
 
 
 def main() -> None:
