@@ -58,6 +58,12 @@ class Comment:
 
 def read(update: bytes) -> list[Comment]:
     """The comments of the document `update` makes (a v1 update), oldest first."""
+    if ROOT.encode() not in update:
+        # The first item of each key of a root map names the root (no origin to derive it
+        # from), and stays, as a deleted item, after the key is overwritten or removed: a
+        # document without the name has no comments, and is not parsed (the finalizer asks
+        # this of every document.changed).
+        return []
     doc = doc_of(update)
     types = kinds(update, doc)
     if types.get(ROOT) != "map":
@@ -77,9 +83,7 @@ def digest(comments: list[Comment]) -> dict[str, dict[str, Any]]:
     return {c.id: {"resolved": c.resolved, "replies": [r.id for r in c.replies]} for c in comments}
 
 
-def _comment(
-    key: str, value: Any, texts: dict[str, str], resolver: _Resolver
-) -> Comment | None:
+def _comment(key: str, value: Any, texts: dict[str, str], resolver: _Resolver) -> Comment | None:
     if not isinstance(value, dict):
         return None
     name = _str(value.get("field")) or DEFAULT_FIELD
