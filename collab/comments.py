@@ -18,7 +18,7 @@ and clocks agree, and the offset is turned into code points on the real text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Map, StickyIndex, Text
@@ -53,7 +53,7 @@ class Comment:
     end: int | None
     quote: str  # the text between start and end now ("" when it was all deleted)
     original_quote: str  # the text as it was when commented on
-    detached: bool = field(default=False)  # the commented text was deleted
+    detached: bool  # the commented text was deleted
 
 
 def read(update: bytes) -> list[Comment]:
