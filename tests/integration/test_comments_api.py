@@ -134,3 +134,38 @@ async def test_a_document_without_comments_keeps_its_events_as_they_were(fast) -
         await sink.until(lambda: "document.changed" in sink.types("p"))
         (changed,) = [e.json() for e in sink.delivered if e.type == "document.changed"]
         assert "comments" not in changed
+
+
+async def test_a_restored_version_brings_its_comments_back(fast) -> None:
+    """Comments are part of the document's state: a version holds them as they were, and a
+    restore brings them back, anchored (the text kept its characters), with an event."""
+    sink = Recorder()
+    ed = Editor()
+    async with serving(fast, extensions=[sink]) as srv:
+        documents = srv.app.state.documents
+
+        def write_and_comment() -> None:
+            ed.text.insert(0, "Ship on Friday, after the review.")
+            ed.comment("c1", "Friday", "Thursday?")
+
+        await documents.apply_update("v", ed.step(write_and_comment), author="alice")
+        version = await documents.create_version("v", "with the comment")
+        await documents.apply_update("v", ed.step(lambda: ed.comments.pop("c1")), author="bob")
+        await sink.until(lambda: "comment.deleted" in sink.types("v"))
+        assert await documents.comments("v") == []
+
+        await documents.restore("v", version.id, author="carol")
+        (back,) = await documents.comments("v")
+        assert (back.id, back.quote, back.body, back.resolved) == (
+            "c1",
+            "Friday",
+            "Thursday?",
+            False,
+        )
+        await sink.until(lambda: sink.types("v").count("comment.created") == 2)
+        (again,) = [
+            e.json()
+            for e in sink.delivered
+            if e.type == "comment.created" and e.json()["users"] != ["alice"]
+        ]
+        assert again["comment"]["quote"] == "Friday" and again["users"] == ["carol"]
