@@ -26,6 +26,7 @@ from storage import restore as restore_stored
 
 from .cluster import Bus
 from .cluster.sync import ClusterSync
+from .counts import Counts
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .history import History
 from .hooks import (
@@ -93,7 +94,9 @@ class Hub:
         ping = settings.ws_ping_interval_s
         # Keepalive pings ride on the ticker: it must tick a few times per ping interval.
         self.tick_s = min(TICK_S, max(0.05, ping / 4)) if ping > 0 else TICK_S
-        self.hooks = HookRunner(extensions)
+        # What the rooms, admission, saver and hooks count (collab/metrics.py reads it).
+        self.counts = Counts() if settings.metrics else None
+        self.hooks = HookRunner(extensions, counts=self.counts)
         self.store = store
         self._tg = task_group
         self.saver = Saver(
@@ -102,6 +105,7 @@ class Hub:
             compact_after_rows=settings.compact_after_rows,
             compact_after_bytes=settings.compact_after_bytes,
             live_compaction=bus is None,
+            counts=self.counts,
         )
         self.rooms: dict[str, Room] = {}
         self.history = History(settings, store, self.saver, task_group, self.rooms.get)
@@ -264,6 +268,8 @@ class Hub:
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name)
+            if self.counts is not None:
+                self.counts.count("load_errors")
             self._load_failed(name, future)
             return
         room = Room(
@@ -275,9 +281,12 @@ class Hub:
             on_change=self._on_change,
             publish=publisher,
             subdocs=subdocs,
+            counts=self.counts,
         )
         self._opened(room, stored, seeded)
         future.set_result(room)
+        if self.counts is not None:
+            self.counts.observe("load", time.perf_counter() - started)
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",
             name,

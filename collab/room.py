@@ -15,6 +15,14 @@ from pycrdt import Doc, get_update, merge_updates
 
 from . import protocol as p
 from .awareness import AwarenessRegistry
+from .counts import (
+    FANOUT_SAMPLE,
+    MAX_SAMPLES,
+    REFUSED_READ_ONLY,
+    SYNC_UPDATE,
+    Counts,
+)
+from .counts import message_type as _message_type
 from .errors import CollabError, ProtocolError, UnsupportedData
 from .hooks import ConnectionInfo
 from .subdocs import SubdocOptions
@@ -31,6 +39,10 @@ MAX_PENDING_UPDATES = 64
 PLAIN_FRAME = 0  # a WebSocket frame, written to the socket as is (collab/wire.py)
 DEFLATE_FRAME = 1  # a permessage-deflate frame (collab/wire.py)
 BARE_MESSAGE = 2  # the message itself: the server frames it (the ASGI path)
+
+
+class TooManyPending(ProtocolError):
+    """A client left more than MAX_PENDING_UPDATES updates waiting for a dependency."""
 
 
 class Member(Protocol):
@@ -100,6 +112,7 @@ class Room:
         on_change: ChangeListener | None = None,
         publish: Publisher | None = None,
         subdocs: SubdocOptions | None = None,
+        counts: Counts | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
@@ -113,6 +126,8 @@ class Room:
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
+        # The process's counters (collab/counts.py), None when metrics are off.
+        self.counts = counts
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
@@ -129,10 +144,16 @@ class Room:
         `remove`, which its session calls the moment it starts closing."""
         self.members[member] = None
         self.empty_since = None
-        member.send_nowait(p.sync_step1(self.doc.get_state()))
+        self._send_to(member, p.sync_step1(self.doc.get_state()))
         states = self.awareness.encode_all()
         if states is not None:
-            member.send_nowait(p.awareness_message(states))
+            self._send_to(member, p.awareness_message(states))
+
+    def _send_to(self, member: Member, message: bytes) -> None:
+        """One message to one member (replies, what a joiner is sent), counted."""
+        member.send_nowait(message)
+        if self.counts is not None:
+            self.counts.sent_to(message, 1)
 
     def remove(self, member: Member) -> None:
         if member not in self.members:
@@ -159,6 +180,10 @@ class Room:
             if data is None:
                 data = encoded[kind] = member.encode(message)
             member.send_frame(data)
+        counts = self.counts
+        if counts is not None:  # one count per broadcast, not per member
+            members = self.members
+            counts.sent_to(message, len(members) - (exclude is not None and exclude in members))
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -166,6 +191,10 @@ class Room:
         """Handle one frame from `conn`; raises a CollabError for anything malformed."""
         if not message:
             raise ProtocolError("empty message")
+        counts = self.counts
+        if counts is not None:
+            counts.received[_message_type(message)] += 1
+            counts.bytes_in += len(message)
         kind = message[0]
         if kind == p.MSG_SYNC:
             sync = p.parse_sync(message)
@@ -173,11 +202,13 @@ class Room:
                 # Nothing a read-only client sends reaches the document, the store or a peer
                 # (its sync step 2 included: y-protocols PROTOCOL.md, jupyverse#546).
                 self.read_only_dropped += 1
+                if counts is not None:
+                    counts.refused[REFUSED_READ_ONLY] += 1
                 return
             if sync.kind == p.SYNC_UPDATE:
                 self._apply_update(conn, sync.payload, message)
             elif sync.kind == p.SYNC_STEP1:
-                conn.send_nowait(p.sync_step2(self._diff(sync.payload)))
+                self._send_to(conn, p.sync_step2(self._diff(sync.payload)))
             else:
                 self._apply_step2(conn, sync.payload)
         elif kind == p.MSG_AWARENESS:
@@ -189,7 +220,7 @@ class Room:
             if len(message) != 1:
                 raise ProtocolError("trailing bytes after query-awareness message")
             states = self.awareness.encode_all()
-            conn.send_nowait(p.awareness_message(states or b"\x00"))
+            self._send_to(conn, p.awareness_message(states or b"\x00"))
         else:
             raise UnsupportedData(f"unsupported message type {kind}")
 
@@ -222,6 +253,10 @@ class Room:
         sent: list[bytes] = []
         error: CollabError | None = None
         with_subdocs = False
+        counts = self.counts
+        if counts is not None:
+            counts.received[SYNC_UPDATE] += len(messages)
+            counts.bytes_in += sum(map(len, messages))
         for message in messages:
             try:
                 update = p.parse_sync(message).payload
@@ -256,7 +291,19 @@ class Room:
         `message` (which carries it) to the other members, persist it, tell the bus/hooks."""
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
-        self.broadcast(message, exclude=conn)
+        counts = self.counts
+        if counts is None:
+            self.broadcast(message, exclude=conn)
+        else:
+            counts.updates_applied += len(parts)
+            counts.fanouts += 1
+            if counts.fanouts & (FANOUT_SAMPLE - 1):
+                self.broadcast(message, exclude=conn)
+            else:  # one in FANOUT_SAMPLE is timed (collab/metrics.py observes it later)
+                started = time.perf_counter()
+                self.broadcast(message, exclude=conn)
+                if len(counts.fanout_samples) < MAX_SAMPLES:
+                    counts.fanout_samples.append(time.perf_counter() - started)
         self._record(self.name, update, len(parts), conn.author)
         if self._publish is not None:
             self._publish.update(update)
@@ -275,7 +322,7 @@ class Room:
         if get_update(update, self.doc.get_state())[0] == 0:
             return
         if conn.add_pending(edits) > MAX_PENDING_UPDATES:
-            raise ProtocolError("too many updates with missing dependencies")
+            raise TooManyPending("too many updates with missing dependencies")
 
     def apply_server_update(self, update: bytes, author: str | None = None) -> None:
         """An update from the server side (the documents service), validated as a client's:
@@ -306,6 +353,8 @@ class Room:
             changes = [self.subdocs.reinstate(change) for change in changes]
         if conn is not None:
             author = conn.author
+        if self.counts is not None:
+            self.counts.updates_applied += len(changes)
         for change in changes:
             self.broadcast(p.update_message(change), exclude=conn)
             self._record(self.name, change, 1, author)
@@ -329,7 +378,7 @@ class Room:
             if self._publish is not None:
                 self._publish.awareness(changed)
         if reminders:  # after the echo: see collab/awareness.py
-            conn.send_nowait(p.awareness_message(p.encode_awareness_update(reminders)))
+            self._send_to(conn, p.awareness_message(p.encode_awareness_update(reminders)))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.remove_expired()
