@@ -16,8 +16,11 @@ from pycrdt import Doc, get_update, merge_updates
 from . import protocol as p
 from .awareness import AwarenessRegistry
 from .counts import (
+    AWARENESS,
     FANOUT_SAMPLE,
     MAX_SAMPLES,
+    OTHER,
+    QUERY_AWARENESS,
     REFUSED_READ_ONLY,
     SYNC_UPDATE,
     Counts,
@@ -168,9 +171,12 @@ class Room:
         if not self.members:
             self.empty_since = time.monotonic()
 
-    def broadcast(self, message: bytes, *, exclude: Member | None = None) -> None:
+    def broadcast(
+        self, message: bytes, *, exclude: Member | None = None, counted_as: int = -1
+    ) -> None:
         """Send to every member but `exclude`: encoded once per framing, the same bytes to each
-        member of that framing (in practice one: a server runs one kind of socket)."""
+        member of that framing (in practice one: a server runs one kind of socket). `counted_as`
+        is the message's type for the counts (collab/counts.py) when the caller knows it."""
         encoded: list[bytes | None] = [None, None, None]
         for member in tuple(self.members):  # (a member may close, and leave, as we write)
             if member is exclude:
@@ -183,7 +189,9 @@ class Room:
         counts = self.counts
         if counts is not None:  # one count per broadcast, not per member
             members = self.members
-            counts.sent_to(message, len(members) - (exclude is not None and exclude in members))
+            n = len(members) - (exclude is not None and exclude in members)
+            counts.sent[counted_as if counted_as >= 0 else _message_type(message)] += n
+            counts.bytes_out += len(message) * n
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -193,11 +201,12 @@ class Room:
             raise ProtocolError("empty message")
         counts = self.counts
         if counts is not None:
-            counts.received[_message_type(message)] += 1
             counts.bytes_in += len(message)
         kind = message[0]
         if kind == p.MSG_SYNC:
             sync = p.parse_sync(message)
+            if counts is not None:
+                counts.received[sync.kind] += 1  # (SYNC_STEP1..SYNC_UPDATE: the same numbers)
             if sync.kind != p.SYNC_STEP1 and conn.read_only:
                 # Nothing a read-only client sends reaches the document, the store or a peer
                 # (its sync step 2 included: y-protocols PROTOCOL.md, jupyverse#546).
@@ -212,16 +221,22 @@ class Room:
             else:
                 self._apply_step2(conn, sync.payload)
         elif kind == p.MSG_AWARENESS:
+            if counts is not None:
+                counts.received[AWARENESS] += 1
             if conn.read_only and not self.read_only_awareness:
                 p.parse_awareness(message)  # still must be well-formed
                 return
             self._apply_awareness(conn, p.parse_awareness(message), message)
         elif kind == p.MSG_QUERY_AWARENESS:
+            if counts is not None:
+                counts.received[QUERY_AWARENESS] += 1
             if len(message) != 1:
                 raise ProtocolError("trailing bytes after query-awareness message")
             states = self.awareness.encode_all()
             self._send_to(conn, p.awareness_message(states or b"\x00"))
         else:
+            if counts is not None:
+                counts.received[OTHER] += 1
             raise UnsupportedData(f"unsupported message type {kind}")
 
     def _diff(self, state_vector: bytes) -> bytes:
@@ -298,10 +313,10 @@ class Room:
             counts.updates_applied += len(parts)
             counts.fanouts += 1
             if counts.fanouts & (FANOUT_SAMPLE - 1):
-                self.broadcast(message, exclude=conn)
+                self.broadcast(message, exclude=conn, counted_as=SYNC_UPDATE)
             else:  # one in FANOUT_SAMPLE is timed (collab/metrics.py observes it later)
                 started = time.perf_counter()
-                self.broadcast(message, exclude=conn)
+                self.broadcast(message, exclude=conn, counted_as=SYNC_UPDATE)
                 if len(counts.fanout_samples) < MAX_SAMPLES:
                     counts.fanout_samples.append(time.perf_counter() - started)
         self._record(self.name, update, len(parts), conn.author)
@@ -356,7 +371,7 @@ class Room:
         if self.counts is not None:
             self.counts.updates_applied += len(changes)
         for change in changes:
-            self.broadcast(p.update_message(change), exclude=conn)
+            self.broadcast(p.update_message(change), exclude=conn, counted_as=SYNC_UPDATE)
             self._record(self.name, change, 1, author)
             if self._publish is not None:
                 self._publish.update(change)
@@ -369,7 +384,9 @@ class Room:
             return  # a client's keep-alive: nothing to relay
         accepted, verbatim, reminders = self.awareness.apply(entries, conn)
         if verbatim:
-            self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
+            self.broadcast(
+                message, counted_as=AWARENESS
+            )  # the sender too: y-websocket uses the echo as a heartbeat
             if self._publish is not None:
                 self._publish.awareness(update)
         elif accepted:
