@@ -1,0 +1,294 @@
+"""Metrics (issue 14): the server CPU that counting and /metrics add per delivered update.
+
+    .venv/bin/python bench/metrics.py [--reps 5] [--rooms 50] [--clients 10] [--rate 500]
+                                      [--duration-ms 10000] [--scrape-s 5] [--json PATH]
+                                      [--md PATH]
+    .venv/bin/python bench/metrics.py --report bench/results/metrics.json  # its markdown
+
+One load, the same in every run: bench/ybench.mjs `fanout` (--rooms rooms of --clients
+clients; each update a client sends is delivered to the room's other clients; --rate updates/s
+in all) against `collab serve` with our bench flags (bench/run.py's COLLAB_BENCH_FLAGS), a fresh
+SQLite file per run, in two variants, interleaved, the order alternating per repetition so that
+drift of the shared machine hits both alike:
+
+- `off`: COLLAB_METRICS=false (nothing counted; /metrics answers 404);
+- `on`: COLLAB_METRICS=true (the default), and /metrics scraped every --scrape-s seconds during
+  the run (Prometheus' default is 15 s: this scrapes three times as often).
+
+Server CPU = user + system time of the server process over the measured window (ybench.mjs
+reads /proc for --pid), per delivery received by the clients in it
+(`server_cpu_us_per_delivery`) and per update sent (`server_cpu_us_per_update`). The result
+(every run, and the medians and spreads per variant) goes to bench/results/metrics.json (or
+--json), the command that made it beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+from run import COLLAB_BENCH_FLAGS, free_port, loadavg, machine  # noqa: E402
+
+VARIANTS = ("off", "on")
+
+
+def log(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not ready: {log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+class Scraper(threading.Thread):
+    """GET /metrics every `every_s` seconds until stopped; counts the answers by status."""
+
+    def __init__(self, port: int, every_s: float) -> None:
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.every_s = every_s
+        self.stopped = threading.Event()
+        self.statuses: dict[int, int] = {}
+        self.last = ""
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    status = response.status
+                    self.last = response.read().decode()
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+def run_one(variant: str, rep: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    port = free_port()
+    db = tmp / f"{variant}-{rep}.db"
+    log_path = tmp / f"{variant}-{rep}.log"
+    command = [
+        sys.executable, "-m", "collab", "serve", "--port", str(port),
+        "--database-url", f"sqlite+aiosqlite:///{db}", "--log-level", "warning",
+        *COLLAB_BENCH_FLAGS,
+    ]  # fmt: skip
+    env = {**os.environ, "COLLAB_METRICS": "true" if variant == "on" else "false"}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's server
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log_path.open("wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(port, server, log_path)
+            scraper = Scraper(port, args.scrape_s) if variant == "on" else None
+            if scraper is not None:
+                scraper.start()
+            generator = [
+                "node", "ybench.mjs", "fanout", "--url", f"ws://127.0.0.1:{port}",
+                "--pid", str(server.pid), "--prefix", f"m{rep}{variant}",
+                "--rooms", str(args.rooms), "--clients", str(args.clients),
+                "--rate", str(args.rate), "--duration-ms", str(args.duration_ms),
+                "--warmup-ms", str(args.warmup_ms),
+            ]  # fmt: skip
+            load = loadavg()
+            done = subprocess.run(generator, cwd=BENCH, capture_output=True, check=False)
+            if scraper is not None:
+                scraper.stopped.set()
+                scraper.join()
+        finally:
+            server.terminate()
+            server.wait(30)
+    if done.returncode != 0:
+        raise RuntimeError(f"ybench failed: {done.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    result.update(variant=variant, rep=rep, loadavg_before=load)
+    if scraper is not None:
+        result["scrapes"] = scraper.statuses
+        result["scraped_deliveries"] = _sent_updates(scraper.last)
+    return result
+
+
+def _sent_updates(text: str) -> float | None:
+    """collab_messages_sent_total{type="update"} in the last scrape (a sanity check that the
+    counters saw the load)."""
+    for line in text.splitlines():
+        if line.startswith('collab_messages_sent_total{type="update"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for key in ("server_cpu_us_per_delivery", "server_cpu_us_per_update", "p99_ms"):
+        per: dict[str, Any] = {}
+        for variant in VARIANTS:
+            values = [r[key] for r in runs if r["variant"] == variant and r.get(key) is not None]
+            per[variant] = {
+                "median": round(statistics.median(values), 3) if values else None,
+                "min": min(values, default=None),
+                "max": max(values, default=None),
+                "values": values,
+            }
+        off, on = per["off"]["median"], per["on"]["median"]
+        if off and on is not None:
+            per["on_minus_off"] = round(on - off, 3)
+            per["on_over_off_pct"] = round((on - off) / off * 100, 1)
+            spread = [v for v in per["off"]["values"]]
+            per["off_spread_pct"] = round((max(spread) - min(spread)) / off * 100, 1)
+        summary[key] = per
+    return summary
+
+
+def _cell(per: dict[str, Any]) -> str:
+    return f"{per['median']:g} [{per['min']:g}–{per['max']:g}]"
+
+
+def markdown(result: dict[str, Any], heading: str = "##") -> str:
+    """The docs/benchmarks.md section (bench/report.py puts it there from metrics.json)."""
+    st, summary = result["settings"], result["summary"]
+    first = result["runs"][0]
+    delivery, update = summary["server_cpu_us_per_delivery"], summary["server_cpu_us_per_update"]
+    p99 = summary["p99_ms"]
+    names = {"off": "metrics off (`COLLAB_METRICS=false`)", "on": "metrics on, /metrics scraped"}
+    rows = []
+    for variant in VARIANTS:
+        added = "–"
+        if variant == "on" and delivery.get("on_minus_off") is not None:
+            added = f"{delivery['on_minus_off']:+g} ({delivery['on_over_off_pct']:+g} %)"
+        rows.append(
+            f"| {names[variant]} | {len(delivery[variant]['values'])} | "
+            f"{_cell(delivery[variant])} | {_cell(update[variant])} | {added} | "
+            f"{_cell(p99[variant])} |"
+        )
+    per_rep = []
+    for rep in range(st["reps"]):
+        pair = {r["variant"]: r for r in result["runs"] if r["rep"] == rep}
+        if set(pair) == set(VARIANTS):
+            on, off = pair["on"], pair["off"]
+            per_rep.append(
+                f"{on['server_cpu_us_per_delivery'] - off['server_cpu_us_per_delivery']:+.2f}"
+            )
+    server = (
+        ".venv/bin/python -m collab serve --port PORT --database-url sqlite+aiosqlite:///RUN.db "
+        "--log-level warning " + " ".join(COLLAB_BENCH_FLAGS)
+    )
+    generator = (
+        f"node ybench.mjs fanout --url ws://127.0.0.1:PORT --pid PID --rooms {st['rooms']} "
+        f"--clients {st['clients']} --rate {st['rate']:g} --duration-ms {st['duration_ms']} "
+        f"--warmup-ms {st['warmup_ms']}"
+    )
+    return "\n".join(
+        [
+            f"{heading} Metrics: what counting and /metrics cost per delivered update\n",
+            f"Command: `{result['command']}` (Collab {result['commit']}; "
+            f"{result['machine'].get('cpu_model', '?')}, "
+            f"{result['machine'].get('cores', '?')} cores). "
+            f"{st['rooms']} rooms of {st['clients']} clients (bench/ybench.mjs `fanout`), "
+            f"{st['rate']:g} updates/s in all, each delivered to the room's "
+            f"{st['clients'] - 1} other clients ({first['deliveries_per_s']:g} deliveries/s), "
+            f"measured over {st['duration_ms'] / 1000:g} s after {st['warmup_ms'] / 1000:g} s of "
+            f"warm-up; a fresh SQLite file per run, our bench flags. {st['reps']} repetitions of "
+            "the two servers, interleaved (the order alternating). With metrics on, /metrics was "
+            f"scraped every {st['scrape_s']:g} s during the run (Prometheus' default is 15 s). "
+            "Server CPU is the server process's user + system time over the window "
+            "(/proc, 10 ms ticks), per delivery the clients received and per update sent; "
+            "median [min–max].\n",
+            "| server | runs | server CPU µs / delivery | µs / update | on − off (µs / delivery) "
+            "| p99 latency (ms) |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"On − off per repetition (µs / delivery): {', '.join(per_rep)}. The off runs' own "
+            f"spread is {delivery.get('off_spread_pct')} % of their median.\n",
+            "```sh",
+            "# both servers (COLLAB_METRICS=false for off, true for on), then the generator:",
+            server,
+            f"cd bench && {generator}",
+            "```\n",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rooms", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--duration-ms", type=int, default=10000)
+    parser.add_argument("--warmup-ms", type=int, default=2000)
+    parser.add_argument("--scrape-s", type=float, default=5.0)
+    parser.add_argument("--json", type=Path, default=RESULTS / "metrics.json")
+    parser.add_argument("--md", type=Path, default=None, help="also write the report section")
+    parser.add_argument("--report", type=Path, help="print the section of a results file")
+    args = parser.parse_args()
+    if args.report is not None:
+        print(markdown(json.loads(args.report.read_text())))
+        return
+    command = shlex.join([".venv/bin/python", "bench/metrics.py", *sys.argv[1:]])
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        for rep in range(args.reps):
+            order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                result = run_one(variant, rep, args, Path(tmp))
+                log(
+                    f"rep {rep} {variant:>3}: {result['server_cpu_us_per_delivery']} µs/delivery, "
+                    f"{result['server_cpu_us_per_update']} µs/update, "
+                    f"{result['deliveries_per_s']} deliveries/s, p99 {result['p99_ms']} ms"
+                )
+                runs.append(result)
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    output = {
+        "command": command,
+        "commit": git,
+        "machine": machine(),
+        "settings": vars(args) | {"json": str(args.json)},
+        "summary": summarize(runs),
+        "runs": runs,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(output, indent=2) + "\n")
+    if args.md is not None:
+        args.md.write_text(markdown(output))
+    per = output["summary"]["server_cpu_us_per_delivery"]
+    log(
+        f"µs per delivery: off {per['off']['median']} (min {per['off']['min']}, max "
+        f"{per['off']['max']}), on {per['on']['median']} (min {per['on']['min']}, max "
+        f"{per['on']['max']}): on - off = {per.get('on_minus_off')} "
+        f"({per.get('on_over_off_pct')} %), off's own spread {per.get('off_spread_pct')} %"
+    )
+
+
+if __name__ == "__main__":
+    main()
