@@ -46,7 +46,12 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from run import COLLAB_BENCH_FLAGS, free_port, loadavg, machine  # noqa: E402
 
-VARIANTS = ("off", "on")
+VARIANTS = ("off", "on", "scraped")
+LABELS = {
+    "off": "metrics off (`COLLAB_METRICS=false`)",
+    "on": "metrics on, not scraped",
+    "scraped": "metrics on, /metrics scraped",
+}
 
 
 def log(*a: Any) -> None:
@@ -101,14 +106,14 @@ def run_one(variant: str, rep: int, args: argparse.Namespace, tmp: Path) -> dict
         "--database-url", f"sqlite+aiosqlite:///{db}", "--log-level", "warning",
         *COLLAB_BENCH_FLAGS,
     ]  # fmt: skip
-    env = {**os.environ, "COLLAB_METRICS": "true" if variant == "on" else "false"}
+    env = {**os.environ, "COLLAB_METRICS": "false" if variant == "off" else "true"}
     env["PYTHONPATH"] = str(ROOT)  # this checkout's server
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log_path.open("wb") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_ready(port, server, log_path)
-            scraper = Scraper(port, args.scrape_s) if variant == "on" else None
+            scraper = Scraper(port, args.scrape_s) if variant == "scraped" else None
             if scraper is not None:
                 scraper.start()
             generator = [
@@ -157,11 +162,21 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "max": max(values, default=None),
                 "values": values,
             }
-        off, on = per["off"]["median"], per["on"]["median"]
-        if off and on is not None:
-            per["on_minus_off"] = round(on - off, 3)
-            per["on_over_off_pct"] = round((on - off) / off * 100, 1)
-            spread = [v for v in per["off"]["values"]]
+        off = per["off"]["median"]
+        for variant in VARIANTS[1:]:
+            value = per[variant]["median"]
+            if off and value is not None:
+                per[f"{variant}_minus_off"] = round(value - off, 3)
+                per[f"{variant}_over_off_pct"] = round((value - off) / off * 100, 1)
+                # the same difference, repetition by repetition (runs of one rep are adjacent)
+                per[f"{variant}_minus_off_per_rep"] = [
+                    round(a[key] - b[key], 3)
+                    for a in runs
+                    for b in runs
+                    if a["variant"] == variant and b["variant"] == "off" and a["rep"] == b["rep"]
+                ]
+        if off:
+            spread = per["off"]["values"]
             per["off_spread_pct"] = round((max(spread) - min(spread)) / off * 100, 1)
         summary[key] = per
     return summary
@@ -177,25 +192,20 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
     first = result["runs"][0]
     delivery, update = summary["server_cpu_us_per_delivery"], summary["server_cpu_us_per_update"]
     p99 = summary["p99_ms"]
-    names = {"off": "metrics off (`COLLAB_METRICS=false`)", "on": "metrics on, /metrics scraped"}
     rows = []
     for variant in VARIANTS:
         added = "–"
-        if variant == "on" and delivery.get("on_minus_off") is not None:
-            added = f"{delivery['on_minus_off']:+g} ({delivery['on_over_off_pct']:+g} %)"
+        if delivery.get(f"{variant}_minus_off") is not None:
+            added = (
+                f"{delivery[f'{variant}_minus_off']:+g} "
+                f"({delivery[f'{variant}_over_off_pct']:+g} %); per repetition "
+                + ", ".join(f"{x:+g}" for x in delivery[f"{variant}_minus_off_per_rep"])
+            )
         rows.append(
-            f"| {names[variant]} | {len(delivery[variant]['values'])} | "
+            f"| {LABELS[variant]} | {len(delivery[variant]['values'])} | "
             f"{_cell(delivery[variant])} | {_cell(update[variant])} | {added} | "
             f"{_cell(p99[variant])} |"
         )
-    per_rep = []
-    for rep in range(st["reps"]):
-        pair = {r["variant"]: r for r in result["runs"] if r["rep"] == rep}
-        if set(pair) == set(VARIANTS):
-            on, off = pair["on"], pair["off"]
-            per_rep.append(
-                f"{on['server_cpu_us_per_delivery'] - off['server_cpu_us_per_delivery']:+.2f}"
-            )
     server = (
         ".venv/bin/python -m collab serve --port PORT --database-url sqlite+aiosqlite:///RUN.db "
         "--log-level warning " + " ".join(COLLAB_BENCH_FLAGS)
@@ -216,20 +226,21 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
             f"{st['clients'] - 1} other clients ({first['deliveries_per_s']:g} deliveries/s), "
             f"measured over {st['duration_ms'] / 1000:g} s after {st['warmup_ms'] / 1000:g} s of "
             f"warm-up; a fresh SQLite file per run, our bench flags. {st['reps']} repetitions of "
-            "the two servers, interleaved (the order alternating). With metrics on, /metrics was "
-            f"scraped every {st['scrape_s']:g} s during the run (Prometheus' default is 15 s). "
+            "the three servers, interleaved (the order rotated per repetition). In the scraped "
+            f"runs /metrics was fetched every {st['scrape_s']:g} s (Prometheus' default is "
+            "15 s). "
             "Server CPU is the server process's user + system time over the window "
             "(/proc, 10 ms ticks), per delivery the clients received and per update sent; "
             "median [min–max].\n",
-            "| server | runs | server CPU µs / delivery | µs / update | on − off (µs / delivery) "
+            "| server | runs | server CPU µs / delivery | µs / update | − off (µs / delivery) "
             "| p99 latency (ms) |",
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            f"On − off per repetition (µs / delivery): {', '.join(per_rep)}. The off runs' own "
-            f"spread is {delivery.get('off_spread_pct')} % of their median.\n",
+            f"The off runs' own spread (max − min) is {delivery.get('off_spread_pct')} % of "
+            "their median.\n",
             "```sh",
-            "# both servers (COLLAB_METRICS=false for off, true for on), then the generator:",
+            "# the server (COLLAB_METRICS=false for off, true for on and scraped), the generator:",
             server,
             f"cd bench && {generator}",
             "```\n",
@@ -257,7 +268,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
         for rep in range(args.reps):
-            order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+            shift = rep % len(VARIANTS)
+            order = VARIANTS[shift:] + VARIANTS[:shift]
             for variant in order:
                 result = run_one(variant, rep, args, Path(tmp))
                 log(
@@ -273,7 +285,7 @@ def main() -> None:
         "command": command,
         "commit": git,
         "machine": machine(),
-        "settings": vars(args) | {"json": str(args.json)},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "summary": summarize(runs),
         "runs": runs,
     }
@@ -282,12 +294,14 @@ def main() -> None:
     if args.md is not None:
         args.md.write_text(markdown(output))
     per = output["summary"]["server_cpu_us_per_delivery"]
-    log(
-        f"µs per delivery: off {per['off']['median']} (min {per['off']['min']}, max "
-        f"{per['off']['max']}), on {per['on']['median']} (min {per['on']['min']}, max "
-        f"{per['on']['max']}): on - off = {per.get('on_minus_off')} "
-        f"({per.get('on_over_off_pct')} %), off's own spread {per.get('off_spread_pct')} %"
-    )
+    for variant in VARIANTS:
+        log(
+            f"{variant}: {per[variant]['median']} µs per delivery (min {per[variant]['min']}, "
+            f"max {per[variant]['max']}); - off: {per.get(f'{variant}_minus_off')} "
+            f"({per.get(f'{variant}_over_off_pct')} %), per rep "
+            f"{per.get(f'{variant}_minus_off_per_rep')}"
+        )
+    log(f"off's own spread: {per.get('off_spread_pct')} %")
 
 
 if __name__ == "__main__":
