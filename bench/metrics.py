@@ -141,6 +141,46 @@ def run_one(variant: str, rep: int, args: argparse.Namespace, tmp: Path) -> dict
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape_cost(tmp: Path, scrapes: int) -> dict[str, Any]:
+    """The server CPU of one GET /metrics (the HTTP request included), on an idle server:
+    what a scrape costs whatever the load (its one pass over the connections aside)."""
+    port = free_port()
+    log_path = tmp / "scrape.log"
+    command = [
+        sys.executable, "-m", "collab", "serve", "--port", str(port),
+        "--database-url", f"sqlite+aiosqlite:///{tmp / 'scrape.db'}", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "COLLAB_METRICS": "true", "PYTHONPATH": str(ROOT)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log_path.open("wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(port, server, log_path)
+            url = f"http://127.0.0.1:{port}/metrics"
+            for _ in range(10):  # warm
+                urllib.request.urlopen(url, timeout=5).read()
+            before, started = cpu_seconds(server.pid), time.monotonic()
+            size = 0
+            for _ in range(scrapes):
+                size = len(urllib.request.urlopen(url, timeout=5).read())
+            cpu, elapsed = cpu_seconds(server.pid) - before, time.monotonic() - started
+        finally:
+            server.terminate()
+            server.wait(30)
+    # (the server's once-a-second sync and its ticker ran meanwhile: counted in, a bound)
+    return {
+        "scrapes": scrapes,
+        "cpu_ms_per_scrape": round(cpu / scrapes * 1000, 3),
+        "elapsed_s": round(elapsed, 2),
+        "bytes": size,
+    }
+
+
 def _sent_updates(text: str) -> float | None:
     """collab_messages_sent_total{type="update"} in the last scrape (a sanity check that the
     counters saw the load)."""
@@ -192,6 +232,7 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
     first = result["runs"][0]
     delivery, update = summary["server_cpu_us_per_delivery"], summary["server_cpu_us_per_update"]
     p99 = summary["p99_ms"]
+    cost = result.get("scrape_cost")
     rows = []
     for variant in VARIANTS:
         added = "–"
@@ -238,7 +279,14 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
             *rows,
             "",
             f"The off runs' own spread (max − min) is {delivery.get('off_spread_pct')} % of "
-            "their median.\n",
+            "their median."
+            + (
+                f" One scrape (GET /metrics on an idle server, {cost['bytes']:,} bytes) costs "
+                f"{cost['cpu_ms_per_scrape']:g} ms of server CPU (mean of {cost['scrapes']})."
+                if cost
+                else ""
+            )
+            + "\n",
             "```sh",
             "# the server (COLLAB_METRICS=false for off, true for on and scraped), the generator:",
             server,
@@ -257,6 +305,7 @@ def main() -> None:
     parser.add_argument("--duration-ms", type=int, default=10000)
     parser.add_argument("--warmup-ms", type=int, default=2000)
     parser.add_argument("--scrape-s", type=float, default=5.0)
+    parser.add_argument("--scrapes", type=int, default=500, help="for the cost of one scrape")
     parser.add_argument("--json", type=Path, default=RESULTS / "metrics.json")
     parser.add_argument("--md", type=Path, default=None, help="also write the report section")
     parser.add_argument("--report", type=Path, help="print the section of a results file")
@@ -278,6 +327,8 @@ def main() -> None:
                     f"{result['deliveries_per_s']} deliveries/s, p99 {result['p99_ms']} ms"
                 )
                 runs.append(result)
+        cost = scrape_cost(Path(tmp), args.scrapes)
+        log(f"one scrape: {cost['cpu_ms_per_scrape']} ms of server CPU ({cost['bytes']} bytes)")
     git = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -287,6 +338,7 @@ def main() -> None:
         "machine": machine(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "summary": summarize(runs),
+        "scrape_cost": cost,
         "runs": runs,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
