@@ -181,6 +181,30 @@ def scrape_cost(tmp: Path, scrapes: int) -> dict[str, Any]:
     }
 
 
+def hotpath(rounds: int, updates: int) -> dict[str, Any]:
+    """The room's hot path alone (bench/hotpath.py: one keystroke through Room.handle, two
+    other members, Saver.record), its counts off and on, rounds interleaved: µs of CPU per
+    update, without the network's noise."""
+    from hotpath import one_round, typing_updates
+
+    from collab import protocol as p
+    from collab.counts import Counts
+
+    messages = [p.update_message(update) for update in typing_updates(updates)]
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        runs["off"].append(one_round(messages, False))
+        runs["on"].append(one_round(messages, False, Counts()))
+    result: dict[str, Any] = {"rounds": rounds, "updates": updates}
+    for variant, values in runs.items():
+        result[variant] = {
+            "best": round(min(values), 3),
+            "median": round(statistics.median(values), 3),
+        }
+    result["on_minus_off_median"] = round(result["on"]["median"] - result["off"]["median"], 3)
+    return result
+
+
 def _sent_updates(text: str) -> float | None:
     """collab_messages_sent_total{type="update"} in the last scrape (a sanity check that the
     counters saw the load)."""
@@ -224,6 +248,20 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _cell(per: dict[str, Any]) -> str:
     return f"{per['median']:g} [{per['min']:g}–{per['max']:g}]"
+
+
+def _hotpath_lines(figures: dict[str, Any] | None) -> list[str]:
+    if not figures:
+        return []
+    return [
+        "The room's hot path alone, without the network (bench/hotpath.py's keystroke through "
+        "`Room.handle` to two other members and `Saver.record`, 20,000 keystrokes, "
+        f"{figures['rounds']} rounds, counts off and on interleaved; "
+        f"`{figures['command']}`): counts off {figures['off']['best']:g} µs per update best, "
+        f"{figures['off']['median']:g} median; on {figures['on']['best']:g} best, "
+        f"{figures['on']['median']:g} median: counting adds "
+        f"{figures['on_minus_off_median']:g} µs per update there.\n",
+    ]
 
 
 def markdown(result: dict[str, Any], heading: str = "##") -> str:
@@ -278,8 +316,10 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            f"The off runs' own spread (max − min) is {delivery.get('off_spread_pct')} % of "
-            "their median."
+            f"Counting (on − off) moved the median by {delivery.get('on_over_off_pct'):+g} % and "
+            f"counting with scrapes by {delivery.get('scraped_over_off_pct'):+g} %, while the off "
+            f"runs' own spread (max − min) is {delivery.get('off_spread_pct')} % of their median: "
+            "within the bench's noise."
             + (
                 f" One scrape (GET /metrics on an idle server, {cost['bytes']:,} bytes) costs "
                 f"{cost['cpu_ms_per_scrape']:g} ms of server CPU (mean of {cost['scrapes']})."
@@ -287,6 +327,7 @@ def markdown(result: dict[str, Any], heading: str = "##") -> str:
                 else ""
             )
             + "\n",
+            *_hotpath_lines(result.get("hotpath")),
             "```sh",
             "# the server (COLLAB_METRICS=false for off, true for on and scraped), the generator:",
             server,
@@ -309,9 +350,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS / "metrics.json")
     parser.add_argument("--md", type=Path, default=None, help="also write the report section")
     parser.add_argument("--report", type=Path, help="print the section of a results file")
+    parser.add_argument(
+        "--add-hotpath",
+        type=Path,
+        help="only measure the room's hot path (counts off and on) into this results file",
+    )
+    parser.add_argument("--hotpath-rounds", type=int, default=11)
     args = parser.parse_args()
     if args.report is not None:
         print(markdown(json.loads(args.report.read_text())))
+        return
+    if args.add_hotpath is not None:
+        saved = json.loads(args.add_hotpath.read_text())
+        figures = hotpath(args.hotpath_rounds, 20_000)
+        figures["command"] = shlex.join([".venv/bin/python", "bench/metrics.py", *sys.argv[1:]])
+        saved["hotpath"] = figures
+        args.add_hotpath.write_text(json.dumps(saved, indent=2) + "\n")
+        log(json.dumps(figures))
         return
     command = shlex.join([".venv/bin/python", "bench/metrics.py", *sys.argv[1:]])
     runs: list[dict[str, Any]] = []

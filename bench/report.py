@@ -1181,7 +1181,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
         ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n"
         ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n"
-        ".venv/bin/python bench/metrics.py --json bench/results/metrics.json  # metrics on vs off (~4 min)\n```\n",
+        ".venv/bin/python bench/metrics.py --json bench/results/metrics.json  # metrics on vs off (~8 min)\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "
         "server logs of the last run in `bench/results/tmp/` (git-ignored).\n",
     ]  # fmt: skip
