@@ -1,5 +1,6 @@
 """Collab: a self-hosted, Yjs-compatible collaboration backend."""
 
+from ._version import __version__
 from .access import Access
 from .api import access_of
 from .app import create_app, lifespan
@@ -70,6 +71,7 @@ __all__ = [
     "StartupError",
     "TokenAuth",
     "Webhooks",
+    "__version__",
     "access_of",
     "create_app",
     "lifespan",

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import anyio
 
+from . import logs
 from .errors import CloseCode, CollabError, InvalidDocumentName
 from .hooks import ConnectionInfo, OnAuthenticatePayload, OnConnectPayload, reject_from
 from .hub import Hub
@@ -78,20 +79,30 @@ class Admission:
         )
         self._pruned = time.monotonic()
 
+    def new_id(self) -> int:
+        """A connection id, unique in this process: taken when a socket is made, so that the
+        log lines of one refused before it has a session carry it too."""
+        return next(self._ids)
+
     # -- before the upgrade --------------------------------------------------------------------
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Browsers always send Origin; other clients usually none, and are let through."""
         return not self._origins or origin is None or origin in self._origins
 
-    def check_request(self, request: Request, root_path: str) -> None:
+    def check_request(self, request: Request, root_path: str, conn_id: int = 0) -> None:
         """The fast path, before the 101: the route and the Origin allowlist (HttpRefusal)."""
         root = root_path + ROUTE_PREFIX
         if request.path != root and not request.path.startswith(root + "/"):
             raise HttpRefusal(404, "no WebSocket route here: connect to /ws/<document name>")
         origin = request.header("origin")
         if not self.origin_allowed(origin):
-            log.info("refused origin %r from %s", (origin or "")[:100], request.client)
+            log.info(
+                "refused origin %r from %s",
+                (origin or "")[:100],
+                request.client,
+                extra=logs.context(conn_id),
+            )
             raise HttpRefusal(403, "origin not allowed")
 
     # -- open ----------------------------------------------------------------------------------
@@ -111,7 +122,7 @@ class Admission:
         pairs = parse_qsl(query, keep_blank_values=True)
         token = next((v for k, v in pairs if k == "token"), None)
         params = {k: v for k, v in pairs if k != "token"}
-        info = ConnectionInfo(next(self._ids), document, f"{ip}:{port}", headers, params)
+        info = ConnectionInfo(socket.id, document, f"{ip}:{port}", headers, params)
         if not self._hub.accepting:
             raise CollabError("server shutting down", CloseCode.GOING_AWAY)
         self._prune()
@@ -140,7 +151,13 @@ class Admission:
             await self._authenticate(session, token)
             room = await hub.join(info.document, session)
         except CollabError as exc:
-            log.info("%r refused: %s (%d)", session, exc.reason, exc.code)
+            log.info(
+                "%r refused: %s (%d)",
+                session,
+                exc.reason,
+                exc.code,
+                extra=session.log_context(code=exc.code, reason=exc.reason),
+            )
             session.close(exc.code, exc.reason)
             return
         if session.closing:
@@ -151,6 +168,7 @@ class Admission:
             session,
             len(room.members),
             ", read-only" if session.read_only else "",
+            extra=session.log_context(read_only=session.read_only),
         )
         if hub.counts is not None:
             hub.counts.observe("handshake", time.perf_counter() - started)
@@ -165,7 +183,7 @@ class Admission:
         except TimeoutError:
             raise CollabError("authentication timed out", CloseCode.IDLE_TIMEOUT) from None
         except Exception as exc:
-            raise reject_from(exc) from None
+            raise reject_from(exc, session.log_context()) from None
         session.authenticated()
 
     # -- closed --------------------------------------------------------------------------------

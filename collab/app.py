@@ -26,6 +26,7 @@ from storage import DocumentStore, SqlStore
 from . import extras
 from .admission import Admission
 from .api import EXCEPTION_HANDLERS, api_routes, catch_all, openapi_schema
+from .api.health import Readiness
 from .api.metrics import MetricsServer, metrics_routes
 from .api.router import OperationRoute
 from .asgi_endpoint import websocket_routes
@@ -120,6 +121,7 @@ def _lifespan(
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
+            app.state.readiness = Readiness(active, hub, tg)
             metrics = app.state.metrics = Metrics(settings, hub, events)
             metrics.start(tg)
             metrics_server = None

@@ -32,6 +32,7 @@ import anyio
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from . import logs
 from .admission import ROUTE_PREFIX, Admission
 from .connection import BaseConnection
 from .errors import CloseCode
@@ -63,7 +64,12 @@ class AsgiEndpoint:
         client = scope.get("client") or ("?", 0)
         origin = headers.get("origin")
         if not admission.origin_allowed(origin):
-            log.info("refused origin %r from %s", (origin or "")[:100], client)
+            log.info(
+                "refused origin %r from %s",
+                (origin or "")[:100],
+                client,
+                extra=logs.context(admission.new_id(), client=f"{client[0]}:{client[1]}"),
+            )
             await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})  # 403
             return
         try:
@@ -116,11 +122,14 @@ class AsgiConnection(BaseConnection):
         "active",
         "admission",
         "byte_bucket",
+        "bytes_in",
+        "bytes_out",
         "client",
         "close_code",
         "close_reason",
         "closing",
         "framing",
+        "id",
         "last_received",
         "last_sent",
         "max_bytes",
@@ -197,11 +206,17 @@ class AsgiConnection(BaseConnection):
             return
         queued = self._queued
         if queued and queued + len(data) > self.max_bytes:
-            log.info("%r: %d bytes unsent; closing 1013", self, queued)
+            log.info(
+                "%r: %d bytes unsent; closing 1013",
+                self,
+                queued,
+                extra=self.log_context(code=CloseCode.TRY_AGAIN_LATER),
+            )
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
         self._queue.append(data)
         self._queued = queued + len(data)
+        self.bytes_out += len(data)
         self._wake.set()
         self.last_sent = time.monotonic()
 
@@ -220,7 +235,7 @@ class AsgiConnection(BaseConnection):
                 self._wake.clear()
                 await self._wake.wait()
         except Exception as exc:  # the client is gone (the server tells the reader too)
-            log.debug("%r: send failed: %r", self, exc)
+            log.debug("%r: send failed: %r", self, exc, extra=self.log_context())
 
     def keepalive(self, now: float) -> None:
         """The server pings (its own settings), not the ticker."""

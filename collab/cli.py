@@ -25,6 +25,7 @@ from pycrdt import Doc, Text
 from storage import DocumentStore, StoreError, VersionInfo, open_store
 
 from . import cli_deliveries, extras, logs
+from ._version import __version__
 from .content import content
 from .documents import DocumentService
 from .errors import CollabError, MissingExtra
@@ -47,6 +48,7 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"collab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_settings_flags(sub.add_parser("serve", help="run the collaboration server"))
     _export_parser(sub)
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return _run(args, settings)
     except MissingExtra as exc:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import logs
 from .admission import ROUTE_PREFIX, Admission
 from .errors import CloseCode, CollabError
 from .limits import TokenBucket
@@ -43,6 +44,7 @@ class BaseConnection:
         __slots__ = ()
 
     admission: Admission
+    id: int  # the connection id: its session's, and `conn` in every log line about it
     session: Session | None  # from the open, once admission began (until then: refused)
     active: Session | None  # the session, once it joined its room
     pending: list[bytes] | None  # messages received before that
@@ -56,9 +58,12 @@ class BaseConnection:
     last_received: float
     last_sent: float
     started: float
+    bytes_in: int  # message bytes received (the admin page's per-connection counts)
+    bytes_out: int  # frame bytes handed to the transport
 
     def _init_base(self, admission: Admission) -> None:
         self.admission = admission
+        self.id = admission.new_id()
         self.session = None
         self.active = None
         self.pending = None
@@ -68,12 +73,20 @@ class BaseConnection:
         self.close_code = None
         self.close_reason = ""
         self.last_received = self.last_sent = self.started = time.monotonic()
+        self.bytes_in = self.bytes_out = 0
 
     def __repr__(self) -> str:
         session = self.session
         if session is None:
-            return f"<{type(self).__name__} {self.client}>"
+            return f"<{type(self).__name__} #{self.id} {self.client}>"
         return f"<{type(self).__name__} #{session.id} {self.client} {session.document!r}>"
+
+    def log_context(self, **fields: Any) -> dict[str, Any]:
+        """The `extra=` of a log line about this connection (logs.context)."""
+        session = self.session
+        if session is not None:
+            return session.log_context(**fields)
+        return logs.context(self.id, client=None if self.client == "?" else self.client, **fields)
 
     # What the subclass implements (session.Socket: what a session needs of its socket).
     framing: int
@@ -129,6 +142,7 @@ class BaseConnection:
             self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             return
         self.last_received = time.monotonic()
+        self.bytes_in += len(data)
         session = self.active
         if session is not None:
             session.receive(data)
@@ -169,12 +183,18 @@ class BaseConnection:
         """The socket is gone; `code` is what ended it (1006: the peer vanished)."""
         if not self.closing:
             self._closing(code, reason)
+        duration = time.monotonic() - self.started
         log.info(
             "%r closed with %s %s after %.1f s",
             self,
             self.close_code,
             self.close_reason,
-            time.monotonic() - self.started,
+            duration,
+            extra=self.log_context(
+                code=self.close_code,
+                reason=self.close_reason,
+                duration_ms=round(duration * 1000),
+            ),
         )
         if self.session is not None:
             self.admission.closed(self.session, self.close_code, self.close_reason)
@@ -198,11 +218,14 @@ class Connection(WebSocketProtocol, BaseConnection):
         "active",
         "admission",
         "byte_bucket",
+        "bytes_in",
+        "bytes_out",
         "client",
         "close_code",
         "close_reason",
         "closing",
         "framing",
+        "id",
         "last_received",
         "last_sent",
         "max_bytes",
@@ -222,11 +245,12 @@ class Connection(WebSocketProtocol, BaseConnection):
         self._updates: list[bytes] | None = None  # sync updates read in this go, not yet handled
 
     __repr__ = BaseConnection.__repr__  # (WebSocketProtocol's comes first)
+    log_context = BaseConnection.log_context
 
     # -- opening -------------------------------------------------------------------------------
 
     def accept_request(self, request: Request) -> None:
-        self.admission.check_request(request, self._listener.root_path)
+        self.admission.check_request(request, self._listener.root_path, self.id)
 
     def opened(self, request: Request) -> None:
         listener = self._listener
@@ -248,6 +272,7 @@ class Connection(WebSocketProtocol, BaseConnection):
             self.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             return
         self.last_received = time.monotonic()
+        self.bytes_in += len(data)
         session = self.active
         if session is None:
             self._hold(data)
@@ -297,10 +322,16 @@ class Connection(WebSocketProtocol, BaseConnection):
         assert transport is not None
         buffered = transport.get_write_buffer_size()
         if buffered and buffered + len(data) > self.max_bytes:
-            log.info("%r: %d bytes unsent; closing 1013", self, buffered)
+            log.info(
+                "%r: %d bytes unsent; closing 1013",
+                self,
+                buffered,
+                extra=self.log_context(code=CloseCode.TRY_AGAIN_LATER),
+            )
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
         transport.write(data)
+        self.bytes_out += len(data)
         self.last_sent = time.monotonic()
 
     # -- closing -------------------------------------------------------------------------------

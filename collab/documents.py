@@ -67,6 +67,24 @@ class LiveRooms(Protocol):
     ) -> T: ...
     async def take_version(self, name: str, kind: str, label: str | None) -> VersionInfo: ...
     async def persisted(self, name: str) -> None: ...
+    def sessions(self, name: str) -> list[ConnectionSummary]: ...
+    def close_sessions(self, name: str, code: int, reason: str, only: int | None = None) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSummary:
+    """One connection as an operator sees it (the admin API): who, from where, how, since
+    when (unix ms), how many bytes each way."""
+
+    id: int
+    document: str
+    user: str | None
+    address: str
+    protocol: str  # "websocket", "websocket+deflate" (the fast path), "asgi"
+    since_ms: int
+    bytes_in: int
+    bytes_out: int
+    read_only: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,7 @@ class DocumentSummary:
     size_bytes: int
     online: int
     versions: int = 0  # stored versions
+    log_rows: int = 0  # updates in its log, not yet compacted into its snapshot
 
 
 class DocumentService:
@@ -129,7 +148,7 @@ class DocumentService:
             if found.name == name:
                 return self._summary(found)
         if self._room(name) is not None:  # opened, nothing committed yet
-            return DocumentSummary(name, 0, 0, 0, self._online(name), 0)
+            return DocumentSummary(name, 0, 0, 0, self._online(name))
         raise DocumentNotFound(f"no document named {name!r}")
 
     async def read(self, name: str, state_vector: bytes | None = None) -> bytes:
@@ -314,8 +333,38 @@ class DocumentService:
     async def compact(self, name: str) -> CompactResult | None:
         """Fold a document's log into its snapshot (None when there was nothing to fold); a
         StoreError when the store cannot. Safe beside a running server: the store compacts in
-        one transaction, and a room that holds the document notices at its next compaction."""
+        one transaction, and a room that holds the document notices at its next compaction.
+        With a server, what its clients sent so far is committed first, so it is folded too."""
+        if self._room(name) is not None:
+            assert self._rooms is not None
+            await self._rooms.persisted(name)
         return await self.store.compact(name, keep=keep_options)
+
+    # -- connections (the server's: none without one) -----------------------------------------
+
+    def connections(self, name: str) -> list[ConnectionSummary]:
+        """The connections to a document in this process, by id."""
+        return self._rooms.sessions(name) if self._rooms is not None else []
+
+    def users(self, name: str) -> list[str]:
+        """Who is connected to a document in this process (their user ids, once each)."""
+        return sorted({c.user for c in self.connections(name) if c.user})
+
+    def close_connection(
+        self, name: str, connection_id: int, reason: str = "closed by an administrator"
+    ) -> bool:
+        """Close one connection to a document (CLOSED_BY_ADMIN: clients reconnect): whether it
+        was there."""
+        if self._rooms is None:
+            return False
+        code = CloseCode.CLOSED_BY_ADMIN
+        return self._rooms.close_sessions(name, code, reason, only=connection_id) > 0
+
+    def close_connections(self, name: str, reason: str = "closed by an administrator") -> int:
+        """Close every connection to a document (CLOSED_BY_ADMIN): how many."""
+        if self._rooms is None:
+            return 0
+        return self._rooms.close_sessions(name, CloseCode.CLOSED_BY_ADMIN, reason)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -390,7 +439,13 @@ class DocumentService:
 
     def _summary(self, d: DocumentInfo) -> DocumentSummary:
         return DocumentSummary(
-            d.name, d.created_at_ms, d.updated_at_ms, d.size_bytes, self._online(d.name), d.versions
+            d.name,
+            d.created_at_ms,
+            d.updated_at_ms,
+            d.size_bytes,
+            self._online(d.name),
+            d.versions,
+            d.log_rows,
         )
 
     def _room(self, name: str) -> LiveRoom | None:
@@ -430,9 +485,12 @@ def encode_cursor(value: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise ValueError("invalid cursor") from None
+    if not value:  # ("!" decodes to nothing: no name or id this service handed out)
+        raise ValueError("invalid cursor")
+    return value
 
 
 def _int_cursor(cursor: str) -> int:

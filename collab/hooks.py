@@ -37,6 +37,7 @@ from pycrdt import Doc
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from . import logs
 from .access import Access
 from .counts import Counts
 from .documents import DocumentService
@@ -432,12 +433,27 @@ class HookRunner:
             try:
                 await self._call(name, method, payload)
             except Exception:
-                log.exception("%s hook %s failed", name, getattr(method, "__qualname__", method))
+                log.exception(
+                    "%s hook %s failed",
+                    name,
+                    getattr(method, "__qualname__", method),
+                    extra=_context(name, payload),
+                )
 
 
-def reject_from(exc: BaseException) -> CollabError:
-    """What a hook raised, as the error that closes the connection."""
+def _context(name: HookName, payload: Any) -> dict[str, Any]:
+    """A failing hook's log context: the hook, and the connection or document it ran for."""
+    connection = getattr(payload, "connection", None)
+    document = getattr(payload, "document", None)
+    if isinstance(connection, ConnectionInfo):
+        return logs.context(connection.id, hook=name, document=document, client=connection.client)
+    return {"hook": name, "document": document} if isinstance(document, str) else {"hook": name}
+
+
+def reject_from(exc: BaseException, context: Mapping[str, Any] | None = None) -> CollabError:
+    """What a hook raised, as the error that closes the connection (`context`: the log's
+    context of that connection)."""
     if isinstance(exc, CollabError):
         return exc
-    log.error("hook failed", exc_info=exc)
+    log.error("hook failed", exc_info=exc, extra=dict(context or {}, code=CloseCode.INTERNAL_ERROR))
     return CollabError("internal error", CloseCode.INTERNAL_ERROR)

@@ -24,9 +24,11 @@ from pycrdt import Doc
 from storage import DocumentStore, StoredDocument, VersionInfo
 from storage import restore as restore_stored
 
+from . import logs
 from .cluster import Bus
-from .cluster.sync import ClusterSync
+from .cluster.sync import ClusterSync, PeerLoad
 from .counts import Counts
+from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .history import History
 from .hooks import (
@@ -118,6 +120,7 @@ class Hub:
         self._accepting = True
         self.flush_failed = False  # set when shutdown could not commit everything in time
         self.loads = 0  # documents loaded from the store since start (a test observes it)
+        self.started_at = time.time()
         if self.hooks.has("on_store_document"):
             self.saver.on_committed.append(self._stored)
         self.cluster = self._join_cluster(bus) if bus is not None else None
@@ -134,6 +137,7 @@ class Hub:
         )
         if cluster.wants_commits:  # the PostgreSQL bus: updates travel as committed rows
             self.saver.on_committed.append(cluster.committed)
+        cluster.load = self.load  # told to the other processes in each heartbeat
         return cluster
 
     def start(self) -> None:
@@ -212,7 +216,11 @@ class Hub:
         try:
             self._tg.start_soon(self._run_disconnect, payload)
         except RuntimeError:  # the hub has stopped
-            log.info("on_disconnect skipped for %s: the server has stopped", info.client)
+            log.info(
+                "on_disconnect skipped for %s: the server has stopped",
+                info.client,
+                extra=logs.context(info.id, document=document, client=info.client, code=code),
+            )
 
     async def _run_disconnect(self, payload: OnDisconnectPayload) -> None:
         with anyio.move_on_after(5):
@@ -267,7 +275,7 @@ class Hub:
             doc = await restore(stored, subdocs)
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
-            log.exception("loading %r failed", name)
+            log.exception("loading %r failed", name, extra={"document": name})
             if self.counts is not None:
                 self.counts.count("load_errors")
             self._load_failed(name, future)
@@ -287,13 +295,15 @@ class Hub:
         future.set_result(room)
         if self.counts is not None:
             self.counts.observe("load", time.perf_counter() - started)
+        took_ms = (time.perf_counter() - started) * 1000
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",
             name,
             len(stored.snapshot or b""),
             len(stored.updates),
             stored.log_bytes,
-            (time.perf_counter() - started) * 1000,
+            took_ms,
+            extra={"document": name, "duration_ms": round(took_ms, 1)},
         )
 
     def _opened(self, room: Room, stored: StoredDocument, seeded: list[bytes]) -> None:
@@ -333,6 +343,36 @@ class Hub:
     async def persisted(self, name: str) -> None:
         """Wait until everything applied to `name`'s room so far is committed to the store."""
         await self.saver.wait_committed(name)
+
+    # -- for operators (the admin API, through the documents service) ------------------------
+
+    def load(self) -> dict[str, int]:
+        """This process's load: connections, rooms, when it started (unix ms)."""
+        return {
+            "connections": len(self.connections),
+            "rooms": len(self.rooms),
+            "started_at_ms": int(self.started_at * 1000),
+        }
+
+    def sessions(self, name: str) -> list[ConnectionSummary]:
+        """The connections to `name` in this process, by id."""
+        room = self.rooms.get(name)
+        members = [m for m in room.members if isinstance(m, Session)] if room is not None else []
+        return sorted((m.summary() for m in members), key=lambda s: s.id)
+
+    def close_sessions(self, name: str, code: int, reason: str, only: int | None = None) -> int:
+        """Close the connections to `name` (or only the one whose id is `only`): how many."""
+        room = self.rooms.get(name)
+        if room is None:
+            return 0
+        closing = [m for m in room.members if isinstance(m, Session) and only in (None, m.id)]
+        for session in closing:
+            session.close(code, reason)
+        return len(closing)
+
+    def processes(self) -> list[PeerLoad] | None:
+        """The cluster's processes and their load (None without a bus)."""
+        return self.cluster.processes() if self.cluster is not None else None
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -384,7 +424,7 @@ class Hub:
         self.saver.close(name)
         if self.cluster is not None:
             self.cluster.unloaded(name)
-        log.info("unloaded %r: %s", name, why)
+        log.info("unloaded %r: %s", name, why, extra={"document": name})
         self.hooks.enqueue("on_unload_document", OnUnloadDocumentPayload(name))
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -423,8 +463,10 @@ class Hub:
             self.flush_failed = True
             log.error("shutdown deadline passed with %d dirty documents", len(dirty))
         else:
+            took_ms = (time.perf_counter() - started) * 1000
             log.info(
                 "flushed %d documents in %.0f ms",
                 len(self.rooms),
-                (time.perf_counter() - started) * 1000,
+                took_ms,
+                extra={"duration_ms": round(took_ms, 1)},
             )

@@ -372,28 +372,23 @@ class Metrics:
         """Now, for the overview: t (unix seconds), connections, rooms, messages_in_per_s,
         messages_out_per_s, updates_per_s (rates since the previous sample), commit_latency_ms
         (mean from arrival to durable of the updates committed since the previous sample;
-        None when nothing was). With metrics off, the message rates and the latency are None
-        (nothing is counted) and updates_per_s counts the updates handed to the store."""
+        None when nothing was). Every other value is a number (the admin API's model says so):
+        with metrics off the message rates are 0 (nothing is counted), the latency None, and
+        updates_per_s counts the updates handed to the store."""
         now = time.monotonic()
         totals = self._totals()
         previous, self._previous = self._previous, (now, totals)
-        rates: dict[str, float | None] = {"in": None, "out": None, "updates": 0.0}
+        rates = {"in": 0.0, "out": 0.0, "updates": 0.0}
         latency: float | None = None
         if previous is not None and now > previous[0]:
             then, before = previous
             span = now - then
-
-            def rate(key: str) -> float | None:
-                if key not in totals:
-                    return None
-                return max(0.0, totals[key] - before.get(key, 0.0)) / span
-
-            rates = {key: rate(key) for key in ("in", "out", "updates")}
+            for key in rates:
+                if key in totals:
+                    rates[key] = max(0.0, totals[key] - before.get(key, 0.0)) / span
             rows = totals.get("rows", 0.0) - before.get("rows", 0.0)
             if rows > 0:
                 latency = (totals["wait_ms"] - before.get("wait_ms", 0.0)) / rows
-        elif self.enabled:
-            rates = {"in": 0.0, "out": 0.0, "updates": 0.0}
         return {
             "t": time.time(),
             "connections": float(len(self.hub.connections)),

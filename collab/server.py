@@ -42,8 +42,12 @@ def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.
 
 
 class CollabServer(uvicorn.Server):
-    """On SIGTERM/SIGINT: stop listening, close every client with 1001, then let uvicorn exit
-    (its lifespan shutdown flushes every room) with status 0. A second Ctrl-C exits at once.
+    """On SIGTERM/SIGINT: /readyz answers 503 at once; the server keeps serving (HTTP and new
+    WebSockets alike) for `drain_s`, so a balancer probing /readyz stops sending it clients;
+    then it stops listening, closes every client with 1001, and lets uvicorn exit (its lifespan
+    shutdown flushes every room) with status 0. A second Ctrl-C exits at once; a repeated
+    SIGTERM changes nothing (systemd signals every process of the group, and a supervisor
+    forwards the signal too: the drain must survive both arriving).
 
     uvicorn re-raises a captured signal after shutdown (so the process would die of SIGTERM);
     a server that drained and flushed has done what the signal asked, so we exit normally.
@@ -53,19 +57,36 @@ class CollabServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self._draining: asyncio.Task[None] | None = None
+        self._holding = False  # in the drain period: still serving, /readyz 503
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         hub = getattr(self.app.state, "hub", None)
+        if self._holding and sig != signal.SIGINT:
+            return  # a repeated SIGTERM: the drain period goes on
         if self._draining is not None or hub is None or self.should_exit:
             # A repeated SIGTERM (systemd and `timeout` signal the whole process group, and a
             # supervisor forwards it too) must not skip the flush; a second Ctrl-C may.
             if sig == signal.SIGINT and (self.should_exit or self._draining is not None):
                 self.force_exit = True
+                if self._holding and self._draining is not None:
+                    self._draining.cancel()  # (its sleep; uvicorn exits without the flush)
             self.should_exit = True
             return
         self._draining = asyncio.get_event_loop().create_task(self._drain(hub))
 
     async def _drain(self, hub: Any) -> None:
+        readiness = getattr(self.app.state, "readiness", None)
+        if readiness is not None:
+            readiness.shutting_down()
+        settings: Settings | None = getattr(self.app.state, "settings", None)
+        drain_s = settings.drain_s if settings is not None else 0.0
+        if drain_s > 0:
+            log.info("shutting down: /readyz answers 503; serving for %g s more", drain_s)
+            self._holding = True
+            try:
+                await asyncio.sleep(drain_s)
+            finally:
+                self._holding = False
         log.info("shutting down: closing clients with 1001")
         for server in getattr(self, "servers", []):
             server.close()
@@ -116,7 +137,7 @@ def serve_once(
 def _worker(settings: Settings, sock: socket.socket) -> None:
     from . import logs
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     sys.exit(serve_once(settings, sock))
 
 

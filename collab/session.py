@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from . import logs
 from . import protocol as p
 from .authorship import author_of
 from .counts import REFUSED_INVALID, REFUSED_PENDING
+from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError
 from .hooks import ConnectionInfo
-from .room import Room, TooManyPending
+from .room import BARE_MESSAGE, DEFLATE_FRAME, Room, TooManyPending
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,15 @@ log = logging.getLogger(__name__)
 class Socket(Protocol):
     """What a session needs of the socket that carries it."""
 
+    id: int  # the connection id (Admission.new_id), the session's too
+
     framing: int  # room.PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
     closing: bool
     last_received: float  # time.monotonic() of the last message from the client
     last_sent: float  # and of the last one to it
+    started: float  # time.monotonic() when it opened
+    bytes_in: int  # message bytes received
+    bytes_out: int  # bytes sent (framed, as written)
 
     def encode(self, message: bytes) -> bytes: ...
 
@@ -52,6 +60,9 @@ class Socket(Protocol):
     def joined(self, session: Session) -> None:
         """`session` is in its room: hand it what arrived meanwhile."""
         ...
+
+
+PROTOCOLS = {DEFLATE_FRAME: "websocket+deflate", BARE_MESSAGE: "asgi"}
 
 
 class Session:
@@ -96,6 +107,13 @@ class Session:
     def document(self) -> str:
         return self.info.document
 
+    def log_context(self, **fields: Any) -> dict[str, Any]:
+        """The `extra=` of a log line about this session's connection (logs.context)."""
+        info = self.info
+        return logs.context(
+            self.id, document=info.document, user=self.author, client=info.client, **fields
+        )
+
     @property
     def closing(self) -> bool:
         return self.socket.closing
@@ -135,11 +153,21 @@ class Session:
         try:
             handler(self, argument)
         except CollabError as exc:
-            log.info("%r: %s (closing %d)", self, exc.reason, exc.code)
+            log.info(
+                "%r: %s (closing %d)",
+                self,
+                exc.reason,
+                exc.code,
+                extra=self.log_context(code=exc.code, reason=exc.reason),
+            )
             self._count_refusal(exc, argument)
             self.close(exc.code, exc.reason)
         except Exception:
-            log.exception("%r: error handling a message", self)
+            log.exception(
+                "%r: error handling a message",
+                self,
+                extra=self.log_context(code=CloseCode.INTERNAL_ERROR),
+            )
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
         return not self.socket.closing
 
@@ -171,6 +199,21 @@ class Session:
             self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
         elif socket.last_sent <= heartbeat_due:
             socket.send_nowait(p.HEARTBEAT_MESSAGE)
+
+    def summary(self) -> ConnectionSummary:
+        socket = self.socket
+        opened = time.time() - (time.monotonic() - socket.started)
+        return ConnectionSummary(
+            self.id,
+            self.info.document,
+            self.author,
+            self.info.client,
+            PROTOCOLS.get(self.framing, "websocket"),
+            int(opened * 1000),
+            socket.bytes_in,
+            socket.bytes_out,
+            self.read_only,
+        )
 
     # -- closing -------------------------------------------------------------------------------
 

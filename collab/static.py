@@ -2,12 +2,16 @@
 
 - `/` and `/d/<document name>` answer with dist/index.html (the page routes on the client);
   it is revalidated on every load (`no-cache` + ETag), so a new build shows up at once.
+- `/admin` answers with dist/admin.html, the operators' page (its data comes from /api/admin,
+  for an admin token; the page itself holds none).
 - `/assets/...` are the bundler's outputs; every name there carries a content hash, so they are
   cached for a year. A pre-compressed `<file>.gz` written by the build is sent to clients that
   accept gzip.
-- dist is found relative to this package (a repository checkout) unless `settings.frontend_dir`
-  names it. It is looked up per request: a build made while the server runs is picked up, and a
-  missing build gives a 503 page that says how to make it instead of a crash.
+- Which dist: `settings.frontend_dir` when set; else frontend/dist of the repository checkout
+  this package sits in, when it is built (development: `make frontend` output wins); else the copy
+  an installed wheel carries as collab/_editor (setup.py's build hook puts it there). Files are
+  looked up per request: a build made while the server runs is picked up, and a missing build
+  gives a 503 page that says how to make it instead of a crash.
 """
 
 from __future__ import annotations
@@ -42,11 +46,21 @@ PAGE_HEADERS = {
 METHODS = ["GET", "HEAD"]
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIST = PACKAGE_DIR.parent / "frontend" / "dist"  # a repository checkout's build
+PACKAGED_DIST = PACKAGE_DIR / "_editor"  # in an installed wheel (setup.py, BuildPyWithEditor)
+
+
 def frontend_dir(settings: Settings) -> Path:
-    """Where the built editor lives: settings.frontend_dir, or frontend/dist in the checkout."""
+    """Where the built editor lives: settings.frontend_dir; else the checkout's frontend/dist
+    when built; else the wheel's collab/_editor when there; else the checkout's (not built)."""
     if settings.frontend_dir:
         return Path(settings.frontend_dir).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "frontend" / "dist"
+    if (CHECKOUT_DIST / "index.html").is_file():
+        return CHECKOUT_DIST
+    if (PACKAGED_DIST / "index.html").is_file():
+        return PACKAGED_DIST
+    return CHECKOUT_DIST
 
 
 def frontend_routes(settings: Settings) -> list[BaseRoute]:
@@ -55,6 +69,7 @@ def frontend_routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/", site.index, methods=METHODS),
         Route("/d/{name:path}", site.index, methods=METHODS),
+        Route("/admin", site.admin, methods=METHODS),
         Route("/assets/{path:path}", site.asset, methods=METHODS),
     ]
 
@@ -70,10 +85,16 @@ class _Site:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.assets = root / "assets"
-        self._page: _Page | None = None
+        self._pages: dict[str, _Page] = {}
 
     async def index(self, request: Request) -> Response:
-        page = self._load_index()
+        return self._page_response(request, "index.html")
+
+    async def admin(self, request: Request) -> Response:
+        return self._page_response(request, "admin.html")
+
+    def _page_response(self, request: Request, filename: str) -> Response:
+        page = self._load_page(filename)
         if page is None:
             return _not_built(self.root)
         headers = {"Cache-Control": REVALIDATE, "ETag": page.etag, **PAGE_HEADERS}
@@ -101,19 +122,20 @@ class _Site:
             return Response(status_code=304, headers=headers | {"ETag": response.headers["etag"]})
         return response
 
-    def _load_index(self) -> _Page | None:
-        path = self.root / "index.html"
+    def _load_page(self, filename: str) -> _Page | None:
+        path = self.root / filename
         try:
             st = path.stat()
             key = (st.st_mtime_ns, st.st_size)
-            if self._page is not None and self._page.key == key:
-                return self._page
+            cached = self._pages.get(filename)
+            if cached is not None and cached.key == key:
+                return cached
             body = path.read_bytes()
         except OSError:
             return None
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        self._page = _Page(key, body, etag)
-        return self._page
+        page = self._pages[filename] = _Page(key, body, etag)
+        return page
 
     def _asset_path(self, relative: str) -> Path | None:
         if not relative or "\x00" in relative:
@@ -149,8 +171,10 @@ code{{background:#eef0f4;padding:.15em .4em;border-radius:5px}}
 <h1>The editor has not been built yet</h1>
 <p>The collaboration server is running, but the browser editor is missing
 (no <code>index.html</code> in <code>{where}</code>).</p>
-<p>Run <code>make frontend</code> (or start the server with <code>make run</code>, which builds
-it), then reload this page. WebSocket clients can connect to <code>/ws</code> meanwhile.</p>
+<p>In a source checkout, run <code>make frontend</code> (or start the server with
+<code>make run</code>, which builds it), then reload this page. An installed package carries the
+editor: install it from a wheel (<code>python -m build</code> builds it in). WebSocket clients can
+connect to <code>/ws</code> meanwhile.</p>
 </main></body></html>
 """
     return HTMLResponse(

@@ -334,6 +334,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 request.target,
                 refusal.status,
                 refusal.message,
+                extra=self.log_context(status=refusal.status),
             )
             self._refuse(refusal)
             return
@@ -352,7 +353,12 @@ class WebSocketProtocol(asyncio.Protocol):
             self._deflate = True
             lines.append(f"sec-websocket-extensions: {Deflate.RESPONSE}")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        access.info('%s - "WebSocket %s" 101', _addr(request), request.target)
+        access.info(
+            '%s - "WebSocket %s" 101',
+            _addr(request),
+            request.target,
+            extra=self.log_context(status=101),
+        )
         self._handshake_done = True
         self.last_heard = time.monotonic()
         self.opened(request)
@@ -549,7 +555,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def fail(self, code: int, reason: str) -> None:
         """A protocol error: send the close frame, stop reading, drop TCP (RFC 6455 7.1.7)."""
-        log.info("%r: %s (closing %d)", self, reason, code)
+        context = self.log_context(code=code, reason=reason)
+        log.info("%r: %s (closing %d)", self, reason, code, extra=context)
         self.batch_end()  # what came before the error is handled, not lost
         self.close(code, reason)
         self._buf = b""
@@ -571,7 +578,12 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if self._ping_sent is not None:
             if now - self._ping_sent > self.options.ping_timeout_s:
-                log.info("%r: no pong in %.1f s; closing 1011", self, self.options.ping_timeout_s)
+                log.info(
+                    "%r: no pong in %.1f s; closing 1011",
+                    self,
+                    self.options.ping_timeout_s,
+                    extra=self.log_context(code=1011),
+                )
                 self.close(1011, "keepalive ping timeout")
                 self._closed_code, self._closed_reason = 1011, "keepalive ping timeout"
                 self.transport.abort()
@@ -604,6 +616,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def refused(self) -> None:
         """The transport is gone and the handshake never completed."""
+
+    def log_context(self, **fields: Any) -> dict[str, Any]:
+        """The `extra=` of a log line about this connection (collab.connection adds its id)."""
+        return fields
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._peer()}>"

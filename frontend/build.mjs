@@ -1,5 +1,6 @@
 // Build the editor into dist/: hashed bundles under dist/assets/ (served with a one-year cache),
-// a .gz beside each text asset, dist/api-docs.html (the API's Swagger UI page, /api/docs) and
+// a .gz beside each text asset, dist/api-docs.html (the API's Swagger UI page, /api/docs),
+// dist/admin.html (the operators' page, /admin) and
 // dist/index.html pointing at them (written last, so a half-finished build never looks complete
 // to `make` or to the server).
 
@@ -16,7 +17,7 @@ await rm(dist, { recursive: true, force: true })
 await mkdir(dist, { recursive: true })
 
 const result = await build({
-  entryPoints: [path.join(here, 'src/main.ts'), path.join(here, 'src/apidocs.ts')],
+  entryPoints: [path.join(here, 'src/main.ts'), path.join(here, 'src/apidocs.ts'), path.join(here, 'src/admin.ts')],
   outdir: dist,
   entryNames: 'assets/[name]-[hash]',
   assetNames: 'assets/[name]-[hash]',
@@ -41,6 +42,7 @@ const bundleOf = (entry) => {
 }
 const [script, style] = bundleOf('src/main.ts')
 const [docsScript, docsStyle] = bundleOf('src/apidocs.ts')
+const [adminScript, adminStyle] = bundleOf('src/admin.ts')
 
 for (const out of outputs) {
   if (/\.(js|css|map|txt|svg)$/.test(out)) {
@@ -54,6 +56,7 @@ const page = async (template, pageStyle, pageScript) =>
     .replace('%STYLE%', `/${pageStyle.split(path.sep).join('/')}`)
     .replace('%SCRIPT%', `/${pageScript.split(path.sep).join('/')}`)
 await writeFile(path.join(dist, 'api-docs.html'), await page('api-docs.html', docsStyle, docsScript))
+await writeFile(path.join(dist, 'admin.html'), await page('admin.html', adminStyle, adminScript))
 await writeFile(path.join(dist, 'index.html'), await page('index.html', style, script))
 
 const size = (p) => result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith(p))].bytes

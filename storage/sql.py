@@ -127,6 +127,12 @@ class SqlStore(OutboxTables, HistoryTables):
         async with self.engine.connect() as conn:
             return int((await conn.execute(q.COUNT_DOCUMENTS)).scalar_one())
 
+    async def ping(self) -> None:
+        """One trivial query on a connection of the engine's (raises when the store does not
+        answer): what /readyz asks of the store."""
+        async with self.engine.connect() as conn:
+            await conn.execute(q.PING)
+
     async def list_documents(
         self, prefix: str = "", limit: int | None = None, after: str | None = None
     ) -> list[DocumentInfo]:

@@ -50,6 +50,9 @@ DialectInsert = sqlite.Insert | postgresql.Insert
 
 # -- documents ---------------------------------------------------------------------------------
 
+# A trivial query that still reads the store's own table (a readiness probe: collab/api/health.py).
+PING = select(Document.id).limit(1)
+
 # The id of a document: name.
 DOCUMENT_ID = select(Document.id).where(Document.name == bindparam("name"))
 

@@ -2,7 +2,8 @@
 as an `Operation` (collab.api.router) that drives both the router and the OpenAPI schema
 (collab.api.openapi), every route behind the same access check (`access_of`), every document
 reached through the documents service. Errors are JSON `{"error": {"code", "message",
-"status"}}` (collab.errors is the table). /healthz lives here too, outside /api and open.
+"status"}}` (collab.errors is the table). /healthz and /readyz (health.py) are operations
+too, outside /api and open.
 
 The routes come in two parts so that extensions' routes can go between them
 (collab.app): the API's own routes first, the catch-all 404 of /api last.
@@ -15,10 +16,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
-from . import deliveries, documents, events, meta, versions
+from . import admin, deliveries, documents, events, health, meta, versions
 from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
-from .health import healthz
 from .openapi import build
 from .paths import raw_segments
 from .router import Operation, OperationRoute
@@ -41,7 +41,9 @@ OPERATIONS: list[Operation] = [
     *versions.OPERATIONS,
     *events.OPERATIONS,
     *deliveries.OPERATIONS,
+    *admin.OPERATIONS,
     *meta.OPERATIONS,
+    *health.OPERATIONS,
 ]
 
 
@@ -50,7 +52,7 @@ def openapi_schema() -> dict[str, object]:
 
 
 def api_routes() -> list[BaseRoute]:
-    return [Route("/healthz", healthz), *(OperationRoute(op) for op in OPERATIONS)]
+    return [OperationRoute(op) for op in OPERATIONS]
 
 
 def catch_all() -> list[BaseRoute]:

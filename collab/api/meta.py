@@ -5,11 +5,11 @@ server and shows no document."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from .._version import __version__
 from ..static import PAGE_HEADERS, frontend_dir
 from .router import HTML, JSON, Call, Operation
 
@@ -22,10 +22,7 @@ DOCS_CSP = (
 
 
 def package_version() -> str:
-    try:
-        return version("collab")
-    except PackageNotFoundError:  # pragma: no cover - a checkout without an install
-        return "0"
+    return __version__
 
 
 async def get_openapi(call: Call) -> Response:

@@ -34,6 +34,10 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
         "description": "a webhook delivery's id",
         "schema": {"type": "integer", "minimum": 1},
     },
+    "connection": {
+        "description": "a connection's id (this process's; see the admin document view)",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }
 
 
@@ -66,7 +70,9 @@ def build(operations: Sequence[Operation], version: str) -> dict[str, Any]:
             {"name": "versions"},
             {"name": "events"},
             {"name": "webhooks"},
+            {"name": "admin"},
             {"name": "meta"},
+            {"name": "health"},
         ],
     }
 
@@ -75,7 +81,7 @@ def _models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
     # EventBody: what the change feeds send (SSE data, webhook bodies), published here too
     seen: dict[type[BaseModel], None] = {Error: None, EventBody: None}
     for op in operations:
-        for kind in (op.body, op.response):
+        for kind in (op.body, op.response, *(model for _, model in op.answers)):
             if isinstance(kind, type):
                 seen[kind] = None
     return list(seen)
@@ -163,5 +169,10 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         responses[str(status)] = {
             "description": ERROR_CODES.get(status, "error"),
             "content": {"application/json": {"schema": error}},
+        }
+    for status, model in op.answers:
+        responses[str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": _ref(refs, model, "serialization")}},
         }
     return responses

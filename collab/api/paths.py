@@ -84,6 +84,11 @@ def delivery_id(raw: str) -> int:
     return _positive_id(raw, "no such delivery")
 
 
+def connection_id(raw: str) -> int:
+    """A connection's id segment (the admin API), as a version's."""
+    return _positive_id(raw, "no such connection")
+
+
 def _positive_id(raw: str, missing: str) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ApiError(HttpStatus.NOT_FOUND, missing)

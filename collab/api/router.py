@@ -26,7 +26,15 @@ from ..access import EVERYTHING, Access
 from ..documents import DocumentService
 from ..errors import ApiError, HttpStatus
 from .access import access_of
-from .paths import Template, delivery_id, document_name, field_name, raw_segments, version_id
+from .paths import (
+    Template,
+    connection_id,
+    delivery_id,
+    document_name,
+    field_name,
+    raw_segments,
+    version_id,
+)
 
 Binary = Literal["application/octet-stream"]
 BINARY: Binary = "application/octet-stream"
@@ -43,7 +51,7 @@ class Call:
 
     request: Request
     access: Access
-    path: dict[str, Any]  # name: str, field: str, id: int, delivery: int (decoded)
+    path: dict[str, Any]  # name: str, field: str, id, delivery, connection: int (decoded)
     query: Any  # an instance of the operation's query model, or None
     body: Any  # an instance of its body model, raw bytes, or None
 
@@ -83,8 +91,11 @@ class Operation:
     # stream the handler's Response writes), None: no body (204)
     response: type[BaseModel] | str | None = None
     errors: tuple[int, ...] = ()
+    # other statuses answered with a model of their own instead of the Error body (/readyz's 503)
+    answers: tuple[tuple[int, type[BaseModel]], ...] = ()
     description: str = ""
     public: bool = False  # no access check (the schema and its page)
+    admin: bool = False  # only for an operator's access (Access.admin: the admin API)
     template: Template = field(init=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +149,8 @@ class OperationRoute(BaseRoute):
     async def run(self, request: Request) -> Response:
         op = self.operation
         access = EVERYTHING if op.public else await access_of(request)
+        if op.admin and not access.admin:
+            raise ApiError(HttpStatus.FORBIDDEN, "an admin token is required")
         path = _path_params(request.path_params)
         if "name" in path:
             if not access.covers(path["name"]):
@@ -164,6 +177,8 @@ def _path_params(raw: dict[str, str]) -> dict[str, Any]:
         parsed["id"] = version_id(raw["id"])
     if "delivery" in raw:
         parsed["delivery"] = delivery_id(raw["delivery"])
+    if "connection" in raw:
+        parsed["connection"] = connection_id(raw["connection"])
     return parsed
 
 

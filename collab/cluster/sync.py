@@ -23,9 +23,13 @@ Liveness is measured in the bus's time: our own heartbeats, back from the bus, a
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup
@@ -51,6 +55,42 @@ def peer_owner(process_id: bytes) -> PeerOwner:
 
 def _local(owner: object) -> bool:
     return not isinstance(owner, tuple)
+
+
+# What a process says of itself in its heartbeats (a small JSON object: pid, host,
+# connections, rooms, started_at_ms). A peer of an older version sends an empty payload.
+Load = Mapping[str, int | str]
+MAX_LOAD_BYTES = 512  # a heartbeat payload larger than this is not read
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLoad:
+    """A process of the cluster as this one hears it: `load` is what its last heartbeat said
+    (None when it says nothing), `silent_ticks` how many of our bus ticks passed since it was
+    last heard (0 for this process)."""
+
+    process_id: str  # hex
+    load: Load | None
+    silent_ticks: int
+    this_process: bool = False
+
+
+def decode_load(payload: bytes) -> Load | None:
+    """A heartbeat's payload: the load, or None when empty, too large or not such an object
+    (a peer never breaks us by what it sends)."""
+    if not payload or len(payload) > MAX_LOAD_BYTES:
+        return None
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {
+        k: v
+        for k, v in value.items()
+        if isinstance(k, str) and isinstance(v, int | str) and not isinstance(v, bool)
+    }
 
 
 class Replica:
@@ -129,6 +169,10 @@ class ClusterSync:
         self._bus_ticked_at = -1e9  # when the last one counted came back (time.monotonic())
         # The bus carries updates as committed rows of the log (PostgreSQL): announce commits.
         self.wants_commits: bool = getattr(bus, "wants_commits", False)
+        # This process's load, sent in each heartbeat (the hub sets it: collab.hub.Hub.load)
+        self.load: Callable[[], Mapping[str, int]] | None = None
+        self._identity = {"pid": os.getpid(), "host": socket.gethostname()[:64]}
+        self._loads: dict[bytes, Load] = {}  # other processes -> what their last heartbeat said
 
     async def run(self) -> None:
         await self.bus.run(self._on_bus, self._exchange_all, self._on_subscribed)
@@ -169,7 +213,20 @@ class ClusterSync:
     def tick(self) -> None:
         """Once a hub tick: our heartbeat. (Silent peers are judged when it comes back to us:
         _heard_self.)"""
-        self.bus.publish(None, HEARTBEAT, b"")
+        self.bus.publish(None, HEARTBEAT, self._load_payload())
+
+    def _load_payload(self) -> bytes:
+        if self.load is None:
+            return b""
+        return json.dumps({**self._identity, **self.load()}, separators=(",", ":")).encode()
+
+    def processes(self) -> list[PeerLoad]:
+        """This process, then the peers heard from (by id), with their last known load."""
+        here = decode_load(self._load_payload())
+        out = [PeerLoad(self._process_id.hex(), here, 0, this_process=True)]
+        for pid, heard in sorted(self._peers.items()):
+            out.append(PeerLoad(pid.hex(), self._loads.get(pid), self._bus_ticks - heard))
+        return out
 
     def keep_peers_edits(self) -> None:
         """We are stopping, perhaps before a peer that died is judged gone: keep durable what
@@ -201,6 +258,10 @@ class ClusterSync:
         self.received += 1
         known = sender in self._peers
         self._peers[sender] = self._bus_ticks
+        if envelope.kind == HEARTBEAT:
+            load = decode_load(envelope.payload)
+            if load is not None:
+                self._loads[sender] = load
         if not known and envelope.kind != BYE:
             # New, or back after we took it for gone (and dropped its cursors): exchange
             # state with it, whatever its first message is (an update as well as a heartbeat).
@@ -335,6 +396,7 @@ class ClusterSync:
 
     def _peer_gone(self, pid: bytes) -> None:
         """A process stopped: its users' cursors go, and what it sent us is kept durable."""
+        self._loads.pop(pid, None)
         if self._peers.pop(pid, None) is None:
             return
         log.info("cluster peer %s is gone", pid.hex()[:8])

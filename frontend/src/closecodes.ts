@@ -13,7 +13,8 @@ export const CloseCode = {
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
   NOT_FOUND: 4404, // invalid document name
-  IDLE_TIMEOUT: 4408
+  IDLE_TIMEOUT: 4408,
+  CLOSED_BY_ADMIN: 4000 // an operator closed it (the admin page or API): reconnect
 } as const
 
 /** Close codes after which reconnecting cannot help: the page stops and explains. Every other one

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from collab import static
 from collab.settings import Settings
 from collab.static import IMMUTABLE, frontend_dir, frontend_routes
 
@@ -113,8 +114,23 @@ async def test_missing_build_answers_503_saying_how_to_build_it(tmp_path):
 
 def test_dist_is_found_in_the_checkout_unless_configured(tmp_path):
     checkout = Path(__file__).resolve().parents[2] / "frontend" / "dist"
-    assert frontend_dir(Settings()) == checkout
+    assert checkout == static.CHECKOUT_DIST
+    assert Path(static.__file__).resolve().parent / "_editor" == static.PACKAGED_DIST
     assert frontend_dir(Settings(frontend_dir=str(tmp_path))) == tmp_path.resolve()
+
+
+def test_checkout_build_then_the_packaged_copy_then_the_checkout_page(tmp_path, monkeypatch):
+    """An installed wheel has no checkout build beside it: its collab/_editor is served; a
+    checkout's own build wins (development); with neither, the checkout path (its 503 page)."""
+    checkout, packaged = tmp_path / "checkout-dist", tmp_path / "_editor"
+    monkeypatch.setattr(static, "CHECKOUT_DIST", checkout)
+    monkeypatch.setattr(static, "PACKAGED_DIST", packaged)
+    assert frontend_dir(Settings()) == checkout
+    make_dist(packaged)
+    assert frontend_dir(Settings()) == packaged
+    make_dist(checkout)
+    assert frontend_dir(Settings()) == checkout
+    assert frontend_dir(Settings(frontend_dir=str(packaged))) == packaged
 
 
 @pytest.mark.integration

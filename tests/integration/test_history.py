@@ -298,7 +298,9 @@ async def test_server_side_updates_carry_their_author_and_anonymous_ones_none(
             await srv.hub.persisted(NAME)
             await anonymous.wait_for(lambda: "by the api" in _text(anonymous))
         assert await _log_authors(store) == [None, "api"]
-        assert await store.clients(NAME) == {7007: "api"}  # (an anonymous writer: unknown)
+        # (the saver stores a commit's new client ids after the commit, so wait for them)
+        clients = await until(lambda: store.clients(NAME), "the api's client id recorded")
+        assert clients == {7007: "api"}  # (an anonymous writer: unknown)
 
 
 # -- two processes ---------------------------------------------------------------------------

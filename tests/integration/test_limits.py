@@ -28,6 +28,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import websockets
 from pycrdt import Doc, Text
@@ -480,6 +481,17 @@ async def _not_found(server_with: Any, settings: Settings) -> tuple[int, str]:
 async def _idle(server_with: Any, settings: Settings) -> tuple[int, str]:
     async with serving(settings.replace(auth_timeout_s=0.2), extensions=[Gate()]) as srv:
         return await close_of(f"{srv.url}/ws/doc")
+
+
+@scenario(CloseCode.CLOSED_BY_ADMIN, "an operator closing it through the admin API")
+async def _closed_by_admin(server_with: Any, settings: Settings) -> tuple[int, str]:
+    async with server_with() as srv, synced(srv.url) as client:
+        async with httpx.AsyncClient(base_url=srv.http, trust_env=False) as http:
+            response = await http.delete("/api/admin/documents/doc/connections")
+        assert response.json() == {"closed": 1}
+        await client.wait_for(lambda: client.close_code is not None)
+        assert client.close_code is not None
+        return client.close_code, client.close_reason
 
 
 def test_every_close_code_has_a_scenario():

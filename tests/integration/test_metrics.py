@@ -174,8 +174,18 @@ async def test_metrics_off_counts_nothing_and_serves_no_metrics(base: Settings) 
         async with httpx.AsyncClient(trust_env=False) as http:
             response = await http.get(srv.http + "/metrics")
         assert response.status_code == 404
-        sample = srv.app.state.metrics.sample()
-        assert sample["messages_in_per_s"] is None
+        metrics = srv.app.state.metrics
+        metrics.sample()
+        async with YClient(srv.url, "doc") as a:
+            await a.wait_for(lambda: a.synced)
+            a.doc.get("t", type=Text).insert(0, "x")
+            with anyio.fail_after(5):
+                while srv.hub.saver.committed < 1:
+                    await anyio.sleep(0.01)
+        sample = metrics.sample()
+        assert sample["messages_in_per_s"] == 0.0  # (a number: the admin API's model)
+        assert sample["updates_per_s"] > 0  # what the saver was handed
+        assert sample["commit_latency_ms"] is None
 
 
 def token(**kw: Any) -> str:

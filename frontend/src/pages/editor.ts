@@ -2,7 +2,7 @@
 // through a stock y-websocket provider to ws(s)://<this host>/ws with the name as the room.
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
-import { isTerminal } from '../closecodes'
+import { CloseCode, isTerminal } from '../closecodes'
 import { type CollabEditor, createEditor } from '../codemirror'
 import { ConnectionBanner } from '../components/banner'
 import { crumbs } from '../components/crumbs'
@@ -83,6 +83,10 @@ function followConnection(
   const saved = new SaveWatch(name, ydoc, following, () => update())
   const watch: ConnectionWatch = new ConnectionWatch(provider, ydoc, update)
   update()
+  provider.on('connection-close', (event) => {
+    // (the provider reconnects by itself; say why this tab blinked)
+    if (event?.code === CloseCode.CLOSED_BY_ADMIN) toast('An administrator closed this connection. Reconnecting…')
+  })
   window.setInterval(() => banner.tick(watch), 1000)
   window.addEventListener('beforeunload', (event) => {
     if (watch.hasUnsentEdits) {
