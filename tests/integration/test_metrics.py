@@ -329,6 +329,16 @@ async def test_workers_answer_for_every_worker(
         os.kill(victim, signal.SIGKILL)
         await until_total(url, "collab_connections", len(clients) - owners[victim])
         await until_total(url, "collab_connections_opened_total", len(clients))
+    # SIGTERM (once the replacement worker serves): the supervisor removes the directory.
+    with anyio.fail_after(20):
+        while server.log_tail(400).count("Application startup complete") < 3:
+            await anyio.sleep(0.05)
+    found = re.search(r"metrics: multiprocess mode in (\S+)", server.log_tail(400))
+    assert found is not None
+    directory = anyio.Path(found[1])
+    assert await directory.is_dir()
+    await server.stop()
+    assert not await directory.exists()
 
 
 def contextlib_exit() -> Any:
