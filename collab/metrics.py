@@ -220,6 +220,7 @@ class Metrics:
     # -- the loop ------------------------------------------------------------------------------
 
     def start(self, tg: TaskGroup) -> None:
+        self._previous = (time.monotonic(), self._totals())  # the first sample's rates: since now
         tg.start_soon(self._run_forever)
 
     async def _run_forever(self) -> None:
