@@ -130,7 +130,7 @@ def _lifespan(
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
             app.state.readiness = Readiness(active, hub, tg)
-            metrics = app.state.metrics = Metrics(settings, hub, events)
+            metrics = app.state.metrics = Metrics(settings, hub, events, signals)
             metrics.start(tg)
             metrics_server = None
             if settings.metrics and settings.metrics_port:

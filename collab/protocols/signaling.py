@@ -147,7 +147,9 @@ class Signaling:
         self.topics: dict[str, set[SignalPeer]] = {}
         self.peers: set[SignalPeer] = set()
         self.accepting = True
-        self.relayed_in = self.relayed_out = 0  # messages to and from the bus (tests read them)
+        # What /metrics counts (collab_signal_messages_total): publishes from our clients,
+        # messages sent to subscribers (one per recipient), publishes from and to the bus.
+        self.published = self.delivered = self.relayed_in = self.relayed_out = 0
 
     @property
     def auth_on(self) -> bool:
@@ -338,6 +340,8 @@ class Signaling:
         subscribers = self.topics.get(topic, ())
         message["clients"] = len(subscribers)
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self.published += 1
+        self.delivered += len(subscribers)
         for subscriber in list(subscribers):
             subscriber.socket.send_text(text)
         if self._relay is not None:
@@ -354,5 +358,7 @@ class Signaling:
             return
         self.relayed_in += 1
         text = payload[pos:]
-        for subscriber in list(self.topics.get(topic, ())):
+        subscribers = self.topics.get(topic, ())
+        self.delivered += len(subscribers)
+        for subscriber in list(subscribers):
             subscriber.socket.send_text(text)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import httpx
 import pytest
 import websockets
 
@@ -90,6 +91,12 @@ async def test_subscribe_publish_unsubscribe_ping(server: RunningServer) -> None
         await settled(a)
         signaling = server.app.state.signaling
         assert set(signaling.topics) == {"room", "other"}
+        async with httpx.AsyncClient(trust_env=False) as http:
+            metrics = (await http.get(f"{server.http}/metrics")).text
+        assert "collab_signal_connections 3.0" in metrics
+        assert "collab_signal_topics 2.0" in metrics
+        assert 'collab_signal_messages_total{kind="published"} 3.0' in metrics
+        assert 'collab_signal_messages_total{kind="delivered"} 5.0' in metrics
     with anyio.fail_after(5):
         while signaling.peers:
             await anyio.sleep(0.01)
