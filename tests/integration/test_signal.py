@@ -17,10 +17,12 @@ import anyio
 import httpx
 import pytest
 import websockets
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from collab.extensions.token_auth import mint_token
 from collab.settings import Settings
-from tests.conftest import RunningServer, every_server, free_port, serving
+from tests.conftest import RunningServer, every_server, free_port, serve_app, serving
 from tests.integration.test_cluster import RedisServer, redis  # noqa: F401  (the fixture)
 from tests.procs import ServerProcess
 from tests.ywire import close_of
@@ -101,6 +103,34 @@ async def test_subscribe_publish_unsubscribe_ping(server: RunningServer) -> None
         while signaling.peers:
             await anyio.sleep(0.01)
     assert signaling.topics == {}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "hypercorn"])
+async def test_under_a_mount_prefix(kind: str, settings: Settings) -> None:
+    """The app mounted at /collab in a host app: /collab/signal (the ASGI route)."""
+    import collab
+
+    if kind == "hypercorn":
+        pytest.importorskip("hypercorn")
+    collab_app = collab.create_app(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with collab.lifespan(collab_app):
+            yield
+
+    host = Starlette(routes=[Mount("/collab", app=collab_app)], lifespan=lifespan)
+    async with anyio.create_task_group() as tg:
+        running = await serve_app(tg, host, settings, kind)
+        try:
+            url = f"ws://127.0.0.1:{settings.port}/collab/signal"
+            async with peer(url) as a, peer(url) as b:
+                await send(a, type="subscribe", topics=["t"])
+                await settled(a)
+                await send(b, type="publish", topic="t", data=1)
+                assert (await receive(a))["data"] == 1
+        finally:
+            await running.server.stop()
 
 
 @every_server
