@@ -1181,6 +1181,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "  # (--redis-url redis://HOST:PORT/DB, default redis://127.0.0.1:6379/0)\n"
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
         ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n"
+        ".venv/bin/python bench/hocuspocus.py --json bench/results/hocuspocus.json  # the Hocuspocus row (~7 min)\n"
         ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n"
         ".venv/bin/python bench/metrics.py --json bench/results/metrics.json  # metrics on vs off (~8 min)\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "
