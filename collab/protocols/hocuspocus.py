@@ -1,0 +1,486 @@
+"""The Hocuspocus protocol (`@hocuspocus/provider` 4.x, Tiptap's backend) at `/hocuspocus`.
+
+One socket carries many documents. Every message starts with its document's address (a lib0
+varString: the name, or `name\\0sessionId` from a provider with `sessionAwareness`), then a
+varUint type:
+
+    0 Sync            [0|1|2, varBytes]   y-protocols sync, as y-websocket's message 0
+    1 Awareness       varBytes            as y-websocket's message 1
+    2 Auth            client: 0, varString token, varString provider version
+                      server: 1, varString reason (permission denied) |
+                              2, varString "read-write" | "readonly" (authenticated)
+    3 QueryAwareness                      answered with every awareness state
+    5 Stateless       varString           any string; nothing stored (on_stateless)
+    7 Close                               client: "close this document"; server: + varString
+                                          reason, "this document is closed for you"
+    8 SyncStatus      varInt 1|0          server: the client's update was applied (or not)
+    9 / 10 Ping/Pong                      a bare byte, no address (connection level)
+
+So after its address a sync, awareness or query-awareness message is byte for byte the
+y-websocket message, and a document here is what it is on /ws: the socket's `Multiplexer`
+gives each document a `Channel`, which is the socket of a `Session` (collab/session.py) made by
+the same admission (hooks, token, limits), in the same room (collab/room.py), with the same
+close codes, counters and metrics. A channel puts the address in front of everything the room
+sends; the room encodes a broadcast once per framing kind, and the Hocuspocus members of a room
+share one (its name), so fan-out still frames once (`room.HOCUSPOCUS_OFFSET`). A session-aware
+address is one member's own (`room.PER_MEMBER`).
+
+What the provider expects, and how it is answered:
+- A document opens with its Auth message (what came before it is held, within the pre-auth
+  caps per document). The token goes to on_authenticate; success answers Authenticated with
+  the scope ("readonly" when a hook made the connection read-only), refusal PermissionDenied
+  with the reason, and the socket stays open for its other documents.
+- Each sync step 2 and update is answered with SyncStatus: 1 once applied (read-only: 1 only
+  for a step 2 that adds nothing, as the provider's reconnect sends), 0 when dropped. A step 1
+  is answered with our step 2, preceded by our step 1 except for the first (the join already
+  sent one), as Hocuspocus does so `forceSync` settles.
+- A code that concerns one document (4401/4403/4404, 1002/1003, 1000) ends that document alone
+  with a Close message carrying the reason; any other (4000, 4408, 1001, 1008, 1011, 1013)
+  closes the socket with the code, since the provider reconnects (and re-opens every document)
+  only when its socket closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from pycrdt import Doc
+
+from .. import protocol as p
+from ..errors import CloseCode, CollabError, ProtocolError
+from ..room import HOCUSPOCUS_OFFSET, PER_MEMBER
+from ..validate import validate_update
+from ..ydoc import apply_update, as_protocol_error, captured
+
+if TYPE_CHECKING:
+    from ..admission import Admission
+    from ..session import Session
+
+log = logging.getLogger(__name__)
+
+SYNC: Final = 0
+AWARENESS: Final = 1
+AUTH: Final = 2
+QUERY_AWARENESS: Final = 3
+STATELESS: Final = 5
+CLOSE: Final = 7
+SYNC_STATUS: Final = 8
+PING: Final = 9
+PONG: Final = 10
+
+AUTH_TOKEN: Final = 0
+AUTH_PERMISSION_DENIED: Final = 1
+AUTH_AUTHENTICATED: Final = 2
+
+PONG_MESSAGE: Final = bytes((PONG,))
+SESSION_SEPARATOR: Final = "\0"  # a session-aware provider's address: name \0 session id
+
+# Documents one socket may have waiting for authentication at once, and open in all.
+MAX_PENDING_DOCUMENTS: Final = 100
+MAX_DOCUMENTS: Final = 1000
+
+# Close codes that end one document (a Close message), not the socket.
+DOCUMENT_CODES: Final = frozenset(
+    {
+        CloseCode.NORMAL,
+        CloseCode.PROTOCOL_ERROR,
+        CloseCode.UNSUPPORTED_DATA,
+        CloseCode.UNAUTHORIZED,
+        CloseCode.FORBIDDEN,
+        CloseCode.NOT_FOUND,
+    }
+)
+
+
+# -- the codec (pure) -----------------------------------------------------------------------
+
+
+def var_string(text: str) -> bytes:
+    return p.var_bytes(text.encode("utf-8"))
+
+
+def read_var_string(buf: bytes, pos: int) -> tuple[str, int]:
+    data, pos = p.read_var_bytes(buf, pos)
+    try:
+        return data.decode("utf-8"), pos
+    except UnicodeDecodeError:
+        raise ProtocolError("string is not valid UTF-8") from None
+
+
+def parse_envelope(data: bytes) -> tuple[str, int, int]:
+    """A message's address, its type, and where the rest starts."""
+    key, pos = read_var_string(data, 0)
+    kind, pos = p.read_var_uint(data, pos)
+    return key, kind, pos
+
+
+def authenticated_message(address: bytes, read_only: bool) -> bytes:
+    scope = "readonly" if read_only else "read-write"
+    return address + bytes((AUTH, AUTH_AUTHENTICATED)) + var_string(scope)
+
+
+def permission_denied_message(address: bytes, reason: str) -> bytes:
+    return address + bytes((AUTH, AUTH_PERMISSION_DENIED)) + var_string(reason)
+
+
+def close_message(address: bytes, reason: str) -> bytes:
+    return address + bytes((CLOSE,)) + var_string(reason)
+
+
+def sync_status_message(address: bytes, applied: bool) -> bytes:
+    return address + bytes((SYNC_STATUS, 1 if applied else 0))
+
+
+def adds_nothing(state: bytes, update: bytes) -> bool:
+    """Whether `update` changes nothing in a document whose state (as an update) is `state`
+    (a read-only client's step 2 after a reconnect usually does not). O(document)."""
+    if update == p.EMPTY_UPDATE:
+        return True
+    validate_update(update)
+    scratch: Doc[Any] = Doc()
+    try:
+        apply_update(scratch, state)
+        with captured(scratch) as changes:
+            apply_update(scratch, update)
+    except CollabError:
+        raise
+    except BaseException as exc:
+        raise as_protocol_error(exc, "invalid update") from None
+    return not changes
+
+
+# -- the socket's side ------------------------------------------------------------------------
+
+
+class Host(Protocol):
+    """What the multiplexer needs of its socket (collab.connection.BaseConnection)."""
+
+    id: int
+    admission: Admission
+    framing: int
+    closing: bool
+    last_received: float
+    last_sent: float
+    started: float
+    bytes_in: int
+    bytes_out: int
+
+    def encode(self, message: bytes) -> bytes: ...
+
+    def send_frame(self, data: bytes) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+    def keepalive(self, now: float) -> None: ...
+
+
+class Multiplexer:
+    """The documents of one /hocuspocus socket, by address; routes each message to its own."""
+
+    __slots__ = ("channels", "headers", "host", "ip", "port", "query")
+
+    def __init__(
+        self, host: Host, query: str, headers: Mapping[str, str], ip: str, port: int
+    ) -> None:
+        self.host = host
+        self.query = query
+        self.headers = headers
+        self.ip = ip
+        self.port = port
+        self.channels: dict[str, Channel] = {}
+
+    def received(self, data: bytes) -> None:
+        """One binary message from the client (the socket checked its rate limits)."""
+        if len(data) == 1:  # connection-level Ping / Pong
+            if data[0] == PING:
+                self.host.send_frame(self.host.encode(PONG_MESSAGE))
+            elif data[0] != PONG:
+                self.host.close(CloseCode.PROTOCOL_ERROR, "malformed message")
+            return
+        try:
+            key, kind, pos = parse_envelope(data)
+        except CollabError as exc:
+            self.host.close(exc.code, exc.reason)
+            return
+        channel = self.channels.get(key)
+        if channel is None:
+            if kind == CLOSE:
+                return  # a document we no longer have open: nothing to close
+            channel = self._open(key, kind)
+            if channel is None:
+                return
+        channel.received(kind, data, pos)
+
+    def _open(self, key: str, kind: int) -> Channel | None:
+        if len(self.channels) >= MAX_DOCUMENTS:
+            self.host.close(CloseCode.POLICY_VIOLATION, "too many documents on one connection")
+            return None
+        waiting = sum(1 for c in self.channels.values() if c.session is None or not c.joined_)
+        if waiting >= MAX_PENDING_DOCUMENTS:
+            self.host.close(
+                CloseCode.POLICY_VIOLATION, "too many documents awaiting authentication"
+            )
+            return None
+        channel = Channel(self, key)
+        self.channels[key] = channel
+        return channel
+
+    def forget(self, channel: Channel) -> None:
+        if self.channels.get(channel.key) is channel:
+            del self.channels[channel.key]
+
+    def detach_all(self) -> None:
+        """The socket is closing: every document leaves its room at once."""
+        for channel in self.channels.values():
+            channel.detach()
+
+    def ended(self, code: int | None, reason: str) -> None:
+        """The socket is gone: each document's session ends with its code."""
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
+            channel.ended(code, reason)
+
+
+class Channel:
+    """One document on a /hocuspocus socket: the socket of its `Session` (session.Socket)."""
+
+    __slots__ = (
+        "_closed",
+        "_step1_sent",
+        "address",
+        "encode",
+        "framing",
+        "host",
+        "id",
+        "joined_",
+        "key",
+        "mux",
+        "name",
+        "pending",
+        "pending_bytes",
+        "send_frame",
+        "session",
+    )
+
+    def __init__(self, mux: Multiplexer, key: str) -> None:
+        host = mux.host
+        self.mux = mux
+        self.host = host
+        self.key = key
+        self.name = key.partition(SESSION_SEPARATOR)[0]
+        self.address = address = var_string(key)
+        self.id = host.admission.new_id()
+        self.session: Session | None = None  # once its Auth message arrived
+        self.joined_ = False  # the session is in its room
+        self.pending: list[tuple[int, bytes, int]] = []  # what came before that
+        self.pending_bytes = 0
+        self._closed = False
+        self._step1_sent = False  # the join sent our step 1: the client's first needs none
+        self.encode: Callable[[bytes], bytes]
+        self.send_frame: Callable[[bytes], None]
+        if SESSION_SEPARATOR in key:
+            # This member's bytes are its own: the room hands over the bare message.
+            self.framing = PER_MEMBER
+            self.encode = _same
+            self.send_frame = self.send_nowait
+        else:
+            # Every Hocuspocus member of the room has this address: one encoding for them all.
+            self.framing = HOCUSPOCUS_OFFSET + host.framing
+            encode = host.encode
+            self.encode = lambda message: encode(address + message)
+            self.send_frame = host.send_frame
+
+    def __repr__(self) -> str:
+        return f"<Channel #{self.id} {self.name!r} of {self.host!r}>"
+
+    # -- session.Socket ------------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        return self._closed or self.host.closing
+
+    @property
+    def last_received(self) -> float:
+        return self.host.last_received
+
+    @property
+    def last_sent(self) -> float:
+        return self.host.last_sent
+
+    @property
+    def started(self) -> float:
+        return self.host.started
+
+    @property
+    def bytes_in(self) -> int:
+        return self.host.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        return self.host.bytes_out
+
+    def send_nowait(self, message: bytes) -> None:
+        if not self.closing:
+            host = self.host
+            host.send_frame(host.encode(self.address + message))
+
+    def keepalive(self, now: float) -> None:
+        self.host.keepalive(now)
+
+    def authenticated(self, session: Session) -> None:
+        self._send(authenticated_message(self.address, session.read_only))
+
+    def joined(self, session: Session) -> None:
+        self.joined_ = True
+        self._step1_sent = True
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        for kind, data, pos in pending:
+            if self.closing:
+                return
+            self._handle(session, kind, data, pos)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """A code about this document alone ends it with a Close message (PermissionDenied
+        while it was being admitted); any other closes the socket (see the module docstring)."""
+        if self.closing:
+            return
+        if code not in DOCUMENT_CODES and (self.joined_ or code != CloseCode.IDLE_TIMEOUT):
+            self.host.close(code, reason)
+            return
+        if self.joined_:
+            self._send(close_message(self.address, reason))
+        else:
+            self._send(permission_denied_message(self.address, reason or "permission-denied"))
+        self._closed = True
+        self.mux.forget(self)
+        self.detach()
+        session = self.session
+        if session is not None:
+            log.info(
+                "%r closed with %s %s",
+                session,
+                code,
+                reason,
+                extra=session.log_context(code=code, reason=reason),
+            )
+            self.host.admission.closed(session, code, reason)
+
+    # -- the multiplexer's side ----------------------------------------------------------------
+
+    def received(self, kind: int, data: bytes, pos: int) -> None:
+        session = self.session
+        if session is None:
+            if kind == AUTH:
+                self._authenticate(data, pos)
+            else:
+                self._hold(kind, data, pos)
+        elif not self.joined_:
+            if kind != AUTH:
+                self._hold(kind, data, pos)
+        else:
+            self._handle(session, kind, data, pos)
+
+    def _authenticate(self, data: bytes, pos: int) -> None:
+        mux, host = self.mux, self.host
+        try:
+            if data[pos : pos + 1] != bytes((AUTH_TOKEN,)):
+                raise ProtocolError("expected a token")
+            token, pos = read_var_string(data, pos + 1)
+            if pos < len(data):
+                read_var_string(data, pos)  # the provider's version: not needed
+        except CollabError as exc:
+            host.close(exc.code, exc.reason)
+            return
+        try:
+            self.session = host.admission.open_document(
+                self, self.name, token or None, mux.query, mux.headers, mux.ip, mux.port
+            )
+        except CollabError as exc:
+            if exc.code in DOCUMENT_CODES:
+                self._send(permission_denied_message(self.address, exc.reason))
+                mux.forget(self)
+                self._closed = True
+            else:
+                host.close(exc.code, exc.reason)
+
+    def _hold(self, kind: int, data: bytes, pos: int) -> None:
+        """Keep a message that came before this document was admitted (within the caps)."""
+        self.pending.append((kind, data, pos))
+        self.pending_bytes += len(data)
+        s = self.host.admission.settings
+        if len(self.pending) > s.pre_auth_max_messages or self.pending_bytes > s.pre_auth_max_bytes:
+            self.host.close(CloseCode.POLICY_VIOLATION, "too much data before authentication")
+
+    def _handle(self, session: Session, kind: int, data: bytes, pos: int) -> None:
+        if kind == SYNC:
+            self._sync(session, data, pos)
+        elif kind in (AWARENESS, QUERY_AWARENESS):
+            session.receive(data[pos - 1 :])  # the y-websocket message, type byte and all
+        elif kind == STATELESS:
+            try:
+                payload, end = read_var_string(data, pos)
+                if end != len(data):
+                    raise ProtocolError("trailing bytes after stateless message")
+            except CollabError as exc:
+                self.close(exc.code, exc.reason)
+                return
+            self.host.admission.stateless(session, payload)
+        elif kind == CLOSE:
+            self.close(CloseCode.NORMAL, "provider_initiated")
+        elif kind == AUTH:
+            # A token sent again (Hocuspocus' onTokenSync): not supported, the first one holds.
+            log.debug("%r: a second token ignored", session, extra=session.log_context())
+        else:
+            # A newer provider's message: ignored, as Hocuspocus does with what it does not know.
+            log.debug("%r: message type %d ignored", session, kind, extra=session.log_context())
+
+    def _sync(self, session: Session, data: bytes, pos: int) -> None:
+        message = data[pos - 1 :]  # [0, step, varBytes]: the y-websocket sync message
+        step = message[1] if len(message) > 1 else -1
+        room = session.room
+        assert room is not None
+        if step == p.SYNC_STEP1:
+            if self._step1_sent:
+                self.send_nowait(p.sync_step1(room.doc.get_state()))
+            self._step1_sent = True
+            session.receive(message)
+            return
+        if step not in (p.SYNC_STEP2, p.SYNC_UPDATE):
+            session.receive(message)  # refused there (unknown sync message type)
+            return
+        applied = True
+        if session.read_only:
+            applied = False
+            if step == p.SYNC_STEP2:
+                try:
+                    update = p.parse_sync(message).payload
+                    applied = adds_nothing(room.encode_update(), update)
+                except CollabError as exc:
+                    self.close(exc.code, exc.reason)
+                    return
+        if session.receive(message):
+            self._send(sync_status_message(self.address, applied))
+
+    def _send(self, message: bytes) -> None:
+        if not self.host.closing:
+            self.host.send_frame(self.host.encode(message))
+
+    def detach(self) -> None:
+        """Leave the room (and stop an admission under way)."""
+        self.pending = []
+        if self.session is not None:
+            self.session.detach()
+
+    def ended(self, code: int | None, reason: str) -> None:
+        """The socket is gone: the session ends with the socket's code."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.session is not None:
+            self.host.admission.closed(self.session, code, reason)
+
+
+def _same(message: bytes) -> bytes:
+    return message
