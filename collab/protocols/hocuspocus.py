@@ -248,7 +248,7 @@ class Channel:
 
     __slots__ = (
         "_closed",
-        "_step1_sent",
+        "_join_step1",
         "address",
         "encode",
         "framing",
@@ -277,7 +277,7 @@ class Channel:
         self.pending: list[tuple[int, bytes, int]] = []  # what came before that
         self.pending_bytes = 0
         self._closed = False
-        self._step1_sent = False  # the join sent our step 1: the client's first needs none
+        self._join_step1 = False  # the join sent our step 1: the client's next needs no other
         self.encode: Callable[[bytes], bytes]
         self.send_frame: Callable[[bytes], None]
         if SESSION_SEPARATOR in key:
@@ -334,7 +334,7 @@ class Channel:
 
     def joined(self, session: Session) -> None:
         self.joined_ = True
-        self._step1_sent = True
+        self._join_step1 = True
         pending, self.pending, self.pending_bytes = self.pending, [], 0
         for kind, data, pos in pending:
             if self.closing:
@@ -442,9 +442,10 @@ class Channel:
         room = session.room
         assert room is not None
         if step == p.SYNC_STEP1:
-            if self._step1_sent:
+            if self._join_step1:
+                self._join_step1 = False
+            else:
                 self.send_nowait(p.sync_step1(room.doc.get_state()))
-            self._step1_sent = True
             session.receive(message)
             return
         if step not in (p.SYNC_STEP2, p.SYNC_UPDATE):
