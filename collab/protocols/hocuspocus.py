@@ -179,7 +179,7 @@ class Host(Protocol):
 class Multiplexer:
     """The documents of one /hocuspocus socket, by address; routes each message to its own."""
 
-    __slots__ = ("channels", "headers", "host", "ip", "port", "query")
+    __slots__ = ("channels", "closed", "headers", "host", "ip", "port", "query")
 
     def __init__(
         self, host: Host, query: str, headers: Mapping[str, str], ip: str, port: int
@@ -190,6 +190,9 @@ class Multiplexer:
         self.ip = ip
         self.port = port
         self.channels: dict[str, Channel] = {}
+        # Documents we closed (a Close or a PermissionDenied was sent): the provider stays
+        # attached and keeps sending for them until it opens them again with an Auth.
+        self.closed: set[str] = set()
 
     def received(self, data: bytes) -> None:
         """One binary message from the client (the socket checked its rate limits)."""
@@ -206,14 +209,14 @@ class Multiplexer:
             return
         channel = self.channels.get(key)
         if channel is None:
-            if kind == CLOSE:
-                return  # a document we no longer have open: nothing to close
-            channel = self._open(key, kind)
+            if kind == CLOSE or (kind != AUTH and key in self.closed):
+                return  # a document we closed: dropped until it is opened again
+            channel = self._open(key)
             if channel is None:
                 return
         channel.received(kind, data, pos)
 
-    def _open(self, key: str, kind: int) -> Channel | None:
+    def _open(self, key: str) -> Channel | None:
         if len(self.channels) >= MAX_DOCUMENTS:
             self.host.close(CloseCode.POLICY_VIOLATION, "too many documents on one connection")
             return None
@@ -225,11 +228,15 @@ class Multiplexer:
             return None
         channel = Channel(self, key)
         self.channels[key] = channel
+        self.closed.discard(key)
         return channel
 
     def forget(self, channel: Channel) -> None:
+        """`channel`'s document was closed (not the socket)."""
         if self.channels.get(channel.key) is channel:
             del self.channels[channel.key]
+            if len(self.closed) < MAX_DOCUMENTS:
+                self.closed.add(channel.key)
 
     def detach_all(self) -> None:
         """The socket is closing: every document leaves its room at once."""

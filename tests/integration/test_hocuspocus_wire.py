@@ -84,9 +84,14 @@ async def test_a_malformed_sync_message_closes_that_document_only(server: Runnin
         await c.send(message("bad", hp.SYNC, bytes((p.SYNC_UPDATE, 5, 1))))
         reason = await c.expect("bad", hp.CLOSE)
         assert hp.read_var_string(reason, 0)[0] == "length prefix beyond end of message"
+        # The provider keeps sending for it until it opens it again: dropped, not held.
+        for _ in range(40):
+            await c.send(message("bad", hp.QUERY_AWARENESS))
         await c.send(message("fine", hp.SYNC, bytes((p.SYNC_UPDATE,)) + p.var_bytes(b"\x00\x00")))
         assert await c.expect("fine", hp.SYNC_STATUS) == b"\x01"
         assert server.hub.sessions("bad") == []
+        await c.send(auth("bad"))
+        assert scope(await c.expect("bad", hp.AUTH)) == "read-write"
 
 
 async def test_too_much_before_auth_closes_1008(server_with: Any) -> None:
