@@ -18,6 +18,7 @@ from collab import protocol as p
 from collab.protocols import hocuspocus as hp
 from tests.conftest import RunningServer, every_server, free_port, serve_app
 from tests.hocuspocus_wire import auth, hocuspocus_wire, message
+from tests.integration.test_metrics import scrape, value
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -132,3 +133,23 @@ async def test_the_fast_path_refuses_other_paths(server: RunningServer) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(f"{server.url}/hocuspocus/extra")
     assert refused.value.response.status_code == 404
+
+
+@every_server(kinds=("collab", "uvicorn"))
+async def test_each_document_counts_in_the_metrics(server: RunningServer, server_kind: str) -> None:
+    """Two documents over one socket: two connections of protocol hocuspocus (the fast path)
+    or hocuspocus_asgi, their messages counted by type as a /ws client's."""
+    label = "hocuspocus" if server_kind == "collab" else "hocuspocus_asgi"
+    before = await scrape(server.http + "/metrics")
+    async with hocuspocus_wire(server.url) as c:
+        for name in ("m1", "m2"):
+            await c.send(auth(name))
+            await c.expect(name, hp.SYNC)
+        await c.send(message("m1", hp.SYNC, bytes((p.SYNC_UPDATE,)) + p.var_bytes(b"\x00\x00")))
+        await c.expect("m1", hp.SYNC_STATUS)
+        during = await scrape(server.http + "/metrics")
+    assert value(during, "collab_connections", protocol=label) == 2
+    opened = "collab_connections_opened_total"
+    assert value(during, opened, protocol=label) - value(before, opened, protocol=label) == 2
+    received = "collab_messages_received_total"
+    assert value(during, received, type="update") - value(before, received, type="update") == 1
