@@ -10,7 +10,7 @@ import anyio
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from collab.protocols import hocuspocus as hp
+from collab.protocols import hocuspocus_codec as hp
 
 
 def auth(name: str, token: str = "") -> bytes:

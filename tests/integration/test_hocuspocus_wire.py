@@ -15,7 +15,7 @@ from starlette.routing import Mount
 
 import collab
 from collab import protocol as p
-from collab.protocols import hocuspocus as hp
+from collab.protocols import hocuspocus_codec as hp
 from tests.conftest import RunningServer, every_server, free_port, serve_app
 from tests.hocuspocus_wire import auth, hocuspocus_wire, message
 from tests.integration.test_metrics import scrape, value

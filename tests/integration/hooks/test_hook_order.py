@@ -14,7 +14,7 @@ from pycrdt import Text
 
 from collab.errors import Reject
 from collab.hooks import HOOKS, OnAuthenticatePayload, OnConnectPayload
-from collab.protocols.hocuspocus import AUTH
+from collab.protocols.hocuspocus_codec import AUTH
 from tests.conftest import serving
 from tests.hocuspocus_wire import auth, hocuspocus_wire, stateless
 from tests.integration.hooks.support import Recorder, RefusedClient, closed
