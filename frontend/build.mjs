@@ -49,8 +49,10 @@ const common = {
 }
 // Monaco's editor worker, a classic script (module workers are newer than our targets), served
 // from /assets like everything else: the Monaco example hands its URL to MonacoEnvironment.
+// The examples have no source maps: Monaco's alone would be 17 MB in every wheel.
 const worker = await build({
   ...common,
+  sourcemap: false,
   entryPoints: { 'monaco-worker': path.join(here, 'node_modules/monaco-editor/esm/vs/editor/editor.worker.js') },
   format: 'iife'
 })
@@ -66,6 +68,7 @@ const monacoDeepImports = {
 const EXAMPLES = ['index', 'prosemirror', 'monaco', 'quill']
 const examples = await build({
   ...common,
+  sourcemap: false,
   entryPoints: EXAMPLES.map((name) => path.join(here, `src/examples/${name}.ts`)),
   format: 'esm',
   loader: { '.ttf': 'file' },
