@@ -6,9 +6,11 @@ same text, and a server that needs a token. Screenshots under test-artifacts/bro
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 
@@ -116,6 +118,11 @@ async def test_two_people_converge_see_carets_and_reload_restores(
     await wait_for(ada, whole)
     assert (await text_of(ada)).strip() == whole
     await ada.context.close()
+    # The API reads what the editor wrote, whatever its shared type.
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{server.http}/api/documents/{quote(doc, safe='')}")
+    assert answer.status_code == 200
+    assert whole in json.dumps(answer.json()["content"])
 
 
 async def test_index_links_every_example_with_the_document_name(server, browser, browser_log):
