@@ -39,7 +39,8 @@ export function setUp(editor: string, title: string): Example {
   pill.dataset.state = 'connecting'
   pill.dataset.sync = 'syncing'
   const back = el('a', 'back', 'All examples')
-  back.href = '/examples'
+  const token = query.get('token')
+  back.href = token ? `/examples?token=${encodeURIComponent(token)}` : '/examples' // a token is kept
   const doc = el('code', 'doc-name', name)
   const bar = el('header', 'bar', back, el('h1', '', title), doc, el('span', 'spacer'), pill)
   const mount = el('main', `editor editor-${editor}`)
@@ -50,7 +51,7 @@ export function setUp(editor: string, title: string): Example {
     room: encodeName(name),
     wsUrl: `${scheme}://${location.host}/ws`,
     hocuspocusUrl: `${scheme}://${location.host}/hocuspocus`,
-    token: query.get('token'),
+    token,
     user: { name: userName, color },
     mount,
     showStatus: (status, synced) => {
