@@ -37,6 +37,8 @@ from storage import (
 from . import changes, content, edits
 from .access import EVERYTHING, Access
 from .authorship import update_clients
+from .comments import Comment
+from .comments import read as read_comments
 from .content import Format, doc_of
 from .errors import CloseCode, CollabError, DocumentNotFound, VersionNotFound
 from .subdocs import SubdocOptions, keep_options
@@ -180,6 +182,11 @@ class DocumentService:
         """Text field `field` as a string: DocumentNotFound, FieldNotFound, or
         FieldTypeMismatch when the field is not a text."""
         return await _off_loop(content.text, await self.read(name), field)
+
+    async def comments(self, name: str) -> list[Comment]:
+        """The comments stored in the document, anchors resolved (collab/comments.py);
+        DocumentNotFound when there is no such document."""
+        return await _off_loop(read_comments, await self.read(name))
 
     # -- writing ------------------------------------------------------------------------------
 

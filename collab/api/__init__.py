@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError, HttpStatus
-from . import admin, deliveries, documents, events, health, meta, versions
+from . import admin, comments, deliveries, documents, events, health, meta, versions
 from .access import access_of, bearer_token
 from .errors import EXCEPTION_HANDLERS, PREFIX, error_response
 from .openapi import build
@@ -39,6 +39,7 @@ __all__ = [
 OPERATIONS: list[Operation] = [
     *documents.OPERATIONS,
     *versions.OPERATIONS,
+    *comments.OPERATIONS,
     *events.OPERATIONS,
     *deliveries.OPERATIONS,
     *admin.OPERATIONS,

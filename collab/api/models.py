@@ -192,3 +192,46 @@ class Restored(Model):
     name: str
     before: Version = Field(description="the state just before the restore, kept as a version")
     after: Version = Field(description="the restored state, a new version")
+
+
+# -- comments ----------------------------------------------------------------------------------
+
+
+class CommentReply(Model):
+    id: str
+    body: str
+    author: str | None
+    created_ms: int | None
+
+
+class Comment(Model):
+    """A comment the editor stored in the document (docs/comments.md), its anchor resolved."""
+
+    id: str
+    field: str = Field(description="the text it is about (the editor's is `codemirror`)")
+    body: str
+    author: str | None
+    created_ms: int | None
+    resolved: bool
+    resolved_by: str | None
+    resolved_ms: int | None
+    replies: list[CommentReply] = Field(description="oldest first")
+    start: int | None = Field(
+        description="where the commented text starts now, in Unicode code points into the "
+        "field's text; null when the anchor cannot be read (the field is gone)"
+    )
+    end: int | None = Field(description="where it ends now (exclusive)")
+    quote: str = Field(description="the text between start and end now")
+    original_quote: str = Field(description="the text as it was when commented on")
+    detached: bool = Field(description="the commented text was deleted (start == end)")
+
+
+class CommentList(Model):
+    name: str
+    comments: list[Comment] = Field(description="oldest first")
+
+
+class CommentsQuery(Model):
+    resolved: bool | None = Field(
+        None, description="true: only resolved threads; false: only open ones; absent: all"
+    )

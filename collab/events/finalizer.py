@@ -6,7 +6,9 @@ after its first. The finalizer claims due marks (in cluster mode each is claimed
 process), reads each document as it is now (everything the mark says, perhaps a little more),
 and writes `document.created` (when the mark created the document) and `document.changed`
 with the document's state vector, the text of each Y.Text and, when asked for, the update
-since the previous `document.changed`, in the transaction that deletes the mark.
+since the previous `document.changed`, in the transaction that deletes the mark. A document
+with comments also gets comment.* events, from its comments compared with those the previous
+document.changed kept (comment_events.py).
 
 It sleeps until the earliest mark in the store is due (a commit here that makes an earlier one
 wakes it), and at most a second (marks of other processes, or of a process that died).
@@ -24,8 +26,10 @@ from pycrdt import get_state, get_update
 
 from storage import Mark, NewEvent, new_event
 
+from ..comments import read as read_comments
 from ..content import doc_of, kinds, root_value
 from ..errors import DocumentNotFound
+from .comment_events import comment_events, states
 
 if TYPE_CHECKING:
     from ..documents import DocumentService
@@ -133,16 +137,22 @@ class Finalizer:
                 extra["text_omitted"] = True
             else:
                 extra["text"] = found
+        last = await self.store.last_change(name) or {}
         if self.settings.events_include_update:
-            extra["update"] = base64.b64encode(await self._since_last(name, update)).decode()
+            extra["update"] = base64.b64encode(self._since(last, update)).decode()
+        comments = await anyio.to_thread.run_sync(read_comments, update)
+        before = last.get("comments") or {}
+        if comments or before:
+            extra["comments"] = states(comments)
         events.append(new_event("document.changed", name, mark.users, state_vector, **extra))
+        events += comment_events(name, mark.users, state_vector, comments, before)
         await self.store.finish_mark(mark, events)
         self.finalized += 1
 
-    async def _since_last(self, name: str, update: bytes) -> bytes:
-        """What `update` holds beyond the state of the previous document.changed."""
-        last = await self.store.last_change(name)
-        previous = (last or {}).get("state_vector")
+    @staticmethod
+    def _since(last: dict[str, Any], update: bytes) -> bytes:
+        """What `update` holds beyond the state of the previous document.changed (`last`)."""
+        previous = last.get("state_vector")
         if not previous:
             return update
         return get_update(update, base64.b64decode(previous))

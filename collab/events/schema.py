@@ -16,6 +16,11 @@ EventType = Literal[
     "version.restored",
     "user.joined",
     "user.left",
+    "comment.created",
+    "comment.replied",
+    "comment.resolved",
+    "comment.reopened",
+    "comment.deleted",
 ]
 
 
@@ -31,6 +36,35 @@ class RestoredFrom(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: int = Field(description="the version the document was made to look like again")
+
+
+class CommentState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolved: bool
+    replies: list[str] = Field(description="the reply ids, oldest first")
+
+
+class EventReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    body: str
+    author: str | None = Field(description="the name the writer's editor showed")
+
+
+class EventComment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="the comment's id (GET .../comments lists it)")
+    field: str = Field(description="the text it is about")
+    body: str
+    author: str | None = Field(description="the name the writer's editor showed")
+    quote: str = Field(description="the commented text when the event was made")
+    start: int | None = Field(description="code point offset of the quote in the text")
+    end: int | None
+    resolved: bool
+    replies: int = Field(description="how many replies it has")
 
 
 class EventBody(BaseModel):
@@ -74,3 +108,14 @@ class EventBody(BaseModel):
     restored: RestoredFrom | None = Field(
         default=None, description="version.restored: the version restored"
     )
+    comments: dict[str, CommentState] | None = Field(
+        default=None,
+        description="document.changed of a document with comments: each comment's state, "
+        "which the next document.changed is compared with to make the comment.* events",
+    )
+    comment_id: str | None = Field(default=None, description="comment.*: the comment's id")
+    comment: EventComment | None = Field(
+        default=None,
+        description="comment.* but comment.deleted: the comment as it is when the event is made",
+    )
+    reply: EventReply | None = Field(default=None, description="comment.replied: the reply")

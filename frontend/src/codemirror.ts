@@ -90,7 +90,13 @@ export interface CollabEditor {
   setReadOnly(readOnly: boolean): void
 }
 
-export function createEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, label: string): CollabEditor {
+export function createEditor(
+  parent: HTMLElement,
+  ytext: Y.Text,
+  awareness: Awareness,
+  label: string,
+  more: Extension = []
+): CollabEditor {
   const editable = new Compartment()
   const undoManager = new Y.UndoManager(ytext)
   const extensions: Extension[] = [
@@ -115,6 +121,7 @@ export function createEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awar
       autocapitalize: 'sentences'
     }),
     editable.of([]),
+    more,
     theme
   ]
   const view = new EditorView({

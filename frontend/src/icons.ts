@@ -37,3 +37,8 @@ export const backIcon = (): SVGElement =>
   svg(
     `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" d="M16 10H5m4.5-4.5L5 10l4.5 4.5"/></svg>`
   )
+
+export const commentIcon = (): SVGElement =>
+  svg(
+    `<svg viewBox="0 0 20 20" aria-hidden="true" class="icon"><path fill="none" stroke="currentColor" stroke-width="1.7" stroke-linejoin="round" d="M4 4.5h12a1 1 0 0 1 1 1V13a1 1 0 0 1-1 1H9l-3.5 3v-3H4a1 1 0 0 1-1-1V5.5a1 1 0 0 1 1-1z"/></svg>`
+  )

@@ -4,7 +4,10 @@ import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { CloseCode, isTerminal } from '../closecodes'
 import { type CollabEditor, createEditor } from '../codemirror'
+import { Comments } from '../comments'
+import { commentExtension } from '../comments-editor'
 import { ConnectionBanner } from '../components/banner'
+import { CommentsPanel } from '../components/comments'
 import { crumbs } from '../components/crumbs'
 import { HistoryPanel } from '../components/history'
 import { Identity, PeopleButton } from '../components/people'
@@ -28,7 +31,17 @@ export function renderEditor(root: HTMLElement, name: string): void {
   const banner = new ConnectionBanner(name)
   const people = new PeopleButton(awareness, identity, () => editor.view.focus())
   const history = new HistoryPanel(name, ydoc, provider)
+  // the comments' button and panel need the editor; their places in the page are kept meanwhile
+  const commentsButton = h('span')
+  const commentsEl = h('span')
   const paper = h('div.paper')
+  let readOnly = false
+  let commentsPanel: CommentsPanel | null = null
+  const host = {
+    compose: (from: number, to: number) => commentsPanel?.compose(from, to),
+    reveal: (ids: string[]) => commentsPanel?.reveal(ids),
+    canComment: () => !readOnly
+  }
   root.replaceChildren(
     h(
       'header.topbar.editor-bar',
@@ -38,23 +51,34 @@ export function renderEditor(root: HTMLElement, name: string): void {
       h('div.spacer'),
       status.el,
       people.el,
+      commentsButton,
       history.button,
       shareButton()
     ),
     banner.el,
     h('main.editor-main', {}, paper),
-    history.el
+    history.el,
+    commentsEl
   )
-  const editor = createEditor(paper, ytext, awareness, `Document ${name}`)
+  const editor = createEditor(paper, ytext, awareness, `Document ${name}`, commentExtension(host))
+  const comments = new Comments(ydoc, ytext)
+  const me = () => ({ id: identity.user.id, name: identity.user.name, color: identity.user.color })
+  commentsPanel = new CommentsPanel(comments, editor.view, me, host.canComment)
+  commentsButton.replaceWith(commentsPanel.button)
+  commentsEl.replaceWith(commentsPanel.el)
+  commentsPanel.onOpen = () => history.close()
+  history.button.addEventListener('click', () => commentsPanel?.close())
 
-  followConnection(name, provider, ydoc, editor, status, banner)
+  followConnection(name, provider, ydoc, editor, status, banner, (value) => {
+    readOnly = value
+  })
   identity.followTheTab()
   if (identity.firstVisit()) {
     const greeting = h('span', {}, 'Others see you as ', h('strong', {}, identity.user.name), '.')
     toast(greeting, [['Change name', () => people.rename()]], 8000)
   }
   editor.view.focus()
-  Object.assign(window, { collab: { provider, ydoc, view: editor.view } }) // for debugging
+  Object.assign(window, { collab: { provider, ydoc, view: editor.view, comments } }) // for debugging
 }
 
 /** Keep the status pill, the banner and the editor's read-only state in step with the connection,
@@ -65,7 +89,8 @@ function followConnection(
   ydoc: Y.Doc,
   editor: CollabEditor,
   status: StatusPill,
-  banner: ConnectionBanner
+  banner: ConnectionBanner,
+  onReadOnly: (readOnly: boolean) => void
 ): void {
   let readOnly = false
   const update = (): void => {
@@ -73,6 +98,7 @@ function followConnection(
     status.show(watch.connection, watch.edits, saved.state, saved.error)
     if (readOnly !== (watch.refusal !== null)) {
       readOnly = watch.refusal !== null
+      onReadOnly(readOnly)
       queueMicrotask(() => editor.setReadOnly(readOnly)) // never dispatch inside an update
     }
     banner.follow(watch)
