@@ -9,6 +9,7 @@ connected; nothing is sent). A fresh room per round; prints the best and the med
 `--rounds`, in µs per update (process CPU time).
 
     PYTHONPATH=$PWD .venv/bin/python bench/hotpath.py [--updates 20000] [--rounds 9]
+    PYTHONPATH=$PWD .venv/bin/python bench/hotpath.py --metrics  # the counts off and on
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Member:
         return message
 
 
-def one_round(messages: list[bytes], bus: bool) -> float:
+def one_round(messages: list[bytes], bus: bool, counts: Any = None) -> float:
     name = "bench/hot"
     saver = Saver(None, commit_window_ms=50, compact_after_rows=10**9, compact_after_bytes=10**12)
     publisher = None
@@ -78,7 +79,8 @@ def one_round(messages: list[bytes], bus: bool) -> float:
         redis = RedisBus("redis://127.0.0.1:1/0")
         redis.connected = True  # publish() queues into its outbox, as when connected
         publisher = Replica(name, redis)
-    room = Room(name, Doc(), saver.record, awareness_timeout_s=30, publish=publisher)
+    extra = {"counts": counts} if counts is not None else {}  # (issue 14's metrics)
+    room = Room(name, Doc(), saver.record, awareness_timeout_s=30, publish=publisher, **extra)
     saver.open(name, room.encode_update, StoredDocument(None, [], 0))
     sender = Member()
     for member in (sender, Member(), Member()):
@@ -94,8 +96,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="no bus, the room's counts (collab/counts.py) off and on, rounds interleaved",
+    )
     args = parser.parse_args()
     messages = [p.update_message(update) for update in typing_updates(args.updates)]
+    if args.metrics:
+        from collab.counts import Counts
+
+        runs: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            runs["off"].append(one_round(messages, False))
+            runs["on"].append(one_round(messages, False, Counts()))
+        for label, values in runs.items():
+            print(
+                f"counts {label:>3}: {min(values):.2f} µs per update best, "
+                f"{statistics.median(values):.2f} median ({args.updates} keystrokes, "
+                f"{args.rounds} rounds, interleaved)"
+            )
+        return
     for bus in (False, True):
         runs = [one_round(messages, bus) for _ in range(args.rounds)]
         label = "Redis bus" if bus else "no bus   "

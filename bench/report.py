@@ -1170,6 +1170,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
               "\n".join(probs) if probs else "Nothing: no errors, no closed connections, no failed runs.", ""]
     parts += [section_store(store)]
     parts += [section_events(meta)]
+    parts += [section_metrics(meta)]
     parts += [
         "## Reproduce\n",
         "```sh\nmake bench          # ~40 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
@@ -1179,7 +1180,8 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "  # (--redis-url redis://HOST:PORT/DB, default redis://127.0.0.1:6379/0)\n"
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
         ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n"
-        ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n```\n",
+        ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n"
+        ".venv/bin/python bench/metrics.py --json bench/results/metrics.json  # metrics on vs off (~8 min)\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "
         "server logs of the last run in `bench/results/tmp/` (git-ignored).\n",
     ]  # fmt: skip
@@ -1208,6 +1210,19 @@ def section_events(meta: dict[str, Any]) -> str | None:
             "`bench/results/events.json`, not from this suite's run: `make bench` runs it too.)\n"
         )
     return text
+
+
+def section_metrics(meta: dict[str, Any]) -> str | None:
+    """bench/metrics.py's figures, from its last run (bench/results/metrics.json)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from metrics import markdown
+
+    path = ROOT / "bench" / "results" / "metrics.json"
+    if meta.get("mode") == "quick" or not path.exists():
+        return None
+    return markdown(json.loads(path.read_text()))
 
 
 def main() -> None:

@@ -131,6 +131,9 @@ class Admission:
             raise CollabError(refused, CloseCode.POLICY_VIOLATION)
         self.ip_limits.opened(ip)
         session = Session(socket, info, ip)
+        counts = self._hub.counts
+        if counts is not None:
+            counts.opened[socket.framing] += 1
         session.admit_with(self._admit(session, token))
         return session
 
@@ -143,6 +146,7 @@ class Admission:
     async def _admit(self, session: Session, token: str | None) -> None:
         """Hooks, authentication, join; then the socket hands over what arrived meanwhile."""
         hub, info = self._hub, session.info
+        started = time.perf_counter()
         try:
             await self._authenticate(session, token)
             room = await hub.join(info.document, session)
@@ -166,6 +170,8 @@ class Admission:
             ", read-only" if session.read_only else "",
             extra=session.log_context(read_only=session.read_only),
         )
+        if hub.counts is not None:
+            hub.counts.observe("handshake", time.perf_counter() - started)
         session.joined(room)
 
     async def _authenticate(self, session: Session, token: str | None) -> None:
@@ -187,4 +193,8 @@ class Admission:
         on_disconnect know (every session made here went through the hooks)."""
         self._hub.leave(session.room, session)
         self.ip_limits.closed(session.ip)
+        counts = self._hub.counts
+        if counts is not None:
+            key = code if code is not None else -1
+            counts.closed[key] = counts.closed.get(key, 0) + 1
         self._hub.disconnected(session.document, session.info, code, reason)

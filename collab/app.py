@@ -27,6 +27,7 @@ from . import extras
 from .admission import Admission
 from .api import EXCEPTION_HANDLERS, api_routes, catch_all, openapi_schema
 from .api.health import Readiness
+from .api.metrics import MetricsServer, metrics_routes
 from .api.router import OperationRoute
 from .asgi_endpoint import websocket_routes
 from .cluster import Bus
@@ -85,7 +86,10 @@ def with_token_auth(settings: Settings, extensions: Sequence[Extension]) -> list
 def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRoute]:
     """The API's routes, then the extensions' (so /api/<theirs> is not the API's 404), the
     API's catch-all, and the browser editor (/, /d/<name>, /assets/)."""
-    api, last = api_routes(), [*catch_all(), *frontend_routes(settings)]
+    api, last = (
+        [*api_routes(), *metrics_routes(settings)],
+        [*catch_all(), *frontend_routes(settings)],
+    )
     taken = {_path(route) for route in (*api, *last)}
     theirs: list[BaseRoute] = []
     for extension in extensions:
@@ -118,8 +122,12 @@ def _lifespan(
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
             app.state.readiness = Readiness(active, hub, tg)
-            metrics = app.state.metrics = Metrics(settings, hub)
+            metrics = app.state.metrics = Metrics(settings, hub, events)
             metrics.start(tg)
+            metrics_server = None
+            if settings.metrics and settings.metrics_port:
+                metrics_server = MetricsServer(settings, metrics)
+                tg.start_soon(metrics_server.serve)
             try:
                 try:
                     await hub.hooks.startup(OnStartupPayload(app, settings, documents, tg, events))
@@ -131,6 +139,8 @@ def _lifespan(
                     _ready(settings, active, own_store=store is None)
                     yield
             finally:
+                if metrics_server is not None:
+                    metrics_server.stop()
                 await hub.shutdown()
                 await events.stop(settings.shutdown_timeout_s)
                 shutdown = OnShutdownPayload(app, settings, documents)

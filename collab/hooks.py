@@ -25,6 +25,7 @@ whose connections need a token never shows its documents over HTTP to anyone wit
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,6 +39,7 @@ from starlette.routing import BaseRoute
 
 from . import logs
 from .access import Access
+from .counts import Counts
 from .documents import DocumentService
 from .errors import CloseCode, CollabError, Reject, StartupError
 from .events.feed import EventFeed
@@ -299,7 +301,8 @@ class HookRunner:
     payload each passes; a new hook needs none of its own.
     """
 
-    def __init__(self, extensions: Iterable[Extension] = ()) -> None:
+    def __init__(self, extensions: Iterable[Extension] = (), counts: Counts | None = None) -> None:
+        self.counts = counts  # each call's duration and failure, when metrics are on
         ordered = sorted(extensions, key=lambda e: -e.priority)  # stable: equal keep order
         self._by_hook: dict[HookName, list[Hook]] = {
             name: [
@@ -322,24 +325,41 @@ class HookRunner:
         """Run one hook now, as its kind says (a background one too: awaited, errors logged)."""
         if HOOKS[name] is Kind.INLINE:
             for method in self._by_hook[name]:
-                await method(payload)
+                await self._call(name, method, payload)
         else:
             await self._run_logged(name, payload)
 
     async def first(self, name: HookName, payload: Any) -> Any:
         """The first result that is not None (later extensions are not asked), or None."""
         for method in self._by_hook[name]:
-            result = await method(payload)
+            result = await self._call(name, method, payload)
             if result is not None:
                 return result
         return None
+
+    async def _call(self, name: HookName, method: Hook, payload: Any) -> Any:
+        """One extension's hook, timed, its failure counted (a Reject is an answer, not a
+        failure) when metrics are on."""
+        counts = self.counts
+        if counts is None:
+            return await method(payload)
+        started = time.perf_counter()
+        try:
+            return await method(payload)
+        except CollabError:
+            raise
+        except Exception:
+            counts.count("hook_errors", name)
+            raise
+        finally:
+            counts.observe("hook", time.perf_counter() - started, name)
 
     # -- the core's call sites -----------------------------------------------------------------
 
     async def startup(self, payload: OnStartupPayload) -> None:
         for method in self._by_hook["on_startup"]:
             try:
-                await method(payload)
+                await self._call("on_startup", method, payload)
             except Exception as exc:
                 raise StartupError(f"on_startup of {_owner(method)} failed: {exc!r}") from exc
 
@@ -356,7 +376,7 @@ class HookRunner:
 
     async def authenticate(self, payload: OnAuthenticatePayload) -> None:
         for method in self._by_hook["on_authenticate"]:
-            context = await method(payload)
+            context = await self._call("on_authenticate", method, payload)
             if context:
                 payload.connection.context.update(context)
 
@@ -411,7 +431,7 @@ class HookRunner:
     async def _run_logged(self, name: HookName, payload: Any) -> None:
         for method in self._by_hook[name]:
             try:
-                await method(payload)
+                await self._call(name, method, payload)
             except Exception:
                 log.exception(
                     "%s hook %s failed",

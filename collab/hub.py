@@ -27,6 +27,7 @@ from storage import restore as restore_stored
 from . import logs
 from .cluster import Bus
 from .cluster.sync import ClusterSync, PeerLoad
+from .counts import Counts
 from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError, DocumentLoadError
 from .history import History
@@ -95,7 +96,9 @@ class Hub:
         ping = settings.ws_ping_interval_s
         # Keepalive pings ride on the ticker: it must tick a few times per ping interval.
         self.tick_s = min(TICK_S, max(0.05, ping / 4)) if ping > 0 else TICK_S
-        self.hooks = HookRunner(extensions)
+        # What the rooms, admission, saver and hooks count (collab/metrics.py reads it).
+        self.counts = Counts() if settings.metrics else None
+        self.hooks = HookRunner(extensions, counts=self.counts)
         self.store = store
         self._tg = task_group
         self.saver = Saver(
@@ -104,6 +107,7 @@ class Hub:
             compact_after_rows=settings.compact_after_rows,
             compact_after_bytes=settings.compact_after_bytes,
             live_compaction=bus is None,
+            counts=self.counts,
         )
         self.rooms: dict[str, Room] = {}
         self.history = History(settings, store, self.saver, task_group, self.rooms.get)
@@ -272,6 +276,8 @@ class Hub:
             seeded = await self._run_load_hooks(name, doc, stored.empty)
         except Exception:
             log.exception("loading %r failed", name, extra={"document": name})
+            if self.counts is not None:
+                self.counts.count("load_errors")
             self._load_failed(name, future)
             return
         room = Room(
@@ -283,9 +289,12 @@ class Hub:
             on_change=self._on_change,
             publish=publisher,
             subdocs=subdocs,
+            counts=self.counts,
         )
         self._opened(room, stored, seeded)
         future.set_result(room)
+        if self.counts is not None:
+            self.counts.observe("load", time.perf_counter() - started)
         took_ms = (time.perf_counter() - started) * 1000
         log.info(
             "loaded %r: snapshot %d bytes + %d updates (%d bytes) in %.1f ms",

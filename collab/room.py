@@ -15,6 +15,17 @@ from pycrdt import Doc, get_update, merge_updates
 
 from . import protocol as p
 from .awareness import AwarenessRegistry
+from .counts import (
+    AWARENESS,
+    FANOUT_SAMPLE,
+    MAX_SAMPLES,
+    OTHER,
+    QUERY_AWARENESS,
+    REFUSED_READ_ONLY,
+    SYNC_UPDATE,
+    Counts,
+)
+from .counts import message_type as _message_type
 from .errors import CollabError, ProtocolError, UnsupportedData
 from .hooks import ConnectionInfo
 from .subdocs import SubdocOptions
@@ -31,6 +42,10 @@ MAX_PENDING_UPDATES = 64
 PLAIN_FRAME = 0  # a WebSocket frame, written to the socket as is (collab/wire.py)
 DEFLATE_FRAME = 1  # a permessage-deflate frame (collab/wire.py)
 BARE_MESSAGE = 2  # the message itself: the server frames it (the ASGI path)
+
+
+class TooManyPending(ProtocolError):
+    """A client left more than MAX_PENDING_UPDATES updates waiting for a dependency."""
 
 
 class Member(Protocol):
@@ -100,6 +115,7 @@ class Room:
         on_change: ChangeListener | None = None,
         publish: Publisher | None = None,
         subdocs: SubdocOptions | None = None,
+        counts: Counts | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
@@ -113,6 +129,8 @@ class Room:
         self.read_only_awareness = read_only_awareness
         self.read_only_dropped = 0  # updates from read-only connections, dropped
         self.empty_since: float | None = time.monotonic()
+        # The process's counters (collab/counts.py), None when metrics are off.
+        self.counts = counts
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
@@ -129,10 +147,16 @@ class Room:
         `remove`, which its session calls the moment it starts closing."""
         self.members[member] = None
         self.empty_since = None
-        member.send_nowait(p.sync_step1(self.doc.get_state()))
+        self._send_to(member, p.sync_step1(self.doc.get_state()))
         states = self.awareness.encode_all()
         if states is not None:
-            member.send_nowait(p.awareness_message(states))
+            self._send_to(member, p.awareness_message(states))
+
+    def _send_to(self, member: Member, message: bytes) -> None:
+        """One message to one member (replies, what a joiner is sent), counted."""
+        member.send_nowait(message)
+        if self.counts is not None:
+            self.counts.sent_to(message, 1)
 
     def remove(self, member: Member) -> None:
         if member not in self.members:
@@ -147,9 +171,12 @@ class Room:
         if not self.members:
             self.empty_since = time.monotonic()
 
-    def broadcast(self, message: bytes, *, exclude: Member | None = None) -> None:
+    def broadcast(
+        self, message: bytes, *, exclude: Member | None = None, counted_as: int = -1
+    ) -> None:
         """Send to every member but `exclude`: encoded once per framing, the same bytes to each
-        member of that framing (in practice one: a server runs one kind of socket)."""
+        member of that framing (in practice one: a server runs one kind of socket). `counted_as`
+        is the message's type for the counts (collab/counts.py) when the caller knows it."""
         encoded: list[bytes | None] = [None, None, None]
         for member in tuple(self.members):  # (a member may close, and leave, as we write)
             if member is exclude:
@@ -159,6 +186,12 @@ class Room:
             if data is None:
                 data = encoded[kind] = member.encode(message)
             member.send_frame(data)
+        counts = self.counts
+        if counts is not None:  # one count per broadcast, not per member
+            members = self.members
+            n = len(members) - (exclude is not None and exclude in members)
+            counts.sent[counted_as if counted_as >= 0 else _message_type(message)] += n
+            counts.bytes_out += len(message) * n
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -166,31 +199,44 @@ class Room:
         """Handle one frame from `conn`; raises a CollabError for anything malformed."""
         if not message:
             raise ProtocolError("empty message")
+        counts = self.counts
+        if counts is not None:
+            counts.bytes_in += len(message)
         kind = message[0]
         if kind == p.MSG_SYNC:
             sync = p.parse_sync(message)
+            if counts is not None:
+                counts.received[sync.kind] += 1  # (SYNC_STEP1..SYNC_UPDATE: the same numbers)
             if sync.kind != p.SYNC_STEP1 and conn.read_only:
                 # Nothing a read-only client sends reaches the document, the store or a peer
                 # (its sync step 2 included: y-protocols PROTOCOL.md, jupyverse#546).
                 self.read_only_dropped += 1
+                if counts is not None:
+                    counts.refused[REFUSED_READ_ONLY] += 1
                 return
             if sync.kind == p.SYNC_UPDATE:
                 self._apply_update(conn, sync.payload, message)
             elif sync.kind == p.SYNC_STEP1:
-                conn.send_nowait(p.sync_step2(self._diff(sync.payload)))
+                self._send_to(conn, p.sync_step2(self._diff(sync.payload)))
             else:
                 self._apply_step2(conn, sync.payload)
         elif kind == p.MSG_AWARENESS:
+            if counts is not None:
+                counts.received[AWARENESS] += 1
             if conn.read_only and not self.read_only_awareness:
                 p.parse_awareness(message)  # still must be well-formed
                 return
             self._apply_awareness(conn, p.parse_awareness(message), message)
         elif kind == p.MSG_QUERY_AWARENESS:
+            if counts is not None:
+                counts.received[QUERY_AWARENESS] += 1
             if len(message) != 1:
                 raise ProtocolError("trailing bytes after query-awareness message")
             states = self.awareness.encode_all()
-            conn.send_nowait(p.awareness_message(states or b"\x00"))
+            self._send_to(conn, p.awareness_message(states or b"\x00"))
         else:
+            if counts is not None:
+                counts.received[OTHER] += 1
             raise UnsupportedData(f"unsupported message type {kind}")
 
     def _diff(self, state_vector: bytes) -> bytes:
@@ -222,6 +268,10 @@ class Room:
         sent: list[bytes] = []
         error: CollabError | None = None
         with_subdocs = False
+        counts = self.counts
+        if counts is not None:
+            counts.received[SYNC_UPDATE] += len(messages)
+            counts.bytes_in += sum(map(len, messages))
         for message in messages:
             try:
                 update = p.parse_sync(message).payload
@@ -256,7 +306,19 @@ class Room:
         `message` (which carries it) to the other members, persist it, tell the bus/hooks."""
         apply_update(self.doc, update)
         self._check_pending(conn, update, len(parts))
-        self.broadcast(message, exclude=conn)
+        counts = self.counts
+        if counts is None:
+            self.broadcast(message, exclude=conn)
+        else:
+            counts.updates_applied += len(parts)
+            counts.fanouts += 1
+            if counts.fanouts & (FANOUT_SAMPLE - 1):
+                self.broadcast(message, exclude=conn, counted_as=SYNC_UPDATE)
+            else:  # one in FANOUT_SAMPLE is timed (collab/metrics.py observes it later)
+                started = time.perf_counter()
+                self.broadcast(message, exclude=conn, counted_as=SYNC_UPDATE)
+                if len(counts.fanout_samples) < MAX_SAMPLES:
+                    counts.fanout_samples.append(time.perf_counter() - started)
         self._record(self.name, update, len(parts), conn.author)
         if self._publish is not None:
             self._publish.update(update)
@@ -275,7 +337,7 @@ class Room:
         if get_update(update, self.doc.get_state())[0] == 0:
             return
         if conn.add_pending(edits) > MAX_PENDING_UPDATES:
-            raise ProtocolError("too many updates with missing dependencies")
+            raise TooManyPending("too many updates with missing dependencies")
 
     def apply_server_update(self, update: bytes, author: str | None = None) -> None:
         """An update from the server side (the documents service), validated as a client's:
@@ -306,8 +368,10 @@ class Room:
             changes = [self.subdocs.reinstate(change) for change in changes]
         if conn is not None:
             author = conn.author
+        if self.counts is not None:
+            self.counts.updates_applied += len(changes)
         for change in changes:
-            self.broadcast(p.update_message(change), exclude=conn)
+            self.broadcast(p.update_message(change), exclude=conn, counted_as=SYNC_UPDATE)
             self._record(self.name, change, 1, author)
             if self._publish is not None:
                 self._publish.update(change)
@@ -320,7 +384,9 @@ class Room:
             return  # a client's keep-alive: nothing to relay
         accepted, verbatim, reminders = self.awareness.apply(entries, conn)
         if verbatim:
-            self.broadcast(message)  # the sender too: y-websocket uses the echo as a heartbeat
+            self.broadcast(
+                message, counted_as=AWARENESS
+            )  # the sender too: y-websocket uses the echo as a heartbeat
             if self._publish is not None:
                 self._publish.awareness(update)
         elif accepted:
@@ -329,7 +395,7 @@ class Room:
             if self._publish is not None:
                 self._publish.awareness(changed)
         if reminders:  # after the echo: see collab/awareness.py
-            conn.send_nowait(p.awareness_message(p.encode_awareness_update(reminders)))
+            self._send_to(conn, p.awareness_message(p.encode_awareness_update(reminders)))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.remove_expired()

@@ -31,6 +31,7 @@ import anyio
 from storage import DocumentStore, LiveDocument, PendingUpdate, StoredDocument
 
 from .authorship import update_clients
+from .counts import Counts
 from .subdocs import keep_options
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,10 @@ class Saver:
         compact_after_rows: int,
         compact_after_bytes: int,
         live_compaction: bool = True,
+        counts: Counts | None = None,
     ) -> None:
         self.store = store
+        self.counts = counts  # commit latency, batch sizes, compactions (None: metrics off)
         # Snapshots from the room's document when the store holds only what it knows of (see
         # storage.LiveDocument); off in cluster mode, where other processes append too.
         self.live_compaction = live_compaction
@@ -279,6 +282,7 @@ class Saver:
 
     async def _commit(self) -> bool:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
+        first_at = self._first_at  # when the oldest of the batch arrived
         started = time.perf_counter()
         # What each watched document's batch commits: everything it has applied (a room hands
         # over each update as it applies it), so the live state vector now.
@@ -288,6 +292,8 @@ class Saver:
                 await self.store.append([update for _, update, _ in batch])
         except Exception as exc:
             self.failures += 1
+            if self.counts is not None:
+                self.counts.count("store_errors", "commit")
             log.exception("commit of %d updates failed; will retry", len(batch))
             if watched:
                 self._tell_watchers({name: None for name in watched}, f"commit failed: {exc}")
@@ -297,6 +303,8 @@ class Saver:
             return False
         self.commits += 1
         self.committed += sum(edits for _, _, edits in batch)
+        if self.counts is not None:
+            self._count_commit(batch, first_at)
         counts: dict[DocumentLog, list[int]] = {}  # log -> [rows, edits]
         for doc_log, update, edits in batch:
             count = counts.setdefault(doc_log, [0, 0])
@@ -324,6 +332,20 @@ class Saver:
             (time.perf_counter() - started) * 1000,
         )
         return True
+
+    def _count_commit(
+        self, batch: list[tuple[DocumentLog, PendingUpdate, int]], first_at: float
+    ) -> None:
+        """One commit, for the metrics: its size, how long its oldest update waited to be
+        durable (the histogram: one observation per batch), and the sum of every row's wait
+        in ms (the admin overview's mean)."""
+        counts = self.counts
+        assert counts is not None
+        counts.observe("commit_batch", len(batch))
+        counts.observe("commit_latency", time.monotonic() - first_at)
+        now_ms = int(time.time() * 1000)
+        counts.count("commit_rows", "", len(batch))
+        counts.count("commit_wait_ms", "", sum(now_ms - u.created_at_ms for _, u, _ in batch))
 
     def _watched_states(
         self, batch: list[tuple[DocumentLog, PendingUpdate, int]]
@@ -368,6 +390,8 @@ class Saver:
                     await self.store.record_clients(name, clients)
             except Exception:
                 log.exception("storing the client ids of %r failed", name)
+                if self.counts is not None:
+                    self.counts.count("store_errors", "clients")
                 doc_log = self._logs.get(name)
                 if doc_log is not None:
                     doc_log.clients.difference_update(clients)
@@ -379,14 +403,20 @@ class Saver:
         live = None
         if self.live_compaction:
             live = LiveDocument(doc_log.log_rows, doc_log.snapshot_through, doc_log.state)
+        started = time.perf_counter()
         try:
             with anyio.CancelScope(shield=True):
                 result = await self.store.compact(name, live, keep=keep_options)
         except Exception:
             log.exception("compaction of %r failed; the log is intact", name)
+            if self.counts is not None:
+                self.counts.count("store_errors", "compaction")
             return
         finally:
             doc_log.compacting = False
+        if self.counts is not None:
+            self.counts.count("compactions")
+            self.counts.observe("compaction", time.perf_counter() - started)
         # Commits and compactions share this one task, so nothing was appended meanwhile.
         if result is not None:
             doc_log.snapshot_through = result.through_id

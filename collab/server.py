@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from types import FrameType
 from typing import Any
 
@@ -139,6 +141,25 @@ def _worker(settings: Settings, sock: socket.socket) -> None:
     sys.exit(serve_once(settings, sock))
 
 
+def _multiprocess_metrics(settings: Settings) -> str | None:
+    """Give the workers prometheus-client's multiprocess mode: a fresh directory for their
+    value files, in the environment they inherit (it must be set before they import the
+    library). None with metrics off."""
+    if not settings.metrics:
+        return None
+    directory = tempfile.mkdtemp(prefix="collab-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    log.info("metrics: multiprocess mode in %s", directory)
+    return directory
+
+
+def _worker_gone(pid: int) -> None:
+    """A worker exited: its live gauges leave the sums (its counters stay, as counters must)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def run_workers(settings: Settings) -> int:
     """N server processes accepting on one listening socket, kept alive by this supervisor.
 
@@ -154,6 +175,7 @@ def run_workers(settings: Settings) -> int:
     sock.set_inheritable(True)
     context = multiprocessing.get_context("spawn")
     stopping = False
+    metrics_dir = _multiprocess_metrics(settings)
 
     def spawn() -> multiprocessing.process.BaseProcess:
         process = context.Process(target=_worker, args=(settings, sock), daemon=False)
@@ -178,6 +200,8 @@ def run_workers(settings: Settings) -> int:
             process.join(0.2)
             if process.exitcode is None:
                 continue
+            if metrics_dir is not None and process.pid is not None:
+                _worker_gone(process.pid)
             if stopping:
                 statuses[process.pid or 0] = process.exitcode
                 workers.remove(process)
@@ -187,4 +211,6 @@ def run_workers(settings: Settings) -> int:
                 )
                 workers[i] = spawn()
     sock.close()
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0 if all(code == 0 for code in statuses.values()) else 1

@@ -23,10 +23,11 @@ from typing import Any, Protocol
 from . import logs
 from . import protocol as p
 from .authorship import author_of
+from .counts import REFUSED_INVALID, REFUSED_PENDING
 from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError
 from .hooks import ConnectionInfo
-from .room import BARE_MESSAGE, DEFLATE_FRAME, Room
+from .room import BARE_MESSAGE, DEFLATE_FRAME, Room, TooManyPending
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class Session:
                 exc.code,
                 extra=self.log_context(code=exc.code, reason=exc.reason),
             )
+            self._count_refusal(exc, argument)
             self.close(exc.code, exc.reason)
         except Exception:
             log.exception(
@@ -168,6 +170,16 @@ class Session:
             )
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
         return not self.socket.closing
+
+    def _count_refusal(self, exc: CollabError, argument: Any) -> None:
+        """An update (or a burst of them: a list) refused with a close: count why."""
+        counts = self.room.counts if self.room is not None else None
+        if counts is None:
+            return
+        burst = isinstance(argument, list)  # (receive_updates: sync updates only)
+        if burst or (argument[:1] == b"\x00" and argument[1:2] in (b"\x01", b"\x02")):
+            reason = REFUSED_PENDING if isinstance(exc, TooManyPending) else REFUSED_INVALID
+            counts.refused[reason] += 1
 
     def add_pending(self, edits: int) -> int:
         self.pending_updates += edits

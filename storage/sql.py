@@ -122,6 +122,11 @@ class SqlStore(OutboxTables, HistoryTables):
             stored, _ = await self._read(conn, doc_id, after_id)
         return stored
 
+    async def count_documents(self) -> int:
+        """How many documents the store holds (the metrics' gauge)."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q.COUNT_DOCUMENTS)).scalar_one())
+
     async def ping(self) -> None:
         """One trivial query on a connection of the engine's (raises when the store does not
         answer): what /readyz asks of the store."""

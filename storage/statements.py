@@ -244,6 +244,7 @@ LIST_VERSIONS = (
 
 # How many versions doc_id has.
 COUNT_VERSIONS = select(func.count()).where(Version.document_id == bindparam("doc_id"))
+COUNT_DOCUMENTS = select(func.count()).select_from(Document)
 
 # Version version_id of doc_id, with its data.
 VERSION = select(*_VERSION_INFO, Version.data).where(

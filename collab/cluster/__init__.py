@@ -153,6 +153,7 @@ class Outbox(Generic[T]):
         self.limit = limit
         self.dropped = 0
         self._dropped_before = 0  # what overflowed() has already reported
+        self.cleared = 0  # items forgotten by `clear` (for the metrics: dropped too)
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Event()
 
@@ -168,6 +169,7 @@ class Outbox(Generic[T]):
 
     def clear(self) -> None:
         """Forget what is queued (a bus that lost its connection: it resyncs on the next)."""
+        self.cleared += len(self.items)
         self.items.clear()
         self._dropped_before = self.dropped
 

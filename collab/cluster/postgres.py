@@ -52,6 +52,7 @@ class PgBus:
         self.connected = False
         self._outbox: Outbox[str] = Outbox()
         self.too_big = 0
+        self.published = 0  # notifications handed to the publisher (for the metrics)
 
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
         if kind == UPDATE or not self.connected:
@@ -61,7 +62,14 @@ class PgBus:
         if len(text) > MAX_PAYLOAD:
             self.too_big += 1
             return
+        self.published += 1
         self._outbox.put(text)
+
+    def message_counts(self) -> tuple[int, int]:
+        """(notifications published, dropped: too big, outbox overflow, lost with a
+        connection) since start."""
+        box = self._outbox
+        return self.published, self.too_big + box.dropped + box.cleared
 
     async def join(self, document: str) -> None:
         pass  # one channel for every document: nothing to subscribe

@@ -74,6 +74,7 @@ class RedisBus:
         self._counts_all = False  # PUBLISH's reply counts every subscriber (not a cluster)
         self.refused = 0  # PUBLISHes Redis answered with an error
         self.unsent = 0  # UPDATE and AWARENESS envelopes no other process was listening for
+        self.published = 0  # envelopes handed to the publisher (for the metrics)
 
     def channel(self, document: str) -> bytes:
         return self._doc_prefix + document.encode("utf-8")
@@ -92,7 +93,14 @@ class RedisBus:
         if channel in self._alone and kind in (UPDATE, AWARENESS):
             self.unsent += 1
             return
+        self.published += 1
         self._outbox.put((channel, kind, payload))
+
+    def message_counts(self) -> tuple[int, int]:
+        """(envelopes published, envelopes dropped: outbox overflow, lost with a connection,
+        refused by Redis) since start."""
+        box = self._outbox
+        return self.published, box.dropped + box.cleared + self.refused
 
     async def join(self, document: str) -> None:
         self._documents.add(document)

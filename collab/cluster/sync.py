@@ -165,6 +165,7 @@ class ClusterSync:
         self._replicas: dict[str, Replica] = {}  # documents loaded, or loading
         self._peers: dict[bytes, int] = {}  # other processes -> _bus_ticks when last heard
         self._bus_ticks = 0  # our own heartbeats heard back from the bus (see _heard_self)
+        self.received = 0  # messages the bus brought from other processes (for the metrics)
         self._bus_ticked_at = -1e9  # when the last one counted came back (time.monotonic())
         # The bus carries updates as committed rows of the log (PostgreSQL): announce commits.
         self.wants_commits: bool = getattr(bus, "wants_commits", False)
@@ -239,6 +240,13 @@ class ClusterSync:
         with anyio.move_on_after(0.5):
             await self.bus.close()
 
+    def message_counts(self) -> tuple[int, int, int]:
+        """(published, received, dropped) since start, for the metrics (a bus without
+        `message_counts` counts as publishing nothing)."""
+        counts = getattr(self.bus, "message_counts", None)
+        published, dropped = counts() if counts is not None else (0, 0)
+        return published, self.received, dropped
+
     # -- what the bus brings -----------------------------------------------------------------
 
     def _on_bus(self, document: str | None, envelope: Envelope) -> None:
@@ -247,6 +255,7 @@ class ClusterSync:
             if envelope.kind == HEARTBEAT:
                 self._heard_self()
             return
+        self.received += 1
         known = sender in self._peers
         self._peers[sender] = self._bus_ticks
         if envelope.kind == HEARTBEAT:
