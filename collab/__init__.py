@@ -31,6 +31,7 @@ from .hooks import (
     OnRequestPayload,
     OnShutdownPayload,
     OnStartupPayload,
+    OnStatelessPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "OnRequestPayload",
     "OnShutdownPayload",
     "OnStartupPayload",
+    "OnStatelessPayload",
     "OnStoreDocumentPayload",
     "OnUnloadDocumentPayload",
     "Reject",

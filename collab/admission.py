@@ -28,7 +28,13 @@ import anyio
 
 from . import logs
 from .errors import CloseCode, CollabError, InvalidDocumentName
-from .hooks import ConnectionInfo, OnAuthenticatePayload, OnConnectPayload, reject_from
+from .hooks import (
+    ConnectionInfo,
+    OnAuthenticatePayload,
+    OnConnectPayload,
+    OnStatelessPayload,
+    reject_from,
+)
 from .hub import Hub
 from .limits import IpLimits
 from .session import Session, Socket
@@ -39,6 +45,13 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 512
 ROUTE_PREFIX = "/ws"
+HOCUSPOCUS_ROUTE = "/hocuspocus"  # the Hocuspocus protocol (collab/protocols/hocuspocus.py)
+
+
+def is_hocuspocus_path(path: str, root_path: str = "") -> bool:
+    """Whether `path` (under the mount prefix `root_path`) is the Hocuspocus route."""
+    route = root_path + HOCUSPOCUS_ROUTE
+    return path == route or path == route + "/"
 
 
 def parse_name(raw: str) -> str:
@@ -48,6 +61,12 @@ def parse_name(raw: str) -> str:
         name = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidDocumentName("document name is not valid UTF-8") from None
+    return check_name(name)
+
+
+def check_name(name: str) -> str:
+    """`name` if it is a valid document name (InvalidDocumentName, 4404, if not): not empty,
+    at most MAX_NAME_BYTES, no control characters."""
     if not name:
         raise InvalidDocumentName("empty document name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
@@ -93,7 +112,12 @@ class Admission:
     def check_request(self, request: Request, root_path: str, conn_id: int = 0) -> None:
         """The fast path, before the 101: the route and the Origin allowlist (HttpRefusal)."""
         root = root_path + ROUTE_PREFIX
-        if request.path != root and not request.path.startswith(root + "/"):
+        path = request.path
+        if (
+            path != root
+            and not path.startswith(root + "/")
+            and not is_hocuspocus_path(path, root_path)
+        ):
             raise HttpRefusal(404, "no WebSocket route here: connect to /ws/<document name>")
         origin = request.header("origin")
         if not self.origin_allowed(origin):
@@ -122,6 +146,45 @@ class Admission:
         pairs = parse_qsl(query, keep_blank_values=True)
         token = next((v for k, v in pairs if k == "token"), None)
         params = {k: v for k, v in pairs if k != "token"}
+        return self._start(socket, document, token, params, headers, ip, port)
+
+    def open_document(
+        self,
+        socket: Socket,
+        document: str,
+        token: str | None,
+        query: str,
+        headers: Mapping[str, str],
+        ip: str,
+        port: int,
+    ) -> Session:
+        """A multiplexing socket (the Hocuspocus protocol) asks for `document` (its name as
+        the protocol carries it, not percent-encoded) with `token` from its own message (the
+        URL's `?token=` when it brought none): its session, with its admission under way. Every
+        document counts as a connection for the per-IP limits and in the hub."""
+        check_name(document)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if not token:
+            token = next((v for k, v in pairs if k == "token"), None)
+        params = {k: v for k, v in pairs if k != "token"}
+        return self._start(socket, document, token, params, headers, ip, port)
+
+    def stateless(self, session: Session, payload: str) -> None:
+        """A stateless message from `session`'s client: on_stateless, in the background."""
+        self._hooks.enqueue(
+            "on_stateless", OnStatelessPayload(session.document, payload, session.info)
+        )
+
+    def _start(
+        self,
+        socket: Socket,
+        document: str,
+        token: str | None,
+        params: dict[str, str],
+        headers: Mapping[str, str],
+        ip: str,
+        port: int,
+    ) -> Session:
         info = ConnectionInfo(socket.id, document, f"{ip}:{port}", headers, params)
         if not self._hub.accepting:
             raise CollabError("server shutting down", CloseCode.GOING_AWAY)

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from . import logs
-from .admission import ROUTE_PREFIX, Admission
+from .admission import HOCUSPOCUS_ROUTE, ROUTE_PREFIX, Admission
 from .connection import BaseConnection
 from .errors import CloseCode
 from .room import BARE_MESSAGE
@@ -45,16 +45,21 @@ CLOSE_TIMEOUT_S = 10.0
 
 
 def websocket_routes() -> list[BaseRoute]:
-    """The routes create_app adds: /ws (an empty name: 4404) and /ws/<name>."""
+    """The routes create_app adds: /ws (an empty name: 4404), /ws/<name>, and /hocuspocus (the
+    Hocuspocus protocol: the documents are named in its messages)."""
     endpoint = AsgiEndpoint()
     return [
         WebSocketRoute(ROUTE_PREFIX, endpoint),
         WebSocketRoute(ROUTE_PREFIX + "/{name:path}", endpoint),
+        WebSocketRoute(HOCUSPOCUS_ROUTE, AsgiEndpoint(hocuspocus=True)),
     ]
 
 
 class AsgiEndpoint:
     """The raw ASGI app behind the routes (no Starlette WebSocket object per message)."""
+
+    def __init__(self, *, hocuspocus: bool = False) -> None:
+        self.hocuspocus = hocuspocus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         admission: Admission = scope["app"].state.admission
@@ -78,7 +83,8 @@ class AsgiEndpoint:
             return
         conn = AsgiConnection(admission, receive, send)
         query = scope.get("query_string", b"").decode("latin-1")
-        await conn.run(raw_name(scope), query, headers, str(client[0]), int(client[1]))
+        name = None if self.hocuspocus else raw_name(scope)
+        await conn.run(name, query, headers, str(client[0]), int(client[1]))
 
 
 def request_headers(scope: Scope) -> dict[str, str]:
@@ -134,6 +140,7 @@ class AsgiConnection(BaseConnection):
         "last_sent",
         "max_bytes",
         "message_bucket",
+        "mux",
         "pending",
         "pending_bytes",
         "session",
@@ -153,10 +160,14 @@ class AsgiConnection(BaseConnection):
         self._read_scope: anyio.CancelScope | None = None
 
     async def run(
-        self, raw_name: str, query: str, headers: Mapping[str, str], ip: str, port: int
+        self, raw_name: str | None, query: str, headers: Mapping[str, str], ip: str, port: int
     ) -> None:
-        """Accepted: open, read until the client or we close, then end."""
-        self._open(raw_name, query, headers, ip, port)
+        """Accepted: open (`raw_name` None: the Hocuspocus protocol), read until the client or
+        we close, then end."""
+        if raw_name is None:
+            self._open_hocuspocus(query, headers, ip, port)
+        else:
+            self._open(raw_name, query, headers, ip, port)
         code, reason = 1006, ""
         try:
             async with anyio.create_task_group() as tg:

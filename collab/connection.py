@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import logs
-from .admission import ROUTE_PREFIX, Admission
+from .admission import ROUTE_PREFIX, Admission, is_hocuspocus_path
 from .errors import CloseCode, CollabError
 from .limits import TokenBucket
+from .protocols.hocuspocus import Multiplexer
 from .room import DEFLATE_FRAME, PLAIN_FRAME
 from .session import Session
 from .wire import Request, WebSocketProtocol, WireOptions
@@ -60,10 +61,13 @@ class BaseConnection:
     started: float
     bytes_in: int  # message bytes received (the admin page's per-connection counts)
     bytes_out: int  # frame bytes handed to the transport
+    # The Hocuspocus protocol's documents on this socket (/hocuspocus), None on /ws.
+    mux: Multiplexer | None
 
     def _init_base(self, admission: Admission) -> None:
         self.admission = admission
         self.id = admission.new_id()
+        self.mux = None
         self.session = None
         self.active = None
         self.pending = None
@@ -78,7 +82,8 @@ class BaseConnection:
     def __repr__(self) -> str:
         session = self.session
         if session is None:
-            return f"<{type(self).__name__} #{self.id} {self.client}>"
+            kind = " hocuspocus" if self.mux is not None else ""
+            return f"<{type(self).__name__} #{self.id} {self.client}{kind}>"
         return f"<{type(self).__name__} #{session.id} {self.client} {session.document!r}>"
 
     def log_context(self, **fields: Any) -> dict[str, Any]:
@@ -106,6 +111,9 @@ class BaseConnection:
     def keepalive(self, now: float) -> None:
         raise NotImplementedError
 
+    def authenticated(self, session: Session) -> None:
+        """The hooks let the session in: nothing to say on y-websocket."""
+
     # -- opening -------------------------------------------------------------------------------
 
     def _open(
@@ -118,11 +126,20 @@ class BaseConnection:
         except CollabError as exc:
             self.close(exc.code, exc.reason)
             return
+        self._limit_rates()
+        self.session = session
+        self.pending = []
+
+    def _open_hocuspocus(self, query: str, headers: Mapping[str, str], ip: str, port: int) -> None:
+        """The socket is open on /hocuspocus: its documents come and go in its messages."""
+        self.client = f"{ip}:{port}"
+        self._limit_rates()
+        self.mux = Multiplexer(self, query, headers, ip, port)
+
+    def _limit_rates(self) -> None:
         s = self.admission.settings
         self.message_bucket = TokenBucket(s.rate_messages_per_s, s.rate_messages_burst)
         self.byte_bucket = TokenBucket(s.rate_bytes_per_s, s.rate_bytes_burst)
-        self.session = session
-        self.pending = []
 
     def joined(self, session: Session) -> None:
         """Admitted: handle, in order, what arrived during admission."""
@@ -146,6 +163,8 @@ class BaseConnection:
         session = self.active
         if session is not None:
             session.receive(data)
+        elif self.mux is not None:
+            self.mux.received(data)
         else:
             self._hold(data)
 
@@ -178,6 +197,8 @@ class BaseConnection:
         self.active = None
         if self.session is not None:
             self.session.detach()
+        if self.mux is not None:
+            self.mux.detach_all()
 
     def _ended(self, code: int, reason: str) -> None:
         """The socket is gone; `code` is what ended it (1006: the peer vanished)."""
@@ -198,6 +219,8 @@ class BaseConnection:
         )
         if self.session is not None:
             self.admission.closed(self.session, self.close_code, self.close_reason)
+        if self.mux is not None:
+            self.mux.ended(self.close_code, self.close_reason)
 
 
 class Listener(Protocol):
@@ -230,6 +253,7 @@ class Connection(WebSocketProtocol, BaseConnection):
         "last_sent",
         "max_bytes",
         "message_bucket",
+        "mux",
         "pending",
         "pending_bytes",
         "session",
@@ -259,9 +283,13 @@ class Connection(WebSocketProtocol, BaseConnection):
             self.framing = DEFLATE_FRAME
         root = listener.root_path + ROUTE_PREFIX
         path = request.path
-        raw_name = path[len(root) + 1 :] if path.startswith(root + "/") else ""
         port = request.client[1] if request.client else 0
-        self._open(raw_name, request.query, request.headers, listener.client_ip(request), port)
+        ip = listener.client_ip(request)
+        if is_hocuspocus_path(path, listener.root_path):
+            self._open_hocuspocus(request.query, request.headers, ip, port)
+            return
+        raw_name = path[len(root) + 1 :] if path.startswith(root + "/") else ""
+        self._open(raw_name, request.query, request.headers, ip, port)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -275,7 +303,10 @@ class Connection(WebSocketProtocol, BaseConnection):
         self.bytes_in += len(data)
         session = self.active
         if session is None:
-            self._hold(data)
+            if self.mux is not None:
+                self.mux.received(data)
+            else:
+                self._hold(data)
         elif data[:2] == b"\x00\x02" and not session.read_only:
             # A sync update: held until the end of this read, so that a burst of them is
             # applied as one (Room.handle_updates). Anything else goes after them, in order.

@@ -25,8 +25,18 @@ REFUSED_PENDING = 2  # too many updates waiting for a missing dependency (1002)
 REFUSED_OTHER = 3
 REFUSE_REASONS = ("read_only", "invalid", "pending", "other")
 
-# How a connection's frames travel (room.PLAIN_FRAME, DEFLATE_FRAME, BARE_MESSAGE).
-PROTOCOLS = ("websocket", "websocket_deflate", "asgi")
+# How a connection's frames travel, indexed by room's framing kinds: PLAIN_FRAME, DEFLATE_FRAME,
+# BARE_MESSAGE, the same three for the Hocuspocus protocol (HOCUSPOCUS_OFFSET + each: one label
+# per document of a socket), and PER_MEMBER (a Hocuspocus session-aware address).
+PROTOCOLS = (
+    "websocket",
+    "websocket_deflate",
+    "asgi",
+    "hocuspocus",
+    "hocuspocus_deflate",
+    "hocuspocus_asgi",
+    "hocuspocus_session",
+)
 
 # Fan-out time is taken for one update in FANOUT_SAMPLE (a power of two) and observed later.
 FANOUT_SAMPLE = 32

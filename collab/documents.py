@@ -55,6 +55,9 @@ class LiveRoom(Protocol):
     def members(self) -> Mapping[Any, None]: ...
     def encode_update(self, state: bytes | None = None) -> bytes: ...
     def apply_server_update(self, update: bytes, author: str | None = None) -> None: ...
+    def send_stateless(
+        self, payload: str, *, only: int | None = None, exclude: int | None = None
+    ) -> int: ...
 
 
 class LiveRooms(Protocol):
@@ -82,7 +85,7 @@ class ConnectionSummary:
     document: str
     user: str | None
     address: str
-    protocol: str  # "websocket", "websocket+deflate" (the fast path), "asgi"
+    protocol: str  # "websocket", "websocket+deflate" (the fast path), "asgi"; "hocuspocus..."
     since_ms: int
     bytes_in: int
     bytes_out: int
@@ -372,6 +375,18 @@ class DocumentService:
         if self._rooms is None:
             return 0
         return self._rooms.close_sessions(name, CloseCode.CLOSED_BY_ADMIN, reason)
+
+    def send_stateless(
+        self, name: str, payload: str, *, only: int | None = None, exclude: int | None = None
+    ) -> int:
+        """A stateless message (the Hocuspocus protocol's; any string, nothing stored) to the
+        clients of an open document in this process that speak that protocol: to connection
+        `only`, or to all but `exclude` (ids as `ConnectionInfo.id`). How many it reached; 0
+        when the document is not open here (not relayed to other processes)."""
+        room = self._rooms.room(name) if self._rooms is not None else None
+        if room is None:
+            return 0
+        return room.send_stateless(payload, only=only, exclude=exclude)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ __all__ = [
     "OnRequestPayload",
     "OnShutdownPayload",
     "OnStartupPayload",
+    "OnStatelessPayload",
     "OnStoreDocumentPayload",
     "OnUnloadDocumentPayload",
     "Reject",
@@ -79,6 +80,7 @@ HookName = Literal[
     "on_unload_document",
     "on_request",
     "on_shutdown",
+    "on_stateless",
 ]
 
 
@@ -182,6 +184,17 @@ class OnDisconnectPayload:
 
 
 @dataclass(frozen=True, slots=True)
+class OnStatelessPayload:
+    """A stateless message a client sent about `document` (the Hocuspocus protocol's
+    `sendStateless`: any string, nothing stored). Answer it, or tell the document's other
+    clients, with `DocumentService.send_stateless` (kept from on_startup's `documents`)."""
+
+    document: str
+    payload: str
+    connection: ConnectionInfo  # its `id` is what send_stateless's `only` / `exclude` take
+
+
+@dataclass(frozen=True, slots=True)
 class OnUnloadDocumentPayload:
     document: str
 
@@ -275,6 +288,11 @@ class Extension:
     async def on_shutdown(self, payload: OnShutdownPayload) -> None:
         """After the last client was closed and every room flushed, before the store closes;
         all of them together bounded by the shutdown deadline."""
+
+    @hook(Kind.BACKGROUND)
+    async def on_stateless(self, payload: OnStatelessPayload) -> None:
+        """A client sent a stateless message (Hocuspocus protocol); after the fact, never in
+        front of the socket. Nothing is forwarded unless a hook sends it on."""
 
 
 # Every hook's name and kind, in the order Extension defines them.

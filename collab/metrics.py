@@ -227,6 +227,11 @@ class Metrics:
         sampled = 0.0
         while True:
             now = time.monotonic()
+            # (sampled before the store is read: the first sample is taken as the server starts,
+            # not after a COUNT that a busy store may take a while to answer)
+            if now - sampled >= SAMPLE_EVERY_S - 0.01:
+                sampled = now
+                self._series.append(self.sample())
             if self.enabled:
                 try:
                     self.sync()
@@ -234,9 +239,6 @@ class Metrics:
                         await self.read_store()
                 except Exception:  # never let a metric take the server down
                     log.exception("updating the metrics failed")
-            if now - sampled >= SAMPLE_EVERY_S - 0.01:
-                sampled = now
-                self._series.append(self.sample())
             await anyio.sleep(SYNC_EVERY_S)
 
     # -- from the counts to prometheus-client --------------------------------------------------

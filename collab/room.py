@@ -42,6 +42,15 @@ MAX_PENDING_UPDATES = 64
 PLAIN_FRAME = 0  # a WebSocket frame, written to the socket as is (collab/wire.py)
 DEFLATE_FRAME = 1  # a permessage-deflate frame (collab/wire.py)
 BARE_MESSAGE = 2  # the message itself: the server frames it (the ASGI path)
+# The Hocuspocus protocol (collab/protocols/hocuspocus.py) puts the document's name before every
+# message: its members' encodings are the three above with that prefix (one name per room).
+HOCUSPOCUS_OFFSET = 3  # HOCUSPOCUS_OFFSET + PLAIN_FRAME / DEFLATE_FRAME / BARE_MESSAGE
+# A member whose bytes are its own (a Hocuspocus session-aware address): `encode` returns the
+# message as is and `send_frame` frames it for that member alone.
+PER_MEMBER = 6
+FRAMING_KINDS = 7
+# Stateless messages (the Hocuspocus protocol's type 5): only its members understand them.
+STATELESS_MESSAGE = 5
 
 
 class TooManyPending(ProtocolError):
@@ -55,7 +64,7 @@ class Member(Protocol):
     wait (a member that cannot keep up closes itself), `close` only starts the closing.
     """
 
-    framing: int  # PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
+    framing: int  # PLAIN_FRAME, DEFLATE_FRAME, BARE_MESSAGE; HOCUSPOCUS_OFFSET + one; PER_MEMBER
     read_only: bool
     info: ConnectionInfo  # what hooks know of it (on_change names its sender)
     author: str | None  # who writes through it (collab/authorship.py: author_of), None: unknown
@@ -175,9 +184,10 @@ class Room:
         self, message: bytes, *, exclude: Member | None = None, counted_as: int = -1
     ) -> None:
         """Send to every member but `exclude`: encoded once per framing, the same bytes to each
-        member of that framing (in practice one: a server runs one kind of socket). `counted_as`
-        is the message's type for the counts (collab/counts.py) when the caller knows it."""
-        encoded: list[bytes | None] = [None, None, None]
+        member of that framing (in practice one or two: a server runs one kind of socket, which
+        may speak y-websocket or the Hocuspocus protocol). `counted_as` is the message's type
+        for the counts (collab/counts.py) when the caller knows it."""
+        encoded: list[bytes | None] = [None] * FRAMING_KINDS
         for member in tuple(self.members):  # (a member may close, and leave, as we write)
             if member is exclude:
                 continue
@@ -192,6 +202,26 @@ class Room:
             n = len(members) - (exclude is not None and exclude in members)
             counts.sent[counted_as if counted_as >= 0 else _message_type(message)] += n
             counts.bytes_out += len(message) * n
+
+    def send_stateless(
+        self, payload: str, *, only: int | None = None, exclude: int | None = None
+    ) -> int:
+        """A stateless message (Hocuspocus' `sendStateless`) to the members that speak the
+        Hocuspocus protocol (to the one whose connection id is `only`, or to all but
+        `exclude`); how many it went to. y-websocket clients know no such message."""
+        message = bytes((STATELESS_MESSAGE,)) + p.var_bytes(payload.encode("utf-8"))
+        sent = 0
+        for member in tuple(self.members):
+            if member.framing < HOCUSPOCUS_OFFSET:
+                continue
+            conn_id = member.info.id
+            if (only is not None and conn_id != only) or conn_id == exclude:
+                continue
+            member.send_nowait(message)
+            sent += 1
+        if self.counts is not None and sent:
+            self.counts.sent_to(message, sent)
+        return sent
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ A `Session` is what a Room sees as a member (room.Member): who it is (`Connectio
 whether it may write, when its token expires, how many of its updates wait for a dependency.
 It is made by admission (collab/admission.py) once a socket asks for a document, and joins the
 room when the hooks have let it in. Its socket is either kind (`Socket` below): the fast path's
-`Connection` (collab/connection.py) or the ASGI path's (collab/asgi_endpoint.py). Today a socket
-carries one session; a protocol that multiplexes documents over one socket gives it several.
+`Connection` (collab/connection.py) or the ASGI path's (collab/asgi_endpoint.py). A y-websocket
+socket carries one session; the Hocuspocus protocol multiplexes documents over one socket, and
+gives each of its documents a `Channel` (collab/protocols/hocuspocus.py) as the session's
+socket.
 
 The hot path does not go through the session: `send_frame`, `encode` and `send_nowait` are the
 socket's own bound methods, copied onto the session when it is made, so a broadcast writes
@@ -27,7 +29,15 @@ from .counts import REFUSED_INVALID, REFUSED_PENDING
 from .documents import ConnectionSummary
 from .errors import CloseCode, CollabError
 from .hooks import ConnectionInfo
-from .room import BARE_MESSAGE, DEFLATE_FRAME, Room, TooManyPending
+from .room import (
+    BARE_MESSAGE,
+    DEFLATE_FRAME,
+    HOCUSPOCUS_OFFSET,
+    PER_MEMBER,
+    PLAIN_FRAME,
+    Room,
+    TooManyPending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +47,35 @@ class Socket(Protocol):
 
     id: int  # the connection id (Admission.new_id), the session's too
 
-    framing: int  # room.PLAIN_FRAME, DEFLATE_FRAME or BARE_MESSAGE
-    closing: bool
-    last_received: float  # time.monotonic() of the last message from the client
-    last_sent: float  # and of the last one to it
-    started: float  # time.monotonic() when it opened
-    bytes_in: int  # message bytes received
-    bytes_out: int  # bytes sent (framed, as written)
+    framing: int  # room.PLAIN_FRAME, DEFLATE_FRAME, BARE_MESSAGE (or a Hocuspocus kind)
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def last_received(self) -> float:
+        """time.monotonic() of the last message from the client."""
+        ...
+
+    @property
+    def last_sent(self) -> float:
+        """And of the last one to it."""
+        ...
+
+    @property
+    def started(self) -> float:
+        """time.monotonic() when it opened."""
+        ...
+
+    @property
+    def bytes_in(self) -> int:
+        """Message bytes received."""
+        ...
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes sent (framed, as written)."""
+        ...
 
     def encode(self, message: bytes) -> bytes: ...
 
@@ -57,12 +89,23 @@ class Socket(Protocol):
         """The ticker's turn: ping a quiet client, drop one that stopped answering."""
         ...
 
+    def authenticated(self, session: Session) -> None:
+        """The hooks let `session` in (the Hocuspocus protocol answers with its scope)."""
+        ...
+
     def joined(self, session: Session) -> None:
         """`session` is in its room: hand it what arrived meanwhile."""
         ...
 
 
-PROTOCOLS = {DEFLATE_FRAME: "websocket+deflate", BARE_MESSAGE: "asgi"}
+PROTOCOLS = {
+    DEFLATE_FRAME: "websocket+deflate",
+    BARE_MESSAGE: "asgi",
+    HOCUSPOCUS_OFFSET + PLAIN_FRAME: "hocuspocus",
+    HOCUSPOCUS_OFFSET + DEFLATE_FRAME: "hocuspocus+deflate",
+    HOCUSPOCUS_OFFSET + BARE_MESSAGE: "hocuspocus+asgi",
+    PER_MEMBER: "hocuspocus",
+}
 
 
 class Session:
@@ -131,6 +174,7 @@ class Session:
         self.author = author_of(self.info.context)
         expires = self.info.context.get("token_expires_at")
         self.expires_at = float(expires) if isinstance(expires, int | float) else None
+        self.socket.authenticated(self)
 
     def joined(self, room: Room) -> None:
         """Admitted into `room` (which has sent us its sync step 1)."""
@@ -218,7 +262,8 @@ class Session:
     # -- closing -------------------------------------------------------------------------------
 
     def close(self, code: int, reason: str = "") -> None:
-        """Close this session: with one session per socket, the socket."""
+        """Close this session: with one session per socket, the socket (a Hocuspocus channel
+        decides whether the code ends its document alone or the whole socket)."""
         self.socket.close(code, reason)
 
     def detach(self) -> None:

@@ -32,11 +32,17 @@ def test_every_hook_name_is_a_method_of_extension_with_a_kind() -> None:
         "on_unload_document",
         "on_request",
         "on_shutdown",
+        "on_stateless",
     ]
     assert set(HOOKS) == set(get_args(HookName))
     assert all(callable(getattr(Extension, name)) for name in HOOKS)
     background = {name for name, kind in HOOKS.items() if kind is Kind.BACKGROUND}
-    assert background == {"on_change", "on_store_document", "on_unload_document"}
+    assert background == {
+        "on_change",
+        "on_store_document",
+        "on_unload_document",
+        "on_stateless",
+    }
     logged = {name for name, kind in HOOKS.items() if kind is Kind.LOGGED}
     assert logged == {"on_disconnect", "on_shutdown"}
 

@@ -28,6 +28,7 @@ from collab.hooks import (
     OnRequestPayload,
     OnShutdownPayload,
     OnStartupPayload,
+    OnStatelessPayload,
     OnStoreDocumentPayload,
     OnUnloadDocumentPayload,
 )
@@ -97,6 +98,9 @@ class Recorder(Extension):
 
     async def on_shutdown(self, payload: OnShutdownPayload) -> None:
         self.record("on_shutdown", payload)
+
+    async def on_stateless(self, payload: OnStatelessPayload) -> None:
+        self.record("on_stateless", payload)
 
 
 class HeaderClient(YClient):
