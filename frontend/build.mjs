@@ -65,7 +65,7 @@ const monacoDeepImports = {
     b.onResolve({ filter: /^monaco-editor\/esm\// }, (args) => ({ path: path.join(here, 'node_modules', args.path) }))
   }
 }
-const EXAMPLES = ['index', 'prosemirror', 'monaco', 'quill']
+const EXAMPLES = ['index', 'prosemirror', 'monaco', 'quill', 'tiptap']
 const examples = await build({
   ...common,
   sourcemap: false,

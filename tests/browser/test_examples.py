@@ -38,6 +38,8 @@ EDITORS = [
     Editor("prosemirror", ".ProseMirror", ".ProseMirror-yjs-cursor", ".ProseMirror-yjs-cursor"),
     Editor("quill", ".ql-editor", ".ql-cursor", ".ql-cursor-caret"),
     Editor("monaco", ".view-lines", ".yRemoteSelectionHead", ".yRemoteSelectionHead"),
+    # Over the Hocuspocus protocol (/hocuspocus), not y-websocket.
+    Editor("tiptap", ".tiptap", ".collaboration-carets__caret", ".collaboration-carets__caret"),
 ]
 
 
@@ -131,7 +133,7 @@ async def test_index_links_every_example_with_the_document_name(server, browser,
     page = await new_user(browser, log, ADA)
     await page.goto(f"{server.http}/examples")
     links = page.locator("a[data-example]")
-    await expect(links).to_have_count(4)
+    await expect(links).to_have_count(5)
     await expect(page.locator('a[data-example="codemirror"]')).to_have_attribute(
         "href", "/d/examples/codemirror"
     )
@@ -187,9 +189,11 @@ async def test_examples_with_a_token(settings, browser, browser_log):
             await type_at_end(page, editor, f"Hello from {editor.id}.")
             await page.context.close()
 
-        refused = await new_user(browser, log, GRACE)
-        await refused.goto(example_url(srv.http, "quill", doc))
-        pill = status(refused)
-        await expect(pill).to_have_attribute("data-state", "disconnected", timeout=10_000)
-        await expect(pill).to_have_attribute("data-sync", "syncing")
-        await refused.context.close()
+        # y-websocket is closed with 4401; the Hocuspocus provider is told its auth failed.
+        for editor, state in [("quill", "disconnected"), ("tiptap", "refused")]:
+            refused = await new_user(browser, log, GRACE)
+            await refused.goto(example_url(srv.http, editor, doc))
+            pill = status(refused)
+            await expect(pill).to_have_attribute("data-state", state, timeout=10_000)
+            await expect(pill).to_have_attribute("data-sync", "syncing")
+            await refused.context.close()

@@ -13,6 +13,7 @@ interface Entry {
 const EXAMPLES: Entry[] = [
   { id: 'codemirror', title: 'CodeMirror 6', what: "Collab's own editor: presence, history, sharing.", packages: 'y-codemirror.next · y-websocket' },
   { id: 'prosemirror', title: 'ProseMirror', what: 'Rich text with the example setup (menu, lists, headings).', packages: 'y-prosemirror · y-websocket' },
+  { id: 'tiptap', title: 'Tiptap', what: 'Rich text over the Hocuspocus protocol, with collaboration carets.', packages: '@tiptap/extension-collaboration · @hocuspocus/provider' },
   { id: 'quill', title: 'Quill', what: 'Rich text with the snow toolbar and quill-cursors.', packages: 'y-quill · quill-cursors · y-websocket' },
   { id: 'monaco', title: 'Monaco', what: "VS Code's editor; shares its text with the CodeMirror editor.", packages: 'y-monaco · y-websocket' }
 ]
