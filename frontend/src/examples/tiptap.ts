@@ -13,13 +13,20 @@ import { expose, setUp } from './shared'
 const { hocuspocusUrl, name, token, user, mount, showStatus } = setUp('tiptap', 'Tiptap')
 
 const ydoc = new Y.Doc()
+// The callbacks run during the constructor (the first 'connecting' status): they must not touch
+// `provider` itself, which is not assigned yet (a throw there fails the provider's first
+// connection attempt, and it opens a second socket a second later).
+let synced = false
 const provider = new HocuspocusProvider({
   url: hocuspocusUrl,
   name, // the document name as it is: the protocol carries it in every message
   document: ydoc,
   token, // checked by the server's auth when it has one; null otherwise
-  onStatus: ({ status }) => showStatus(status, provider.isSynced),
-  onSynced: ({ state }) => showStatus('connected', state),
+  onStatus: ({ status }) => showStatus(status, synced),
+  onSynced: ({ state }) => {
+    synced = state
+    showStatus('connected', state)
+  },
   onAuthenticationFailed: () => showStatus('refused', false)
 })
 const editor = new Editor({
