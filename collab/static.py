@@ -4,6 +4,10 @@
   it is revalidated on every load (`no-cache` + ETag), so a new build shows up at once.
 - `/admin` answers with dist/admin.html, the operators' page (its data comes from /api/admin,
   for an admin token; the page itself holds none).
+- `/examples` and `/examples/<editor>` answer with dist/examples/<...>.html: the embedding
+  examples (docs/embedding.md), each its own bundle; an editor whose page was not built is a 404.
+  They run under the editor's CSP: each editor's styles, fonts and (Monaco's) worker come from
+  this origin, and no page needs more (a violation is a console error the browser tests fail on).
 - `/assets/...` are the bundler's outputs; every name there carries a content hash, so they are
   cached for a year. A pre-compressed `<file>.gz` written by the build is sent to clients that
   accept gzip.
@@ -20,6 +24,7 @@ import hashlib
 import html
 import mimetypes
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 METHODS = ["GET", "HEAD"]
+# The examples (dist/examples/<name>.html): lower-case names, so no path leaves the folder.
+EXAMPLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -70,6 +77,8 @@ def frontend_routes(settings: Settings) -> list[BaseRoute]:
         Route("/", site.index, methods=METHODS),
         Route("/d/{name:path}", site.index, methods=METHODS),
         Route("/admin", site.admin, methods=METHODS),
+        Route("/examples", site.example, methods=METHODS),
+        Route("/examples/{example}", site.example, methods=METHODS),
         Route("/assets/{path:path}", site.asset, methods=METHODS),
     ]
 
@@ -92,6 +101,15 @@ class _Site:
 
     async def admin(self, request: Request) -> Response:
         return self._page_response(request, "admin.html")
+
+    async def example(self, request: Request) -> Response:
+        example = request.path_params.get("example") or "index"
+        if not EXAMPLE_NAME.fullmatch(example):
+            return PlainTextResponse("Not Found", status_code=404)
+        built = self._load_page("examples/index.html") is not None
+        if built and self._load_page(f"examples/{example}.html") is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        return self._page_response(request, f"examples/{example}.html")
 
     def _page_response(self, request: Request, filename: str) -> Response:
         page = self._load_page(filename)
