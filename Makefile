@@ -21,6 +21,13 @@ $(INTEROP_STAMP): tests/interop/package.json tests/interop/package-lock.json
 
 interop-deps: $(INTEROP_STAMP)
 
+# y-webrtc for tests/browser/test_webrtc.py (bundled by the test itself)
+WEBRTC_STAMP := tests/browser/webrtc/node_modules/.installed
+
+$(WEBRTC_STAMP): tests/browser/webrtc/package.json tests/browser/webrtc/package-lock.json
+	cd tests/browser/webrtc && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEBRTC_STAMP)
+
 # The browser editor: npm ci when the lock changes, esbuild into frontend/dist when dist is
 # missing or older than any source (build.mjs writes dist/index.html last).
 FRONTEND_STAMP := frontend/node_modules/.installed
@@ -56,7 +63,7 @@ package: install
 run: install frontend
 	$(BIN)/collab serve
 
-test: install interop-deps frontend bench-deps
+test: install interop-deps $(WEBRTC_STAMP) frontend bench-deps
 	$(BIN)/pytest
 
 # The peer benchmark (bench/run.py): our server against the reference @y/websocket-server from

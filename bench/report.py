@@ -1171,6 +1171,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
     parts += [section_store(store)]
     parts += [section_events(meta)]
     parts += [section_metrics(meta)]
+    parts += [section_hocuspocus()]
     parts += [
         "## Reproduce\n",
         "```sh\nmake bench          # ~40 min: npm ci in bench/, matplotlib into .venv, every scenario × 3, this file\n"
@@ -1180,6 +1181,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "  # (--redis-url redis://HOST:PORT/DB, default redis://127.0.0.1:6379/0)\n"
         ".venv/bin/python bench/report.py bench/results/suite.jsonl       # redraw from raw results\n"
         ".venv/bin/python bench/idle_connections.py --connections 1000    # ours alone, Python client\n"
+        ".venv/bin/python bench/hocuspocus.py --json bench/results/hocuspocus.json  # the Hocuspocus row (~7 min)\n"
         ".venv/bin/python bench/events.py --json bench/results/events.json  # change feeds alone (~4 min)\n"
         ".venv/bin/python bench/metrics.py --json bench/results/metrics.json  # metrics on vs off (~8 min)\n```\n",
         "Raw results: `bench/results/suite.jsonl` (one JSON line per run, with the exact commands); "
@@ -1210,6 +1212,20 @@ def section_events(meta: dict[str, Any]) -> str | None:
             "`bench/results/events.json`, not from this suite's run: `make bench` runs it too.)\n"
         )
     return text
+
+
+def section_hocuspocus() -> str | None:
+    """bench/hocuspocus.py's row (the Hocuspocus protocol against @hocuspocus/server), from its
+    last run (bench/results/hocuspocus.json, written by `bench/hocuspocus.py --json`)."""
+    import sys
+
+    path = ROOT / "bench" / "results" / "hocuspocus.json"
+    if not path.exists():
+        return None
+    sys.path.insert(0, str(ROOT / "bench"))
+    from hocuspocus import markdown
+
+    return markdown(json.loads(path.read_text()))
 
 
 def section_metrics(meta: dict[str, Any]) -> str | None:

@@ -182,6 +182,8 @@ class Server:
                 "--database-url", f"sqlite+aiosqlite:///{self.db}",
                 "--log-level", self.log_level, *COLLAB_BENCH_FLAGS, *self.extra,
             ]  # fmt: skip
+        if self.kind == "hocuspocus":  # @hocuspocus/server + its SQLite extension (bench/hocuspocus.py)
+            return [NODE, "hocuspocus-server.mjs"]
         return [NODE, "node_modules/@y/websocket-server/src/server.js"]
 
     @property
@@ -191,6 +193,8 @@ class Server:
             cmd[cmd.index("--port") + 1] = self.port_name
             cmd[cmd.index("--database-url") + 1] = "sqlite+aiosqlite:///bench/results/tmp/RUN.db"
             return shlex.join(cmd)
+        if self.kind == "hocuspocus":
+            return "cd bench && PORT=PORT DATABASE=results/tmp/RUN.sqlite node hocuspocus-server.mjs"
         return "cd bench && HOST=127.0.0.1 PORT=PORT node node_modules/@y/websocket-server/src/server.js"
 
     @property
@@ -202,6 +206,9 @@ class Server:
         cwd = ROOT
         if self.kind == "yws":
             env.update(HOST="127.0.0.1", PORT=str(self.port))
+            cwd = BENCH
+        elif self.kind == "hocuspocus":
+            env.update(PORT=str(self.port), DATABASE=str(self.db.with_suffix(".sqlite")))
             cwd = BENCH
         else:
             env["PYTHONUNBUFFERED"] = "1"

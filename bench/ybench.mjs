@@ -24,6 +24,14 @@
 // supervisor and its workers); `server_cpu_s_each` gives the per-process split. `--redis-pid`
 // measures a Redis server's CPU alongside (reported apart, `redis_cpu_*`). `--reader-url`
 // connects the readers of fanout/throughput rooms to another server than the writers (--url).
+//
+// `--protocol hocuspocus` speaks the protocol of @hocuspocus/provider instead, to
+// `--url` + `--path` (default "", the reference @hocuspocus/server answers on any path; ours
+// is /hocuspocus): every message is prefixed by its document's name (var string), a socket
+// first sends Auth (token "bench") and syncs once the server answers Authenticated, and the
+// server's SyncReply (4) counts as Sync, its SyncStatus acks (8) are counted and dropped. One
+// socket per client and document, as a HocuspocusProvider with its own socket. The y-websocket
+// payloads (updates, awareness) are the same bytes.
 
 import WebSocket from 'ws'
 import fs from 'node:fs'
@@ -43,7 +51,8 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
 common: --prefix NAME (room name prefix), --timeout-ms 60000
   --pid A,B       sum the CPU/RSS of several server processes; --tree: and their descendants
   --redis-pid P   also measure this Redis server's CPU (redis_cpu_s, redis_cpu_us_per_delivery)
-  --reader-url U  fanout/throughput: readers connect to U (writers to --url): cross-process`
+  --reader-url U  fanout/throughput: readers connect to U (writers to --url): cross-process
+  --protocol hocuspocus [--path /hocuspocus]   the Hocuspocus protocol (see the header)`
 
 // ------------------------------------------------------------------------------------------
 // arguments
@@ -355,6 +364,19 @@ class Samples {
 const closeCodes = {} // close code (or error) -> count, for connections closed before we did
 let closingAll = false
 
+// The Hocuspocus framing (--protocol hocuspocus; set by main)
+const HP = { on: false, path: '', acks: 0 }
+const HP_AUTH = 2
+const HP_SYNC_REPLY = 4
+const HP_SYNC_STATUS = 8
+
+function hocuspocusAuth () {
+  const m = [HP_AUTH, 0] // Auth, Token
+  pushVarString(m, 'bench')
+  pushVarString(m, 'ybench')
+  return Buffer.from(m)
+}
+
 class Client {
   constructor (url, { onUpdate = null, onAwareness = null, onStep2 = null } = {}) {
     this.url = url
@@ -365,6 +387,15 @@ class Client {
     this.ws = null
     this.tStart = 0
     this.tSynced = 0
+    this.prefix = null
+    if (HP.on) {
+      // the room's y-websocket URL (BASE/ws/NAME) becomes BASE + path and the document NAME
+      const at = url.indexOf('/ws/')
+      this.url = url.slice(0, at) + HP.path
+      const name = []
+      pushVarString(name, decodeURIComponent(url.slice(at + 4)))
+      this.prefix = Buffer.from(name)
+    }
   }
 
   // Resolves on sync step 2 from the server (the "synced" event of a y-websocket provider).
@@ -381,8 +412,12 @@ class Client {
       const timer = setTimeout(() => finish(new Error('sync timeout')), timeoutMs)
       const ws = new WebSocket(this.url, { perMessageDeflate: false })
       this.ws = ws
-      ws.on('open', () => ws.send(STEP1_EMPTY))
+      ws.on('open', () => this.send(HP.on ? hocuspocusAuth() : STEP1_EMPTY))
       ws.on('message', (data) => {
+        if (HP.on) {
+          data = this.unwrap(data)
+          if (data === null) return
+        }
         if (!this.synced && data[0] === 0 && data[1] === 1) {
           this.synced = true
           this.tSynced = now()
@@ -403,6 +438,26 @@ class Client {
     })
   }
 
+  // A Hocuspocus message without its document name, as the y-websocket message it carries;
+  // null for what the Hocuspocus protocol alone has (auth, acks), handled here.
+  unwrap (data) {
+    rpos = 0
+    const nameLength = readVarUint(data) // the document name
+    rpos += nameLength
+    let type = data[rpos]
+    if (type === HP_SYNC_REPLY) type = 0
+    if (type === HP_SYNC_STATUS) { HP.acks++; return null }
+    if (type === HP_AUTH) {
+      const kind = data[rpos + 1]
+      if (kind === 2) this.send(STEP1_EMPTY) // Authenticated: sync
+      else this.ws.close() // PermissionDenied: counted by the close handler
+      return null
+    }
+    const out = data.subarray(rpos)
+    if (out[0] !== type) { out[0] = type }
+    return out
+  }
+
   handle (data) {
     const type = data[0]
     if (type === 0) {
@@ -418,7 +473,7 @@ class Client {
           this.onUpdate(client, clock, this, structsSpan(data, structs))
         }
       } else if (kind === 0) {
-        this.ws.send(STEP2_EMPTY) // what a provider with nothing to add answers
+        this.send(STEP2_EMPTY) // what a provider with nothing to add answers
       } else if (kind === 1 && this.onStep2) {
         this.onStep2(data)
       }
@@ -432,7 +487,7 @@ class Client {
     }
   }
 
-  send (buf) { this.ws.send(buf) }
+  send (buf) { this.ws.send(this.prefix === null ? buf : Buffer.concat([this.prefix, buf])) }
 
   terminate () {
     this.closedByUs = true
@@ -1079,6 +1134,13 @@ async function main () {
   o.pids = o.pid ? String(o.pid).split(',').map(Number) : []
   o.pid = o.pids[0] // single-process code paths (join) use the first
   o.prefix = o.prefix ?? `bench-${process.pid}`
+  if (o.protocol === 'hocuspocus') {
+    HP.on = true
+    HP.path = o.path ?? ''
+  } else if (o.protocol && o.protocol !== 'y-websocket') {
+    console.error(`--protocol y-websocket or hocuspocus\n${USAGE}`)
+    process.exit(2)
+  }
   const started = new Date().toISOString()
   const t0 = now()
   const result = await fn(o)
@@ -1087,6 +1149,7 @@ async function main () {
     started,
     elapsed_s: round((now() - t0) / 1000, 2),
     close_codes: closeCodes,
+    ...(HP.on ? { protocol: 'hocuspocus', sync_status_acks: HP.acks } : {}),
     generator_rss_mb: round(process.memoryUsage().rss / 1048576, 1),
     ...result
   }

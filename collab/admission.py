@@ -200,6 +200,18 @@ class Admission:
         session.admit_with(self._admit(session, token))
         return session
 
+    def admit_address(self, ip: str) -> None:
+        """A socket of another route (/signal) from `ip`: the per-IP limits apply to it too
+        (CollabError 1008); `release_address` gives the slot back."""
+        self._prune()
+        refused = self.ip_limits.attempt(ip)
+        if refused:
+            raise CollabError(refused, CloseCode.POLICY_VIOLATION)
+        self.ip_limits.opened(ip)
+
+    def release_address(self, ip: str) -> None:
+        self.ip_limits.closed(ip)
+
     def _prune(self) -> None:
         now = time.monotonic()
         if now - self._pruned >= 1.0:

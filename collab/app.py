@@ -18,7 +18,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage import DocumentStore, SqlStore
@@ -38,6 +38,8 @@ from .extensions import TokenAuth, amqp, webhooks
 from .hooks import Extension, OnShutdownPayload, OnStartupPayload
 from .hub import Hub
 from .metrics import Metrics
+from .protocols import signaling
+from .protocols.signal_socket import AsgiSignal
 from .settings import Settings
 from .static import frontend_routes
 
@@ -99,8 +101,10 @@ def routes(settings: Settings, extensions: Sequence[Extension]) -> list[BaseRout
                 raise ValueError(f"{type(extension).__name__} serves {path!r}, already served")
             taken.add(path)
             theirs.append(route)
-    # /ws under any ASGI server (under collab serve, uvicorn hands upgrades to collab/endpoint.py)
-    return [*api, *theirs, *last, *websocket_routes()]
+    # /ws and /signal under any ASGI server (under collab serve, uvicorn hands upgrades to
+    # collab/endpoint.py)
+    signal = WebSocketRoute(signaling.ROUTE, AsgiSignal())
+    return [*api, *theirs, *last, *websocket_routes(), signal]
 
 
 def _path(route: BaseRoute) -> str | None:
@@ -116,13 +120,17 @@ def _lifespan(
         async with _opened(settings, store) as active, anyio.create_task_group() as tg:
             hub = Hub(settings, active, tg, extensions, bus=make_bus(settings))
             app.state.hub = hub
-            app.state.admission = Admission(hub, settings)
+            admission = app.state.admission = Admission(hub, settings)
+            signals = app.state.signaling = signaling.Signaling(admission, hub.hooks, hub.cluster)
+            if hub.cluster is not None:
+                hub.cluster.on_signal = signals.remote
             hub.start()
+            tg.start_soon(signals.run, hub.tick_s)
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
             events.start(tg, documents, hub.saver, hub)
             app.state.readiness = Readiness(active, hub, tg)
-            metrics = app.state.metrics = Metrics(settings, hub, events)
+            metrics = app.state.metrics = Metrics(settings, hub, events, signals)
             metrics.start(tg)
             metrics_server = None
             if settings.metrics and settings.metrics_port:
@@ -139,6 +147,7 @@ def _lifespan(
                     _ready(settings, active, own_store=store is None)
                     yield
             finally:
+                signals.close_all(1001, "server shutting down")
                 if metrics_server is not None:
                     metrics_server.stop()
                 await hub.shutdown()

@@ -44,6 +44,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .events.feed import EventFeed
     from .hub import Hub
+    from .protocols.signaling import Signaling
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ STORE_EVERY_S = 30.0  # documents stored and the event backlog: a query each, th
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Sample = dict[str, float | None]
+# collab_signal_messages_total's kinds: the Signaling counters of the same names
+SIGNAL_KINDS = ("published", "delivered", "relayed_in", "relayed_out")
 
 HOOK_NAMES = (
     "on_startup",
@@ -85,10 +88,17 @@ def close_code_label(code: int) -> str:
 class Metrics:
     """One per app (`app.state.metrics`): the Prometheus metrics, and the overview's series."""
 
-    def __init__(self, settings: Settings, hub: Hub, events: EventFeed | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        hub: Hub,
+        events: EventFeed | None = None,
+        signaling: Signaling | None = None,
+    ) -> None:
         self.settings = settings
         self.hub = hub
         self.events = events
+        self.signaling = signaling
         self.counts: Counts | None = hub.counts
         self.enabled = self.counts is not None
         self._series: deque[Sample] = deque(maxlen=int(SERIES_SPAN_S / SAMPLE_EVERY_S))
@@ -162,6 +172,11 @@ class Metrics:
         self.load_errors = counter("collab_document_load_errors", "Document loads that failed.")
         self.bus = counter("collab_bus_messages", "Cluster bus messages.", ["direction"])
         self.compactions = counter("collab_compactions", "Compactions of a document's log.")
+        self.signal_sockets = gauge("collab_signal_connections", "Open /signal (y-webrtc) sockets.")
+        self.signal_topics = gauge("collab_signal_topics", "y-webrtc topics subscribed here.")
+        self.signal_messages = counter(
+            "collab_signal_messages", "y-webrtc signalling messages, by kind.", ["kind"]
+        )
         self.commit_latency = histogram(
             "collab_commit_latency_seconds",
             "From arrival to durable, of the oldest update of each commit.",
@@ -206,6 +221,8 @@ class Metrics:
             self.store_errors.labels(operation)
         for direction in BUS_DIRECTIONS:
             self.bus.labels(direction)
+        for kind in SIGNAL_KINDS:
+            self.signal_messages.labels(kind)
         for state in ("pending", "failed", "open_changes"):
             self.event_backlog.labels(state)
         self._histograms: dict[str, Histogram] = {
@@ -279,6 +296,10 @@ class Metrics:
         if hub.cluster is not None:
             for direction, n in zip(BUS_DIRECTIONS, hub.cluster.message_counts(), strict=True):
                 add(self.bus.labels(direction), n)
+        signaling = self.signaling
+        if signaling is not None:
+            for kind in SIGNAL_KINDS:
+                add(self.signal_messages.labels(kind), getattr(signaling, kind))
         samples, counts.fanout_samples = counts.fanout_samples, []
         for value in samples:
             self.fanout.observe(value)
@@ -322,6 +343,9 @@ class Metrics:
         self.rooms.set(len(hub.rooms))
         self.awareness_states.set(sum(len(room.awareness) for room in list(hub.rooms.values())))
         self.uncommitted.set(hub.saver.recorded - hub.saver.committed)
+        if self.signaling is not None:
+            self.signal_sockets.set(len(self.signaling.peers))
+            self.signal_topics.set(len(self.signaling.topics))
 
     async def read_store(self) -> None:
         """The gauges that take a query: documents stored, the event backlog (bounded: a store

@@ -136,6 +136,12 @@ class Settings:
     pre_auth_max_bytes: int = field(
         default=1 * MiB, metadata=_doc("bytes a client may send before it is authenticated")
     )
+    signal_max_topics: int = field(
+        default=64, metadata=_doc("y-webrtc topics one /signal connection may subscribe to")
+    )
+    signal_max_message_bytes: int = field(
+        default=64 * 1024, metadata=_doc("larger /signal messages close the connection (1009)")
+    )
     redis_url: str = field(
         default="", metadata=_doc("redis://host:port/db: cluster mode over Redis pub/sub")
     )
@@ -230,6 +236,8 @@ class Settings:
             "auth_timeout_s",
             "pre_auth_max_messages",
             "pre_auth_max_bytes",
+            "signal_max_topics",
+            "signal_max_message_bytes",
             "peer_timeout_s",
             "workers",
             "events_debounce_ms",

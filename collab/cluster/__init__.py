@@ -14,6 +14,8 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     BATCH      several envelopes of one sender on one channel, in order, as one message (the
                Redis bus: one PUBLISH, and one copy of it back to us, instead of one per update);
                its payload is [kind][length: var uint][payload], repeated
+    SIGNAL     a y-webrtc signalling message published here (shared channel): [topic: var
+               bytes][the JSON text]; every process hands it to its subscribers of the topic
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
 that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds;
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VERSION = 1
-UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH = 1, 2, 3, 4, 5, 6, 7
+UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH, SIGNAL = 1, 2, 3, 4, 5, 6, 7, 8
 PID_BYTES = 16
 
 

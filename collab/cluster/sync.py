@@ -40,7 +40,7 @@ from storage import DocumentStore, StoredDocument
 from .. import protocol as p
 from ..room import Recorder, Room
 from ..ydoc import apply_update, captured
-from . import AWARENESS, BYE, COMMITTED, HEARTBEAT, SYNC, UPDATE, Bus, Envelope
+from . import AWARENESS, BYE, COMMITTED, HEARTBEAT, SIGNAL, SYNC, UPDATE, Bus, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,8 @@ class ClusterSync:
         self.load: Callable[[], Mapping[str, int]] | None = None
         self._identity = {"pid": os.getpid(), "host": socket.gethostname()[:64]}
         self._loads: dict[bytes, Load] = {}  # other processes -> what their last heartbeat said
+        # Who hears the other processes' y-webrtc signalling (collab.protocols.signaling)
+        self.on_signal: Callable[[bytes], None] | None = None
 
     async def run(self) -> None:
         await self.bus.run(self._on_bus, self._exchange_all, self._on_subscribed)
@@ -240,6 +242,10 @@ class ClusterSync:
         with anyio.move_on_after(0.5):
             await self.bus.close()
 
+    def publish_signal(self, payload: bytes) -> None:
+        """A y-webrtc publish, for the other processes' subscribers (the shared channel)."""
+        self.bus.publish(None, SIGNAL, payload)
+
     def message_counts(self) -> tuple[int, int, int]:
         """(published, received, dropped) since start, for the metrics (a bus without
         `message_counts` counts as publishing nothing)."""
@@ -270,6 +276,8 @@ class ClusterSync:
         if document is None:
             if envelope.kind == BYE:
                 self._peer_gone(sender)
+            elif envelope.kind == SIGNAL and self.on_signal is not None:
+                self.on_signal(envelope.payload)
             return
         replica = self._replicas.get(document)
         if replica is None:
