@@ -24,6 +24,7 @@ from typing import Any
 from pycrdt import Doc, Map, StickyIndex, Text
 
 from .content import doc_of, kinds
+from .protocol import write_var_uint
 from .ystructs import read_update, with_strings
 
 ROOT = "comments"  # the root Y.Map of comments
@@ -146,7 +147,7 @@ class _Resolver:
         client, clock = _int(item.get("client")), _int(item.get("clock"))
         if client is None or clock is None or client < 0 or clock < 0:
             return None
-        encoded = bytes([0]) + _varuint(client) + _varuint(clock) + _varint(assoc)
+        encoded = bytes([0]) + write_var_uint(client) + write_var_uint(clock) + _varint(assoc)
         ascii_text = self._ascii_doc().get(name, type=Text)
         try:
             units = StickyIndex.decode(encoded, ascii_text).get_index()
@@ -177,15 +178,6 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return int(value)
-
-
-def _varuint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _varint(n: int) -> bytes:

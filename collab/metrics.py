@@ -23,7 +23,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
 from anyio.abc import TaskGroup
@@ -39,6 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .counts import MESSAGE_TYPES, PROTOCOLS, REFUSE_REASONS, Counts
 from .errors import CloseCode
+from .hooks import HookName
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -58,18 +59,7 @@ Sample = dict[str, float | None]
 # collab_signal_messages_total's kinds: the Signaling counters of the same names
 SIGNAL_KINDS = ("published", "delivered", "relayed_in", "relayed_out")
 
-HOOK_NAMES = (
-    "on_startup",
-    "on_connect",
-    "on_authenticate",
-    "on_load_document",
-    "on_change",
-    "on_store_document",
-    "on_disconnect",
-    "on_unload_document",
-    "on_request",
-    "on_shutdown",
-)
+HOOK_NAMES: tuple[str, ...] = get_args(HookName)
 STORE_OPERATIONS = ("commit", "compaction", "clients")
 BUS_DIRECTIONS = ("published", "received", "dropped")
 CLOSE_CODES = (*(str(int(code)) for code in CloseCode), "1005", "1006", "other")

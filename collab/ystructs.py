@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
 
+from .protocol import write_var_uint
+
 GC: Final = 0
 SKIP: Final = 10
 # Content refs (info & 0x1F)
@@ -344,19 +346,10 @@ def with_strings(data: bytes, structs: list[Struct], write: Callable[[Struct], s
             continue
         start, end = struct.span
         text = write(struct).encode("utf-8", "surrogatepass")
-        out += [data[last:start], _varuint(len(text)), text]
+        out += [data[last:start], write_var_uint(len(text)), text]
         last = end
     out.append(data[last:])
     return b"".join(out)
-
-
-def _varuint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def utf16_length(text: str) -> int:
