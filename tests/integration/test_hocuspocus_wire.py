@@ -15,9 +15,10 @@ from starlette.routing import Mount
 
 import collab
 from collab import protocol as p
+from collab.hooks import Extension, OnStatelessPayload
 from collab.protocols import hocuspocus_codec as hp
-from tests.conftest import RunningServer, every_server, free_port, serve_app
-from tests.hocuspocus_wire import auth, hocuspocus_wire, message
+from tests.conftest import RunningServer, every_server, free_port, serve_app, serving
+from tests.hocuspocus_wire import auth, hocuspocus_wire, message, stateless
 from tests.integration.test_metrics import scrape, value
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -153,3 +154,31 @@ async def test_each_document_counts_in_the_metrics(server: RunningServer, server
     assert value(during, opened, protocol=label) - value(before, opened, protocol=label) == 2
     received = "collab_messages_received_total"
     assert value(during, received, type="update") - value(before, received, type="update") == 1
+
+
+class FailingOnStateless(Extension):
+    """An on_stateless hook that raises: its error and its duration must be counted."""
+
+    def __init__(self) -> None:
+        self.called = anyio.Event()
+
+    async def on_stateless(self, payload: OnStatelessPayload) -> None:
+        self.called.set()
+        raise RuntimeError("this hook fails")
+
+
+async def test_a_failing_on_stateless_hook_is_counted(settings: Any) -> None:
+    failing = FailingOnStateless()
+    async with serving(settings, extensions=[failing]) as server:
+        async with hocuspocus_wire(server.url) as c:
+            await c.send(auth("s"))
+            await c.expect("s", hp.SYNC)
+            await c.send(stateless("s", "hello"))
+            with anyio.fail_after(5):
+                await failing.called.wait()
+                while True:  # (the error is counted once the hook has returned)
+                    samples = await scrape(server.http + "/metrics")
+                    if value(samples, "collab_hook_errors_total", hook="on_stateless") == 1:
+                        break
+                    await anyio.sleep(0.05)
+        assert value(samples, "collab_hook_duration_seconds_count", hook="on_stateless") == 1
