@@ -4,7 +4,10 @@
                                      [--img docs/img]
 
 Cells are median [min–max] over the repetitions; "÷ ref" divides our median by the reference's
-median from the same run of the suite.
+median from the same run of the suite, "÷ Hocuspocus" by @hocuspocus/server's (the third column,
+where the suite ran it). The "Issue 16 targets" table at the top is computed from the records; for
+each target it finds not met it includes the matching `## <target id>` section of the hand-written
+bench/profiles.md (what the profile shows the limit is).
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS, REF = "collab", "yws"
-NAMES = {OURS: "Collab (ours)", REF: "y-websocket (reference)"}
-COLORS = {OURS: "#1f77b4", REF: "#ff7f0e", "persist": "#2ca02c", "w1": "#9ecae1", "w2": "#08519c"}
+OURS, REF, HOCUS = "collab", "yws", "hocuspocus"
+SERVERS = (OURS, REF, HOCUS)  # the column order everywhere; a server shows only where it ran
+NAMES = {OURS: "Collab (ours)", REF: "y-websocket (reference)", HOCUS: "@hocuspocus/server (with SQLite)"}
+SHORT = {OURS: "ours", REF: "y-websocket", HOCUS: "Hocuspocus"}
+COLORS = {OURS: "#1f77b4", REF: "#ff7f0e", HOCUS: "#9467bd", "persist": "#2ca02c", "w1": "#9ecae1",
+          "w2": "#08519c"}  # fmt: skip
+PROFILES = ROOT / "bench" / "profiles.md"  # hand-written: what limits each target not met
 # cluster mode (bench/run.py VARIANTS): our server in several configurations
 VARIANT_NAMES = {
     "w1": "Collab `--workers 1`",
@@ -134,7 +141,7 @@ class Data:
         return median(self.vvalues(scenario, variant, get))
 
     def servers(self, scenario: str) -> list[str]:
-        return [s for s in (OURS, REF) if self.by.get((scenario, s))]
+        return [s for s in SERVERS if self.by.get((scenario, s))]
 
     def good(self, scenario: str, server: str) -> list[Run]:
         return [r for r in self.by.get((scenario, server), []) if ok(r)]
@@ -168,14 +175,17 @@ def step_cpu_at(run: Run, rate: float) -> float | None:
 
 
 def common_rates(d: Data, scenario: str) -> dict[int, float]:
-    """Per repetition: the highest ladder step that both servers sustained."""
+    """Per repetition: the highest ladder step that every server of the repetition sustained (ours
+    and the reference; Hocuspocus too where it ran), so CPU per delivery compares like for like."""
     out = {}
-    ours = {r["rep"]: r for r in d.good(scenario, OURS)}
-    ref = {r["rep"]: r for r in d.good(scenario, REF)}
-    for rep in ours.keys() & ref.keys():
-        a, b = ours[rep]["result"].get("best"), ref[rep]["result"].get("best")
-        if a and b:
-            out[rep] = min(a["rate"], b["rate"])
+    per = [{r["rep"]: r for r in d.good(scenario, s)} for s in d.servers(scenario)]
+    per = [p for p in per if p]
+    if len(per) < 2:
+        return {}
+    for rep in set.intersection(*(set(p) for p in per)):
+        bests = [p[rep]["result"].get("best") for p in per]
+        if all(bests):
+            out[rep] = min(b["rate"] for b in bests if b)
     return out
 
 
@@ -196,6 +206,8 @@ def scenario_table(
     servers = d.servers(scenario)
     header = ["server", "runs"] + [c[0] for c in cols] + (extra_header or [])
     header += [f"{c} ÷ ref" for c in ratio_cols]
+    if HOCUS in servers:
+        header += [f"{c} ÷ Hocuspocus" for c in ratio_cols]
     rows = []
     for s in servers:
         all_runs = d.by.get((scenario, s), [])
@@ -209,6 +221,10 @@ def scenario_table(
         for rc in ratio_cols:
             get = next(c[1] for c in cols if c[0] == rc)
             row.append(ratio(d.med(scenario, s, get), d.med(scenario, REF, get)) if REF in servers else "–")
+        if HOCUS in servers:
+            for rc in ratio_cols:
+                get = next(c[1] for c in cols if c[0] == rc)
+                row.append(ratio(d.med(scenario, s, get), d.med(scenario, HOCUS, get)))
         rows.append(row)
     return table(header, rows)
 
@@ -219,22 +235,30 @@ def flags_of(meta: dict[str, Any], scenario: str) -> str:
 
 
 def commands(d: Data, scenario: str) -> str:
-    """The generator command (the same against both servers; PORT and PID filled in per run)."""
-    lines = []
+    """The generator command (PORT and PID filled in per run): one line when it is the same against
+    every server, else one per server (Hocuspocus speaks its own protocol: `--protocol hocuspocus`)."""
+    per: dict[str, str] = {}
+    lines: list[str] = []
     for s in d.servers(scenario):
         runs = d.by[(scenario, s)]
-        if runs and runs[0].get("generator_command"):
-            lines.append(runs[0]["generator_command"])
-            r = runs[0]
-            if scenario == "persist" and r.get("restore", {}).get("join_command"):
-                lines.append("# then SIGTERM, the same server command again (--log-level info), and")
-                lines.append(r["restore"]["join_command"])
-            break
+        r = next((x for x in runs if x.get("generator_command")), None)
+        if r is None:
+            continue
+        per[s] = r["generator_command"]
+        if scenario == "persist" and r.get("restore", {}).get("join_command"):
+            lines.append("# then SIGTERM, the same server command again (--log-level info), and")
+            lines.append(r["restore"]["join_command"])
+    if not per:
+        return ""
+    if len(set(per.values())) == 1:
+        lines.insert(0, next(iter(per.values())))
+    else:
+        lines = [x for s, c in per.items() for x in (f"# {NAMES[s]}", c)] + lines
     return "Generator: `" + lines[0] + "`" if len(lines) == 1 else "```\n" + "\n".join(lines) + "\n```"
 
 
 def first_result(d: Data, scenario: str) -> dict[str, Any]:
-    for s in (OURS, REF):
+    for s in SERVERS:
         g = d.good(scenario, s)
         if g:
             return g[0]["result"]
