@@ -286,14 +286,19 @@ def title(d: Data, scenario: str) -> str:
 
 def section_connect(d: Data, meta: dict[str, Any]) -> str:
     out = []
-    for scenario in ("connect1k", "connect5k", "connect10k"):
+    for scenario in ("connect1k", "connect5k", "connect10k", "idle50k"):
         if not d.servers(scenario):
             continue
         n = d.good(scenario, d.servers(scenario)[0])
         if not n:
             continue
         first = n[0]["result"]
-        out.append(f"### connect — {first['n']:,} idle connections over {first['rooms']:,} rooms\n")
+        name = "idle50k" if scenario == "idle50k" else "connect"
+        out.append(f"### {name} — {first['n']:,} idle connections over {first['rooms']:,} rooms\n")
+        if scenario == "idle50k":
+            out.append("One server process holds them all; the generator opens them from several "
+                       "loopback source addresses (127.0.0.2, 127.0.0.3 …: one address has too few "
+                       "ports), with its descriptor limit raised in the bench, not in the server.\n")
         out.append(scenario_table(d, scenario, [
             ("all synced (ms)", res("all_synced_ms"), None),
             ("handshake p99 (ms)", res("handshake_p99_ms"), None),
@@ -536,7 +541,133 @@ def split_cell(r: Run) -> str:
     return "/".join(str(x) for x in socks) or "–"
 
 
+def is_ladder(d: Data) -> bool:
+    """The workers scenario as a ladder (round one) rather than a fixed load (issue 16)."""
+    return any("steps" in (r.get("result") or {}) for v in ("w1", "w2") for r in d.variant.get(("workers", v), []))
+
+
+def section_workers_fixed(d: Data) -> str:
+    """Issue 16's workers scenario: the fanout load, fixed, against `--workers 1` and `--workers 2`."""
+    if not d.variant.get(("workers", "w1")) and not d.variant.get(("workers", "w2")):
+        return ""
+    cpu = res("server_cpu_us_per_delivery")
+    base = d.vmed("workers", "w1", cpu)
+    rows = []
+    for v in ("w1", "w2"):
+        if not d.variant.get(("workers", v)):
+            continue
+        good = d.vgood("workers", v)
+        rows.append([
+            variant_name(d, v), runs_cell(d, "workers", v),
+            cell(d.vvalues("workers", v, cpu), 2),
+            ratio(d.vmed("workers", v, cpu), base),
+            cell(d.vvalues("workers", v, res("server_cpu_pct")), 1),
+            cell(d.vvalues("workers", v, res("p50_ms"))),
+            cell(d.vvalues("workers", v, res("p99_ms"))),
+            cell(d.vvalues("workers", v, res("delivered_frac")), 4),
+            cell(d.vvalues("workers", v, res("generator_cpu_pct")), 0),
+            cell(d.vvalues("workers", v, res("host_background_cpu_pct")), 0),
+            ", ".join(split_cell(r) for r in good) or "–",
+        ])  # fmt: skip
+    tab = table([
+        "server", "runs", "server CPU µs / delivery (all processes)", "÷ `--workers 1`",
+        "server CPU % (all processes; 100 = one core)", "p50 (ms)", "p99 (ms)", "delivered",
+        "generator CPU %", "host background CPU %", "client connections per worker, per run",
+    ], rows)  # fmt: skip
+    r0 = first_variant_result(d)
+    cmds = []
+    for v in ("w1", "w2"):
+        rr = d.variant.get(("workers", v))
+        if rr:
+            cmds.append(f"# {variant_name(d, v).replace('`', '')}\n{rr[0]['server_command']}")
+    gen = next((r.get("generator_command") for v in ("w1", "w2") for r in d.variant.get(("workers", v), [])
+                if r.get("generator_command")), None)  # fmt: skip
+    if gen:
+        cmds.append("# the generator (PID: the server's; --tree adds its children)\n" + gen)
+    load = (f"{r0.get('rooms', 0)} rooms × {r0.get('clients', 0)} clients, {r0.get('rate', 0):,} updates/s"
+            if r0 else "a fixed load")
+    return "\n".join([
+        f"### workers — {load} against `--workers 1` and `--workers 2`\n",
+        "The same fixed load against our server in one process and in two workers. **Server CPU** "
+        "is the whole process tree (the supervisor and the workers, /proc/PID/stat of each, "
+        "`ybench --tree`), divided by the deliveries: ≤ 1.10× of one process means a second worker "
+        "costs next to nothing per message. Connections per worker are each worker's socket "
+        "descriptors mid-run minus before (the supervisor holds none once it has handed them on).\n",
+        tab,
+        "",
+        "```\n" + "\n".join(cmds) + "\n```\n",
+    ])  # fmt: skip
+
+
+def first_variant_result(d: Data) -> dict[str, Any]:
+    return next((r["result"] for v in ("w1", "w2") for r in d.vgood("workers", v)), {})
+
+
+def section_bigjoin(d: Data) -> str:
+    if not d.servers("bigjoin"):
+        return ""
+    b = first_result(d, "bigjoin")
+    tab = scenario_table(d, "bigjoin", [
+        ("document (MB)", lambda r: r["result"]["doc_bytes"] / 1e6, 1),
+        ("build (ms)", res("build_ms"), None),
+        ("joiners", res("joiners"), 0),
+        ("all synced (ms)", res("all_synced_ms"), None),
+        ("join p50 (ms)", res("join_p50_ms"), None),
+        ("join p99 (ms)", res("join_p99_ms"), None),
+        ("failures", res("failures"), 0),
+        ("RSS before the join (MB)", res("rss_before_join_mb"), 0),
+        ("peak RSS (MB)", res("peak_rss_mb"), 0),
+        ("server CPU during the join (s)", res("server_cpu_join_s"), 2),
+    ], ["all synced (ms)", "peak RSS (MB)"])  # fmt: skip
+    joiners = b.get("joiners", 100)
+    size = f"{b['doc_bytes'] / 1e6:.0f} MB" if b.get("doc_bytes") else "big"
+    return "\n".join([
+        f"### bigjoin — {joiners} clients join a {size} document at once\n",
+        f"One client builds the document, then {joiners} fresh clients connect to it together; "
+        "\"all synced\" is the time until the last of them has its sync step 2. Peak RSS is the "
+        "server's VmHWM over the join (reset with `echo 5 > /proc/PID/clear_refs` at its start).\n",
+        tab, "", commands(d, "bigjoin"), "",
+    ])  # fmt: skip
+
+
+def section_keystroke(d: Data) -> str:
+    present = [(sc, label) for sc, label in KEYSTROKE if d.servers(sc)]
+    if not present:
+        return ""
+    ks = res("server_cpu_us_per_keystroke")
+    servers = [s for s in SERVERS if any(d.by.get((sc, s)) for sc, _ in present)]
+    rows = []
+    for s in servers:
+        row = [NAMES[s]]
+        for sc, _ in present:
+            row.append(cell(d.values(sc, s, ks), None))
+        for sc, _ in present:
+            row.append(cell(d.values(sc, s, res("p99_ms"))))
+        row.append(cell([x for sc, _ in present for x in d.values(sc, s, res("delivered_frac"))], 4))
+        a, b = d.med("keystroke1k", s, ks), d.med("keystroke1m", s, ks)
+        row.append(ratio(b, a))
+        row.append(ratio(b, d.med("keystroke1m", REF, ks)))
+        rows.append(row)
+    header = (["server"] + [f"CPU µs / keystroke, {label} history" for _, label in present]
+              + [f"p99 (ms), {label}" for _, label in present] + ["delivered", "1M ÷ 1k", "at 1M ÷ ref"])  # fmt: skip
+    k0 = next((r["result"] for sc, _ in present for s in SERVERS for r in d.good(sc, s)), {})
+    cmds = []
+    for sc, _ in present:
+        c = commands(d, sc)
+        if c:
+            cmds.append(f"{sc}: " + c if c.startswith("Generator") else f"{sc}:\n\n{c}")
+    return "\n".join([
+        "### keystroke — one user typing into a document with 1k, 100k and 1M characters of history\n",
+        f"A typist sends {k0.get('keystrokes', 0):,} one-character edits at {k0.get('rate', 0):,}/s into a "
+        "document that already holds the history; one reader receives them (latency is typist → "
+        "reader). Server CPU per keystroke should not grow with the history.\n",
+        table(header, rows), "", "\n\n".join(cmds), "",
+    ])  # fmt: skip
+
+
 def section_workers(d: Data) -> str:
+    if not is_ladder(d):
+        return section_workers_fixed(d)
     if not d.variant.get(("workers", "w1")) and not d.variant.get(("workers", "w2")):
         return ""
     best = lambda k: lambda r: r["result"]["best"][k]  # noqa: E731
@@ -713,6 +844,222 @@ def section_bus(d: Data) -> str:
 
 
 # ------------------------------------------------------------------------------------------
+# issue 16: the targets table, computed from the records, and what limits each one not met
+
+# The scenarios @hocuspocus/server can run (all but our cluster modes and the ours-only
+# persistence runs); its target is met when every one of them that this suite ran has its runs.
+HOCUS_SCENARIOS = (
+    "connect1k", "connect5k", "connect10k", "idle50k", "fanout", "tput10x10", "tput1x100", "awareness",
+    "bigdoc", "bigjoin", "keystroke1k", "keystroke100k", "keystroke1m",
+)  # fmt: skip
+KEYSTROKE = (("keystroke1k", "1k"), ("keystroke100k", "100k"), ("keystroke1m", "1M"))
+TARGET_LABELS = {
+    "fanout": "fanout: server CPU per delivery, in every repetition",
+    "workers": "`--workers 2` vs `--workers 1`: CPU per delivery, all processes",
+    "connect10k": "10,000 connection storm",
+    "idle50k": "50,000 idle connections in one process",
+    "bigjoin": "100 clients joining a 20 MB document",
+    "keystroke": "CPU per keystroke vs history size",
+    "hocuspocus": "@hocuspocus/server as a third column",
+}
+
+
+class TargetRow:
+    def __init__(self, tid: str, what: str, target: str, met: bool | None, ours: str = "–", ref: str = "–",
+                 hp: str = "–", ratio: str = "–", ratio_hp: str = "–"):  # fmt: skip
+        self.tid, self.what, self.target, self.met = tid, what, target, met
+        self.ours, self.ref, self.hp, self.ratio, self.ratio_hp = ours, ref, hp, ratio, ratio_hp
+
+
+def safe(get: Callable[[Run], Any], run: Run) -> Any:
+    try:
+        return get(run)
+    except (KeyError, TypeError, IndexError, ZeroDivisionError):
+        return None
+
+
+def per_rep(d: Data, scenario: str, server: str, get: Callable[[Run], Any]) -> dict[int, float | None]:
+    return {r["rep"]: safe(get, r) for r in d.good(scenario, server)}
+
+
+def workers_cpu(d: Data, variant: str) -> dict[int, float | None]:
+    """CPU per delivery of each --workers run, summed over its process tree: the fixed-load
+    (fanout-style) result of issue 16, or, for a ladder, the step both variants sustained."""
+    common = workers_common(d)
+    out: dict[int, float | None] = {}
+    for r in d.vgood("workers", variant):
+        res_ = r["result"]
+        if "steps" in res_:
+            out[r["rep"]] = step_cpu_at(r, common[r["rep"]]) if r["rep"] in common else None
+        else:
+            out[r["rep"]] = res_.get("server_cpu_us_per_delivery")
+    return out
+
+
+def uses_bus(d: Data, variant: str) -> bool:
+    return any("--redis-url" in (r.get("server_command") or "") for r in d.variant.get(("workers", variant), []))
+
+
+def variant_name(d: Data, v: str) -> str:
+    if v == "w2" and d.variant.get(("workers", v)) and not uses_bus(d, v):
+        return "Collab `--workers 2`, no bus (each document in one worker)"
+    return VARIANT_NAMES[v]
+
+
+def targets(d: Data) -> list[TargetRow]:
+    rows: list[TargetRow] = []
+    hp_ran = any(d.by.get((s, HOCUS)) for s in HOCUS_SCENARIOS)
+
+    def meds(scenario: str, get: Callable[[Run], Any], digits: int | None = None) -> dict[str, str]:
+        m = {s: d.med(scenario, s, get) for s in SERVERS}
+        return {"ours": num(m[OURS], digits), "ref": num(m[REF], digits), "hp": num(m[HOCUS], digits),
+                "ratio": ratio(m[OURS], m[REF]), "ratio_hp": ratio(m[OURS], m[HOCUS])}  # fmt: skip
+
+    def le_ratio(scenario: str, get: Callable[[Run], Any], k: float) -> bool | None:
+        o, r = d.med(scenario, OURS, get), d.med(scenario, REF, get)
+        return None if o is None or r is None or r == 0 else o / r <= k
+
+    # 1. fanout, judged per repetition: ours and the reference paired by rep
+    cpu = res("server_cpu_us_per_delivery")
+    o, r = per_rep(d, "fanout", OURS, cpu), per_rep(d, "fanout", REF, cpu)
+    reps = sorted({x["rep"] for s in (OURS, REF) for x in d.by.get(("fanout", s), [])})
+    ratios = {k: (o[k] / r[k] if o.get(k) is not None and r.get(k) else None) for k in reps}
+    measured = [x for x in ratios.values() if x is not None]
+    met = None if not measured else all(x is not None and x <= 0.75 for x in ratios.values())
+    rows.append(TargetRow(
+        "fanout", "server CPU µs / delivery, fanout (median; ratio per repetition)", "≤ 0.75× in every repetition",
+        met, **{**meds("fanout", cpu), "ratio": ", ".join(
+            f"rep {k + 1}: {'–' if x is None else f'{x:.2f}×'}" for k, x in ratios.items()) or "–"},
+    ))  # fmt: skip
+
+    # 2. --workers 2 vs --workers 1, CPU per delivery over the whole process tree
+    w1, w2 = workers_cpu(d, "w1"), workers_cpu(d, "w2")
+    m1, m2 = median(w1.values()), median(w2.values())
+    split = ", ".join(split_cell(x) for x in d.vgood("workers", "w2"))
+    per = [f"{w2[k] / w1[k]:.2f}×" for k in sorted(w1.keys() & w2.keys()) if w1[k] and w2[k] is not None]
+    bus = uses_bus(d, "w2")
+    met = None if m1 is None or m2 is None else (m2 / m1 <= 1.1 and not bus)
+    ladder = any("steps" in x["result"] for x in d.vgood("workers", "w2"))
+    rows.append(TargetRow(
+        "workers", "server CPU µs / delivery, `--workers 2` ÷ `--workers 1`"
+        + (" (the ladder's common step)" if ladder else "") + (", **with the Redis bus**" if bus else "")
+        + (f"; client connections per worker, per run: {split}" if split else ""),
+        "≤ 1.10×, no bus", met, ours=f"w1 {num(m1)}, w2 {num(m2)}", ref="n/a (one process)",
+        hp="n/a" if hp_ran else "–",
+        ratio=ratio(m2, m1) + (f" (per rep: {', '.join(per)})" if len(per) > 1 else ""),
+    ))  # fmt: skip
+
+    # 3. the 10,000 connection storm
+    for key, label in (("all_synced_ms", "time until all synced (ms)"), ("handshake_p99_ms", "handshake p99 (ms)")):
+        rows.append(TargetRow("connect10k", f"10,000 connections: {label}", "≤ 1.0×",
+                              le_ratio("connect10k", res(key), 1.0), **meds("connect10k", res(key))))
+
+    # 4. 50,000 idle connections in one process
+    kb = res("rss_per_conn_kb")
+    every = d.by.get(("idle50k", OURS), [])
+    good = d.good("idle50k", OURS)
+    held = bool(good) and len(good) == len(every) and all(
+        x["result"].get("n", 0) >= 50000 and not x["result"].get("failures")
+        and x["result"].get("synced", x["result"].get("n")) == x["result"].get("n") for x in good
+    )  # fmt: skip
+    ours_kb = d.med("idle50k", OURS, kb)
+    n = first_result(d, "idle50k").get("n")
+    fails = sum(x["result"].get("failures") or 0 for x in good)
+    rows.append(TargetRow(
+        "idle50k", f"RSS per idle connection (KB), {n or 50000:,} held; our failures, all runs: "
+        + (f"{fails:,}" if good else "–"), "≤ 6 KB each at 50,000, 0 failures",
+        None if ours_kb is None else (ours_kb <= 6 and held), **meds("idle50k", kb, 1),
+    ))  # fmt: skip
+
+    # 5. 100 clients joining a 20 MB document at once
+    for key, label in (("all_synced_ms", "time until all 100 synced (ms)"), ("peak_rss_mb", "peak RSS (MB)")):
+        rows.append(TargetRow("bigjoin", f"20 MB join: {label}", "≤ 0.5×",
+                              le_ratio("bigjoin", res(key), 0.5), **meds("bigjoin", res(key))))
+
+    # 6. CPU per keystroke against the history's size
+    ks = res("server_cpu_us_per_keystroke")
+    sizes = {s: {label: d.med(sc, s, ks) for sc, label in KEYSTROKE} for s in SERVERS}
+
+    def sizes_cell(s: str) -> str:
+        v = sizes[s]
+        return "–" if all(x is None for x in v.values()) else ", ".join(f"{k}: {num(x)}" for k, x in v.items())
+
+    a, b = sizes[OURS]["1k"], sizes[OURS]["1M"]
+    rows.append(TargetRow(
+        "keystroke", "server CPU µs / keystroke at 1k, 100k, 1M characters of history; ratio: ours 1M ÷ 1k",
+        "< 2× from 1k to 1M", None if a is None or b is None or a == 0 else b / a < 2,
+        ours=sizes_cell(OURS), ref=sizes_cell(REF), hp=sizes_cell(HOCUS), ratio=ratio(b, a),
+    ))  # fmt: skip
+    rows.append(TargetRow("keystroke", "server CPU µs / keystroke at 1M characters of history", "≤ 1.0×",
+                          le_ratio("keystroke1m", ks, 1.0), **meds("keystroke1m", ks)))
+
+    # 7. Hocuspocus, a third column in every scenario it supports (that this suite ran)
+    ran = [s for s in HOCUS_SCENARIOS if any(d.by.get((s, x)) for x in SERVERS)]
+    have = [s for s in ran if d.good(s, HOCUS)]
+    missing = [s for s in ran if s not in have]
+    rows.append(TargetRow(
+        "hocuspocus", f"scenarios with @hocuspocus/server runs: {len(have)} of the {len(ran)} it supports "
+        "that this suite ran", "all", None if not have else not missing, hp=f"{len(have)} of {len(ran)}",
+        ratio="missing: " + ", ".join(missing) if missing and have else "–",
+    ))  # fmt: skip
+    return rows
+
+
+def met_cell(m: bool | None) -> str:
+    return "not measured" if m is None else ("yes" if m else "**no**")
+
+
+def targets_table(d: Data, rows: list[TargetRow]) -> str:
+    hp = any(d.by.get((s, HOCUS)) for s in HOCUS_SCENARIOS)
+    header = ["target", "what (median of runs)", "Collab (ours)", "y-websocket"] + (["Hocuspocus"] if hp else [])
+    header += ["ours ÷ y-websocket"] + (["ours ÷ Hocuspocus"] if hp else []) + ["target", "met"]
+    out = []
+    for r in rows:
+        row = [f"`{r.tid}`", r.what, r.ours, r.ref] + ([r.hp] if hp else []) + [r.ratio]
+        out.append(row + ([r.ratio_hp] if hp else []) + [r.target, met_cell(r.met)])
+    return table(header, out)
+
+
+def unmet(rows: list[TargetRow]) -> list[str]:
+    """The ids of the targets with a row not met (not measured counts as not met), in order."""
+    out: list[str] = []
+    for r in rows:
+        if r.met is not True and r.tid not in out:
+            out.append(r.tid)
+    return out
+
+
+def profiles(path: Path = PROFILES) -> dict[str, str]:
+    """bench/profiles.md's `## <target id>` sections, verbatim (the text under each heading)."""
+    if not path.is_file():
+        return {}
+    out: dict[str, list[str]] = {}
+    key = None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            key = line[3:].strip().split()[0].strip("`") if line[3:].strip() else None
+            if key is not None:
+                out[key] = []
+        elif key is not None:
+            out[key].append(line)
+    return {k: "\n".join(v).strip() for k, v in out.items() if "\n".join(v).strip()}
+
+
+def section_limits(ids: list[str]) -> str:
+    if not ids:
+        return ""
+    known = profiles()
+    parts = ["## What limits it\n",
+             "For each target not met: what the profile (py-spy or perf) shows the limit is, from the "
+             "hand-written `bench/profiles.md` (its section `## <target id>`).\n"]  # fmt: skip
+    for tid in ids:
+        parts.append(f"### `{tid}`: {TARGET_LABELS.get(tid, tid)}\n")
+        parts.append(known.get(tid) or f"No profile written yet (`bench/profiles.md` has no `## {tid}` section).")
+        parts.append("")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------
 # headline
 
 
@@ -743,7 +1090,8 @@ def headline(d: Data) -> tuple[str, list[str]]:
             "≥ 1.5×", ge(1.5), 0)  # fmt: skip
     get = res("max_sustained_deliveries_per_s")
     ref10 = d.med("tput10x10", REF, get)
-    per_variant = {v: d.vmed("workers", v, get) for v in ("w1", "w2") if d.vgood("workers", v)}
+    # (capacity per machine: the workers ladder of round one; issue 16's workers run a fixed load)
+    per_variant = {v: d.vmed("workers", v, get) for v in ("w1", "w2") if d.vgood("workers", v) and is_ladder(d)}
     if per_variant:
         # Workers allowed: the machine's capacity is the better of one process and two.
         best = max(per_variant, key=lambda v: per_variant[v] or 0)
@@ -900,7 +1248,7 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         made.append(f"![throughput ladders]({rel}/bench-ladders.png)")
 
     # 2b. cluster mode: the workers ladder against the reference's tput10x10 ladder
-    if d.variant.get(("workers", "w1")) or d.variant.get(("workers", "w2")):
+    if is_ladder(d):
         fig, axes = plt.subplots(1, 2, figsize=(12.4, 4.4))
         series = [(VARIANT_NAMES[v].replace("`", ""), COLORS[v], d.vgood("workers", v)) for v in ("w1", "w2")]
         series.append((NAMES[REF] + " (one process)", COLORS[REF], d.good("tput10x10", REF)))
@@ -926,6 +1274,8 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         fig.savefig(img / "bench-workers.png")
         plt.close(fig)
         made.append(f"![workers ladder]({rel}/bench-workers.png)")
+    elif d.vgood("workers", "w1") or d.vgood("workers", "w2"):
+        made.append(chart_workers(d, plt, img, rel))
 
     # 3. CPU per delivery, per scenario
     groups = []
@@ -936,18 +1286,19 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         ("awareness", "awareness\n100 × 10 Hz", lambda srv: d.values("awareness", srv, res("server_cpu_us_per_delivery"))),
     ):  # fmt: skip
         if d.servers(s):
-            groups.append((label, {srv: [v for v in get(srv) if v is not None] for srv in (OURS, REF)}))
+            groups.append((label, {srv: [v for v in get(srv) if v is not None] for srv in SERVERS}))
     if groups:
         fig, ax = plt.subplots(figsize=(8.5, 4.6))
-        w = 0.38
-        for k, srv in enumerate((OURS, REF)):
+        shown = [srv for srv in SERVERS if any(vals[srv] for _, vals in groups)]
+        w = 0.8 / max(len(shown), 1)
+        for k, srv in enumerate(shown):
             xs, meds, lo, hi, tops = [], [], [], [], []
             for i, (_, vals) in enumerate(groups):
                 v = vals[srv]
                 if not v:
                     continue
                 m = statistics.median(v)
-                xs.append(i + (k - 0.5) * w)
+                xs.append(i + (k - (len(shown) - 1) / 2) * w)
                 meds.append(m)
                 lo.append(m - min(v))
                 hi.append(max(v) - m)
@@ -959,13 +1310,17 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         for i, (_, vals) in enumerate(groups):
             if vals[OURS] and vals[REF]:
                 rr = statistics.median(vals[OURS]) / statistics.median(vals[REF])
-                top = max(max(vals[OURS]), max(vals[REF]))
-                ax.annotate(f"{rr:.2f}×", (i, top), xytext=(0, 16), textcoords="offset points",
+                text = f"{rr:.2f}×"
+                if vals[HOCUS]:
+                    text += f" / {statistics.median(vals[OURS]) / statistics.median(vals[HOCUS]):.2f}×"
+                top = max(max(v) for v in vals.values() if v)
+                ax.annotate(text, (i, top), xytext=(0, 16), textcoords="offset points",
                             ha="center", fontsize=9, fontweight="bold")  # fmt: skip
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([g[0] for g in groups])
         ax.set_ylabel("server CPU µs per delivered message")
-        ax.set_title("Server CPU per delivery (median, bars: min–max; bold: ours ÷ reference)")
+        ax.set_title("Server CPU per delivery (median, bars: min–max; bold: ours ÷ reference"
+                     + (" / ours ÷ Hocuspocus)" if HOCUS in shown else ")"))
         ax.margins(y=0.2)
         ax.legend()
         fig.tight_layout()
@@ -974,10 +1329,11 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         made.append(f"![CPU per delivery]({rel}/bench-cpu.png)")
 
     # 4. memory per idle connection
-    sizes = [(s, int(s[7:-1]) * 1000) for s in ("connect1k", "connect5k", "connect10k") if d.servers(s)]
+    sizes = [(s, first_result(d, s).get("n") or int(re.sub(r"\D", "", s)) * 1000)
+             for s in ("connect1k", "connect5k", "connect10k", "idle50k") if d.servers(s)]  # fmt: skip
     if sizes:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        for srv in (OURS, REF):
+        for srv in SERVERS:
             xs, per, tot, lo, hi = [], [], [], [], []
             for s, n in sizes:
                 v = [x for x in d.values(s, srv, res("rss_per_conn_kb")) if x is not None]
@@ -994,17 +1350,24 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
                 axes[1].plot(xs, tot, color=COLORS[srv], marker="o", label=NAMES[srv])
                 for x, y in zip(xs, per, strict=True):
                     axes[0].annotate(f"{y:.1f}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8)
-        axes[0].set_title("RSS growth per idle connection (5 per room)")
+        r0 = first_result(d, sizes[0][0])
+        per_room = f"{r0['n'] / r0['rooms']:g} per room" if r0.get("n") and r0.get("rooms") else "idle"
+        axes[0].set_title(f"RSS growth per idle connection ({per_room})")
         axes[0].set_ylabel("KB per connection")
         axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.15)
-        axes[0].set_xlim(0, sizes[-1][1] * 1.1)
-        axes[1].set_xlim(0, sizes[-1][1] * 1.1)
+        wide = sizes[-1][1] / sizes[0][1] > 20  # 1k … 50k: a log axis keeps the small ones apart
         axes[1].set_title("server RSS with the connections open")
         axes[1].set_ylabel("MB")
         axes[1].set_ylim(0, axes[1].get_ylim()[1] * 1.1)
         for ax in axes:
-            ax.set_xlabel("idle connections")
+            if wide:
+                ax.set_xscale("log")
+                ax.minorticks_off()
+            else:
+                ax.set_xlim(0, sizes[-1][1] * 1.1)
+            ax.set_xlabel("idle connections" + (" (log)" if wide else ""))
             ax.set_xticks([n for _, n in sizes])
+            ax.set_xticklabels([f"{n / 1000:g}k" for _, n in sizes])
             ax.legend()
         fig.tight_layout()
         fig.savefig(img / "bench-memory.png")
@@ -1033,7 +1396,113 @@ def charts(d: Data, img: Path, rel: str) -> list[str]:
         fig.savefig(img / "bench-bigdoc.png")
         plt.close(fig)
         made.append(f"![bigdoc ingest]({rel}/bench-bigdoc.png)")
+
+    if d.servers("bigjoin"):
+        made.append(chart_bigjoin(d, plt, img, rel))
+    if any(d.servers(sc) for sc, _ in KEYSTROKE):
+        made.append(chart_keystroke(d, plt, img, rel))
     return made
+
+
+def bars(ax: Any, labels: list[str], values: list[list[float]], colors: list[str], fmt: str = "{:,.0f}") -> None:
+    """One bar per label: the median, whiskers min–max, the median written above."""
+    for i, (v, color) in enumerate(zip(values, colors, strict=True)):
+        if not v:
+            continue
+        m = statistics.median(v)
+        ax.bar(i, m, 0.6, yerr=[[m - min(v)], [max(v) - m]], capsize=4, color=color)
+        ax.annotate(fmt.format(m), (i, max(v)), xytext=(0, 3), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+
+
+def chart_bigjoin(d: Data, plt: Any, img: Path, rel: str) -> str:
+    servers = [s for s in d.servers("bigjoin") if d.good("bigjoin", s)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    labels = [NAMES[s].replace(" (", "\n(") for s in servers]
+    colors = [COLORS[s] for s in servers]
+    for ax, key, what in ((axes[0], "all_synced_ms", "time until all joiners synced (ms)"),
+                          (axes[1], "peak_rss_mb", "server peak RSS during the join (MB)")):  # fmt: skip
+        vals = [[x for x in d.values("bigjoin", s, res(key)) if x is not None] for s in servers]
+        bars(ax, labels, vals, colors)
+        ax.set_ylabel(what)
+    b = first_result(d, "bigjoin")
+    size = f"{b['doc_bytes'] / 1e6:.0f} MB" if b.get("doc_bytes") else "a big"
+    fig.suptitle(f"bigjoin: {b.get('joiners', 100)} clients join {size} document at once "
+                 "(median, bars: min–max)")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(img / "bench-bigjoin.png")
+    plt.close(fig)
+    return f"![bigjoin]({rel}/bench-bigjoin.png)"
+
+
+def chart_keystroke(d: Data, plt: Any, img: Path, rel: str) -> str:
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    ks = res("server_cpu_us_per_keystroke")
+    for srv in SERVERS:
+        xs, meds, lo, hi = [], [], [], []
+        for sc, _ in KEYSTROKE:
+            v = [x for x in d.values(sc, srv, ks) if x is not None]
+            chars = [x for x in d.values(sc, srv, res("history_chars")) if x is not None]
+            if not v or not chars:
+                continue
+            m = statistics.median(v)
+            xs.append(chars[0])
+            meds.append(m)
+            lo.append(m - min(v))
+            hi.append(max(v) - m)
+        if xs:
+            ax.errorbar(xs, meds, yerr=[lo, hi], color=COLORS[srv], marker="o", capsize=3, label=NAMES[srv])
+            for x, y in zip(xs, meds, strict=True):
+                ax.annotate(f"{y:,.0f}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ticks = sorted({c for sc, _ in KEYSTROKE for s in SERVERS for c in d.values(sc, s, res("history_chars")) if c})
+    if ticks:
+        ax.minorticks_off()
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{c / 1e6:g}M" if c >= 1e6 else f"{c / 1000:g}k" for c in ticks])
+    ax.set_xlabel("characters of history in the document (log)")
+    ax.set_ylabel("server CPU µs per keystroke")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
+    ax.set_title("CPU per keystroke against the history's size (median, bars: min–max)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(img / "bench-keystroke.png")
+    plt.close(fig)
+    return f"![CPU per keystroke]({rel}/bench-keystroke.png)"
+
+
+def chart_workers(d: Data, plt: Any, img: Path, rel: str) -> str:
+    variants = [v for v in ("w1", "w2") if d.vgood("workers", v)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    vals = [[x for x in d.vvalues("workers", v, res("server_cpu_us_per_delivery")) if x is not None] for v in variants]
+    bars(axes[0], [f"--workers {v[1]}" for v in variants], vals, [COLORS[v] for v in variants], "{:.1f}")
+    axes[0].set_ylabel("server CPU µs / delivery (all processes)")
+    axes[0].set_title("CPU per delivery (median, bars: min–max)")
+    # client connections per worker, one stacked bar per run
+    labels, x = [], 0
+    for v in variants:
+        for r in d.vgood("workers", v):
+            socks = [p["sockets"] for p in r.get("processes", []) if p["sockets"]]
+            bottom = 0
+            for k, n in enumerate(socks):
+                axes[1].bar(x, n, 0.6, bottom=bottom, color=COLORS[v], alpha=1 - 0.35 * (k % 2),
+                            edgecolor="white")  # fmt: skip
+                axes[1].annotate(f"{n:,}", (x, bottom + n / 2), ha="center", va="center", fontsize=8)
+                bottom += n
+            labels.append(f"w{v[1]} rep {r['rep'] + 1}")
+            x += 1
+    axes[1].set_xticks(range(len(labels)))
+    axes[1].set_xticklabels(labels, fontsize=8)
+    axes[1].set_ylabel("client connections")
+    axes[1].set_title("client connections per worker process, per run")
+    fig.suptitle(f"workers: {variant_name(d, 'w2').replace('`', '')} against one process")
+    fig.tight_layout()
+    fig.savefig(img / "bench-workers.png")
+    plt.close(fig)
+    return f"![workers]({rel}/bench-workers.png)"
 
 
 # ------------------------------------------------------------------------------------------
@@ -1093,6 +1562,8 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
     m = meta.get("machine", {})
     made = charts(d, img, rel)
     head, losses = headline(d)
+    goals = targets(d)
+    hp_ran = any(r["server"] == HOCUS for r in runs)
     quick = meta.get("mode") == "quick"
     bg = [r["result"].get("host_background_cpu_pct") for r in runs if ok(r) and "host_background_cpu_pct" in r["result"]]
     bg = [x for x in bg if x is not None]
@@ -1105,14 +1576,23 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "<!-- generated by bench/report.py from " + os.path.relpath(meta.get("_path", ""), ROOT)
         + "; do not edit by hand: run `make bench` -->\n",
         ("**Quick mode**: every scenario once and scaled down, for development; not for comparison.\n" if quick else ""),
-        "Our server (Collab) against the reference y-websocket server (`@y/websocket-server`), "
-        f"{meta.get('reps')} repetitions of every scenario, interleaved: each run gets a fresh server "
-        "process, and the order of the two servers alternates per repetition, so drift of the shared "
-        "machine hits both alike. Cells are median [min–max] over the repetitions; \"÷ ref\" "
-        "divides our median by the reference's. **Server CPU µs per delivered message** (from "
+        "Our server (Collab) against the reference y-websocket server (`@y/websocket-server`)"
+        + (" and `@hocuspocus/server` with its SQLite extension (both persist, like ours)" if hp_ran else "")
+        + f", {meta.get('reps')} repetitions of every scenario, interleaved: each run gets a fresh server "
+        "process, and the order of the servers rotates per repetition, so drift of the shared "
+        "machine hits all alike. Cells are median [min–max] over the repetitions; \"÷ ref\" "
+        "divides a median by the reference's" + (", \"÷ Hocuspocus\" by Hocuspocus's" if hp_ran else "")
+        + ". **Server CPU µs per delivered message** (from "
         "/proc/PID/stat) is the figure to compare: it hardly moves with the load of other jobs, "
         "while latencies and maximum rates do.\n",
         f"Started {meta.get('started')}, {round(elapsed / 60) if elapsed else '?'} minutes of machine time.\n",
+        "## Issue 16 targets\n",
+        "Computed by bench/report.py from this run's records: medians over the repetitions, except "
+        "fanout, which is judged per repetition (ours and the reference paired by repetition). A "
+        "target without records shows *not measured* and counts as not met.\n",
+        targets_table(d, goals),
+        "",
+        section_limits(unmet(goals)),
         "## Machine and versions\n",
         table(["", ""], [
             ["machine", f"{m.get('cores')} cores ({m.get('cpu_model')}), {m.get('mem_gib')} GiB, {m.get('os')}, Linux {m.get('kernel')}, `ulimit -n` {m.get('ulimit_nofile')}"],
@@ -1121,15 +1601,19 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
                      f"{min(bg):.0f}–{max(bg):.0f} % of one core across runs, median {statistics.median(bg):.0f} %" if bg else "?"],
             ["ours", f"Collab {m.get('git_commit')}, Python {m.get('python')}: {vers_py}"],
             ["reference", f"Node {m.get('node')}: {vers_npm}; no persistence (`YPERSISTENCE` unset)"],
+            *([["Hocuspocus", "`bench/hocuspocus-server.mjs`: `@hocuspocus/server` with `@hocuspocus/extension-sqlite` "
+                "(a fresh SQLite file per run); the generator speaks its protocol (`--protocol hocuspocus`)"]]
+              if hp_ran else []),
             ["generator", "bench/ybench.mjs, one Node thread, raw y-websocket over `ws` (no permessage-deflate)"],
         ]),
         "",
-        "## Headline\n",
+        "## Round one targets\n",
+        "The first round's targets (issue 16's are at the top), against the reference.\n",
         head,
         "",
     ]
     if losses:
-        parts += ["Where ours misses a target:\n", "\n".join(f"- {x}" for x in losses), ""]
+        parts += ["Where ours misses a round one target:\n", "\n".join(f"- {x}" for x in losses), ""]
     notes = Path(meta.get("_path", "")).with_suffix(".notes.md")
     if notes.is_file():  # hand-written analysis of this run, kept beside its raw results
         parts += [notes.read_text().strip(), ""]
@@ -1175,7 +1659,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         *(["Server commands (PORT is a free port, RUN a fresh SQLite file per run):\n",
            "```\n" + "\n".join(
                f"# {NAMES[srv]}\n{next(r['server_command'] for r in runs if r['server'] == srv and not r.get('variant'))}"
-               for srv in (OURS, REF) if any(r["server"] == srv and not r.get("variant") for r in runs)
+               for srv in SERVERS if any(r["server"] == srv and not r.get("variant") for r in runs)
            ) + "\n```\n"] if any(not r.get("variant") for r in runs) else []),
         "## Results per scenario\n",
         section_connect(d, meta),
@@ -1184,6 +1668,8 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         section_ladder(d, "tput1x100", title(d, "tput1x100")),
         section_rooms(d, "awareness", title(d, "awareness")),
         section_bigdoc(d),
+        section_bigjoin(d),
+        section_keystroke(d),
         section_persist(d, "persist"),
         section_persist(d, "persist_flood"),
     ]  # fmt: skip
