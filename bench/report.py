@@ -35,6 +35,7 @@ PROFILES = ROOT / "bench" / "profiles.md"  # hand-written: what limits each targ
 VARIANT_NAMES = {
     "w1": "Collab `--workers 1`",
     "w2": "Collab `--workers 2`, Redis bus",
+    "w2redis": "Collab `--workers 2`, Redis bus",
     "nobus": "one server, no bus",
     "same": "two servers on the bus, all clients on A (same process)",
     "cross": "two servers on the bus, writer on A, readers on B (cross-process)",
@@ -299,6 +300,12 @@ def section_connect(d: Data, meta: dict[str, Any]) -> str:
             out.append("One server process holds them all; the generator opens them from several "
                        "loopback source addresses (127.0.0.2, 127.0.0.3 …: one address has too few "
                        "ports), with its descriptor limit raised in the bench, not in the server.\n")
+            capped = [r for s in SERVERS for r in d.by.get((scenario, s), []) if r.get("n_capped_by_nofile_limit")]
+            if capped:
+                c = capped[0]
+                out.append(f"**Capped**: {c.get('n_wanted', 50000):,} connections wanted, but the descriptor "
+                           f"limit here is {c['n_capped_by_nofile_limit']:,} and could not be raised, so "
+                           f"{len(capped)} runs opened fewer.\n")
         out.append(scenario_table(d, scenario, [
             ("all synced (ms)", res("all_synced_ms"), None),
             ("handshake p99 (ms)", res("handshake_p99_ms"), None),
@@ -546,27 +553,27 @@ def is_ladder(d: Data) -> bool:
     return any("steps" in (r.get("result") or {}) for v in ("w1", "w2") for r in d.variant.get(("workers", v), []))
 
 
-def section_workers_fixed(d: Data) -> str:
+def section_workers_fixed(d: Data, scenario: str = "workers", variants: tuple[str, ...] = ("w1", "w2")) -> str:
     """Issue 16's workers scenario: the fanout load, fixed, against `--workers 1` and `--workers 2`."""
-    if not d.variant.get(("workers", "w1")) and not d.variant.get(("workers", "w2")):
+    if not any(d.variant.get((scenario, v)) for v in variants):
         return ""
     cpu = res("server_cpu_us_per_delivery")
-    base = d.vmed("workers", "w1", cpu)
+    base = d.vmed(scenario, "w1", cpu)
     rows = []
-    for v in ("w1", "w2"):
-        if not d.variant.get(("workers", v)):
+    for v in variants:
+        if not d.variant.get((scenario, v)):
             continue
-        good = d.vgood("workers", v)
+        good = d.vgood(scenario, v)
         rows.append([
-            variant_name(d, v), runs_cell(d, "workers", v),
-            cell(d.vvalues("workers", v, cpu), 2),
-            ratio(d.vmed("workers", v, cpu), base),
-            cell(d.vvalues("workers", v, res("server_cpu_pct")), 1),
-            cell(d.vvalues("workers", v, res("p50_ms"))),
-            cell(d.vvalues("workers", v, res("p99_ms"))),
-            cell(d.vvalues("workers", v, res("delivered_frac")), 4),
-            cell(d.vvalues("workers", v, res("generator_cpu_pct")), 0),
-            cell(d.vvalues("workers", v, res("host_background_cpu_pct")), 0),
+            variant_name(d, v), runs_cell(d, scenario, v),
+            cell(d.vvalues(scenario, v, cpu), 2),
+            ratio(d.vmed(scenario, v, cpu), base),
+            cell(d.vvalues(scenario, v, res("server_cpu_pct")), 1),
+            cell(d.vvalues(scenario, v, res("p50_ms"))),
+            cell(d.vvalues(scenario, v, res("p99_ms"))),
+            cell(d.vvalues(scenario, v, res("delivered_frac")), 4),
+            cell(d.vvalues(scenario, v, res("generator_cpu_pct")), 0),
+            cell(d.vvalues(scenario, v, res("host_background_cpu_pct")), 0),
             ", ".join(split_cell(r) for r in good) or "–",
         ])  # fmt: skip
     tab = table([
@@ -574,20 +581,21 @@ def section_workers_fixed(d: Data) -> str:
         "server CPU % (all processes; 100 = one core)", "p50 (ms)", "p99 (ms)", "delivered",
         "generator CPU %", "host background CPU %", "client connections per worker, per run",
     ], rows)  # fmt: skip
-    r0 = first_variant_result(d)
+    r0 = next((r["result"] for v in variants for r in d.vgood(scenario, v)), {})
     cmds = []
-    for v in ("w1", "w2"):
-        rr = d.variant.get(("workers", v))
+    for v in variants:
+        rr = d.variant.get((scenario, v))
         if rr:
             cmds.append(f"# {variant_name(d, v).replace('`', '')}\n{rr[0]['server_command']}")
-    gen = next((r.get("generator_command") for v in ("w1", "w2") for r in d.variant.get(("workers", v), [])
+    gen = next((r.get("generator_command") for v in variants for r in d.variant.get((scenario, v), [])
                 if r.get("generator_command")), None)  # fmt: skip
     if gen:
         cmds.append("# the generator (PID: the server's; --tree adds its children)\n" + gen)
     load = (f"{r0.get('rooms', 0)} rooms × {r0.get('clients', 0)} clients, {r0.get('rate', 0):,} updates/s"
             if r0 else "a fixed load")
     return "\n".join([
-        f"### workers — {load} against `--workers 1` and `--workers 2`\n",
+        f"### {scenario} — {load} against `--workers 1` and `--workers 2`"
+        + (" with the Redis bus" if scenario == "workers_redis" else "") + "\n",
         "The same fixed load against our server in one process and in two workers. **Server CPU** "
         "is the whole process tree (the supervisor and the workers, /proc/PID/stat of each, "
         "`ybench --tree`), divided by the deliveries: ≤ 1.10× of one process means a second worker "
@@ -597,10 +605,6 @@ def section_workers_fixed(d: Data) -> str:
         "",
         "```\n" + "\n".join(cmds) + "\n```\n",
     ])  # fmt: skip
-
-
-def first_variant_result(d: Data) -> dict[str, Any]:
-    return next((r["result"] for v in ("w1", "w2") for r in d.vgood("workers", v)), {})
 
 
 def section_bigjoin(d: Data) -> str:
@@ -903,7 +907,7 @@ def uses_bus(d: Data, variant: str) -> bool:
 def variant_name(d: Data, v: str) -> str:
     if v == "w2" and d.variant.get(("workers", v)) and not uses_bus(d, v):
         return "Collab `--workers 2`, no bus (each document in one worker)"
-    return VARIANT_NAMES[v]
+    return VARIANT_NAMES.get(v, v)
 
 
 def targets(d: Data) -> list[TargetRow]:
@@ -964,9 +968,11 @@ def targets(d: Data) -> list[TargetRow]:
     )  # fmt: skip
     ours_kb = d.med("idle50k", OURS, kb)
     n = first_result(d, "idle50k").get("n")
+    cap = next((x["n_capped_by_nofile_limit"] for x in every if x.get("n_capped_by_nofile_limit")), None)
     fails = sum(x["result"].get("failures") or 0 for x in good)
     rows.append(TargetRow(
-        "idle50k", f"RSS per idle connection (KB), {n or 50000:,} held; our failures, all runs: "
+        "idle50k", f"RSS per idle connection (KB), {n or 50000:,} held"
+        + (f" (capped: descriptor limit {cap:,})" if cap else "") + "; our failures, all runs: "
         + (f"{fails:,}" if good else "–"), "≤ 6 KB each at 50,000, 0 failures",
         None if ours_kb is None else (ours_kb <= 6 and held), **meds("idle50k", kb, 1),
     ))  # fmt: skip
@@ -1513,7 +1519,7 @@ def problems(d: Data) -> list[str]:
     for r in d.runs:
         where = f"{r['scenario']} on {NAMES[r['server']]}, rep {r['rep'] + 1}"
         if r.get("variant"):
-            where = f"{r['scenario']} on {VARIANT_NAMES[r['variant']]}, rep {r['rep'] + 1}"
+            where = f"{r['scenario']} on {variant_name(d, r['variant'])}, rep {r['rep'] + 1}"
         if r.get("peers_lost"):
             out.append(f"- {where}: a cluster peer was declared gone {r['peers_lost']} times during the run "
                        "(`cluster peer ... is gone`: its heartbeats stopped for longer than `--peer-timeout-s`)")
@@ -1549,6 +1555,17 @@ def problems(d: Data) -> list[str]:
     return out
 
 
+def reps_text(meta: dict[str, Any]) -> str:
+    """"3 repetitions of every scenario", or which scenarios ran fewer (bench/run.py ONE_REP)."""
+    n = meta.get("reps")
+    fewer = {k: v["reps"] for k, v in meta.get("scenarios", {}).items() if v.get("reps") not in (None, n)}
+    if not fewer:
+        return f"{n} repetitions of every scenario"
+    names = "; ".join(f"{'once' if v == 1 else f'{v} times'}: {', '.join(k for k in fewer if fewer[k] == v)}"
+                      for v in sorted(set(fewer.values())))  # fmt: skip
+    return f"{n} repetitions of every scenario of issue 16's targets (the others {names})"
+
+
 def ladder_timing(meta: dict[str, Any]) -> str:
     flags = (meta.get("scenarios", {}).get("tput10x10") or {}).get("flags", [])
     get = lambda k, dflt: flags[flags.index(k) + 1] if k in flags else dflt  # noqa: E731
@@ -1577,8 +1594,9 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         + "; do not edit by hand: run `make bench` -->\n",
         ("**Quick mode**: every scenario once and scaled down, for development; not for comparison.\n" if quick else ""),
         "Our server (Collab) against the reference y-websocket server (`@y/websocket-server`)"
-        + (" and `@hocuspocus/server` with its SQLite extension (both persist, like ours)" if hp_ran else "")
-        + f", {meta.get('reps')} repetitions of every scenario, interleaved: each run gets a fresh server "
+        + (" and `@hocuspocus/server` with its SQLite extension (it persists, like ours; the reference "
+           "does not)" if hp_ran else "")
+        + f", {reps_text(meta)}, interleaved: each run gets a fresh server "
         "process, and the order of the servers rotates per repetition, so drift of the shared "
         "machine hits all alike. Cells are median [min–max] over the repetitions; \"÷ ref\" "
         "divides a median by the reference's" + (", \"÷ Hocuspocus\" by Hocuspocus's" if hp_ran else "")
@@ -1643,14 +1661,20 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         f"- **Ladders**: the rate goes up ×1.5 per step ({ladder_timing(meta)}); a step fails "
         "on p99 > 50 ms or < 99 % delivered, and a failed step is re-run once to confirm. \"Max "
         "sustained\" is the last step that passed.",
-        "- **Cluster mode** (ours only): `workers` runs the 10 × 10 ladder against `--workers 1` "
-        "and `--workers 2 --redis-url` with CPU summed over the whole process tree; `bus` runs "
+        ("- **Cluster mode** (ours only): `workers` runs the 10 × 10 ladder against `--workers 1` "
+         "and `--workers 2 --redis-url`" if is_ladder(d) else
+         "- **Cluster mode** (ours only): `workers` runs a fixed fanout load against `--workers 1` and "
+         "`--workers 2` (no bus; `workers_redis`: with `--redis-url`)")
+        + " with CPU summed over the whole process tree; `bus` runs "
         "two separate servers on two ports on the same SQLite file and Redis, writers on one and "
         "readers on the other. Both log at `--log-level info` (the cluster's peer lines; there is "
         "no per-update log line at info). Redis's CPU is its process's /proc/PID/stat.",
-        "- **10,000 connections**: the generator (10,000 sockets) and the server (10,000 sockets) "
-        "each fit in the 20,000 `ulimit -n` of their own process, so the generator is one process "
-        "and nothing is capped.",
+        ("- **10,000 connections**: the generator (10,000 sockets) and the server (10,000 sockets) "
+         "each fit in the 20,000 `ulimit -n` of their own process, so the generator is one process "
+         "and nothing is capped." if not meta.get("nofile_limit") else
+         f"- **Descriptors**: the bench raises `ulimit -n` of every process it starts (servers and "
+         f"generator) to {meta['nofile_limit']:,}, not our server's defaults; the generator is one "
+         "process and spreads idle50k's sockets over several loopback source addresses."),
         f"- **Our server's flags**: limits for real clients would refuse one IP address opening "
         f"10,000 connections and sending as fast as it can, so the bench raises them: "
         f"`{' '.join(meta.get('collab_bench_flags', []))}`. Everything else is the default "
@@ -1673,8 +1697,10 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         section_persist(d, "persist"),
         section_persist(d, "persist_flood"),
     ]  # fmt: skip
-    if section_workers(d) or section_bus(d):
-        parts += ["## Cluster mode: both cores, and what the bus costs\n", section_workers(d), section_bus(d)]
+    redis_workers = section_workers_fixed(d, "workers_redis", ("w1", "w2redis"))
+    if section_workers(d) or section_bus(d) or redis_workers:
+        parts += ["## Cluster mode: both cores, and what the bus costs\n", section_workers(d), redis_workers,
+                  section_bus(d)]  # fmt: skip
     probs = problems(d)
     parts += ["## What the servers did wrong during the runs\n",
               "\n".join(probs) if probs else "Nothing: no errors, no closed connections, no failed runs.", ""]
