@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/report.py bench/results/suite.jsonl [--md docs/benchmarks.md]
                                      [--img docs/img]
+    .venv/bin/python bench/report.py bench/results/suite.jsonl --targets   # the targets table alone
 
 Cells are median [min–max] over the repetitions; "÷ ref" divides our median by the reference's
 median from the same run of the suite, "÷ Hocuspocus" by @hocuspocus/server's (the third column,
@@ -401,7 +402,8 @@ def section_bigdoc(d: Data) -> str:
     return "\n".join([
         f"### bigdoc — one client sends {n:,} separate {b.get('chars', 10)}-character appends, then 3 fresh clients join\n",
         "Ours persists every update to SQLite while it ingests (it always does); the reference runs "
-        "without persistence. The builder keeps a bounded window in flight (a sync step 1 probe "
+        "without persistence" + ("; @hocuspocus/server stores through its SQLite extension (debounced)"
+                                 if HOCUS in d.servers("bigdoc") else "") + ". The builder keeps a bounded window in flight (a sync step 1 probe "
         "every 1,000 updates, at most 4 unanswered), so the server is never idle and never "
         "drowned; ingest ends with the last probe's answer. Joins are sequential; the first "
         "joiner's document is checked "
@@ -1782,8 +1784,14 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("--md", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--targets", action="store_true",
+                        help="print only the issue 16 targets table (markdown) and write nothing")  # fmt: skip
     args = parser.parse_args()
     meta, runs, store, end = load(args.results)
+    if args.targets:
+        d = Data(runs)
+        print(targets_table(d, targets(d)))
+        return
     meta["_path"] = str(args.results.resolve())
     args.md.parent.mkdir(parents=True, exist_ok=True)
     text = render(meta, runs, store, end, args.md.resolve(), args.img.resolve())
