@@ -946,10 +946,13 @@ def targets(d: Data) -> list[TargetRow]:
     bus = uses_bus(d, "w2")
     met = None if m1 is None or m2 is None else (m2 / m1 <= 1.1 and not bus)
     ladder = any("steps" in x["result"] for x in d.vgood("workers", "w2"))
+    failed = [f"{v} {n}" for v in ("w1", "w2")
+              if (n := len(d.variant.get(("workers", v), [])) - len(d.vgood("workers", v)))]  # fmt: skip
     rows.append(TargetRow(
         "workers", "server CPU µs / delivery, `--workers 2` ÷ `--workers 1`"
         + (" (the ladder's common step)" if ladder else "") + (", **with the Redis bus**" if bus else "")
-        + (f"; client connections per worker, per run: {split}" if split else ""),
+        + (f"; client connections per worker, per run: {split}" if split else "")
+        + (f"; failed runs: {', '.join(failed)}" if failed else ""),
         "≤ 1.10×, no bus", met, ours=f"w1 {num(m1)}, w2 {num(m2)}", ref="n/a (one process)",
         hp="n/a" if hp_ran else "–",
         ratio=ratio(m2, m1) + (f" (per rep: {', '.join(per)})" if len(per) > 1 else ""),
@@ -980,8 +983,11 @@ def targets(d: Data) -> list[TargetRow]:
     ))  # fmt: skip
 
     # 5. 100 clients joining a 20 MB document at once
-    for key, label in (("all_synced_ms", "time until all 100 synced (ms)"), ("peak_rss_mb", "peak RSS (MB)")):
-        rows.append(TargetRow("bigjoin", f"20 MB join: {label}", "≤ 0.5×",
+    bj = first_result(d, "bigjoin")
+    size = f"{bj['doc_bytes'] / 1e6:.0f} MB" if bj.get("doc_bytes") else "20 MB"
+    joiners = bj.get("joiners", 100)
+    for key, label in (("all_synced_ms", f"time until all {joiners} synced (ms)"), ("peak_rss_mb", "peak RSS (MB)")):
+        rows.append(TargetRow("bigjoin", f"{size} join: {label}", "≤ 0.5×",
                               le_ratio("bigjoin", res(key), 0.5), **meds("bigjoin", res(key))))
 
     # 6. CPU per keystroke against the history's size
