@@ -180,14 +180,13 @@ def common_rates(d: Data, scenario: str) -> dict[int, float]:
     """Per repetition: the highest ladder step that every server of the repetition sustained (ours
     and the reference; Hocuspocus too where it ran), so CPU per delivery compares like for like."""
     out = {}
-    per = [{r["rep"]: r for r in d.good(scenario, s)} for s in d.servers(scenario)]
-    per = [p for p in per if p]
-    if len(per) < 2:
-        return {}
-    for rep in set.intersection(*(set(p) for p in per)):
-        bests = [p[rep]["result"].get("best") for p in per]
-        if all(bests):
-            out[rep] = min(b["rate"] for b in bests if b)
+    per = {s: {r["rep"]: r for r in d.good(scenario, s)} for s in d.servers(scenario)}
+    for rep in set(per.get(OURS, {})) & set(per.get(REF, {})):
+        # a server that sustained no step at all (or whose run failed) does not drag the others down
+        bests = [p[rep]["result"].get("best") for p in per.values() if rep in p]
+        rates = [b["rate"] for b in bests if b]
+        if per[OURS][rep]["result"].get("best") and per[REF][rep]["result"].get("best"):
+            out[rep] = min(rates)
     return out
 
 
