@@ -1615,7 +1615,8 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "## Issue 16 targets\n",
         "Computed by bench/report.py from this run's records: medians over the repetitions, except "
         "fanout, which is judged per repetition (ours and the reference paired by repetition). A "
-        "target without records shows *not measured* and counts as not met.\n",
+        "target without records shows *not measured* and counts as not met. Each figure's commands "
+        "(server and generator) are beside its scenario's table under *Results per scenario*.\n",
         targets_table(d, goals),
         "",
         section_limits(unmet(goals)),
