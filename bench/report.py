@@ -338,9 +338,23 @@ def section_rooms(d: Data, scenario: str, title: str) -> str:
             ("host background CPU %", res("host_background_cpu_pct"), 0),
         ], ["p99 (ms)", "server CPU µs / delivery"]),
         "",
+        per_rep_line(d, scenario),
         commands(d, scenario),
         "",
     ])  # fmt: skip
+
+
+def per_rep_line(d: Data, scenario: str) -> str:
+    """Server CPU per delivery, ours ÷ each peer, per repetition (runs paired by repetition)."""
+    cpu = res("server_cpu_us_per_delivery")
+    ours = per_rep(d, scenario, OURS, cpu)
+    out = []
+    for peer in (REF, HOCUS):
+        theirs = per_rep(d, scenario, peer, cpu)
+        pairs = [f"rep {k + 1}: {ratio(ours[k], theirs[k])}" for k in sorted(ours.keys() & theirs.keys())]
+        if len(pairs) > 1:
+            out.append(f"ours ÷ {SHORT[peer]} {', '.join(pairs)}")
+    return ("Server CPU µs / delivery per repetition (paired by repetition): " + "; ".join(out) + ".\n") if out else ""
 
 
 def section_ladder(d: Data, scenario: str, title: str) -> str:
