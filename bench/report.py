@@ -1048,6 +1048,13 @@ def targets_table(d: Data, rows: list[TargetRow]) -> str:
     return table(header, out)
 
 
+def met_summary(rows: list[TargetRow]) -> str:
+    ids = list(dict.fromkeys(r.tid for r in rows))
+    missed = unmet(rows)
+    text = f"**{len(ids) - len(missed)} of {len(ids)} targets met**"
+    return text + (f"; not met or not measured: {', '.join(f'`{t}`' for t in missed)}.\n" if missed else ".\n")
+
+
 def unmet(rows: list[TargetRow]) -> list[str]:
     """The ids of the targets with a row not met (not measured counts as not met), in order."""
     out: list[str] = []
@@ -1637,6 +1644,7 @@ def render(meta: dict[str, Any], runs: list[Run], store: dict[str, Any] | None, 
         "(server and generator) are beside its scenario's table under *Results per scenario*.\n",
         targets_table(d, goals),
         "",
+        met_summary(goals),
         section_limits(unmet(goals)),
         "## Machine and versions\n",
         table(["", ""], [
@@ -1815,7 +1823,8 @@ def main() -> None:
     meta, runs, store, end = load(args.results)
     if args.targets:
         d = Data(runs)
-        print(targets_table(d, targets(d)))
+        goals = targets(d)
+        print(targets_table(d, goals) + "\n\n" + met_summary(goals), end="")
         return
     meta["_path"] = str(args.results.resolve())
     args.md.parent.mkdir(parents=True, exist_ok=True)
