@@ -131,7 +131,9 @@ async def test_joiners_of_a_big_document_all_get_it_whole_and_then_its_changes(s
         text.insert(0, big)
         await writer.sent()
         async with AsyncExitStack() as stack:
-            joiners = [await stack.enter_async_context(YClient(server.url, "big")) for _ in range(4)]
+            joiners = [YClient(server.url, "big") for _ in range(4)]
+            for joiner in joiners:
+                await stack.enter_async_context(joiner)
             for joiner in joiners:
                 await joiner.wait_for(lambda j=joiner: str(j.doc.get("t", type=Text)) == big)
         del text[0:5]  # a deletion alone
