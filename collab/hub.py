@@ -106,6 +106,7 @@ class Hub:
             commit_window_ms=settings.commit_window_ms,
             compact_after_rows=settings.compact_after_rows,
             compact_after_bytes=settings.compact_after_bytes,
+            compact_log_share=settings.compact_log_share,
             live_compaction=bus is None,
             counts=self.counts,
         )

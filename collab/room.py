@@ -22,6 +22,7 @@ from .counts import (
     OTHER,
     QUERY_AWARENESS,
     REFUSED_READ_ONLY,
+    SYNC_STEP2,
     SYNC_UPDATE,
     Counts,
 )
@@ -30,7 +31,7 @@ from .errors import CollabError, ProtocolError, UnsupportedData
 from .hooks import ConnectionInfo
 from .subdocs import SubdocOptions
 from .validate import validate_state_vector, validate_update
-from .ydoc import apply_update, as_protocol_error, captured, is_yrs_failure
+from .ydoc import SharedAnswers, apply_update, as_protocol_error, captured, is_yrs_failure
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class Room:
         self.empty_since: float | None = time.monotonic()
         # The process's counters (collab/counts.py), None when metrics are off.
         self.counts = counts
+        # Big answers to a sync step 1, shared by the joiners that ask alike (ydoc.py).
+        self.answers = SharedAnswers(doc)
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
@@ -247,7 +250,7 @@ class Room:
             if sync.kind == p.SYNC_UPDATE:
                 self._apply_update(conn, sync.payload, message)
             elif sync.kind == p.SYNC_STEP1:
-                self._send_to(conn, p.sync_step2(self._diff(sync.payload)))
+                self._answer_step1(conn, sync.payload)
             else:
                 self._apply_step2(conn, sync.payload)
         elif kind == p.MSG_AWARENESS:
@@ -268,6 +271,26 @@ class Room:
             if counts is not None:
                 counts.received[OTHER] += 1
             raise UnsupportedData(f"unsupported message type {kind}")
+
+    def _answer_step1(self, conn: Member, state_vector: bytes) -> None:
+        """Our sync step 2 for a peer with `state_vector`. A big one is encoded and framed once
+        and the same bytes go to every joiner that asks alike while the document is unchanged
+        (ydoc.SharedAnswers): no copy of the document per joiner."""
+        framing = conn.framing
+        kept = self.answers.get(state_vector, framing) if framing != PER_MEMBER else None
+        if kept is None:
+            message = p.sync_step2(self._diff(state_vector))
+            if framing == PER_MEMBER or len(message) < self.answers.min_bytes:
+                self._send_to(conn, message)
+                return
+            kept = (conn.encode(message), len(message))
+            del message
+            self.answers.keep(state_vector, framing, *kept)
+        data, size = kept
+        conn.send_frame(data)
+        if self.counts is not None:
+            self.counts.sent[SYNC_STEP2] += 1
+            self.counts.bytes_out += size
 
     def _diff(self, state_vector: bytes) -> bytes:
         validate_state_vector(state_vector)

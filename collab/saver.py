@@ -43,6 +43,14 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 # The part of the commit window spent gathering a batch.
 GATHER = 0.8
 
+# When a log is compacted (Saver._past_threshold). A compaction encodes and writes the whole
+# document, so past `compact_after_rows` rows it waits until the log weighs `compact_log_share`
+# of the snapshot: its cost per logged byte then stays the same whatever the document's size
+# (one typist in a 1M-character document used to pay a 1 MB encoding and write every 1,000
+# keystrokes). A log of MAX_ROWS_FACTOR x `compact_after_rows` rows, or of
+# `compact_after_bytes`, is compacted whatever its share: a cold load replays at most that.
+MAX_ROWS_FACTOR = 10
+
 # Called with (document name, how many client edits were just committed for it).
 CommitListener = Callable[[str, int], None]
 # A watcher of one document's commits: (the state vector of everything committed, None) after
@@ -63,6 +71,7 @@ class DocumentLog:
         "log_bytes",
         "log_rows",
         "name",
+        "snapshot_bytes",
         "snapshot_through",
         "state",
         "state_vector",
@@ -83,6 +92,7 @@ class DocumentLog:
         self.log_rows = len(stored.updates)  # rows in the store's log since the last snapshot
         self.log_bytes = stored.log_bytes
         self.snapshot_through = stored.snapshot_through  # the snapshot holds the log up to here
+        self.snapshot_bytes = len(stored.snapshot or b"")  # its size (the compaction trigger)
         self.compacting = False
         self.clients: set[int] = set()  # Yjs client ids whose author is stored
         self.authors: set[str] = set()  # who wrote what was committed since `take_authors`
@@ -101,6 +111,7 @@ class Saver:
         commit_window_ms: int,
         compact_after_rows: int,
         compact_after_bytes: int,
+        compact_log_share: float = 0.0,
         live_compaction: bool = True,
         counts: Counts | None = None,
     ) -> None:
@@ -112,6 +123,7 @@ class Saver:
         self.window = commit_window_ms / 1000
         self.compact_after_rows = compact_after_rows
         self.compact_after_bytes = compact_after_bytes
+        self.compact_log_share = compact_log_share
         self._logs: dict[str, DocumentLog] = {}  # the open documents
         # (its log, row, how many client edits the row holds: coalesced updates count as many)
         self._pending: list[tuple[DocumentLog, PendingUpdate, int]] = []
@@ -214,9 +226,14 @@ class Saver:
         return [d.name for d in self._logs.values() if d.committed != d.appended]
 
     def _past_threshold(self, doc_log: DocumentLog) -> bool:
+        """Whether the log is due for a compaction (see MAX_ROWS_FACTOR)."""
+        rows, after = doc_log.log_rows, self.compact_after_rows
+        if rows <= after:
+            return doc_log.log_bytes > self.compact_after_bytes
         return (
-            doc_log.log_rows > self.compact_after_rows
+            rows > after * MAX_ROWS_FACTOR
             or doc_log.log_bytes > self.compact_after_bytes
+            or doc_log.log_bytes >= doc_log.snapshot_bytes * self.compact_log_share
         )
 
     # -- recording -----------------------------------------------------------------------------
@@ -420,6 +437,7 @@ class Saver:
         # Commits and compactions share this one task, so nothing was appended meanwhile.
         if result is not None:
             doc_log.snapshot_through = result.through_id
+            doc_log.snapshot_bytes = result.bytes_after
         doc_log.log_rows = 0
         doc_log.log_bytes = 0
 

@@ -64,6 +64,13 @@ class Settings:
     compact_after_bytes: int = field(
         default=4 * MiB, metadata=_doc("compact a document's update log beyond this many bytes")
     )
+    compact_log_share: float = field(
+        default=0.25,
+        metadata=_doc(
+            "past compact_after_rows, compact once the log weighs this share of the snapshot"
+            " (10x the rows always; 0: at compact_after_rows)"
+        ),
+    )
     version_pause_s: float = field(
         default=30.0,
         metadata=_doc("an automatic version is taken after editing pauses this many seconds"),
@@ -257,6 +264,8 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or positive")
+        if not 0 <= self.compact_log_share <= 1000:  # (NaN too)
+            raise ValueError("compact_log_share must be 0..1000")
         parse_rules(self.version_retention)  # (ValueError with the reason)
         for name in (
             "idle_timeout_s",

@@ -232,7 +232,7 @@ async def test_kill_9_loses_nothing_older_than_the_commit_window(launch: Any) ->
 
 
 async def test_kill_9_during_compaction_loses_and_duplicates_nothing(launch: Any) -> None:
-    server = launch("--compact-after-rows", "20")
+    server = launch("--compact-after-rows", "20", "--compact-log-share", "0")
     in_time = await crash_cycles(
         server,
         docs=[f"compact/{i}" for i in range(3)],

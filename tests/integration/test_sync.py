@@ -118,3 +118,29 @@ async def test_fifty_simultaneous_joiners_load_the_document_once(server):
             await c.wait_for(lambda c=c: str(c.doc.get("t", type=Text)) == "seeded", timeout=15)
         assert server.hub.loads - loads_before == 1
         assert len(server.hub.rooms["crowd"].members) == 50
+
+
+async def test_joiners_of_a_big_document_all_get_it_whole_and_then_its_changes(server):
+    """Fresh joiners of a big document share one encoding of it (collab/ydoc.py
+    SharedAnswers): each still gets the whole document, and a change made between two joins
+    reaches the later joiner (a deletion too, which changes no state vector)."""
+    big = "".join(f"line {i:06d} " + "x" * 90 + "\n" for i in range(2000))  # ~200 KB
+    async with YClient(server.url, "big") as writer:
+        await writer.wait_for(lambda: writer.synced)
+        text = writer.doc.get("t", type=Text)
+        text.insert(0, big)
+        await writer.sent()
+        async with AsyncExitStack() as stack:
+            joiners = [YClient(server.url, "big") for _ in range(4)]
+            for joiner in joiners:
+                await stack.enter_async_context(joiner)
+            for joiner in joiners:
+                await joiner.wait_for(lambda j=joiner: str(j.doc.get("t", type=Text)) == big)
+        del text[0:5]  # a deletion alone
+        await writer.sent()
+        async with YClient(server.url, "big") as late:
+            await late.wait_for(lambda: str(late.doc.get("t", type=Text)) == big[5:])
+        text.insert(0, "new ")
+        await writer.sent()
+        async with YClient(server.url, "big") as later:
+            await later.wait_for(lambda: str(later.doc.get("t", type=Text)) == "new " + big[5:])
