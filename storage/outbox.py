@@ -26,12 +26,15 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
 from .base import PendingUpdate, now_ms
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteAppender
 
 APPEND_LOCK = 0x636F6C6C6162 + 1  # (sql.py's): taken by every transaction that writes events
 NO_ID = 2**62
@@ -218,6 +221,8 @@ class OutboxTables:
 
     engine: AsyncEngine
     _dialect: str
+    # On a SQLite file: the finalizer's statements run on its connection when it is free.
+    _appender: SqliteAppender | None = None
     events: EventSettings | None = None  # None: no events are written
     # Called with a document's name before an event about it is written on its own (a
     # version, a deletion, add_event): the server makes the document's pending changes into
@@ -277,6 +282,10 @@ class OutboxTables:
     ) -> tuple[list[Mark], int | None]:
         """`due_marks`, and when none was due, when the earliest mark not held falls due
         (None: no mark): what a finalizer needs each time it wakes, in one transaction."""
+        if self._appender is not None:
+            done = self._appender.claim_due_marks_now(now, hold_ms, limit)
+            if done is not None:
+                return done
         claimed: list[Mark] = []
         async with self.engine.begin() as conn:
             rows = (await conn.execute(q.DUE_MARKS, {"now": now, "limit": limit})).all()
@@ -305,6 +314,10 @@ class OutboxTables:
         """Write the events a claimed mark was made into and delete it, in one transaction;
         if a commit touched it since it was claimed, it stays (released, due again) and
         the events are still written. Whether it was deleted."""
+        if self._appender is not None:
+            deleted = self._appender.finish_mark_now(mark, events)
+            if deleted is not None:
+                return deleted
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
             await self._insert_events(conn, events)
@@ -346,6 +359,10 @@ class OutboxTables:
 
     async def last_change(self, document: str) -> dict[str, Any] | None:
         """The body of the newest document.changed event of `document`."""
+        if self._appender is not None:
+            found = self._appender.last_change_now(document)
+            if found is not None:
+                return None if found[0] is None else dict(json.loads(found[0]))
         async with self.engine.connect() as conn:
             body = (await conn.execute(q.LAST_CHANGE, {"document": document})).scalar()
         return None if body is None else dict(json.loads(body))
