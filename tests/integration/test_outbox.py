@@ -332,6 +332,61 @@ async def test_later_commits_extend_a_documents_mark(fast_path, db_settings):
         await store.close()
 
 
+@pytest.mark.parametrize("busy", [False, True])
+async def test_the_finalizers_statements_on_sqlites_fast_path_and_when_it_is_busy(busy, tmp_path):
+    """On a SQLite file the finalizer's claim, last change and finish run on the appender's
+    sqlite3 connection; while that connection is taken (a commit in a worker thread) they go
+    through the engine instead, with the same results: a mark a commit touched after its
+    claim is released, not deleted, and its events are written either way."""
+    from storage import make_engine, new_event
+
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"))
+    await store.open()
+    appender = store._appender
+    assert appender is not None
+    try:
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=0))
+        doc = Doc()
+        await store.append([PendingUpdate("m", typed("a", doc), 0, "ann")])
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            assert await store.last_change("m") is None
+            marks, next_due = await store.claim_due_marks(2**62, 1000)
+            [mark] = marks
+            assert mark.users == ("ann",) and mark.created and next_due is None
+            assert await store.claim_due_marks(2**62, 1000) == ([], None)  # held by us
+            changed = new_event("document.changed", "m", ["ann"], None, n=1)
+            assert await store.finish_mark(mark, [changed]) is True
+            assert (await store.last_change("m") or {})["n"] == 1
+        finally:
+            if busy:
+                appender._lock.release()
+        await store.append([PendingUpdate("m", typed("b", doc), 0, "ben")])
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            [mark] = (await store.claim_due_marks(2**62, 1000))[0]
+            assert not mark.created
+        finally:
+            if busy:
+                appender._lock.release()
+        await store.append([PendingUpdate("m", typed("c", doc), 0, None)])  # touches the mark
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            changed = new_event("document.changed", "m", ["ben"], None, n=2)
+            assert await store.finish_mark(mark, [changed]) is False  # released, due again
+            assert (await store.last_change("m") or {})["n"] == 2
+            [again] = (await store.claim_due_marks(2**62, 1000))[0]
+            assert again.users == ("ben",) and again.revision == mark.revision + 1
+        finally:
+            if busy:
+                appender._lock.release()
+    finally:
+        await store.close()
+
+
 async def test_a_sink_registered_twice_at_once_is_known_once(db_settings):
     """Two processes starting together register the same sink: neither fails."""
     first, second = (SqlStore.from_url(db_settings.database_url) for _ in range(2))
