@@ -157,9 +157,11 @@ class SqliteAppender:
     A small batch commits right on the event loop (`append_now`), provided it can take SQLite's
     write lock at once and no checkpoint runs in it (WAL mode, synchronous=NORMAL: a commit
     writes the WAL, no fsync); a large batch, a busy database and the periodic WAL checkpoint go
-    to a worker thread. Reading, compaction by replay and everything else stay on the SQLAlchemy
-    engine; the two connections share the file (WAL), and the saver never runs an append and a
-    compaction at once.
+    to a worker thread. The events finalizer's few statements (claim the due marks, read the
+    last document.changed, write the events and delete the mark) run here too when the
+    connection is free at once, else through the engine. Reading, compaction by replay and
+    everything else stay on the SQLAlchemy engine; the two connections share the file (WAL),
+    and the saver never runs an append and a compaction at once.
     """
 
     # What may commit on the event loop: beyond this a batch goes to a thread.
