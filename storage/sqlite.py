@@ -202,6 +202,9 @@ class SqliteAppender:
         sqlite_pragmas(conn)
         # Checkpoints (which fsync) run in a worker thread, see checkpoint(); not in a commit.
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        # On the event loop a busy database is never waited for (the batch goes to a thread):
+        # only a worker thread's BEGIN waits (see _begun).
+        conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     @property
@@ -329,7 +332,10 @@ class SqliteAppender:
         try:
             conn = self._conn = self._conn or self._connect()
             sql = outbox_statements().last_change
-            row = conn.execute(sql.sql, sql.args(document=document)).fetchone()
+            try:
+                row = conn.execute(sql.sql, sql.args(document=document)).fetchone()
+            except sqlite3.OperationalError:  # (busy: the engine's connection waits)
+                return None
             return (None if row is None else str(row[0]),)
         finally:
             self._lock.release()
@@ -391,17 +397,18 @@ class SqliteAppender:
         try:
             conn = self._conn = self._conn or self._connect()
             if wait:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute("PRAGMA busy_timeout=0")
                 yield conn
                 return
-            conn.execute("PRAGMA busy_timeout=0")  # locked by someone else: go to the thread
-            try:
+            try:  # (busy_timeout is 0: locked by someone else, we go to the thread at once)
                 conn.execute("BEGIN IMMEDIATE")
                 began = True
             except sqlite3.OperationalError:
                 began = False
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             yield conn if began else None
         finally:
             self._lock.release()
