@@ -147,8 +147,10 @@ def next_mark(
             "created": 1 if created else 0,
         }
     users_json, first_at, _ = found
-    users = set(json.loads(users_json))
     due = min(stamp + config.debounce_ms, int(first_at) + config.max_wait_ms)
+    if not authors:  # (nobody known wrote: the users stay, unread, as most commits go)
+        return False, {"due_at_ms": due, "users": users_json}
+    users = set(json.loads(users_json))
     return False, {
         "due_at_ms": due,
         "users": json.dumps(sorted(users | authors)) if not authors <= users else users_json,
