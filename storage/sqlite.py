@@ -117,6 +117,7 @@ class SqliteSql(NamedTuple):
     mark: str
     insert_mark: str
     extend_mark: str
+    extend_mark_anonymous: str
 
 
 @cache
@@ -138,6 +139,9 @@ def sqlite_statements() -> SqliteSql:
             q.INSERT_MARK, ("document", "stamp", "due_at_ms", "users", "created")
         ),
         extend_mark=sqlite_sql(q.EXTEND_MARK, ("due_at_ms", "users", "doc")),
+        extend_mark_anonymous=sqlite_sql(
+            q.EXTEND_MARK_ANONYMOUS, ("due_at_ms", "max_wait_ms", "doc")
+        ),
     )
 
 
@@ -270,6 +274,12 @@ class SqliteAppender:
         sql = self._sql
         authors = authors_by_document(batch)
         for name in sorted(authors):
+            if not authors[name] and name not in created:
+                # Nobody known wrote: extend the mark in one statement (next_mark's due time,
+                # the users as they are), if there is one.
+                due, extend = stamp + config.debounce_ms, sql.extend_mark_anonymous
+                if conn.execute(extend, (due, config.max_wait_ms, name)).rowcount == 1:
+                    continue
             found = conn.execute(sql.mark, (name,)).fetchone()
             insert, p = next_mark(found, authors[name], name in created, stamp, config)
             if insert:

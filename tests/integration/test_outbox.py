@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from typing import Any
 
 import anyio
@@ -328,6 +329,43 @@ async def test_later_commits_extend_a_documents_mark(fast_path, db_settings):
         assert mark.revision == 3
         assert await store.finish_mark(mark, []) is True
         assert (await store.outbox_counts())["open_changes"] == 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_commit_nobody_known_wrote_extends_the_mark_as_any_other(fast_path, tmp_path):
+    """A commit without a known author extends its document's mark as next_mark says (due at
+    the debounce after it, at most max_wait after the first change; the users stay), on the
+    sqlite3 fast path (one UPDATE) as through the engine."""
+    import sqlite3
+
+    from storage import make_engine
+
+    path = tmp_path / "m.db"
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{path}"), fast_path=fast_path)
+    await store.open()
+
+    def mark() -> tuple[int, int, str, int]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            query = "SELECT first_at_ms, due_at_ms, users, revision FROM collab_event_marks"
+            [row] = conn.execute(query).fetchall()
+        return row
+
+    try:
+        doc = Doc()
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=10**9))
+        await store.append([PendingUpdate("m", typed("a", doc), 0, "ann")])
+        first, due, users, revision = mark()
+        assert due == first and users == '["ann"]' and revision == 1
+        await anyio.sleep(0.01)
+        await store.append([PendingUpdate("m", typed("b", doc), 0, None)])
+        first_after, due, users, revision = mark()
+        assert first_after == first and due > first  # the debounce after this commit
+        assert users == '["ann"]' and revision == 2
+        store.configure_events(EventSettings(debounce_ms=10**9, max_wait_ms=5))
+        await store.append([PendingUpdate("m", typed("c", doc), 0, None)])
+        assert mark() == (first, first + 5, '["ann"]', 3)  # max_wait after the first change
     finally:
         await store.close()
 
