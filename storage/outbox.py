@@ -26,15 +26,12 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
 from .base import PendingUpdate, now_ms
-
-if TYPE_CHECKING:
-    from .sqlite import SqliteAppender
 
 APPEND_LOCK = 0x636F6C6C6162 + 1  # (sql.py's): taken by every transaction that writes events
 NO_ID = 2**62
@@ -218,13 +215,26 @@ def _delivery(row: Any) -> DeliveryRow:
     )
 
 
+class OutboxFastPath(Protocol):
+    """The finalizer's statements on a faster path (storage/sqlite.py's SqliteAppender): each
+    returns None when it cannot run at once, and the engine runs it instead."""
+
+    def claim_due_marks_now(
+        self, now: int, hold_ms: int, limit: int
+    ) -> tuple[list[Mark], int | None] | None: ...
+
+    def finish_mark_now(self, mark: Mark, events: Sequence[NewEvent]) -> bool | None: ...
+
+    def last_change_now(self, document: str) -> tuple[str | None] | None: ...
+
+
 class OutboxTables:
     """The outbox (SqlStore's; see sql.py for the rest)."""
 
     engine: AsyncEngine
     _dialect: str
     # On a SQLite file: the finalizer's statements run on its connection when it is free.
-    _appender: SqliteAppender | None = None
+    _outbox_fast: OutboxFastPath | None = None
     events: EventSettings | None = None  # None: no events are written
     # Called with a document's name before an event about it is written on its own (a
     # version, a deletion, add_event): the server makes the document's pending changes into
@@ -284,8 +294,8 @@ class OutboxTables:
     ) -> tuple[list[Mark], int | None]:
         """`due_marks`, and when none was due, when the earliest mark not held falls due
         (None: no mark): what a finalizer needs each time it wakes, in one transaction."""
-        if self._appender is not None:
-            done = self._appender.claim_due_marks_now(now, hold_ms, limit)
+        if self._outbox_fast is not None:
+            done = self._outbox_fast.claim_due_marks_now(now, hold_ms, limit)
             if done is not None:
                 return done
         claimed: list[Mark] = []
@@ -316,8 +326,8 @@ class OutboxTables:
         """Write the events a claimed mark was made into and delete it, in one transaction;
         if a commit touched it since it was claimed, it stays (released, due again) and
         the events are still written. Whether it was deleted."""
-        if self._appender is not None:
-            deleted = self._appender.finish_mark_now(mark, events)
+        if self._outbox_fast is not None:
+            deleted = self._outbox_fast.finish_mark_now(mark, events)
             if deleted is not None:
                 return deleted
         async with self.engine.begin() as conn:
@@ -361,8 +371,8 @@ class OutboxTables:
 
     async def last_change(self, document: str) -> dict[str, Any] | None:
         """The body of the newest document.changed event of `document`."""
-        if self._appender is not None:
-            found = self._appender.last_change_now(document)
+        if self._outbox_fast is not None:
+            found = self._outbox_fast.last_change_now(document)
             if found is not None:
                 return None if found[0] is None else dict(json.loads(found[0]))
         async with self.engine.connect() as conn:
