@@ -279,8 +279,12 @@ class Saver:
             if self._pending:
                 delay = self._first_at + self.window * GATHER - time.monotonic()
                 if delay > 0 and not self._hurry.is_set():
-                    with anyio.move_on_after(delay):
+                    # (a timer that ends the wait: cheaper than a cancel scope, 20 times a second)
+                    timer = asyncio.get_running_loop().call_later(delay, self._hurry.set)
+                    try:
                         await self._hurry.wait()
+                    finally:
+                        timer.cancel()
                 self._hurry.clear()
                 if not await self._commit():
                     await anyio.sleep(backoff)

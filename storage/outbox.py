@@ -26,7 +26,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -144,8 +144,10 @@ def next_mark(
             "created": 1 if created else 0,
         }
     users_json, first_at, _ = found
-    users = set(json.loads(users_json))
     due = min(stamp + config.debounce_ms, int(first_at) + config.max_wait_ms)
+    if not authors:  # (nobody known wrote: the users stay, unread, as most commits go)
+        return False, {"due_at_ms": due, "users": users_json}
+    users = set(json.loads(users_json))
     return False, {
         "due_at_ms": due,
         "users": json.dumps(sorted(users | authors)) if not authors <= users else users_json,
@@ -213,11 +215,26 @@ def _delivery(row: Any) -> DeliveryRow:
     )
 
 
+class OutboxFastPath(Protocol):
+    """The finalizer's statements on a faster path (storage/sqlite.py's SqliteAppender): each
+    returns None when it cannot run at once, and the engine runs it instead."""
+
+    def claim_due_marks_now(
+        self, now: int, hold_ms: int, limit: int
+    ) -> tuple[list[Mark], int | None] | None: ...
+
+    def finish_mark_now(self, mark: Mark, events: Sequence[NewEvent]) -> bool | None: ...
+
+    def last_change_now(self, document: str) -> tuple[str | None] | None: ...
+
+
 class OutboxTables:
     """The outbox (SqlStore's; see sql.py for the rest)."""
 
     engine: AsyncEngine
     _dialect: str
+    # On a SQLite file: the finalizer's statements run on its connection when it is free.
+    _outbox_fast: OutboxFastPath | None = None
     events: EventSettings | None = None  # None: no events are written
     # Called with a document's name before an event about it is written on its own (a
     # version, a deletion, add_event): the server makes the document's pending changes into
@@ -277,6 +294,10 @@ class OutboxTables:
     ) -> tuple[list[Mark], int | None]:
         """`due_marks`, and when none was due, when the earliest mark not held falls due
         (None: no mark): what a finalizer needs each time it wakes, in one transaction."""
+        if self._outbox_fast is not None:
+            done = self._outbox_fast.claim_due_marks_now(now, hold_ms, limit)
+            if done is not None:
+                return done
         claimed: list[Mark] = []
         async with self.engine.begin() as conn:
             rows = (await conn.execute(q.DUE_MARKS, {"now": now, "limit": limit})).all()
@@ -305,6 +326,10 @@ class OutboxTables:
         """Write the events a claimed mark was made into and delete it, in one transaction;
         if a commit touched it since it was claimed, it stays (released, due again) and
         the events are still written. Whether it was deleted."""
+        if self._outbox_fast is not None:
+            deleted = self._outbox_fast.finish_mark_now(mark, events)
+            if deleted is not None:
+                return deleted
         async with self.engine.begin() as conn:
             await self._lock_events(conn)
             await self._insert_events(conn, events)
@@ -346,6 +371,10 @@ class OutboxTables:
 
     async def last_change(self, document: str) -> dict[str, Any] | None:
         """The body of the newest document.changed event of `document`."""
+        if self._outbox_fast is not None:
+            found = self._outbox_fast.last_change_now(document)
+            if found is not None:
+                return None if found[0] is None else dict(json.loads(found[0]))
         async with self.engine.connect() as conn:
             body = (await conn.execute(q.LAST_CHANGE, {"document": document})).scalar()
         return None if body is None else dict(json.loads(body))

@@ -12,12 +12,13 @@ text (`sqlite_sql`): the same ones SqlStore runs through SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,7 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from . import statements as q
 from .base import LiveDocument, PendingUpdate, StoreError
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
-from .outbox import EventSettings, authors_by_document, next_mark
+from .outbox import EventSettings, Mark, NewEvent, authors_by_document, next_mark
 
 _SQLITE = sqlite.dialect(paramstyle="qmark")
 
@@ -43,6 +44,59 @@ def sqlite_sql(statement: ClauseElement, params: tuple[str, ...]) -> str:
     if tuple(compiled.positiontup or ()) != params:
         raise ValueError(f"the statement takes {compiled.positiontup}, not {params}")
     return str(compiled)
+
+
+class Positional(NamedTuple):
+    """A statement whose SQL holds constants SQLAlchemy binds as parameters (LIMIT, OFFSET, a
+    literal compared with): its SQLite text, its parameters' names in order and the
+    constants' values; `args` puts the others' values among them."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]
+
+    def args(self, **values: Any) -> tuple[Any, ...]:
+        return tuple(values[n] if n in values else self.constants[n] for n in self.names)
+
+
+def positional(statement: ClauseElement, params: tuple[str, ...]) -> Positional:
+    """`statement` for sqlite3 with `params` (checked: every other parameter is a constant)."""
+    compiled = statement.compile(dialect=_SQLITE)
+    assert isinstance(compiled, SQLCompiler)
+    names = tuple(compiled.positiontup or ())
+    constants = {n: v for n, v in compiled.params.items() if n not in params}
+    if set(names) - set(params) - set(constants) or set(params) - set(names):
+        raise ValueError(f"the statement takes {names}, not {params}")
+    if any(v is None for v in constants.values()):
+        raise ValueError(f"parameters without a value: {sorted(constants)}")
+    return Positional(str(compiled), names, constants)
+
+
+class OutboxSql(NamedTuple):
+    """The outbox's statements the finalizer runs (storage/outbox.py), as sqlite3 runs them."""
+
+    due_marks: Positional
+    claim_mark: Positional
+    next_mark_due: Positional
+    insert_event: Positional
+    delete_mark: Positional
+    release_mark: Positional
+    last_change: Positional
+
+
+@cache
+def outbox_statements() -> OutboxSql:
+    return OutboxSql(
+        due_marks=positional(q.DUE_MARKS, ("now", "limit")),
+        claim_mark=positional(q.CLAIM_MARK, ("until", "doc", "now")),
+        next_mark_due=positional(q.NEXT_MARK_DUE, ("now",)),
+        insert_event=positional(
+            q.INSERT_EVENT, ("event_id", "type", "document", "created_at_ms", "body")
+        ),
+        delete_mark=positional(q.DELETE_MARK, ("document", "revision")),
+        release_mark=positional(q.RELEASE_MARK, ("doc",)),
+        last_change=positional(q.LAST_CHANGE, ("document",)),
+    )
 
 
 # What a live compaction did: (rows folded, bytes before, the new snapshot's through id).
@@ -63,6 +117,7 @@ class SqliteSql(NamedTuple):
     mark: str
     insert_mark: str
     extend_mark: str
+    extend_mark_anonymous: str
 
 
 @cache
@@ -84,6 +139,19 @@ def sqlite_statements() -> SqliteSql:
             q.INSERT_MARK, ("document", "stamp", "due_at_ms", "users", "created")
         ),
         extend_mark=sqlite_sql(q.EXTEND_MARK, ("due_at_ms", "users", "doc")),
+        extend_mark_anonymous=sqlite_sql(
+            q.EXTEND_MARK_ANONYMOUS, ("due_at_ms", "max_wait_ms", "doc")
+        ),
+    )
+
+
+def _mark(row: dict[str, Any]) -> Mark:
+    return Mark(
+        row["document"],
+        int(row["first_at_ms"]),
+        tuple(json.loads(row["users"])),
+        bool(row["created"]),
+        int(row["revision"]),
     )
 
 
@@ -93,9 +161,11 @@ class SqliteAppender:
     A small batch commits right on the event loop (`append_now`), provided it can take SQLite's
     write lock at once and no checkpoint runs in it (WAL mode, synchronous=NORMAL: a commit
     writes the WAL, no fsync); a large batch, a busy database and the periodic WAL checkpoint go
-    to a worker thread. Reading, compaction by replay and everything else stay on the SQLAlchemy
-    engine; the two connections share the file (WAL), and the saver never runs an append and a
-    compaction at once.
+    to a worker thread. The events finalizer's few statements (claim the due marks, read the
+    last document.changed, write the events and delete the mark) run here too when the
+    connection is free at once, else through the engine. Reading, compaction by replay and
+    everything else stay on the SQLAlchemy engine; the two connections share the file (WAL),
+    and the saver never runs an append and a compaction at once.
     """
 
     # What may commit on the event loop: beyond this a batch goes to a thread.
@@ -136,6 +206,9 @@ class SqliteAppender:
         sqlite_pragmas(conn)
         # Checkpoints (which fsync) run in a worker thread, see checkpoint(); not in a commit.
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        # On the event loop a busy database is never waited for (the batch goes to a thread):
+        # only a worker thread's BEGIN waits (see _begun).
+        conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     @property
@@ -201,6 +274,12 @@ class SqliteAppender:
         sql = self._sql
         authors = authors_by_document(batch)
         for name in sorted(authors):
+            if not authors[name] and name not in created:
+                # Nobody known wrote: extend the mark in one statement (next_mark's due time,
+                # the users as they are), if there is one.
+                due, extend = stamp + config.debounce_ms, sql.extend_mark_anonymous
+                if conn.execute(extend, (due, config.max_wait_ms, name)).rowcount == 1:
+                    continue
             found = conn.execute(sql.mark, (name,)).fetchone()
             insert, p = next_mark(found, authors[name], name in created, stamp, config)
             if insert:
@@ -209,6 +288,67 @@ class SqliteAppender:
                 )
             else:
                 conn.execute(sql.extend_mark, (p["due_at_ms"], p["users"], name))
+
+    # -- the outbox's marks and events (the finalizer's, storage/outbox.py) -------------------
+    #
+    # Each is a few small statements: on the event loop when the lock is free at once (None
+    # when it is not: the caller goes through the engine), as an append is, instead of a
+    # round trip per statement through SQLAlchemy and aiosqlite's thread.
+
+    def claim_due_marks_now(
+        self, now: int, hold_ms: int, limit: int
+    ) -> tuple[list[Mark], int | None] | None:
+        """OutboxTables.claim_due_marks in one transaction on this connection, or None."""
+        sql = outbox_statements()
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return None
+            claimed: list[Mark] = []
+            with self._committing(conn):
+                cursor = conn.execute(sql.due_marks.sql, sql.due_marks.args(now=now, limit=limit))
+                columns = [d[0] for d in cursor.description]
+                rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                for row in rows:
+                    args = sql.claim_mark.args(doc=row["document"], now=now, until=now + hold_ms)
+                    if conn.execute(sql.claim_mark.sql, args).rowcount == 1:
+                        claimed.append(_mark(row))
+                if rows:
+                    return claimed, None
+                found = conn.execute(sql.next_mark_due.sql, sql.next_mark_due.args(now=now))
+                earliest = found.fetchone()[0]
+        return claimed, None if earliest is None else int(earliest)
+
+    def finish_mark_now(self, mark: Mark, events: Sequence[NewEvent]) -> bool | None:
+        """OutboxTables.finish_mark in one transaction on this connection, or None."""
+        sql = outbox_statements()
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return None
+            with self._committing(conn):
+                conn.executemany(
+                    sql.insert_event.sql, [sql.insert_event.args(**e._asdict()) for e in events]
+                )
+                args = sql.delete_mark.args(document=mark.document, revision=mark.revision)
+                if conn.execute(sql.delete_mark.sql, args).rowcount == 1:
+                    return True
+                conn.execute(sql.release_mark.sql, sql.release_mark.args(doc=mark.document))
+                return False
+
+    def last_change_now(self, document: str) -> tuple[str | None] | None:
+        """(the body of `document`'s newest document.changed, None when it has none), or None
+        when this connection is busy (a commit in a thread)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn = self._conn or self._connect()
+            sql = outbox_statements().last_change
+            try:
+                row = conn.execute(sql.sql, sql.args(document=document)).fetchone()
+            except sqlite3.OperationalError:  # (busy: the engine's connection waits)
+                return None
+            return (None if row is None else str(row[0]),)
+        finally:
+            self._lock.release()
 
     # -- live compaction ---------------------------------------------------------------------
 
@@ -267,17 +407,18 @@ class SqliteAppender:
         try:
             conn = self._conn = self._conn or self._connect()
             if wait:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute("PRAGMA busy_timeout=0")
                 yield conn
                 return
-            conn.execute("PRAGMA busy_timeout=0")  # locked by someone else: go to the thread
-            try:
+            try:  # (busy_timeout is 0: locked by someone else, we go to the thread at once)
                 conn.execute("BEGIN IMMEDIATE")
                 began = True
             except sqlite3.OperationalError:
                 began = False
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             yield conn if began else None
         finally:
             self._lock.release()

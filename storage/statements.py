@@ -302,6 +302,20 @@ EXTEND_MARK = (
     )
 )
 
+# More changes for doc's mark that no known author wrote (its users stay): due at `due_at_ms`
+# or `max_wait_ms` after its first change, whichever comes first (what next_mark computes, in
+# one statement: SQLite's two-argument min, for storage/sqlite.py's appender only).
+EXTEND_MARK_ANONYMOUS = (
+    update(EventMark)
+    .where(EventMark.document == bindparam("doc"))
+    .values(
+        due_at_ms=func.min(
+            bindparam("due_at_ms"), EventMark.first_at_ms + bindparam("max_wait_ms")
+        ),
+        revision=EventMark.revision + literal_column("1"),
+    )
+)
+
 # Marks due at now and not held, oldest first: limit.
 DUE_MARKS = (
     select(EventMark)

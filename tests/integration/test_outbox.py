@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from typing import Any
 
 import anyio
@@ -328,6 +329,98 @@ async def test_later_commits_extend_a_documents_mark(fast_path, db_settings):
         assert mark.revision == 3
         assert await store.finish_mark(mark, []) is True
         assert (await store.outbox_counts())["open_changes"] == 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_commit_nobody_known_wrote_extends_the_mark_as_any_other(fast_path, tmp_path):
+    """A commit without a known author extends its document's mark as next_mark says (due at
+    the debounce after it, at most max_wait after the first change; the users stay), on the
+    sqlite3 fast path (one UPDATE) as through the engine."""
+    import sqlite3
+
+    from storage import make_engine
+
+    path = tmp_path / "m.db"
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{path}"), fast_path=fast_path)
+    await store.open()
+
+    def mark() -> tuple[int, int, str, int]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            query = "SELECT first_at_ms, due_at_ms, users, revision FROM collab_event_marks"
+            [row] = conn.execute(query).fetchall()
+        return row
+
+    try:
+        doc = Doc()
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=10**9))
+        await store.append([PendingUpdate("m", typed("a", doc), 0, "ann")])
+        first, due, users, revision = mark()
+        assert due == first and users == '["ann"]' and revision == 1
+        await anyio.sleep(0.01)
+        await store.append([PendingUpdate("m", typed("b", doc), 0, None)])
+        first_after, due, users, revision = mark()
+        assert first_after == first and due > first  # the debounce after this commit
+        assert users == '["ann"]' and revision == 2
+        store.configure_events(EventSettings(debounce_ms=10**9, max_wait_ms=5))
+        await store.append([PendingUpdate("m", typed("c", doc), 0, None)])
+        assert mark() == (first, first + 5, '["ann"]', 3)  # max_wait after the first change
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("busy", [False, True])
+async def test_the_finalizers_statements_on_sqlites_fast_path_and_when_it_is_busy(busy, tmp_path):
+    """On a SQLite file the finalizer's claim, last change and finish run on the appender's
+    sqlite3 connection; while that connection is taken (a commit in a worker thread) they go
+    through the engine instead, with the same results: a mark a commit touched after its
+    claim is released, not deleted, and its events are written either way."""
+    from storage import make_engine, new_event
+
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"))
+    await store.open()
+    appender = store._appender
+    assert appender is not None
+    try:
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=0))
+        doc = Doc()
+        await store.append([PendingUpdate("m", typed("a", doc), 0, "ann")])
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            assert await store.last_change("m") is None
+            marks, next_due = await store.claim_due_marks(2**62, 1000)
+            [mark] = marks
+            assert mark.users == ("ann",) and mark.created and next_due is None
+            assert await store.claim_due_marks(2**62, 1000) == ([], None)  # held by us
+            changed = new_event("document.changed", "m", ["ann"], None, n=1)
+            assert await store.finish_mark(mark, [changed]) is True
+            assert (await store.last_change("m") or {})["n"] == 1
+        finally:
+            if busy:
+                appender._lock.release()
+        await store.append([PendingUpdate("m", typed("b", doc), 0, "ben")])
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            [mark] = (await store.claim_due_marks(2**62, 1000))[0]
+            assert not mark.created
+        finally:
+            if busy:
+                appender._lock.release()
+        await store.append([PendingUpdate("m", typed("c", doc), 0, None)])  # touches the mark
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        try:
+            changed = new_event("document.changed", "m", ["ben"], None, n=2)
+            assert await store.finish_mark(mark, [changed]) is False  # released, due again
+            assert (await store.last_change("m") or {})["n"] == 2
+            [again] = (await store.claim_due_marks(2**62, 1000))[0]
+            assert again.users == ("ben",) and again.revision == mark.revision + 1
+        finally:
+            if busy:
+                appender._lock.release()
     finally:
         await store.close()
 
