@@ -121,14 +121,19 @@ class HandedSockets:
     def _receive(self) -> None:
         while True:
             try:
-                _, fds, _, _ = socket.recv_fds(self._channel, MAX_FDS, MAX_FDS)
+                data, fds, flags, _ = socket.recv_fds(self._channel, MAX_FDS, MAX_FDS)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                fds = []
-            if not fds:  # the supervisor is gone
+                data, fds, flags = b"", [], 0
+            if not data:  # the supervisor is gone
                 self.close()
                 return
+            if flags & socket.MSG_CTRUNC:  # out of descriptors: the kernel closed the rest
+                log.warning(
+                    "%d sockets handed over were lost (file descriptor limit?)",
+                    len(data) - len(fds),
+                )
             for fd in fds:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
@@ -234,6 +239,7 @@ class Supervisor:
         self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peeking: dict[int, tuple[socket.socket, float]] = {}
+        self._exited = asyncio.Event()  # a worker's process ended
         self.statuses: dict[int, int] = {}
 
     # -- processes --------------------------------------------------------------------------
@@ -247,6 +253,8 @@ class Supervisor:
             target=worker_main, args=(self.settings, theirs, bus_theirs), daemon=False
         )
         process.start()
+        assert self._loop is not None
+        self._loop.add_reader(process.sentinel, self._exited.set)
         theirs.close()
         if bus_theirs is not None:
             bus_theirs.close()
@@ -260,6 +268,7 @@ class Supervisor:
     def _gone(self, worker: Worker) -> None:
         worker.gone = True
         assert self._loop is not None
+        self._loop.remove_reader(worker.process.sentinel)
         with contextlib.suppress(Exception):
             self._loop.remove_writer(worker.channel.fileno())
         worker.channel.close()
@@ -281,7 +290,9 @@ class Supervisor:
         from .server import _worker_gone
 
         while True:
-            await asyncio.sleep(0.2)
+            # (each process's sentinel turns readable when it ends: no polling)
+            await self._exited.wait()
+            self._exited.clear()
             for worker in list(self.workers):
                 process = worker.process
                 if process.exitcode is None:

@@ -9,6 +9,8 @@ anything the server says about itself."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import zlib
 from contextlib import AsyncExitStack
@@ -23,11 +25,19 @@ from collab.protocols import hocuspocus_codec as hp
 from collab.workers import document_of, owner
 from tests.hocuspocus_wire import HocuspocusWire, auth, hocuspocus_wire, message
 from tests.integration import test_cluster
-from tests.integration.test_cluster import Spawn, alive, connection_owners, until, worker_pids
+from tests.integration.test_cluster import (
+    RedisServer,
+    Spawn,
+    alive,
+    connection_owners,
+    until,
+    worker_pids,
+)
 from tests.ywire import connected, ids_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
-spawn = test_cluster.spawn  # the fixture: a `collab serve` subprocess, killed after the test
+spawn = test_cluster.spawn  # fixtures: a `collab serve` subprocess, killed after the test
+redis = test_cluster.redis  # a redis-server of its own
 
 
 def test_the_path_names_the_document() -> None:
@@ -55,8 +65,8 @@ def names_owned_by_each(workers: int) -> list[str]:
     return [names[w] for w in range(workers)]
 
 
-async def start_workers(spawn: Spawn) -> tuple[object, list[int]]:
-    server = spawn("workers", "--workers", "2")
+async def start_workers(spawn: Spawn, *flags: str) -> tuple[object, list[int]]:
+    server = spawn("workers", "--workers", "2", *flags)
     await server.start()
     assert server.proc is not None
     with anyio.fail_after(20):
@@ -112,7 +122,17 @@ async def hocuspocus_in_other_worker(
 
 
 async def test_hocuspocus_and_ws_clients_in_different_workers_sync(spawn: Spawn) -> None:
-    server, pids = await start_workers(spawn)
+    await hocuspocus_and_ws_sync(spawn)
+
+
+@pytest.mark.redis
+async def test_with_redis_the_workers_use_it(spawn: Spawn, redis: RedisServer) -> None:
+    """With an external bus configured, the workers keep a shared document in step over it."""
+    await hocuspocus_and_ws_sync(spawn, "--redis-url", redis.url)
+
+
+async def hocuspocus_and_ws_sync(spawn: Spawn, *flags: str) -> None:
+    server, pids = await start_workers(spawn, *flags)
     port = server.port  # type: ignore[attr-defined]
     url = server.url  # type: ignore[attr-defined]
     name = "mixed/doc"
@@ -184,4 +204,23 @@ async def test_a_silent_or_garbage_client_blocks_no_one(spawn: Spawn) -> None:
     finally:
         for sock in (*silent, half, garbage):
             sock.close()
+    await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_a_dead_worker_is_replaced_and_its_documents_served_again(spawn: Spawn) -> None:
+    server, pids = await start_workers(spawn)
+    port = server.port  # type: ignore[attr-defined]
+    url = server.url  # type: ignore[attr-defined]
+    supervisor = server.proc.pid  # type: ignore[attr-defined]
+    name = "survives/doc"
+    async with connected(url, name):
+        (victim,) = holder(port, pids)
+    os.kill(victim, signal.SIGKILL)
+    with anyio.fail_after(30):
+        while victim in (now := worker_pids(supervisor)) or len(now) < 2:
+            await anyio.sleep(0.05)
+    async with connected(url, name) as one, connected(url, name) as two:
+        assert holder(port, now) == set(now) - set(pids), "not served by the new worker"
+        one.doc.get("ids", type=Array).append("after")
+        await two.wait_for(lambda: "after" in ids_of(two.doc), timeout=10)
     await server.stop()  # type: ignore[attr-defined]
