@@ -198,6 +198,16 @@ async def test_a_silent_or_garbage_client_blocks_no_one(spawn: Spawn) -> None:
                 assert client.synced
             async with httpx.AsyncClient(trust_env=False) as http:
                 assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+            # Handed over, a socket keeps its peer: the worker sees the client's address.
+            with socket.create_connection(("127.0.0.1", port)) as plain:
+                plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert (await anyio.to_thread.run_sync(plain.recv, 100)).startswith(b"HTTP/1.1 200")
+                seen = f'127.0.0.1:{plain.getsockname()[1]} - "GET /healthz'
+            await until(
+                lambda: seen in server.log_tail(200),  # type: ignore[attr-defined]
+                10,
+                f"no access log line for {seen}",
+            )
         with anyio.fail_after(10):  # the garbage is answered by a worker: 400, or closed
             reply = await anyio.to_thread.run_sync(garbage.recv, 100)
         assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply
