@@ -223,6 +223,7 @@ class Worker:
         self.joined: set[bytes] = set()
         self.process_id: bytes | None = None  # its bus id, once heard
         self.gone = False
+        self.refusing = False  # it closed its end: drained, or dying
 
 
 class Supervisor:
@@ -271,10 +272,8 @@ class Supervisor:
         self._loop.remove_reader(worker.process.sentinel)
         with contextlib.suppress(Exception):
             self._loop.remove_writer(worker.channel.fileno())
+        self._reroute(worker)
         worker.channel.close()
-        for sock in worker.queue:
-            sock.close()
-        worker.queue.clear()
         if worker.writer is not None:
             worker.writer.close()
         for name in list(worker.joined):
@@ -397,21 +396,31 @@ class Supervisor:
             self._loop.remove_reader(fd)
 
     def _route(self, sock: socket.socket, document: str | None) -> None:
-        workers = self.workers
-        if not workers:
-            sock.close()
-            return
-        if document is None:
-            worker = workers[next(self._turn) % len(workers)]
-        else:
-            worker = workers[owner(document, len(workers))]
-        if worker.gone:
+        worker = self._pick(document)
+        if worker is None:
             sock.close()
             return
         if not worker.queue and not worker.writing:
             assert self._loop is not None
             self._loop.call_soon(self._hand_over, worker)
         worker.queue.append(sock)
+
+    def _pick(self, document: str | None) -> Worker | None:
+        """The document's worker (the next in turn for None); when that one takes no more
+        sockets (it died, or its drain ended), the next that does: any worker serves any
+        document correctly (the local bus), the owner only does it cheapest."""
+        workers = self.workers
+        if not workers:
+            return None
+        if document is None:
+            first = next(self._turn) % len(workers)
+        else:
+            first = owner(document, len(workers))
+        for i in range(len(workers)):
+            worker = workers[(first + i) % len(workers)]
+            if not worker.gone and not worker.refusing:
+                return worker
+        return None
 
     def _hand_over(self, worker: Worker) -> None:
         """Send the worker its queued sockets, as many a message as SCM_RIGHTS takes."""
@@ -425,8 +434,11 @@ class Supervisor:
                     worker.writing = True
                     self._loop.add_writer(worker.channel.fileno(), self._writable, worker)
                 return
-            except OSError as exc:  # the worker stopped taking sockets (draining, dying)
+            except OSError as exc:  # the worker takes no more sockets (drained, dying)
                 log.debug("handing sockets to worker %s: %s", worker.process.pid, exc)
+                worker.refusing = True
+                self._reroute(worker)
+                break
             del worker.queue[: len(batch)]
             for sock in batch:
                 sock.close()
@@ -434,6 +446,12 @@ class Supervisor:
             worker.writing = False
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(worker.channel.fileno())
+
+    def _reroute(self, worker: Worker) -> None:
+        """What was queued for a worker that takes no more goes to the others."""
+        queue, worker.queue = worker.queue, []
+        for sock in queue:
+            self._route(sock, None)
 
     def _writable(self, worker: Worker) -> None:
         self._hand_over(worker)
