@@ -115,6 +115,7 @@ class HandedSockets:
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        self._starting: set[asyncio.Task[None]] = set()  # (the loop keeps weak references)
         channel.setblocking(False)
         self._loop.add_reader(channel.fileno(), self._receive)
 
@@ -137,7 +138,9 @@ class HandedSockets:
             for fd in fds:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
-                self._loop.create_task(self._serve(sock))
+                task = self._loop.create_task(self._serve(sock))
+                self._starting.add(task)
+                task.add_done_callback(self._starting.discard)
 
     async def _serve(self, sock: socket.socket) -> None:
         try:
@@ -146,7 +149,7 @@ class HandedSockets:
             sock.close()
 
     def close(self) -> None:
-        """Take no more sockets (the supervisor closes those it still sends)."""
+        """Take no more sockets (the supervisor gives the others those it still had for us)."""
         if self._closed.is_set():
             return
         self._closed.set()
