@@ -234,3 +234,30 @@ async def test_a_dead_worker_is_replaced_and_its_documents_served_again(spawn: S
         one.doc.get("ids", type=Array).append("after")
         await two.wait_for(lambda: "after" in ids_of(two.doc), timeout=10)
     await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_sigterm_drains_every_worker_and_the_supervisor_keeps_handing_over(
+    spawn: Spawn,
+) -> None:
+    """During the drain period /readyz answers 503 from every worker, and a new client is
+    still served (the supervisor hands sockets over until the period ends); then all exit 0."""
+    server, pids = await start_workers(spawn, "--drain-s", "3")
+    url = server.url  # type: ignore[attr-defined]
+    port = server.port  # type: ignore[attr-defined]
+    a, b = names_owned_by_each(2)
+    async with connected(url, a) as first:
+        server.terminate()  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(trust_env=False) as http:
+            with anyio.fail_after(2):
+                answers = set()
+                while answers != {503}:  # each worker in turn, until both said 503
+                    answers = set()
+                    for _ in range(2):
+                        answers.add((await http.get(f"http://127.0.0.1:{port}/readyz")).status_code)
+        async with connected(url, b) as late:  # served, in the drain period
+            late.doc.get("ids", type=Array).append("late")
+            await late.sent()
+        await first.wait_for(lambda: first.close_code is not None, timeout=10)
+        assert first.close_code == 1001, first.close_code
+    assert await server.wait_exit(15) == 0  # type: ignore[attr-defined]
+    assert not any(alive(pid) for pid in pids), "a worker outlived SIGTERM"
