@@ -33,6 +33,7 @@ from tests.integration.test_cluster import (
     until,
     worker_pids,
 )
+from tests.integration.test_metrics import total, until_total
 from tests.ywire import connected, ids_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -261,3 +262,21 @@ async def test_sigterm_drains_every_worker_and_the_supervisor_keeps_handing_over
         assert first.close_code == 1001, first.close_code
     assert await server.wait_exit(15) == 0  # type: ignore[attr-defined]
     assert not any(alive(pid) for pid in pids), "a worker outlived SIGTERM"
+
+
+async def test_a_document_in_one_worker_puts_nothing_on_the_local_bus(spawn: Spawn) -> None:
+    server, _ = await start_workers(spawn)
+    url = server.url  # type: ignore[attr-defined]
+    metrics = f"http://127.0.0.1:{server.port}/metrics"  # type: ignore[attr-defined]
+    async with connected(url, "affine/doc") as one, connected(url, "affine/doc") as two:
+        ids = one.doc.get("ids", type=Array)
+        for i in range(100):  # one at a time: 100 updates, none merged with another
+            ids.append(f"u{i}")
+            await two.wait_for(lambda n=i + 1: len(ids_of(two.doc)) == n, timeout=10)
+        # (the workers hand their counts over once a second, all of them at once)
+        await until_total(metrics, "collab_updates_applied_total", 100)
+        published = await total(metrics, "collab_bus_messages_total", direction="published")
+    # Heartbeats (one a second per worker) and the state exchange when a peer appears: not
+    # the 100 updates.
+    assert published < 60, published
+    await server.stop()  # type: ignore[attr-defined]
