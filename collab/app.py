@@ -249,4 +249,6 @@ def make_bus(settings: Settings) -> Bus | None:
         from .cluster.postgres import PgBus, asyncpg_dsn
 
         return PgBus(asyncpg_dsn(settings.database_url))
-    return None
+    from .workers import local_bus
+
+    return local_bus()  # a `--workers` process on one machine: its supervisor relays

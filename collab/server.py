@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import socket
-import sys
 import tempfile
 from types import FrameType
 from typing import Any
@@ -105,13 +103,8 @@ class CollabServer(uvicorn.Server):
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit everything."""
     if settings.workers > 1:
-        if not settings.redis_url and settings.bus != "postgres":
-            log.error(
-                "--workers %d needs a bus (--redis-url, or --bus postgres): without one, "
-                "processes would each hold their own copy of a document and split its users",
-                settings.workers,
-            )
-            return 2
+        from .workers import run_workers
+
         return run_workers(settings)
     return serve_once(settings)
 
@@ -134,13 +127,6 @@ def serve_once(
     return 1 if hub.flush_failed else 0
 
 
-def _worker(settings: Settings, sock: socket.socket) -> None:
-    from . import logs
-
-    logs.configure(settings.log_level, settings.log_format)
-    sys.exit(serve_once(settings, sock))
-
-
 def _multiprocess_metrics(settings: Settings) -> str | None:
     """Give the workers prometheus-client's multiprocess mode: a fresh directory for their
     value files, in the environment they inherit (it must be set before they import the
@@ -158,59 +144,3 @@ def _worker_gone(pid: int) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-def run_workers(settings: Settings) -> int:
-    """N server processes accepting on one listening socket, kept alive by this supervisor.
-
-    SIGTERM/SIGINT is passed on to every worker (each drains and flushes as a single server
-    does); a worker that dies on its own is replaced. Exit 0 when every worker exited 0.
-    """
-    import multiprocessing
-
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    context = multiprocessing.get_context("spawn")
-    stopping = False
-    metrics_dir = _multiprocess_metrics(settings)
-
-    def spawn() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(settings, sock), daemon=False)
-        process.start()
-        return process
-
-    workers = [spawn() for _ in range(settings.workers)]
-    log.info("supervising %d workers on %s:%d", len(workers), settings.host, settings.port)
-
-    def forward(sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, sig)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    statuses: dict[int, int] = {}
-    while workers:
-        for i, process in enumerate(list(workers)):
-            process.join(0.2)
-            if process.exitcode is None:
-                continue
-            if metrics_dir is not None and process.pid is not None:
-                _worker_gone(process.pid)
-            if stopping:
-                statuses[process.pid or 0] = process.exitcode
-                workers.remove(process)
-            else:
-                log.error(
-                    "worker %s exited with %s; starting another", process.pid, process.exitcode
-                )
-                workers[i] = spawn()
-    sock.close()
-    if metrics_dir is not None:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0 if all(code == 0 for code in statuses.values()) else 1

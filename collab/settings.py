@@ -160,7 +160,8 @@ class Settings:
         default=5.0, metadata=_doc("a cluster peer silent this long is gone (its cursors too)")
     )
     workers: int = field(
-        default=1, metadata=_doc("server processes sharing the port (needs a bus when > 1)")
+        default=1,
+        metadata=_doc("server processes sharing the port, each document in one of them"),
     )
     frontend_dir: str = field(
         default="", metadata=_doc("directory of the built editor to serve at / (auto if empty)")

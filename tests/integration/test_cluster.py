@@ -17,8 +17,8 @@ What issue 5 asks to see:
 - awareness across processes: shown, removed on close within 2 s, and on kill -9 of the holder
   within the peer timeout;
 - a process that opens a document gets the edits another process holds only in memory;
-- `--workers 2` serves one port from two processes that share documents, and refuses to start
-  without a bus.
+- (`--workers 2`, documents routed to one worker, Redis or a local bus between workers:
+  tests/integration/test_workers.py).
 Cross-process update latency (idle, and under the soak's load) and the bytes Redis moves per
 update are printed, not asserted: run with `-s` to see them.
 
@@ -37,7 +37,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -45,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 from anyio.abc import Process, TaskStatus
 from pycrdt import Array, Doc, Map, Text
@@ -1033,70 +1031,8 @@ def connection_owners(port: int, pids: list[int]) -> dict[int, int]:
     return counts
 
 
-@pytest.mark.redis
-@pytest.mark.postgres
-async def test_workers_share_one_port_and_every_document(
-    redis: RedisServer, database: str, spawn: Spawn
-) -> None:
-    server = spawn("workers", "--workers", "2", *cluster_flags(redis, database))
-    await server.start()
-    assert server.proc is not None
-    with anyio.fail_after(10):
-        while len(pids := worker_pids(server.proc.pid)) < 2:
-            await anyio.sleep(POLL_S)
-    assert len(pids) == 2, pids
-    await bus_connected(server, processes=2)
-    name = "workers/doc"
-    async with AsyncExitStack() as stack:
-        clients: list[YClient] = []
-        # The kernel picks the worker: connect until both hold some of our clients (no cancel
-        # scope around this: each client's task group must outlive it).
-        deadline = time.monotonic() + 20
-        while len(clients) < 4 or min(connection_owners(server.port, pids).values()) == 0:
-            assert time.monotonic() < deadline, f"all {len(clients)} clients on one worker"
-            clients.append(await stack.enter_async_context(connected(server.url, name)))
-        counts = connection_owners(server.port, pids)
-        print(f"\n{len(clients)} clients landed on the workers as {counts}")
-        for i, client in enumerate(clients):
-            client.doc.get("ids", type=Array).append(f"client-{i}")
-        everything = {f"client-{i}" for i in range(len(clients))}
-        await until(
-            lambda: all(set(ids_of(c.doc)) == everything for c in clients),
-            5,
-            "clients of the two workers did not converge",
-        )
-        # /healthz answers from whichever worker accepts the request (its own numbers).
-        if len(set(counts.values())) == 2:
-            answers = set()
-            for _ in range(20):
-                async with httpx.AsyncClient(trust_env=False) as http:
-                    response = await http.get(f"http://127.0.0.1:{server.port}/healthz")
-                answers.add(response.json()["connections"])
-            assert answers <= set(counts.values()), (answers, counts)
-            print(f"/healthz 'connections' over 20 requests: {sorted(answers)}")
-    await server.stop()
-    assert not any(alive(pid) for pid in pids), "a worker outlived SIGTERM"
-
-
-async def test_workers_without_a_bus_refuse_to_start(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAB_")}
-    command = [
-        sys.executable,
-        "-m",
-        "collab",
-        "serve",
-        "--workers",
-        "2",
-        "--port",
-        str(free_port()),
-        "--database-url",
-        f"sqlite+aiosqlite:///{tmp_path}/collab.db",
-    ]
-    with anyio.fail_after(30):
-        result = await anyio.run_process(command, check=False, cwd=ROOT, env=env)
-    output = (result.stdout + result.stderr).decode()
-    assert result.returncode == 2, output
-    assert "--workers 2" in output and "--redis-url" in output, output
+# `--workers N` (one machine, documents routed to the worker that holds them, a local bus or
+# Redis between workers): tests/integration/test_workers.py
 
 
 # -- more that several processes must get right -----------------------------------------------
