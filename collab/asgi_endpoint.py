@@ -127,6 +127,7 @@ class AsgiConnection(BaseConnection):
         "_wake",
         "active",
         "admission",
+        "big_frame",
         "byte_bucket",
         "bytes_in",
         "bytes_out",
@@ -153,6 +154,7 @@ class AsgiConnection(BaseConnection):
         self._send = send
         self.framing = BARE_MESSAGE  # the server frames what we send
         self.max_bytes = admission.settings.outbound_queue_bytes
+        self.big_frame = 0  # the biggest frame queued since the queue was last empty
         self._queue: deque[bytes] = deque()
         self._queued = 0  # bytes in _queue
         self._wake = asyncio.Event()
@@ -216,7 +218,10 @@ class AsgiConnection(BaseConnection):
         if self.closing:
             return
         queued = self._queued
-        if queued and queued + len(data) > self.max_bytes:
+        size = len(data)
+        if not queued:
+            self.big_frame = size  # (the limit counts what waits beyond the biggest frame)
+        elif queued + size > self.max_bytes + self.big_frame:
             log.info(
                 "%r: %d bytes unsent; closing 1013",
                 self,
@@ -225,9 +230,11 @@ class AsgiConnection(BaseConnection):
             )
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
+        elif size > self.big_frame:
+            self.big_frame = size
         self._queue.append(data)
-        self._queued = queued + len(data)
-        self.bytes_out += len(data)
+        self._queued = queued + size
+        self.bytes_out += size
         self._wake.set()
         self.last_sent = time.monotonic()
 

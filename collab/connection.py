@@ -14,7 +14,9 @@ document load), which ends when it joins its room.
 
 Fan-out writes with `send_frame`, which never waits: the transport's buffer is this client's
 outbound queue, and a client whose buffer would grow past `outbound_queue_bytes` is closed
-with 1013 instead of slowing anyone else down.
+with 1013 instead of slowing anyone else down. The limit counts what is queued beyond the
+biggest single frame waiting: a joiner of a big document still taking in its sync answer (the
+whole document in one frame) is not a slow consumer because a keystroke queues behind it.
 """
 
 from __future__ import annotations
@@ -240,6 +242,7 @@ class Connection(WebSocketProtocol, BaseConnection):
         "_updates",
         "active",
         "admission",
+        "big_frame",
         "byte_bucket",
         "bytes_in",
         "bytes_out",
@@ -266,6 +269,7 @@ class Connection(WebSocketProtocol, BaseConnection):
         self._listener = listener
         self.framing = PLAIN_FRAME
         self.max_bytes = admission.settings.outbound_queue_bytes
+        self.big_frame = 0  # the biggest frame written since the buffer was last empty
         self._updates: list[bytes] | None = None  # sync updates read in this go, not yet handled
 
     __repr__ = BaseConnection.__repr__  # (WebSocketProtocol's comes first)
@@ -352,7 +356,10 @@ class Connection(WebSocketProtocol, BaseConnection):
         transport = self.transport
         assert transport is not None
         buffered = transport.get_write_buffer_size()
-        if buffered and buffered + len(data) > self.max_bytes:
+        size = len(data)
+        if not buffered:
+            self.big_frame = size
+        elif buffered + size > self.max_bytes + self.big_frame:
             log.info(
                 "%r: %d bytes unsent; closing 1013",
                 self,
@@ -361,8 +368,10 @@ class Connection(WebSocketProtocol, BaseConnection):
             )
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
+        elif size > self.big_frame:
+            self.big_frame = size
         transport.write(data)
-        self.bytes_out += len(data)
+        self.bytes_out += size
         self.last_sent = time.monotonic()
 
     # -- closing -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from urllib.parse import quote
 
 import anyio
@@ -133,3 +134,42 @@ async def test_slow_consumer_is_closed_1013_and_never_slows_the_others(server_wi
 def slow_is_detached(srv) -> bool:
     room = srv.hub.rooms["doc"]
     return len(room.members) == 2
+
+
+async def test_a_joiner_still_taking_in_a_big_document_is_not_a_slow_consumer(server_with):
+    # The answer to a joiner's sync step 1 is the whole document: bigger than the outbound
+    # queue's limit here. A keystroke broadcast while it is still being sent must queue behind
+    # it, not close the joiner with 1013 (it once did: the answer counted against the limit).
+    from tests.integration.test_websocket import SYNC_STEP1_EMPTY, binary, connect
+
+    size = 16 << 20
+    async with (
+        server_with(outbound_queue_bytes=1 << 20) as srv,
+        YClient(srv.url, "doc") as writer,
+        YClient(srv.url, "doc") as fast,
+    ):
+        text = writer.doc.get("t", type=Text)
+        seen = fast.doc.get("t", type=Text)
+        await writer.wait_for(lambda: writer.synced)  # (else it answers with the whole text)
+        for _ in range(4):  # (a message may hold 16 MiB at most)
+            text += "x" * (size // 4)
+        await fast.wait_for(lambda: len(seen) == size, timeout=60)
+        async with connect(srv, "doc") as joiner:
+            await joiner.next_data()  # the server's sync step 1
+            await joiner.send(binary(SYNC_STEP1_EMPTY))
+            head = await joiner.reader.readexactly(10)  # the answer's frame header: then stop
+            assert head[1] & 0x7F == 127
+            (length,) = struct.unpack("!Q", head[2:])
+            room = srv.hub.rooms["doc"]
+            transports = [getattr(m.socket, "transport", None) for m in room.members]
+            if all(transports):  # our fast path: the transport's buffer is the queue
+                queued = max(t.get_write_buffer_size() for t in transports)
+                assert queued > 1 << 20, "the answer did not wait in the server: nothing tested"
+            text += "y"  # one keystroke, broadcast to the joiner behind its answer
+            await fast.wait_for(lambda: len(seen) == size + 1)
+            assert len(room.members) == 3, "the joiner was dropped as a slow consumer"
+            payload = await joiner.reader.readexactly(length)
+            assert payload[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP2])
+            keystroke = await joiner.next_data()
+            assert keystroke[:2] == bytes([p.MSG_SYNC, p.SYNC_UPDATE])
+            assert writer.close_code is None and fast.close_code is None
