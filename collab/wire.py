@@ -353,12 +353,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self._deflate = True
             lines.append(f"sec-websocket-extensions: {Deflate.RESPONSE}")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        access.info(
-            '%s - "WebSocket %s" 101',
-            _addr(request),
-            request.target,
-            extra=self.log_context(status=101),
-        )
+        if access.isEnabledFor(logging.INFO):  # (its arguments cost a few µs per connection)
+            access.info(
+                '%s - "WebSocket %s" 101',
+                _addr(request),
+                request.target,
+                extra=self.log_context(status=101),
+            )
         self._handshake_done = True
         self.last_heard = time.monotonic()
         self.opened(request)
