@@ -26,6 +26,7 @@ import itertools
 import logging
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import anyio
@@ -34,6 +35,7 @@ from . import logs
 from .errors import CloseCode, CollabError, InvalidDocumentName
 from .hooks import (
     ConnectionInfo,
+    HookName,
     OnAuthenticatePayload,
     OnConnectPayload,
     OnStatelessPayload,
@@ -49,6 +51,15 @@ from .wire import HttpRefusal, Request
 log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 512
+# The hooks whose payload carries the connection's ConnectionInfo.
+CONNECTION_HOOKS: tuple[HookName, ...] = (
+    "on_connect",
+    "on_authenticate",
+    "on_change",
+    "on_disconnect",
+    "on_stateless",
+)
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 ROUTE_PREFIX = "/ws"
 HOCUSPOCUS_ROUTE = "/hocuspocus"  # the Hocuspocus protocol (collab/protocols/hocuspocus.py)
 
@@ -190,6 +201,8 @@ class Admission:
         ip: str,
         port: int,
     ) -> Session:
+        if not self._hooks_see_connections():
+            headers = NO_HEADERS  # (nothing could read them: a kilobyte or two less per socket)
         info = ConnectionInfo(socket.id, document, f"{ip}:{port}", headers, params)
         if not self._hub.accepting:
             raise CollabError("server shutting down", CloseCode.GOING_AWAY)
@@ -207,6 +220,10 @@ class Admission:
         else:  # nothing to await unless the document must be loaded first: no task
             session.admit_soon(self._admit_now)
         return session
+
+    def _hooks_see_connections(self) -> bool:
+        """Whether a hook is given connections (ConnectionInfo, the request's headers in it)."""
+        return any(self._hooks.has(name) for name in CONNECTION_HOOKS)
 
     def _hooks_at_door(self) -> bool:
         """Whether an extension has a say in who comes in (on_connect, on_authenticate)."""
