@@ -8,8 +8,12 @@ collab/asgi_endpoint.py), so the rules are written once:
 - once open: the document name (4404), shutting down (1001), the per-IP limits (1008), then a
   `Session` is made and its admission runs in a task the session owns: on_connect and
   on_authenticate under `auth_timeout_s` (4408), the join (1013 when full, 1011 when the load
-  fails). Every refusal after the upgrade is a close code on that one socket: accept first,
-  then close, since a close before accept reaches a browser as 1006 with no reason;
+  fails). When no extension has an on_connect or on_authenticate hook and the room is open
+  (or is a new document's, which the store can tell without waiting: Hub.open_now), nothing
+  needs to await: the session joins from a callback in the same loop turn, with no task (a
+  connection storm's common case). Every refusal after the upgrade is a close code on that one
+  socket: accept first, then close, since a close before accept reaches a browser as 1006
+  with no reason;
 - when the socket is gone: leave the room, give the address's slot back, run on_disconnect.
 
 The socket keeps what the client sends meanwhile (up to the pre-auth caps) and hands it to the
@@ -22,6 +26,7 @@ import itertools
 import logging
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import anyio
@@ -30,6 +35,7 @@ from . import logs
 from .errors import CloseCode, CollabError, InvalidDocumentName
 from .hooks import (
     ConnectionInfo,
+    HookName,
     OnAuthenticatePayload,
     OnConnectPayload,
     OnStatelessPayload,
@@ -37,6 +43,7 @@ from .hooks import (
 )
 from .hub import Hub
 from .limits import IpLimits
+from .room import Room
 from .session import Session, Socket
 from .settings import Settings
 from .wire import HttpRefusal, Request
@@ -44,6 +51,15 @@ from .wire import HttpRefusal, Request
 log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 512
+# The hooks whose payload carries the connection's ConnectionInfo.
+CONNECTION_HOOKS: tuple[HookName, ...] = (
+    "on_connect",
+    "on_authenticate",
+    "on_change",
+    "on_disconnect",
+    "on_stateless",
+)
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 ROUTE_PREFIX = "/ws"
 HOCUSPOCUS_ROUTE = "/hocuspocus"  # the Hocuspocus protocol (collab/protocols/hocuspocus.py)
 
@@ -185,6 +201,8 @@ class Admission:
         ip: str,
         port: int,
     ) -> Session:
+        if not self._hooks_see_connections():
+            headers = NO_HEADERS  # (nothing could read them: a kilobyte or two less per socket)
         info = ConnectionInfo(socket.id, document, f"{ip}:{port}", headers, params)
         if not self._hub.accepting:
             raise CollabError("server shutting down", CloseCode.GOING_AWAY)
@@ -197,8 +215,19 @@ class Admission:
         counts = self._hub.counts
         if counts is not None:
             counts.opened[socket.framing] += 1
-        session.admit_with(self._admit(session, token))
+        if self._hooks_at_door():
+            session.admit_with(self._admit(session, token))
+        else:  # nothing to await unless the document must be loaded first: no task
+            session.admit_soon(self._admit_now)
         return session
+
+    def _hooks_see_connections(self) -> bool:
+        """Whether a hook is given connections (ConnectionInfo, the request's headers in it)."""
+        return any(self._hooks.has(name) for name in CONNECTION_HOOKS)
+
+    def _hooks_at_door(self) -> bool:
+        """Whether an extension has a say in who comes in (on_connect, on_authenticate)."""
+        return self._hooks.has("on_connect") or self._hooks.has("on_authenticate")
 
     def admit_address(self, ip: str) -> None:
         """A socket of another route (/signal) from `ip`: the per-IP limits apply to it too
@@ -218,39 +247,67 @@ class Admission:
             self._pruned = now
             self.ip_limits.prune()
 
+    def _admit_now(self, session: Session) -> None:
+        """Admission when no hook has a say (called soon after the open, once the socket has
+        its session): into its room at once, the same loop turn, when the room is open or can be
+        made without waiting (Hub.open_now); else by the task that waits for it (`_admit`)."""
+        room = self._hub.open_now(session.document)
+        if room is None:
+            session.admit_with(self._admit(session, None))
+            return
+        started = time.perf_counter()
+        session.authenticated()
+        try:
+            self._hub.join_loaded(room, session)
+        except CollabError as exc:
+            self._refused(session, exc)
+            return
+        self._entered(session, room, started)
+
     async def _admit(self, session: Session, token: str | None) -> None:
         """Hooks, authentication, join; then the socket hands over what arrived meanwhile."""
-        hub, info = self._hub, session.info
         started = time.perf_counter()
         try:
             await self._authenticate(session, token)
-            room = await hub.join(info.document, session)
+            room = await self._hub.join(session.document, session)
         except CollabError as exc:
-            log.info(
-                "%r refused: %s (%d)",
-                session,
-                exc.reason,
-                exc.code,
-                extra=session.log_context(code=exc.code, reason=exc.reason),
-            )
-            session.close(exc.code, exc.reason)
+            self._refused(session, exc)
             return
+        self._entered(session, room, started)
+
+    def _refused(self, session: Session, exc: CollabError) -> None:
+        log.info(
+            "%r refused: %s (%d)",
+            session,
+            exc.reason,
+            exc.code,
+            extra=session.log_context(code=exc.code, reason=exc.reason),
+        )
+        session.close(exc.code, exc.reason)
+
+    def _entered(self, session: Session, room: Room, started: float) -> None:
+        """`session` joined `room` (unless it is closing meanwhile): hand it what it sent."""
+        hub = self._hub
         if session.closing:
             hub.leave(room, session)
             return
-        log.info(
-            "%r joined (%d members%s)",
-            session,
-            len(room.members),
-            ", read-only" if session.read_only else "",
-            extra=session.log_context(read_only=session.read_only),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%r joined (%d members%s)",
+                session,
+                len(room.members),
+                ", read-only" if session.read_only else "",
+                extra=session.log_context(read_only=session.read_only),
+            )
         if hub.counts is not None:
             hub.counts.observe("handshake", time.perf_counter() - started)
         session.joined(room)
 
     async def _authenticate(self, session: Session, token: str | None) -> None:
         info = session.info
+        if not self._hooks_at_door():  # (nothing that could time out)
+            session.authenticated()
+            return
         try:
             with anyio.fail_after(self.settings.auth_timeout_s):
                 await self._hooks.connect(OnConnectPayload(info.document, info))

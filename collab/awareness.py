@@ -59,6 +59,8 @@ class AwarenessRegistry:
         self._timeout = timeout_s
 
     def __len__(self) -> int:
+        if not self._clients:  # (most rooms, every tick: the metrics count them all)
+            return 0
         return sum(1 for c in self._clients.values() if c.state is not None)
 
     def apply(
@@ -142,6 +144,8 @@ class AwarenessRegistry:
         return self._remove([cid for cid, c in self._clients.items() if c.owner == owner])
 
     def remove_expired(self) -> list[AwarenessEntry]:
+        if not self._clients:  # (the ticker asks every room, every tick)
+            return []
         cutoff = time.monotonic() - self._timeout
         return self._remove(
             [

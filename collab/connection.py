@@ -206,19 +206,20 @@ class BaseConnection:
         """The socket is gone; `code` is what ended it (1006: the peer vanished)."""
         if not self.closing:
             self._closing(code, reason)
-        duration = time.monotonic() - self.started
-        log.info(
-            "%r closed with %s %s after %.1f s",
-            self,
-            self.close_code,
-            self.close_reason,
-            duration,
-            extra=self.log_context(
-                code=self.close_code,
-                reason=self.close_reason,
-                duration_ms=round(duration * 1000),
-            ),
-        )
+        if log.isEnabledFor(logging.INFO):
+            duration = time.monotonic() - self.started
+            log.info(
+                "%r closed with %s %s after %.1f s",
+                self,
+                self.close_code,
+                self.close_reason,
+                duration,
+                extra=self.log_context(
+                    code=self.close_code,
+                    reason=self.close_reason,
+                    duration_ms=round(duration * 1000),
+                ),
+            )
         if self.session is not None:
             self.admission.closed(self.session, self.close_code, self.close_reason)
         if self.mux is not None:

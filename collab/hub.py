@@ -194,8 +194,45 @@ class Hub:
                 self._tg.start_soon(self._load, name, future)
             await asyncio.shield(future)  # then look again: an eviction may have begun
 
+    def joinable(self, name: str) -> Room | None:
+        """The room of `name` if a joiner can enter it now, without waiting: loaded and not
+        being evicted (`join_loaded`); None when joining it must wait (`join`)."""
+        if name in self._evicting:
+            return None
+        return self.rooms.get(name)
+
+    def open_now(self, name: str) -> Room | None:
+        """The room of `name` without waiting, or None when `open` must wait for it: a room
+        that is `joinable`, or a new document's, made at once when the store can tell without
+        waiting that it holds no `name` (SqlStore.missing_now: one indexed read on SQLite) and
+        nothing else is to be awaited (no on_load_document hook, no cluster)."""
+        room = self.joinable(name)
+        if (
+            room is not None
+            or name in self._loading
+            or name in self._evicting
+            or self.cluster is not None
+            or self.hooks.has("on_load_document")
+            or len(self.rooms) + len(self._loading) >= self.settings.max_documents
+        ):
+            return room
+        missing_now = getattr(self.store, "missing_now", None)
+        if missing_now is None:
+            return None
+        started = time.perf_counter()
+        if not missing_now(name):
+            return None
+        stored = StoredDocument(None, [], 0)
+        room = self._room(name, Doc(), SubdocOptions())
+        self._opened(room, stored, [])
+        self._loaded(room, stored, started)
+        return room
+
     async def join(self, name: str, conn: Session) -> Room:
-        room = await self.open(name)
+        return self.join_loaded(await self.open(name), conn)
+
+    def join_loaded(self, room: Room, conn: Session) -> Room:
+        """`conn` joins `room`, which is open (`open` or `joinable` returned it just now)."""
         if conn.closing:
             return room
         if len(room.members) >= self.settings.max_connections_per_document:
@@ -204,7 +241,7 @@ class Hub:
         self._no_connections.clear()
         room.add(conn)
         for listener in self.on_presence:
-            listener(name, conn.author, True)
+            listener(room.name, conn.author, True)
         return room
 
     def disconnected(
@@ -281,7 +318,15 @@ class Hub:
                 self.counts.count("load_errors")
             self._load_failed(name, future)
             return
-        room = Room(
+        room = self._room(name, doc, subdocs, publisher)
+        self._opened(room, stored, seeded)
+        future.set_result(room)
+        self._loaded(room, stored, started)
+
+    def _room(
+        self, name: str, doc: Doc[Any], subdocs: SubdocOptions, publisher: Any = None
+    ) -> Room:
+        return Room(
             name,
             doc,
             self.saver.record,
@@ -292,8 +337,10 @@ class Hub:
             subdocs=subdocs,
             counts=self.counts,
         )
-        self._opened(room, stored, seeded)
-        future.set_result(room)
+
+    def _loaded(self, room: Room, stored: StoredDocument, started: float) -> None:
+        """Count and log the load of `room` (begun at perf_counter() `started`)."""
+        name = room.name
         if self.counts is not None:
             self.counts.observe("load", time.perf_counter() - started)
         took_ms = (time.perf_counter() - started) * 1000
@@ -312,7 +359,7 @@ class Hub:
         name = room.name
         self.saver.open(name, room.encode_update, stored, room.doc.get_state)
         self.rooms[name] = room
-        del self._loading[name]
+        self._loading.pop(name, None)  # (not there when open_now made it)
         self.loads += 1
         for update in seeded:  # what on_load_document hooks wrote is persisted like any edit
             self.saver.record(name, update)

@@ -136,7 +136,7 @@ class Session:
         self.expires_at: float | None = None  # wall-clock time the token expires
         self.room: Room | None = None  # once admitted
         self.pending_updates = 0  # updates still waiting for a dependency (Room._check_pending)
-        self._admission: asyncio.Task[None] | None = None
+        self._admission: asyncio.Task[None] | asyncio.Handle | None = None
         # The hot path writes straight into the socket (see the module's docstring).
         self.framing = socket.framing
         self.encode: Callable[[bytes], bytes] = socket.encode
@@ -167,6 +167,11 @@ class Session:
         """Run `admission` (hooks, authentication, join) in a task this session owns: closing
         the session cancels it."""
         self._admission = asyncio.get_running_loop().create_task(admission)
+
+    def admit_soon(self, admission: Callable[[Session], None]) -> None:
+        """Run `admission(self)` soon, in this loop turn, with no task (nothing to await);
+        closing the session before then cancels it."""
+        self._admission = asyncio.get_running_loop().call_soon(admission, self)
 
     def authenticated(self) -> None:
         """The hooks are done with `info`: take what they decided."""

@@ -352,16 +352,24 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.options.deflate and offer and Deflate.offered(offer):
             self._deflate = True
             lines.append(f"sec-websocket-extensions: {Deflate.RESPONSE}")
-        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        access.info(
-            '%s - "WebSocket %s" 101',
-            _addr(request),
-            request.target,
-            extra=self.log_context(status=101),
-        )
+        # The 101 goes out at the end of this loop turn, with what is written meanwhile (the
+        # sync step 1 of an admission that needs no task) in the same send(): see _Corked.
+        transport = self.transport
+        corked = _Corked(self, transport, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.transport = corked  # type: ignore[assignment]
+        if access.isEnabledFor(logging.INFO):  # (its arguments cost a few µs per connection)
+            access.info(
+                '%s - "WebSocket %s" 101',
+                _addr(request),
+                request.target,
+                extra=self.log_context(status=101),
+            )
         self._handshake_done = True
         self.last_heard = time.monotonic()
-        self.opened(request)
+        try:
+            self.opened(request)
+        finally:  # (after what the opening scheduled: its admission writes into the cork)
+            asyncio.get_running_loop().call_soon(corked.flush)
 
     def _refuse(self, refusal: HttpRefusal) -> None:
         assert self.transport is not None
@@ -623,6 +631,46 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._peer()}>"
+
+
+class _Corked:
+    """A socket's transport in the loop turn of its 101: what is written meanwhile is joined to
+    the 101 and sent with it when the turn ends (`flush`, scheduled right after whatever the
+    opening scheduled, such as its admission), one send() where there were two or three. A
+    close or an abort flushes first; everything else is the transport's."""
+
+    __slots__ = ("chunks", "protocol", "transport")
+
+    def __init__(self, protocol: WebSocketProtocol, transport: Any, head: bytes) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.chunks = [head]
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return int(self.transport.get_write_buffer_size()) + sum(map(len, self.chunks))
+
+    def flush(self) -> None:
+        current: object = self.protocol.transport
+        if current is not self:  # (flushed already, by a close)
+            return
+        self.protocol.transport = self.transport
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(self.chunks))
+        self.chunks = []
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.flush()
+        self.transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class WireOptions:

@@ -123,6 +123,18 @@ class SqlStore(OutboxTables, HistoryTables):
             stored, _ = await self._read(conn, doc_id, after_id)
         return stored
 
+    def missing_now(self, name: str) -> bool:
+        """True when the store certainly holds no document `name`, read on the calling thread
+        without waiting (SQLite's file: one indexed read on the appender's connection, where a
+        load through the engine takes a pool checkout and round trips to aiosqlite's thread);
+        False when it holds one, or cannot tell now (then `load` tells)."""
+        if self._appender is None or name in self._ids:
+            return False
+        found = self._appender.document_id_now(name)
+        if found:
+            self._ids[name] = found
+        return found == 0
+
     async def count_documents(self) -> int:
         """How many documents the store holds (the metrics' gauge)."""
         async with self.engine.connect() as conn:

@@ -221,6 +221,28 @@ class SqliteAppender:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._since_checkpoint = 0
 
+    # -- reading -----------------------------------------------------------------------------
+
+    def document_id_now(self, name: str) -> int | None:
+        """The id of document `name` read on the calling thread (0: there is none), or None when
+        that would wait: the connection is in use in a thread, or the database is locked."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn = self._conn or self._connect()
+            if conn.in_transaction:
+                return None
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                row = conn.execute(self._sql.document_id, (name,)).fetchone()
+            except sqlite3.OperationalError:
+                return None
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            self._lock.release()
+        return int(row[0]) if row is not None else 0
+
     # -- appending ---------------------------------------------------------------------------
 
     def append_now(self, batch: Sequence[PendingUpdate], stamp: int) -> bool:

@@ -142,6 +142,27 @@ async def test_load_of_unknown_document_is_empty(store: SqlStore) -> None:
     assert stored.last_id == 0
 
 
+async def test_missing_now_tells_only_what_the_store_certainly_lacks(store: SqlStore) -> None:
+    """The hub makes a new document's room without a load when this says True: it must never
+    say so of a document the store holds (written by the engine, or by the sqlite3 path)."""
+    await store.append([pending("known", written(1, client_id=1).updates[0])])
+    assert not store.missing_now("known")
+    if store.engine.dialect.name != "sqlite":  # (no answer without waiting but SQLite's)
+        assert not store.missing_now("unknown")
+        return
+    assert store.missing_now("unknown")
+    async with store.engine.begin() as conn:  # another writer than the appender
+        await conn.execute(
+            text(
+                "INSERT INTO collab_documents (name, created_at_ms, updated_at_ms)"
+                " VALUES (:n, 1, 1)"
+            ),
+            {"n": "made elsewhere"},
+        )
+    assert not store.missing_now("made elsewhere")
+    assert (await store.load("made elsewhere")).empty  # (a document with nothing in it yet)
+
+
 async def test_empty_batch_is_a_no_op(store: SqlStore) -> None:
     await store.append([])
     assert await store.list_documents() == []

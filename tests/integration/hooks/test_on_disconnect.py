@@ -14,9 +14,15 @@ from pycrdt import Text
 
 from collab import protocol as p
 from collab.errors import Reject
-from collab.hooks import OnAuthenticatePayload, OnConnectPayload, OnDisconnectPayload
+from collab.hooks import Extension, OnAuthenticatePayload, OnConnectPayload, OnDisconnectPayload
 from tests.conftest import serving, start_server
-from tests.integration.hooks.support import Recorder, RefusedClient, closed, local_client
+from tests.integration.hooks.support import (
+    HeaderClient,
+    Recorder,
+    RefusedClient,
+    closed,
+    local_client,
+)
 from tests.ywire import YClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.every_server]
@@ -215,3 +221,29 @@ async def test_an_on_connect_reject_reports_its_code(settings):
         [gone] = rec.payloads("on_disconnect")
         assert (gone.code, gone.reason) == (4403, "closed for the day")
         assert gone.connection.context == {}
+
+
+class DisconnectOnly(Extension):
+    """No hook at the door (the admission without a task), on_disconnect alone."""
+
+    name = "gone"
+
+    def __init__(self) -> None:
+        self.gone: list[OnDisconnectPayload] = []
+        self.event = anyio.Event()
+
+    async def on_disconnect(self, payload: OnDisconnectPayload) -> None:
+        self.gone.append(payload)
+        self.event.set()
+
+
+async def test_sees_the_headers_when_it_is_the_only_hook(settings):
+    ext = DisconnectOnly()
+    async with serving(settings, extensions=[ext]) as srv:
+        async with HeaderClient(srv.url, "doc", headers={"X-Request-Id": "req-7"}) as a:
+            await a.wait_for(lambda: a.synced)
+        with anyio.fail_after(10):
+            await ext.event.wait()
+        [gone] = ext.gone
+        assert gone.connection.headers["x-request-id"] == "req-7"
+        assert gone.connection.headers["host"] == f"127.0.0.1:{settings.port}"
