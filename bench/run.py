@@ -1,25 +1,39 @@
-"""The peer benchmark: our server against the reference y-websocket server, interleaved.
+"""The peer benchmark: our server against the reference y-websocket server and Hocuspocus, interleaved.
 
-    .venv/bin/python bench/run.py [--reps 3] [--quick] [--only fanout,bigdoc] [--servers collab,yws]
-                                  [--out bench/results/suite.jsonl] [--no-report]
+    .venv/bin/python bench/run.py [--reps 3] [--quick] [--only fanout,bigjoin]
+                                  [--servers collab,yws,hocuspocus] [--out bench/results/suite.jsonl]
+                                  [--no-report] [--no-store-figures] [--no-events]
 
 `make bench` runs it (after `npm ci` in bench/ and installing matplotlib into the venv), then
 bench/report.py writes docs/benchmarks.md and docs/img/*.png. `make bench-quick` (or
 BENCH_QUICK=1) runs every scenario once, scaled down, in a few minutes, and writes its report
 under bench/results/quick/ instead.
 
-Every run gets a fresh server process on a fresh port (ours with a fresh SQLite file): a
-scenario is run against each server in turn, the order rotated per repetition (A B / B A / A B),
-so slow drift of the shared machine hits both alike. The load generator is bench/ybench.mjs;
-each run's result is one JSON line in the output file, with the exact commands.
+Every run gets a fresh server process on a fresh port (ours and Hocuspocus with a fresh SQLite
+file): a scenario is run against each server in turn, the order rotated per repetition
+(A B C / B C A / C A B), so slow drift of the shared machine hits all alike. The servers: ours,
+@y/websocket-server (the reference, no persistence) and @hocuspocus/server 4.x with its SQLite
+extension (bench/hocuspocus-server.mjs; the generator speaks its protocol, --protocol
+hocuspocus). The load generator is bench/ybench.mjs; each run's result is one JSON line in the
+output file, with the exact commands. Every process the bench starts gets the highest
+descriptor limit it may have (NOFILE_LIMIT, else soft = hard), set here, not in the servers.
 
-Cluster mode (ours only; `--redis-url`, default redis://127.0.0.1:6379/0, must answer): the
-`workers` scenario runs the 10 rooms × 10 clients ladder against `collab serve --workers 1` and
-`--workers 2 --redis-url ...` (machine capacity; CPU summed over the supervisor and all its
-children, Redis's CPU beside it), the `bus` scenario sends a fixed rate through two separate
-servers on two ports sharing the SQLite file and Redis: `nobus` (one server, no bus), `same`
-(both on the bus, every client on A) and `cross` (writers on A, readers on B): the cross-process
-latency and the CPU per update the bus adds. Variants are rotated per repetition like servers.
+What runs, and why (a full run is ~45 minutes on 2 cores; time is the constraint):
+- the targets of issue 16, 3 repetitions each: connect10k (the storm: all_synced_ms,
+  handshake_p99_ms), idle50k (50,000 idle connections from several loopback source addresses;
+  cut to the descriptor limit where it cannot be raised, the record says so), fanout (CPU per
+  delivery, judged per repetition), bigjoin (100 joiners of a 20 MB document at once),
+  keystroke1k/100k/1m (CPU per keystroke against the history's length) and workers (ours alone:
+  --workers 1 against --workers 2 without a bus, a fixed fanout load, CPU summed over the process
+  tree); connect1k beside them (small and cheap).
+- one repetition (ONE_REP): tput10x10, awareness, bigdoc, persist (ours alone, with a restart):
+  not targets of this round, kept as the regression check of earlier ones.
+- not by default (OPTIONAL, `--only NAME`): connect5k (between 1k and 10k), tput1x100 and
+  persist_flood (stress figures of earlier rounds, ~2 and ~1 minutes a repetition),
+  workers_redis (--workers 2 with a Redis bus) and bus (two servers on a Redis bus), which
+  need Redis (`--redis-url`, default redis://127.0.0.1:6379/0, must answer; its CPU is measured
+  from the pid in `INFO server` when it runs here).
+`--reps N` gives every selected scenario N repetitions.
 """
 
 from __future__ import annotations
@@ -142,9 +156,11 @@ FULL: dict[str, tuple[str, list[str]]] = {
                             "--timeout-ms", "120000"]),
     "fanout": ("fanout", ["--rooms", "100", "--clients", "10", "--rate", "100",
                           "--duration-ms", "15000", "--warmup-ms", "2000"]),
-    # a 20 MB document (20,000 appends of 1,000 characters, paced), then 100 joiners at once
-    "bigjoin": ("bigjoin", ["--updates", "20000", "--chars", "1000", "--joiners", "100",
-                            "--probe-every", "100", "--window", "4", "--timeout-ms", "300000"]),
+    # a 20 MB document (200 appends of 100,000 chars, paced), then 100 joiners at once. Not
+    # 20,000 of 1,000: Yjs merges one client's appends into one string, copying it, so the
+    # references take ~5 minutes to build that (quadratic), 10 s this way; the state is the same
+    "bigjoin": ("bigjoin", ["--updates", "200", "--chars", "100000", "--joiners", "100",
+                            "--probe-every", "5", "--window", "4", "--timeout-ms", "300000"]),
     # one typist, 100 keystrokes/s for 10 s after 3 s, into the middle of a history built from
     # 1,000-character appends; one reader
     "keystroke1k": ("keystroke", ["--history-chars", "1000", "--rate", "100",
@@ -185,8 +201,8 @@ QUICK: dict[str, tuple[str, list[str]]] = {
     "idle50k": ("connect", ["--n", "5000", "--rooms", "1000", "--hold-ms", "1000"]),
     "fanout": ("fanout", ["--rooms", "20", "--clients", "10", "--rate", "50",
                           "--duration-ms", "4000", "--warmup-ms", "1000"]),
-    "bigjoin": ("bigjoin", ["--updates", "1000", "--chars", "1000", "--joiners", "20",
-                            "--probe-every", "100", "--window", "4", "--settle-ms", "500"]),
+    "bigjoin": ("bigjoin", ["--updates", "20", "--chars", "50000", "--joiners", "20",
+                            "--probe-every", "5", "--window", "4", "--settle-ms", "500"]),
     "keystroke1k": ("keystroke", ["--history-chars", "1000", "--rate", "100",
                                   "--duration-ms", "2000", "--warmup-ms", "1000"]),
     "keystroke100k": ("keystroke", ["--history-chars", "100000", "--rate", "100",
