@@ -50,8 +50,9 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
   bigjoin    --updates 20000 --chars 1000 --joiners 100 [--probe-every 100 --window 4]
              (build a document, then that many clients join it at once)
   keystroke  --history-chars 1000000 --chunk 1000 --rate 100 --duration-ms 10000 --warmup-ms 3000
+             --idle-ms 2000
              (build a history, then one typist types one character per update in its middle,
-              one reader; server CPU per keystroke, typist -> reader latency)
+              one reader; server CPU per keystroke (and idle beforehand), typist -> reader latency)
   selftest   (checks the hand-encoded updates against Yjs)
 common: --prefix NAME (room name prefix), --timeout-ms 60000
   --local-addresses 127.0.0.2,127.0.0.3   source addresses of the client sockets, round robin
@@ -1284,16 +1285,26 @@ async function keystroke (o) {
   await reader.open(o.timeoutMs ?? 60000)
   await tc.open(o.timeoutMs ?? 60000)
   typist = new Typist(tc, historyId, Math.floor(n * chunk / 2))
+  // what the server spends with both connected and nobody typing (its timers, the build's
+  // compaction if still running): per keystroke at the typing rate, beside the total
   await sleep(500)
+  const idle = new Meter(o).start()
+  await sleep(o.idleMs ?? 2000)
+  const idleCpu = idle.stop()
   const rate = o.rate ?? 100
   const r = await runPhase(o, { writers: [typist], state }, rate, o.warmupMs ?? 3000, o.durationMs ?? 10000)
   const rss = serverRssKb(o)
   closeAll([reader, tc])
   const { server_cpu_us_per_delivery: _a, server_cpu_us_per_update: _b, ...rest } = r
+  const perKey = r.expected ? r.server_cpu_s * 1e6 / r.expected : null
+  const idlePerKey = idleCpu.server_cpu_s * 1e6 / idleCpu.wall_s / rate
   return {
     ...result,
     keystrokes: r.expected,
-    server_cpu_us_per_keystroke: r.expected ? round(r.server_cpu_s * 1e6 / r.expected, 2) : null,
+    server_cpu_us_per_keystroke: round(perKey, 2),
+    server_idle_cpu_pct: idleCpu.server_cpu_pct,
+    server_idle_cpu_us_per_keystroke: round(idlePerKey, 2),
+    server_cpu_us_per_keystroke_above_idle: perKey === null ? null : round(perKey - idlePerKey, 2),
     server_rss_mb: round(rss / 1024, 1),
     ...rest
   }
