@@ -156,11 +156,12 @@ FULL: dict[str, tuple[str, list[str]]] = {
                             "--timeout-ms", "120000"]),
     "fanout": ("fanout", ["--rooms", "100", "--clients", "10", "--rate", "100",
                           "--duration-ms", "15000", "--warmup-ms", "2000"]),
-    # a 20 MB document (200 appends of 100,000 chars, paced), then 100 joiners at once. Not
-    # 20,000 of 1,000: Yjs merges one client's appends into one string, copying it, so the
-    # references take ~5 minutes to build that (quadratic), 10 s this way; the state is the same
-    "bigjoin": ("bigjoin", ["--updates", "200", "--chars", "100000", "--joiners", "100",
-                            "--probe-every", "5", "--window", "4", "--timeout-ms", "300000"]),
+    # a 20 MB document (20,000 appends of 1,000 chars by two authors taking turns, paced), then
+    # 100 joiners at once. Two authors: Yjs merges one author's appends into one string, copying
+    # it each time, which took the references ~5 minutes (quadratic), and left one item
+    "bigjoin": ("bigjoin", ["--updates", "20000", "--chars", "1000", "--authors", "2",
+                            "--joiners", "100", "--probe-every", "100", "--window", "4",
+                            "--timeout-ms", "300000"]),
     # one typist, 100 keystrokes/s for 10 s after 3 s, into the middle of a history built from
     # 1,000-character appends; one reader
     "keystroke1k": ("keystroke", ["--history-chars", "1000", "--rate", "100",
@@ -201,8 +202,9 @@ QUICK: dict[str, tuple[str, list[str]]] = {
     "idle50k": ("connect", ["--n", "5000", "--rooms", "1000", "--hold-ms", "1000"]),
     "fanout": ("fanout", ["--rooms", "20", "--clients", "10", "--rate", "50",
                           "--duration-ms", "4000", "--warmup-ms", "1000"]),
-    "bigjoin": ("bigjoin", ["--updates", "20", "--chars", "50000", "--joiners", "20",
-                            "--probe-every", "5", "--window", "4", "--settle-ms", "500"]),
+    "bigjoin": ("bigjoin", ["--updates", "1000", "--chars", "1000", "--authors", "2",
+                            "--joiners", "20", "--probe-every", "100", "--window", "4",
+                            "--settle-ms", "500"]),
     "keystroke1k": ("keystroke", ["--history-chars", "1000", "--rate", "100",
                                   "--duration-ms", "2000", "--warmup-ms", "1000"]),
     "keystroke100k": ("keystroke", ["--history-chars", "100000", "--rate", "100",

@@ -47,7 +47,7 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
   awareness  --rooms 5 --clients 20 --hz 10 --duration-ms 10000 --warmup-ms 2000
   bigdoc     --updates 100000 --chars 10 --joins 3 [--healthz http://127.0.0.1:PORT/healthz]
   join       --room NAME --joins 3 --expect-chars N      (cold restore after a restart)
-  bigjoin    --updates 20000 --chars 1000 --joiners 100 [--probe-every 100 --window 4]
+  bigjoin    --updates 20000 --chars 1000 --joiners 100 [--authors 2 --probe-every 100 --window 4]
              (build a document, then that many clients join it at once)
   keystroke  --history-chars 1000000 --chunk 1000 --rate 100 --duration-ms 10000 --warmup-ms 3000
              --idle-ms 2000
@@ -125,19 +125,25 @@ const ROOT = 'codemirror' // the Y.Text the browser editor uses
 // type by name). Exactly what Yjs encodes for `text.insert(text.length, str)` when this client
 // is the text's only writer.
 function updateInsert (client, clock, str) {
+  return updateAppend(client, clock, str, clock === 0 ? null : [client, clock - 1])
+}
+
+// The same append after the text's last character `origin` ([client, clock]) whoever wrote
+// it, or into the empty text (origin null).
+function updateAppend (client, clock, str, origin) {
   const u = []
   pushVarUint(u, 1) // clients
   pushVarUint(u, 1) // structs of this client
   pushVarUint(u, client)
   pushVarUint(u, clock)
-  if (clock === 0) {
+  if (origin === null) {
     u.push(4) // info: ContentString, no origins
     pushVarUint(u, 1) // parent is a root type, by key
     pushVarString(u, ROOT)
   } else {
     u.push(0x84) // info: ContentString | origin
-    pushVarUint(u, client)
-    pushVarUint(u, clock - 1)
+    pushVarUint(u, origin[0])
+    pushVarUint(u, origin[1])
   }
   pushVarString(u, str)
   pushVarUint(u, 0) // empty delete set
@@ -200,10 +206,16 @@ const STEP1_EMPTY = syncMessage(0, [0]) // sync step 1 with an empty state vecto
 const STEP2_EMPTY = syncMessage(1, [0, 0]) // sync step 2 with an empty update
 
 function step1For (client, clock) {
+  return step1ForAll([[client, clock]])
+}
+
+function step1ForAll (entries) { // [[client, clock], ...]: a state vector of several clients
   const sv = []
-  pushVarUint(sv, 1)
-  pushVarUint(sv, client)
-  pushVarUint(sv, clock)
+  pushVarUint(sv, entries.length)
+  for (const [client, clock] of entries) {
+    pushVarUint(sv, client)
+    pushVarUint(sv, clock)
+  }
   return syncMessage(0, sv)
 }
 
@@ -1119,7 +1131,15 @@ async function join (o) {
 // after every `probeEvery` and at most `window` probes unanswered (the server keeps up instead
 // of queueing the whole document); resolves once the server answered the last probe, i.e. has
 // applied everything. The builder then disconnects (the history's author is gone).
-async function buildDoc (o, url, id, n, chars, probeEvery = 100, window = 4) {
+// With `authors` > 1 the appends take turns between that many client ids (ids[0] = `id`), as
+// people writing one after another: Yjs cannot merge one author's consecutive appends into one
+// string then (it does for one author, copying the string each time: quadratic in the
+// references), and the document holds n items, as a document written over time does.
+async function buildDoc (o, url, id, n, chars, probeEvery = 100, window = 4, authors = 1) {
+  const ids = [id]
+  while (ids.length < authors) ids.push(nextClientId())
+  const clocks = ids.map(() => 0)
+  let last = null // the text's last character, [client, clock]
   let acked = 0
   let waiter = null
   const builder = new Client(url, {
@@ -1137,9 +1157,12 @@ async function buildDoc (o, url, id, n, chars, probeEvery = 100, window = 4) {
   }
   for (let i = 0; i < n && closed === null && !error; i++) {
     const str = CHARS[i % 26].repeat(chars - 1) + ' '
-    builder.send(insertMessage(id, i * chars, str))
+    const a = i % authors
+    builder.send(syncMessage(2, updateAppend(ids[a], clocks[a], str, last)))
+    clocks[a] += chars
+    last = [ids[a], clocks[a] - 1]
     if ((i + 1) % probeEvery === 0 || i === n - 1) {
-      builder.send(step1For(id, (i + 1) * chars))
+      builder.send(step1ForAll(ids.map((c, k) => [c, clocks[k]])))
       probes++
       while (probes - acked > window && closed === null && !error) await wait()
     }
@@ -1173,9 +1196,9 @@ async function bigjoin (o) {
   const chars = o.chars ?? 1000
   const joiners = o.joiners ?? 100
   const room = `${o.url}/ws/${o.prefix}/big`
-  const built = await buildDoc(o, room, nextClientId(), n, chars, o.probeEvery ?? 100, o.window ?? 4)
+  const built = await buildDoc(o, room, nextClientId(), n, chars, o.probeEvery ?? 100, o.window ?? 4, o.authors ?? 2)
   log(`bigjoin: ${n * chars} chars built in ${built.build_ms} ms ${built.build_error || ''}`)
-  const result = { updates: n, chars, joiners, ...built }
+  const result = { updates: n, chars, authors: o.authors ?? 2, joiners, ...built }
   if (built.build_error) return result
   // a probe client has it all (decoded with Yjs), before anybody joins
   const probe = await joinOnce(room, n * chars, o.timeoutMs ?? 120000)
@@ -1342,6 +1365,20 @@ async function selftest () {
   if (other.getText(ROOT).length !== 3000) failures++
   const sv = Y.decodeStateVector(step1For(77, 3000).subarray(3))
   if (sv.get(77) !== 3000) failures++
+  // appends taking turns between two authors (bigjoin's build): the text Yjs makes of them
+  const two = new Y.Doc()
+  let want = ''
+  let lastId = null
+  const ck = { 501: 0, 502: 0 }
+  for (let i = 0; i < 10; i++) {
+    const c = i % 2 ? 502 : 501
+    const str = CHARS[i].repeat(3)
+    Y.applyUpdate(two, Buffer.from(updateAppend(c, ck[c], str, lastId)))
+    ck[c] += 3
+    lastId = [c, ck[c] - 1]
+    want += str
+  }
+  if (two.getText(ROOT).toString() !== want) failures++
   // typing in the middle of a history (keystroke): what Yjs sends for each character
   const typed = new Y.Doc()
   typed.clientID = 4242
