@@ -49,7 +49,7 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
   join       --room NAME --joins 3 --expect-chars N      (cold restore after a restart)
   bigjoin    --updates 20000 --chars 1000 --joiners 100 [--authors 2 --probe-every 100 --window 4]
              (build a document, then that many clients join it at once)
-  keystroke  --history-chars 1000000 --chunk 1000 --rate 100 --duration-ms 10000 --warmup-ms 3000
+  keystroke  --history-chars 1000000 --chunk 1000 --authors 2 --rate 100 --duration-ms 10000 --warmup-ms 3000
              --idle-ms 2000
              (build a history, then one typist types one character per update in its middle,
               one reader; server CPU per keystroke (and idle beforehand), typist -> reader latency)
@@ -1172,7 +1172,7 @@ async function buildDoc (o, url, id, n, chars, probeEvery = 100, window = 4, aut
   if (closed !== null) error = `builder closed by server with ${closed}`
   const ms = now() - t0
   builder.terminate()
-  return { build_ms: round(ms, 1), build_error: error, history_chars: n * chars }
+  return { build_ms: round(ms, 1), build_error: error, history_chars: n * chars, ids }
 }
 
 function vmKb (pid, field) {
@@ -1197,6 +1197,7 @@ async function bigjoin (o) {
   const joiners = o.joiners ?? 100
   const room = `${o.url}/ws/${o.prefix}/big`
   const built = await buildDoc(o, room, nextClientId(), n, chars, o.probeEvery ?? 100, o.window ?? 4, o.authors ?? 2)
+  delete built.ids
   log(`bigjoin: ${n * chars} chars built in ${built.build_ms} ms ${built.build_error || ''}`)
   const result = { updates: n, chars, authors: o.authors ?? 2, joiners, ...built }
   if (built.build_error) return result
@@ -1256,11 +1257,11 @@ async function bigjoin (o) {
 // One character per update, typed at a cursor in the middle of the history, each after the
 // previous: the first between history characters `at - 1` and `at`, the next after it.
 class Typist {
-  constructor (client, historyId, at) {
+  constructor (client, left, right) { // the history's characters around the cursor, [client, clock]
     this.client = client
     this.id = nextClientId()
-    this.historyId = historyId
-    this.at = at
+    this.left = left
+    this.right = right
     this.readers = 1
     this.sent = new Float64Array(4096) // send time by clock (one character each)
     this.seq = 0
@@ -1273,8 +1274,8 @@ class Typist {
       b.set(this.sent)
       this.sent = b
     }
-    const origin = clock === 0 ? [this.historyId, this.at - 1] : [this.id, clock - 1]
-    const msg = syncMessage(2, updateInsertBetween(this.id, clock, CHARS[clock % 26], origin, [this.historyId, this.at]))
+    const origin = clock === 0 ? this.left : [this.id, clock - 1]
+    const msg = syncMessage(2, updateInsertBetween(this.id, clock, CHARS[clock % 26], origin, this.right))
     const t = now()
     this.sent[clock] = t
     this.client.send(msg)
@@ -1287,10 +1288,12 @@ async function keystroke (o) {
   const chunk = Math.min(o.chunk ?? 1000, history)
   const n = Math.ceil(history / chunk)
   const room = `${o.url}/ws/${o.prefix}/doc`
-  const historyId = nextClientId()
-  const built = await buildDoc(o, room, historyId, n, chunk, o.probeEvery ?? 20, o.window ?? 4)
+  const authors = o.authors ?? 2
+  const built = await buildDoc(o, room, nextClientId(), n, chunk, o.probeEvery ?? 20, o.window ?? 4, authors)
+  const ids = built.ids
+  delete built.ids
   log(`keystroke: ${n * chunk} chars of history in ${built.build_ms} ms ${built.build_error || ''}`)
-  const result = { history_updates: n, ...built }
+  const result = { history_updates: n, authors, ...built }
   if (built.build_error) return result
   const state = { phase: new Phase() }
   let typist = null
@@ -1307,7 +1310,12 @@ async function keystroke (o) {
   const tc = new Client(room, { onUpdate })
   await reader.open(o.timeoutMs ?? 60000)
   await tc.open(o.timeoutMs ?? 60000)
-  typist = new Typist(tc, historyId, Math.floor(n * chunk / 2))
+  // the cursor: in the middle of the middle append, between its characters at - 1 and at (the
+  // appends took turns between the authors: append k is author k % authors's (k / authors)-th)
+  const k = Math.floor(n / 2)
+  const within = Math.floor(chunk / 2)
+  const idAt = off => [ids[k % authors], Math.floor(k / authors) * chunk + off]
+  typist = new Typist(tc, idAt(within - 1), idAt(within))
   // what the server spends with both connected and nobody typing (its timers, the build's
   // compaction if still running): per keystroke at the typing rate, beside the total
   await sleep(500)
