@@ -18,7 +18,9 @@ hocuspocus). The load generator is bench/ybench.mjs; each run's result is one JS
 output file, with the exact commands. Every process the bench starts gets the highest
 descriptor limit it may have (NOFILE_LIMIT, else soft = hard), set here, not in the servers.
 
-What runs, and why (a full run is ~45 minutes on 2 cores; time is the constraint):
+What runs, and why (a full run is ~40 minutes on 2 cores, measured: one repetition of all
+with the store figures and events.py 19 minutes, a repetition of the targets ~8; time is the
+constraint):
 - the targets of issue 16, 3 repetitions each: connect10k (the storm: all_synced_ms,
   handshake_p99_ms), idle50k (50,000 idle connections from several loopback source addresses;
   cut to the descriptor limit where it cannot be raised, the record says so), fanout (CPU per
