@@ -66,8 +66,9 @@ run: install frontend
 test: install interop-deps $(WEBRTC_STAMP) frontend bench-deps
 	$(BIN)/pytest
 
-# The peer benchmark (bench/run.py): our server against the reference @y/websocket-server from
-# npm, interleaved, 3 repetitions (~35 min); writes docs/benchmarks.md and docs/img/bench-*.png.
+# The peer benchmark (bench/run.py): our server against the reference @y/websocket-server and
+# @hocuspocus/server from npm, interleaved, 3 repetitions of issue 16's targets and 1 of the other
+# scenarios (~40 min on 2 cores); writes docs/benchmarks.md and docs/img/bench-*.png.
 # `make bench-quick` (or BENCH_QUICK=1 make bench): each scenario once, scaled down, a few minutes.
 BENCH_STAMP    := bench/node_modules/.installed
 BENCH_PY_STAMP := $(VENV)/.bench-installed

@@ -47,8 +47,15 @@ const USAGE = `usage: node ybench.mjs SCENARIO --url ws://127.0.0.1:PORT --pid P
   awareness  --rooms 5 --clients 20 --hz 10 --duration-ms 10000 --warmup-ms 2000
   bigdoc     --updates 100000 --chars 10 --joins 3 [--healthz http://127.0.0.1:PORT/healthz]
   join       --room NAME --joins 3 --expect-chars N      (cold restore after a restart)
+  bigjoin    --updates 20000 --chars 1000 --joiners 100 [--authors 2 --probe-every 100 --window 4]
+             (build a document, then that many clients join it at once)
+  keystroke  --history-chars 1000000 --chunk 1000 --authors 2 --rate 100 --duration-ms 10000 --warmup-ms 3000
+             --idle-ms 2000
+             (build a history, then one typist types one character per update in its middle,
+              one reader; server CPU per keystroke (and idle beforehand), typist -> reader latency)
   selftest   (checks the hand-encoded updates against Yjs)
 common: --prefix NAME (room name prefix), --timeout-ms 60000
+  --local-addresses 127.0.0.2,127.0.0.3   source addresses of the client sockets, round robin
   --pid A,B       sum the CPU/RSS of several server processes; --tree: and their descendants
   --redis-pid P   also measure this Redis server's CPU (redis_cpu_s, redis_cpu_us_per_delivery)
   --reader-url U  fanout/throughput: readers connect to U (writers to --url): cross-process
@@ -68,7 +75,7 @@ function parseArgs (argv) {
     if (next === undefined || next.startsWith('--')) {
       o[key] = true
     } else {
-      o[key] = /^-?[0-9.]+(e[0-9]+)?$/.test(next) ? Number(next) : next
+      o[key] = /^-?[0-9]+(\.[0-9]+)?(e[0-9]+)?$/.test(next) ? Number(next) : next
       i++
     }
   }
@@ -118,19 +125,25 @@ const ROOT = 'codemirror' // the Y.Text the browser editor uses
 // type by name). Exactly what Yjs encodes for `text.insert(text.length, str)` when this client
 // is the text's only writer.
 function updateInsert (client, clock, str) {
+  return updateAppend(client, clock, str, clock === 0 ? null : [client, clock - 1])
+}
+
+// The same append after the text's last character `origin` ([client, clock]) whoever wrote
+// it, or into the empty text (origin null).
+function updateAppend (client, clock, str, origin) {
   const u = []
   pushVarUint(u, 1) // clients
   pushVarUint(u, 1) // structs of this client
   pushVarUint(u, client)
   pushVarUint(u, clock)
-  if (clock === 0) {
+  if (origin === null) {
     u.push(4) // info: ContentString, no origins
     pushVarUint(u, 1) // parent is a root type, by key
     pushVarString(u, ROOT)
   } else {
     u.push(0x84) // info: ContentString | origin
-    pushVarUint(u, client)
-    pushVarUint(u, clock - 1)
+    pushVarUint(u, origin[0])
+    pushVarUint(u, origin[1])
   }
   pushVarString(u, str)
   pushVarUint(u, 0) // empty delete set
@@ -169,14 +182,40 @@ function syncMessage (kind, payload) {
 }
 
 const insertMessage = (client, clock, str) => syncMessage(2, updateInsert(client, clock, str))
+
+// A Y.Text insert between two characters, as a cursor in the middle of a document types it:
+// one Item with ContentString, left origin = the character before (`origin`, [client, clock]),
+// right origin = the character after (`right`). What Yjs encodes for `text.insert(i, str)` when
+// 0 < i < text.length (checked by selftest).
+function updateInsertBetween (client, clock, str, origin, right) {
+  const u = []
+  pushVarUint(u, 1) // clients
+  pushVarUint(u, 1) // structs of this client
+  pushVarUint(u, client)
+  pushVarUint(u, clock)
+  u.push(0xC4) // info: ContentString | origin | right origin (no parent: the origins name it)
+  pushVarUint(u, origin[0])
+  pushVarUint(u, origin[1])
+  pushVarUint(u, right[0])
+  pushVarUint(u, right[1])
+  pushVarString(u, str)
+  pushVarUint(u, 0) // empty delete set
+  return u
+}
 const STEP1_EMPTY = syncMessage(0, [0]) // sync step 1 with an empty state vector
 const STEP2_EMPTY = syncMessage(1, [0, 0]) // sync step 2 with an empty update
 
 function step1For (client, clock) {
+  return step1ForAll([[client, clock]])
+}
+
+function step1ForAll (entries) { // [[client, clock], ...]: a state vector of several clients
   const sv = []
-  pushVarUint(sv, 1)
-  pushVarUint(sv, client)
-  pushVarUint(sv, clock)
+  pushVarUint(sv, entries.length)
+  for (const [client, clock] of entries) {
+    pushVarUint(sv, client)
+    pushVarUint(sv, clock)
+  }
   return syncMessage(0, sv)
 }
 
@@ -361,6 +400,10 @@ class Samples {
 // ------------------------------------------------------------------------------------------
 // a raw y-websocket client
 
+// --local-addresses A,B,...: the source addresses of the client sockets, round robin (each
+// loopback address has its own ~28,000 ephemeral ports: 50,000 connections need several)
+const LOCAL = { addrs: [], next: 0 }
+
 const closeCodes = {} // close code (or error) -> count, for connections closed before we did
 let closingAll = false
 
@@ -410,7 +453,9 @@ class Client {
         err ? reject(err) : resolve(this)
       }
       const timer = setTimeout(() => finish(new Error('sync timeout')), timeoutMs)
-      const ws = new WebSocket(this.url, { perMessageDeflate: false })
+      const opts = { perMessageDeflate: false }
+      if (LOCAL.addrs.length) opts.localAddress = LOCAL.addrs[LOCAL.next++ % LOCAL.addrs.length]
+      const ws = new WebSocket(this.url, opts)
       this.ws = ws
       ws.on('open', () => this.send(HP.on ? hocuspocusAuth() : STEP1_EMPTY))
       ws.on('message', (data) => {
@@ -893,10 +938,10 @@ function interp (xs, ys, x) { // piecewise linear, xs increasing, clamped
   return ys[lo] + f * (ys[hi] - ys[lo])
 }
 
-async function joinOnce (url, expectChars) {
+async function joinOnce (url, expectChars, timeoutMs = 120000) {
   const c = new Client(url)
   const t0 = now()
-  await c.open(120000)
+  await c.open(timeoutMs)
   const ms = now() - t0
   const step2 = c.firstStep2
   const bytes = step2 ? step2.length : 0
@@ -1080,6 +1125,223 @@ async function join (o) {
 }
 
 // ------------------------------------------------------------------------------------------
+// building a document through the protocol, paced (bigjoin, keystroke)
+
+// `n` appends of `chars` characters by client `id` into the room at `url`, a sync step 1 probe
+// after every `probeEvery` and at most `window` probes unanswered (the server keeps up instead
+// of queueing the whole document); resolves once the server answered the last probe, i.e. has
+// applied everything. The builder then disconnects (the history's author is gone).
+// With `authors` > 1 the appends take turns between that many client ids (ids[0] = `id`), as
+// people writing one after another: Yjs cannot merge one author's consecutive appends into one
+// string then (it does for one author, copying the string each time: quadratic in the
+// references), and the document holds n items, as a document written over time does.
+async function buildDoc (o, url, id, n, chars, probeEvery = 100, window = 4, authors = 1) {
+  const ids = [id]
+  while (ids.length < authors) ids.push(nextClientId())
+  const clocks = ids.map(() => 0)
+  let last = null // the text's last character, [client, clock]
+  let acked = 0
+  let waiter = null
+  const builder = new Client(url, {
+    onStep2: () => { acked++; if (waiter) { const w = waiter; waiter = null; w() } }
+  })
+  await builder.open(o.timeoutMs ?? 60000)
+  let closed = null
+  builder.ws.on('close', code => { closed = code })
+  const t0 = now()
+  let probes = 0
+  let error = null
+  const wait = async () => {
+    await new Promise(resolve => { waiter = resolve; setTimeout(resolve, 1000) })
+    if (now() - t0 > (o.timeoutMs ?? 600000)) error = 'timeout'
+  }
+  for (let i = 0; i < n && closed === null && !error; i++) {
+    const str = CHARS[i % 26].repeat(chars - 1) + ' '
+    const a = i % authors
+    builder.send(syncMessage(2, updateAppend(ids[a], clocks[a], str, last)))
+    clocks[a] += chars
+    last = [ids[a], clocks[a] - 1]
+    if ((i + 1) % probeEvery === 0 || i === n - 1) {
+      builder.send(step1ForAll(ids.map((c, k) => [c, clocks[k]])))
+      probes++
+      while (probes - acked > window && closed === null && !error) await wait()
+    }
+    if (i % 5000 === 4999) log(`  build: ${i + 1}/${n} sent, ${round((now() - t0) / 1000, 1)} s`)
+  }
+  while (acked < probes && closed === null && !error) await wait()
+  if (closed !== null) error = `builder closed by server with ${closed}`
+  const ms = now() - t0
+  builder.terminate()
+  return { build_ms: round(ms, 1), build_error: error, history_chars: n * chars, ids }
+}
+
+function vmKb (pid, field) {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) : 0
+}
+
+function sumVmKb (o, field) {
+  let sum = 0
+  for (const pid of serverPids(o)) {
+    try { sum += vmKb(pid, field) } catch {}
+  }
+  return sum
+}
+
+// ------------------------------------------------------------------------------------------
+// scenario: bigjoin (100 clients join a big document at once)
+
+async function bigjoin (o) {
+  const n = o.updates ?? 20000
+  const chars = o.chars ?? 1000
+  const joiners = o.joiners ?? 100
+  const room = `${o.url}/ws/${o.prefix}/big`
+  const built = await buildDoc(o, room, nextClientId(), n, chars, o.probeEvery ?? 100, o.window ?? 4, o.authors ?? 2)
+  delete built.ids
+  log(`bigjoin: ${n * chars} chars built in ${built.build_ms} ms ${built.build_error || ''}`)
+  const result = { updates: n, chars, authors: o.authors ?? 2, joiners, ...built }
+  if (built.build_error) return result
+  // a probe client has it all (decoded with Yjs), before anybody joins
+  const probe = await joinOnce(room, n * chars, o.timeoutMs ?? 120000)
+  result.probe_join_ms = probe.ms
+  result.doc_bytes = probe.bytes
+  result.doc_chars = probe.chars
+  result.doc_complete = probe.chars === n * chars
+  await sleep(o.settleMs ?? 2000) // the build's commits and compaction, if any, settle
+  const rssBefore = sumVmKb(o, 'VmRSS')
+  for (const pid of serverPids(o)) {
+    try { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5') } catch (e) { result.clear_refs_error = String(e.message || e) }
+  }
+  const clients = []
+  for (let i = 0; i < joiners; i++) clients.push(new Client(room))
+  const bytes = []
+  const meter = new Meter(o).start()
+  const t0 = now()
+  // all at once: each sends sync step 1 with an empty state vector, as a fresh provider
+  const outcomes = await Promise.allSettled(clients.map(c => c.open(o.timeoutMs ?? 120000).then(() => {
+    bytes.push(c.firstStep2.length)
+    c.firstStep2 = null // (20 MB each: let them go)
+  })))
+  const allMs = now() - t0
+  const cpu = meter.stop()
+  const peak = sumVmKb(o, 'VmHWM')
+  const rssAfter = sumVmKb(o, 'VmRSS')
+  const lat = new Samples()
+  for (const c of clients) if (c.synced) lat.add(c.tSynced - c.tStart)
+  const h = lat.summary()
+  closeAll(clients)
+  const failures = outcomes.filter(x => x.status === 'rejected')
+  bytes.sort((a, b) => a - b)
+  Object.assign(result, {
+    all_synced_ms: round(allMs, 1),
+    synced: h.n,
+    failures: failures.length,
+    failure_first: failures.length ? String(failures[0].reason?.message || failures[0].reason) : null,
+    join_p50_ms: h.p50_ms,
+    join_p99_ms: h.p99_ms,
+    join_max_ms: h.max_ms,
+    joiner_step2_bytes_min: bytes.length ? bytes[0] : null,
+    joiner_step2_bytes_max: bytes.length ? bytes[bytes.length - 1] : null,
+    rss_before_join_mb: round(rssBefore / 1024, 1),
+    peak_rss_mb: round(peak / 1024, 1),
+    rss_after_join_mb: round(rssAfter / 1024, 1),
+    server_cpu_join_s: cpu.server_cpu_s,
+    ...cpu
+  })
+  return result
+}
+
+// ------------------------------------------------------------------------------------------
+// scenario: keystroke (one typist in a document with a long history, one reader)
+
+// One character per update, typed at a cursor in the middle of the history, each after the
+// previous: the first between history characters `at - 1` and `at`, the next after it.
+class Typist {
+  constructor (client, left, right) { // the history's characters around the cursor, [client, clock]
+    this.client = client
+    this.id = nextClientId()
+    this.left = left
+    this.right = right
+    this.readers = 1
+    this.sent = new Float64Array(4096) // send time by clock (one character each)
+    this.seq = 0
+  }
+
+  sendNext () {
+    const clock = this.seq++
+    if (clock === this.sent.length) {
+      const b = new Float64Array(this.sent.length * 2)
+      b.set(this.sent)
+      this.sent = b
+    }
+    const origin = clock === 0 ? this.left : [this.id, clock - 1]
+    const msg = syncMessage(2, updateInsertBetween(this.id, clock, CHARS[clock % 26], origin, this.right))
+    const t = now()
+    this.sent[clock] = t
+    this.client.send(msg)
+    return t
+  }
+}
+
+async function keystroke (o) {
+  const history = o.historyChars ?? 1000
+  const chunk = Math.min(o.chunk ?? 1000, history)
+  const n = Math.ceil(history / chunk)
+  const room = `${o.url}/ws/${o.prefix}/doc`
+  const authors = o.authors ?? 2
+  const built = await buildDoc(o, room, nextClientId(), n, chunk, o.probeEvery ?? 20, o.window ?? 4, authors)
+  const ids = built.ids
+  delete built.ids
+  log(`keystroke: ${n * chunk} chars of history in ${built.build_ms} ms ${built.build_error || ''}`)
+  const result = { history_updates: n, authors, ...built }
+  if (built.build_error) return result
+  const state = { phase: new Phase() }
+  let typist = null
+  const onUpdate = (client, clock, receiver, span) => {
+    if (typist === null || client !== typist.id) return
+    if (receiver === typist.client) { state.phase.echoes++; return }
+    const t = now()
+    for (let c = clock; c < clock + Math.max(span ?? 1, 1); c++) {
+      const t0 = typist.sent[c]
+      if (t0 !== undefined && c < typist.seq) state.phase.record(t0, t)
+    }
+  }
+  const reader = new Client(room, { onUpdate })
+  const tc = new Client(room, { onUpdate })
+  await reader.open(o.timeoutMs ?? 60000)
+  await tc.open(o.timeoutMs ?? 60000)
+  // the cursor: in the middle of the middle append, between its characters at - 1 and at (the
+  // appends took turns between the authors: append k is author k % authors's (k / authors)-th)
+  const k = Math.floor(n / 2)
+  const within = Math.floor(chunk / 2)
+  const idAt = off => [ids[k % authors], Math.floor(k / authors) * chunk + off]
+  typist = new Typist(tc, idAt(within - 1), idAt(within))
+  // what the server spends with both connected and nobody typing (its timers, the build's
+  // compaction if still running): per keystroke at the typing rate, beside the total
+  await sleep(500)
+  const idle = new Meter(o).start()
+  await sleep(o.idleMs ?? 2000)
+  const idleCpu = idle.stop()
+  const rate = o.rate ?? 100
+  const r = await runPhase(o, { writers: [typist], state }, rate, o.warmupMs ?? 3000, o.durationMs ?? 10000)
+  const rss = serverRssKb(o)
+  closeAll([reader, tc])
+  const { server_cpu_us_per_delivery: _a, server_cpu_us_per_update: _b, ...rest } = r
+  const perKey = r.expected ? r.server_cpu_s * 1e6 / r.expected : null
+  const idlePerKey = idleCpu.server_cpu_s * 1e6 / idleCpu.wall_s / rate
+  return {
+    ...result,
+    keystrokes: r.expected,
+    server_cpu_us_per_keystroke: round(perKey, 2),
+    server_idle_cpu_pct: idleCpu.server_cpu_pct,
+    server_idle_cpu_us_per_keystroke: round(idlePerKey, 2),
+    server_cpu_us_per_keystroke_above_idle: perKey === null ? null : round(perKey - idlePerKey, 2),
+    server_rss_mb: round(rss / 1024, 1),
+    ...rest
+  }
+}
+
+// ------------------------------------------------------------------------------------------
 // selftest: the hand-encoded updates are what Yjs itself would send
 
 async function selftest () {
@@ -1111,12 +1373,42 @@ async function selftest () {
   if (other.getText(ROOT).length !== 3000) failures++
   const sv = Y.decodeStateVector(step1For(77, 3000).subarray(3))
   if (sv.get(77) !== 3000) failures++
+  // appends taking turns between two authors (bigjoin's build): the text Yjs makes of them
+  const two = new Y.Doc()
+  let want = ''
+  let lastId = null
+  const ck = { 501: 0, 502: 0 }
+  for (let i = 0; i < 10; i++) {
+    const c = i % 2 ? 502 : 501
+    const str = CHARS[i].repeat(3)
+    Y.applyUpdate(two, Buffer.from(updateAppend(c, ck[c], str, lastId)))
+    ck[c] += 3
+    lastId = [c, ck[c] - 1]
+    want += str
+  }
+  if (two.getText(ROOT).toString() !== want) failures++
+  // typing in the middle of a history (keystroke): what Yjs sends for each character
+  const typed = new Y.Doc()
+  typed.clientID = 4242
+  Y.applyUpdate(typed, Y.encodeStateAsUpdate(other))
+  const tt = typed.getText(ROOT)
+  const sent = []
+  typed.on('update', u => sent.push(Buffer.from(u)))
+  for (let k = 0; k < 5; k++) {
+    tt.insert(1500 + k, CHARS[k])
+    const origin = k === 0 ? [77, 1499] : [4242, k - 1]
+    const mine = Buffer.from(updateInsertBetween(4242, k, CHARS[k], origin, [77, 1500]))
+    if (!mine.equals(sent[sent.length - 1])) {
+      failures++
+      log(`mismatch typing ${k}:\n  mine   ${mine.toString('hex')}\n  yjs    ${sent[sent.length - 1].toString('hex')}`)
+    }
+  }
   return { ok: failures === 0, failures }
 }
 
 // ------------------------------------------------------------------------------------------
 
-const SCENARIOS = { connect, fanout, throughput, awareness, bigdoc, join, selftest }
+const SCENARIOS = { connect, fanout, throughput, awareness, bigdoc, join, bigjoin, keystroke, selftest }
 
 async function main () {
   const { cmd, o } = parseArgs(process.argv.slice(2))
@@ -1134,6 +1426,7 @@ async function main () {
   o.pids = o.pid ? String(o.pid).split(',').map(Number) : []
   o.pid = o.pids[0] // single-process code paths (join) use the first
   o.prefix = o.prefix ?? `bench-${process.pid}`
+  if (o.localAddresses) LOCAL.addrs = String(o.localAddresses).split(',')
   if (o.protocol === 'hocuspocus') {
     HP.on = true
     HP.path = o.path ?? ''
