@@ -232,13 +232,10 @@ class SqliteAppender:
             conn = self._conn = self._conn or self._connect()
             if conn.in_transaction:
                 return None
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
+            try:  # (busy_timeout is 0 here, see _begun: a locked database answers at once)
                 row = conn.execute(self._sql.document_id, (name,)).fetchone()
             except sqlite3.OperationalError:
                 return None
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             self._lock.release()
         return int(row[0]) if row is not None else 0

@@ -163,6 +163,20 @@ async def test_missing_now_tells_only_what_the_store_certainly_lacks(store: SqlS
     assert (await store.load("made elsewhere")).empty  # (a document with nothing in it yet)
 
 
+async def test_missing_now_leaves_the_appender_never_waiting_on_the_loop(store: SqlStore) -> None:
+    """The appender's connection keeps busy_timeout=0 (a locked database sends a batch to a
+    thread at once, see SqliteAppender._begun): a read by missing_now once set it back to the
+    waiting value, so a later commit on the event loop could stall it for seconds (a SIGTERM
+    flush then outlived its deadline)."""
+    if store.engine.dialect.name != "sqlite":
+        return
+    appender = store._appender
+    assert appender is not None
+    assert store.missing_now("unknown")
+    assert appender._conn is not None
+    assert appender._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+
+
 async def test_empty_batch_is_a_no_op(store: SqlStore) -> None:
     await store.append([])
     assert await store.list_documents() == []
