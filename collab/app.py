@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage import DocumentStore, SqlStore
 
-from . import extras
+from . import affinity, extras
 from .admission import Admission
 from .api import EXCEPTION_HANDLERS, api_routes, catch_all, openapi_schema
 from .api.health import Readiness
@@ -128,7 +128,8 @@ def _lifespan(
             tg.start_soon(signals.run, hub.tick_s)
             documents = app.state.documents = DocumentService(active, hub)
             events = app.state.events = EventFeed(active, settings)
-            events.start(tg, documents, hub.saver, hub)
+            defer = affinity.others_documents(settings, hub.rooms)
+            events.start(tg, documents, hub.saver, hub, defer=defer)
             app.state.readiness = Readiness(active, hub, tg)
             metrics = app.state.metrics = Metrics(settings, hub, events, signals)
             metrics.start(tg)
@@ -249,6 +250,4 @@ def make_bus(settings: Settings) -> Bus | None:
         from .cluster.postgres import PgBus, asyncpg_dsn
 
         return PgBus(asyncpg_dsn(settings.database_url))
-    from .workers import local_bus
-
-    return local_bus()  # a `--workers` process on one machine: its supervisor relays
+    return affinity.local_bus()  # a `--workers` process on one machine: its supervisor relays

@@ -32,9 +32,10 @@ from .errors import CollabError, MissingExtra
 from .events.feed import write_events
 from .extensions import webhooks
 from .extensions.token_auth import mint_token, parse_ttl
-from .server import run
+from .server import serve_once
 from .settings import ENV_PREFIX, Settings, parse_value
 from .view import DocumentView
+from .workers import run_workers
 
 DEFAULT_TEXT_ROOT = "codemirror"  # the Y.Text our editor (y-codemirror.next) binds to
 
@@ -201,7 +202,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             print(f"collab: {exc}", file=sys.stderr)
             return 2
-        return run(settings)
+        # Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit all.
+        return run_workers(settings) if settings.workers > 1 else serve_once(settings)
     if args.command == "token":
         return token(settings, args)
     extras.check(settings, bus=False)  # these open the store, never the bus

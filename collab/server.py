@@ -100,15 +100,6 @@ class CollabServer(uvicorn.Server):
             await self._draining
 
 
-def run(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT; exit status 1 if the final flush could not commit everything."""
-    if settings.workers > 1:
-        from .workers import run_workers
-
-        return run_workers(settings)
-    return serve_once(settings)
-
-
 def serve(app: Starlette, settings: Settings | None = None) -> int:
     """Serve an app made with create_app (and your extensions) as `collab serve` would."""
     return serve_once(settings or getattr(app.state, "settings", None) or Settings(), app=app)

@@ -30,7 +30,6 @@ import signal
 import socket
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -38,6 +37,8 @@ from urllib.parse import unquote_to_bytes
 import uvicorn
 from starlette.applications import Starlette
 
+from . import affinity
+from .affinity import owner
 from .cluster import BYE, PID_BYTES, encode
 from .cluster.local import (
     ALL,
@@ -48,7 +49,6 @@ from .cluster.local import (
     MESSAGE,
     PUBLISH,
     SHARED,
-    LocalBus,
     frame,
     read_frame,
 )
@@ -89,21 +89,7 @@ def document_of(request_line: bytes) -> str | None:
         return None
 
 
-def owner(document: str, workers: int) -> int:
-    """The worker (index) that holds `document`: the same in every run and process."""
-    return zlib.crc32(document.encode("utf-8")) % workers
-
-
 # -- the worker's side ------------------------------------------------------------------------
-
-_bus_socket: socket.socket | None = None  # the local bus's socket, in a worker without another
-
-
-def local_bus() -> LocalBus | None:
-    """The bus of a `--workers` process (collab.app.make_bus asks); None anywhere else."""
-    global _bus_socket
-    sock, _bus_socket = _bus_socket, None
-    return LocalBus(sock) if sock is not None else None
 
 
 class HandedSockets:
@@ -191,15 +177,16 @@ def _worker_server_class() -> Any:
     return WorkerServer
 
 
-def worker_main(settings: Settings, channel: socket.socket, bus: socket.socket | None) -> None:
+def worker_main(
+    settings: Settings, index: int, channel: socket.socket, bus: socket.socket | None
+) -> None:
     """A worker process: serve what the supervisor hands over until SIGTERM."""
-    global _bus_socket
     from . import logs
     from .app import create_app
     from .server import uvicorn_config
 
     logs.configure(settings.log_level, settings.log_format)
-    _bus_socket = bus
+    affinity.become_worker(index, bus)
     app = create_app(settings)
     server = _worker_server_class()(uvicorn_config(app, settings), app, channel)
     server.run()
@@ -254,7 +241,7 @@ class Supervisor:
         if self._local_bus:
             bus, bus_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         process = self._context.Process(
-            target=worker_main, args=(self.settings, theirs, bus_theirs), daemon=False
+            target=worker_main, args=(self.settings, index, theirs, bus_theirs), daemon=False
         )
         process.start()
         assert self._loop is not None

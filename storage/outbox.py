@@ -215,12 +215,23 @@ def _delivery(row: Any) -> DeliveryRow:
     )
 
 
+# Documents whose marks this process leaves to another for a while (`claim_due_marks`).
+Defer = Callable[[str], bool]
+DEFER_MS = 5_000
+
+
+def deferred(defer: Defer | None, document: str, due_at_ms: int, now: int) -> bool:
+    """Whether to leave `document`'s due mark alone now: `defer` names it and it fell due less
+    than DEFER_MS ago (after that, any process takes it: the one that should may be gone)."""
+    return defer is not None and due_at_ms > now - DEFER_MS and defer(document)
+
+
 class OutboxFastPath(Protocol):
     """The finalizer's statements on a faster path (storage/sqlite.py's SqliteAppender): each
     returns None when it cannot run at once, and the engine runs it instead."""
 
     def claim_due_marks_now(
-        self, now: int, hold_ms: int, limit: int
+        self, now: int, hold_ms: int, limit: int, defer: Defer | None = None
     ) -> tuple[list[Mark], int | None] | None: ...
 
     def finish_mark_now(self, mark: Mark, events: Sequence[NewEvent]) -> bool | None: ...
@@ -290,18 +301,22 @@ class OutboxTables:
         return (await self.claim_due_marks(now, hold_ms, limit))[0]
 
     async def claim_due_marks(
-        self, now: int, hold_ms: int, limit: int = 100
+        self, now: int, hold_ms: int, limit: int = 100, defer: Defer | None = None
     ) -> tuple[list[Mark], int | None]:
         """`due_marks`, and when none was due, when the earliest mark not held falls due
-        (None: no mark): what a finalizer needs each time it wakes, in one transaction."""
+        (None: no mark): what a finalizer needs each time it wakes, in one transaction. A mark
+        whose document `defer` names is left alone for DEFER_MS after it falls due (another
+        process holds that document and makes its events cheaper: see `deferred`)."""
         if self._outbox_fast is not None:
-            done = self._outbox_fast.claim_due_marks_now(now, hold_ms, limit)
+            done = self._outbox_fast.claim_due_marks_now(now, hold_ms, limit, defer)
             if done is not None:
                 return done
         claimed: list[Mark] = []
         async with self.engine.begin() as conn:
             rows = (await conn.execute(q.DUE_MARKS, {"now": now, "limit": limit})).all()
             for row in rows:
+                if deferred(defer, row.document, row.due_at_ms, now):
+                    continue
                 params = {"doc": row.document, "now": now, "until": now + hold_ms}
                 if (await conn.execute(q.CLAIM_MARK, params)).rowcount == 1:
                     claimed.append(_mark(row))

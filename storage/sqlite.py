@@ -28,7 +28,15 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from . import statements as q
 from .base import LiveDocument, PendingUpdate, StoreError
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
-from .outbox import EventSettings, Mark, NewEvent, authors_by_document, next_mark
+from .outbox import (
+    Defer,
+    EventSettings,
+    Mark,
+    NewEvent,
+    authors_by_document,
+    deferred,
+    next_mark,
+)
 
 _SQLITE = sqlite.dialect(paramstyle="qmark")
 
@@ -315,7 +323,7 @@ class SqliteAppender:
     # round trip per statement through SQLAlchemy and aiosqlite's thread.
 
     def claim_due_marks_now(
-        self, now: int, hold_ms: int, limit: int
+        self, now: int, hold_ms: int, limit: int, defer: Defer | None = None
     ) -> tuple[list[Mark], int | None] | None:
         """OutboxTables.claim_due_marks in one transaction on this connection, or None."""
         sql = outbox_statements()
@@ -328,6 +336,8 @@ class SqliteAppender:
                 columns = [d[0] for d in cursor.description]
                 rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
                 for row in rows:
+                    if deferred(defer, row["document"], int(row["due_at_ms"]), now):
+                        continue
                     args = sql.claim_mark.args(doc=row["document"], now=now, until=now + hold_ms)
                     if conn.execute(sql.claim_mark.sql, args).rowcount == 1:
                         claimed.append(_mark(row))

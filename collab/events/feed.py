@@ -108,17 +108,24 @@ class EventFeed:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(
-        self, tg: TaskGroup, documents: DocumentService, saver: Saver | None, hub: Any = None
+        self,
+        tg: TaskGroup,
+        documents: DocumentService,
+        saver: Saver | None,
+        hub: Any = None,
+        defer: Callable[[str], bool] | None = None,
     ) -> None:
         """Run the outbox's loops in `tg` (the lifespan's): the finalizer, retention, and the
         delivery loop of every sink added before or after; with events_presence, user events
-        from `hub`'s joins and leaves."""
+        from `hub`'s joins and leaves. The finalizer leaves the due marks of the documents
+        `defer` names to another process for a while (the worker that holds them)."""
         self._tg, self._documents, self._saver = tg, documents, saver
         if not self.enabled:
             return
         if self.settings.events_presence and hub is not None:
             hub.on_presence.append(Presence(self.emit, tg).heard)
         self._finalizer = Finalizer(self.store, self.settings, documents, self.written)
+        self._finalizer.defer = defer
         self.store.around_events(self._finalizer.finalize_document, self.written.fire)
         if saver is not None:
             saver.on_committed.append(self._finalizer.committed)

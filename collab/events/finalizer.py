@@ -78,6 +78,9 @@ class Finalizer:
         self._wakeup = anyio.Event()
         self._wake_at = 0.0  # monotonic time the finalizer next looks (when asleep)
         self.finalized = 0
+        # Documents whose due marks another process takes first (one that holds them live:
+        # under --workers, the document's own worker; see storage/outbox.py's `deferred`).
+        self.defer: Callable[[str], bool] | None = None
 
     def committed(self, name: str, edits: int) -> None:
         """The saver committed updates of `name` (its on_committed): wake early if its mark
@@ -118,7 +121,7 @@ class Finalizer:
 
     async def _finalize_due(self, now: int) -> tuple[int, int | None]:
         """`finalize_due`, and when nothing was due, when the next mark falls due."""
-        marks, next_due = await self.store.claim_due_marks(now, HOLD_MS)
+        marks, next_due = await self.store.claim_due_marks(now, HOLD_MS, defer=self.defer)
         for mark in marks:
             try:
                 await self.finalize(mark)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from typing import Any
 
 import anyio
@@ -437,3 +438,35 @@ async def test_a_sink_registered_twice_at_once_is_known_once(db_settings):
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("busy", [False, True])
+async def test_a_deferred_documents_mark_waits_for_its_holder_then_anyone_takes_it(busy, tmp_path):
+    """Under --workers the finalizer leaves the due marks of documents another worker holds to
+    that worker for DEFER_MS (it makes the events from its room; this one would rebuild the
+    document from the store); after that, or at a shutdown's flush, anyone takes them."""
+    from storage import make_engine
+    from storage.outbox import DEFER_MS
+
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"))
+    await store.open()
+    appender = store._appender
+    assert appender is not None
+    try:
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=0))
+        await store.append([PendingUpdate(n, typed("a"), 0, "ann") for n in ("mine", "theirs")])
+        now = int(time.time() * 1000) + 1000
+        if busy:  # the engine's path
+            assert appender._lock.acquire(blocking=False)
+        try:
+            hold = 10 * DEFER_MS  # ("mine" stays held meanwhile)
+            marks, _ = await store.claim_due_marks(now, hold, defer=lambda n: n == "theirs")
+            assert [m.document for m in marks] == ["mine"]
+            later = now + DEFER_MS + 1000  # its holder never took it: anyone does
+            marks, _ = await store.claim_due_marks(later, hold, defer=lambda n: n == "theirs")
+            assert [m.document for m in marks] == ["theirs"]
+        finally:
+            if busy:
+                appender._lock.release()
+    finally:
+        await store.close()

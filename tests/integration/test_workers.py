@@ -280,3 +280,36 @@ async def test_a_document_in_one_worker_puts_nothing_on_the_local_bus(spawn: Spa
     # the 100 updates.
     assert published < 60, published
     await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_each_documents_change_events_are_made_once_under_two_workers(spawn: Spawn) -> None:
+    # Each worker's finalizer leaves the marks of the other's documents to it (it makes their
+    # events from its room instead of rebuilding them from the store): nothing is left behind
+    # or made twice, whichever worker the event stream is read from.
+    import json
+
+    server, _ = await start_workers(spawn, "--events-debounce-ms", "1")
+    url = server.url  # type: ignore[attr-defined]
+    base = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+    names = names_owned_by_each(2)
+    changed: dict[str, int] = {}
+    async with (
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as http,
+        http.stream("GET", "/api/events", params={"prefix": "routed/"}) as stream,
+        AsyncExitStack() as stack,
+    ):
+        assert stream.status_code == 200
+        for k, name in enumerate(names):
+            client = await stack.enter_async_context(connected(url, name))
+            client.doc.get("ids", type=Array).append(f"w{k}")
+        with anyio.fail_after(20):
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    if event["type"] == "document.changed":
+                        doc = event["document"]
+                        changed[doc] = changed.get(doc, 0) + 1
+                if set(changed) == set(names):
+                    break
+    assert changed == {name: 1 for name in names}, changed
+    await server.stop()  # type: ignore[attr-defined]
