@@ -102,6 +102,7 @@ class HandedSockets:
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._starting: set[asyncio.Task[None]] = set()  # (the loop keeps weak references)
+        self._stopping = False  # close() was called: we are draining
         channel.setblocking(False)
         self._loop.add_reader(channel.fileno(), self._receive)
 
@@ -114,7 +115,13 @@ class HandedSockets:
             except OSError:
                 data, fds, flags = b"", [], 0
             if not data:  # the supervisor is gone
+                killed = not self._stopping
                 self.close()
+                if killed:
+                    # (killed: nobody hands us clients or forwards a signal any more) drain
+                    # as on SIGTERM instead of serving the clients we hold as an orphan
+                    log.warning("the supervisor is gone; stopping as on SIGTERM")
+                    os.kill(os.getpid(), signal.SIGTERM)
                 return
             if flags & socket.MSG_CTRUNC:  # out of descriptors: the kernel closed the rest
                 log.warning(
@@ -136,6 +143,7 @@ class HandedSockets:
 
     def close(self) -> None:
         """Take no more sockets (the supervisor gives the others those it still had for us)."""
+        self._stopping = True
         if self._closed.is_set():
             return
         self._closed.set()

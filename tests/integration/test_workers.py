@@ -14,6 +14,7 @@ import signal
 import socket
 import zlib
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import anyio
 import httpx
@@ -313,3 +314,31 @@ async def test_each_documents_change_events_are_made_once_under_two_workers(spaw
                     break
     assert changed == {name: 1 for name in names}, changed
     await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_workers_whose_supervisor_was_killed_close_their_clients_and_exit(
+    spawn: Spawn,
+) -> None:
+    """A supervisor killed with -9 (an OOM kill, `kill -9`) leaves its workers without a way in
+    for new clients: they drain as on SIGTERM (1001, flush) and exit, instead of serving the
+    clients they hold for ever as orphans (they once did)."""
+    server, pids = await start_workers(spawn)
+    url = server.url  # type: ignore[attr-defined]
+    async with connected(url, "orphaned/doc") as client:
+        client.doc.get("ids", type=Array).append("kept")
+        await client.sent()
+        os.kill(server.proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        await client.wait_for(lambda: client.close_code is not None, timeout=15)
+        assert client.close_code == 1001
+    with anyio.fail_after(15):
+        while any(running(pid) for pid in pids):
+            await anyio.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
