@@ -536,3 +536,60 @@ async def test_stores_opening_one_new_sqlite_file_at_once_all_create_the_schema(
         assert (await reopened.load("nothing")).empty
     finally:
         await reopened.close()
+
+
+# A transaction cancelled half way (a task group cancelled at shutdown, a REST request whose
+# client went away) and then the store closed: asyncio.run must return. With SQLAlchemy 2.1 and
+# aiosqlite 0.22 the cancelled connection's "graceful close" task waited for ever on the
+# connection thread that the forced close had already stopped, so the loop never closed (a
+# server that never exits; a test suite hung in the runner's teardown).
+CANCELLED_TRANSACTIONS = """
+import asyncio, sys
+from sqlalchemy import text
+from storage import SqlStore
+
+async def main(url):
+    store = SqlStore.from_url(url)
+    await store.open()
+    async with store.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE scratch (x INTEGER)"))
+    async def write():
+        while True:
+            async with store.engine.begin() as conn:
+                await conn.execute(text("INSERT INTO scratch VALUES (1)"))
+                await conn.execute(text("SELECT count(*) FROM scratch"))
+    for i in range(200):
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.0005 * (i % 7))
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    await store.close()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    print("tasks left:", left)
+
+asyncio.run(main(sys.argv[1]))
+print("closed")
+"""
+
+
+def test_the_loop_closes_after_transactions_were_cancelled(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/cancelled.db"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CANCELLED_TRANSACTIONS, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the event loop never closed after cancelled transactions (a hung task)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["tasks left: []", "closed"]
