@@ -99,12 +99,12 @@ _version_counts = (
 
 def list_documents(
     dialect: str, prefix: bool, after: bool, limit: bool
-) -> Select[*tuple[Any, ...]]:
+) -> Select[Any]:
     """Documents ordered by name in byte order (PostgreSQL: COLLATE "C"), for pagination.
     Parameters, each when asked for: prefix (names that start with it, case-sensitively), after
     (names after it), limit."""
     name = Document.name.collate("C") if dialect == "postgresql" else Document.name
-    stmt: Select[*tuple[Any, ...]] = (
+    stmt: Select[Any] = (
         select(
             Document.name,
             Document.created_at_ms,
@@ -375,7 +375,7 @@ _EVENT = (
 )
 
 
-def events_after(document: bool, prefix: bool) -> Select[*tuple[Any, ...]]:
+def events_after(document: bool, prefix: bool) -> Select[Any]:
     """Events with seq > after, in seq order, at most limit; of document, or of names
     starting with prefix, each when asked for."""
     stmt = select(*_EVENT).where(OutboxEvent.seq > bindparam("after"))
@@ -464,7 +464,7 @@ _FIRST_OF_DOCUMENT = ~(
 )
 
 
-def due_deliveries(skip_locked: bool) -> Select[*tuple[Any, ...]]:
+def due_deliveries(skip_locked: bool) -> Select[Any]:
     """A sink's pending deliveries due at now and not held, each the first pending one of its
     document (in order per document), oldest first, at most limit; PostgreSQL skips rows
     another process is claiming."""
@@ -563,7 +563,7 @@ _DELIVERY = (
 )
 
 
-def list_deliveries(status: bool, document: bool) -> Select[*tuple[Any, ...]]:
+def list_deliveries(status: bool, document: bool) -> Select[Any]:
     """Deliveries to sinks whose name starts with sink_prefix, id < before, newest first, at
     most limit; of a status, of a document, each when asked for."""
     stmt = (
