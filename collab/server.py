@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -52,10 +53,34 @@ class CollabServer(uvicorn.Server):
     """
 
     def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        self._exit = asyncio.Event()  # set with should_exit: wakes main_loop (before super())
         super().__init__(config)
         self.app = app
         self._draining: asyncio.Task[None] | None = None
         self._holding = False  # in the drain period: still serving, /readyz 503
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+        else:
+            self._exit.clear()
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop (a tick every 0.1 s: its Date header, its request limit), except that
+        a stop ends the wait at once instead of at the next tick: shutdown starts up to 0.1 s
+        sooner (a test suite stopping hundreds of servers waited ~95 ms on each)."""
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         hub = getattr(self.app.state, "hub", None)
