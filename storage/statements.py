@@ -97,9 +97,7 @@ _version_counts = (
 )
 
 
-def list_documents(
-    dialect: str, prefix: bool, after: bool, limit: bool
-) -> Select[Any]:
+def list_documents(dialect: str, prefix: bool, after: bool, limit: bool) -> Select[Any]:
     """Documents ordered by name in byte order (PostgreSQL: COLLATE "C"), for pagination.
     Parameters, each when asked for: prefix (names that start with it, case-sensitively), after
     (names after it), limit."""
