@@ -539,10 +539,11 @@ async def test_stores_opening_one_new_sqlite_file_at_once_all_create_the_schema(
 
 
 # A transaction cancelled half way (a task group cancelled at shutdown, a REST request whose
-# client went away) and then the store closed: asyncio.run must return. With SQLAlchemy 2.1 and
-# aiosqlite 0.22 the cancelled connection's "graceful close" task waited for ever on the
-# connection thread that the forced close had already stopped, so the loop never closed (a
-# server that never exits; a test suite hung in the runner's teardown).
+# client went away) and then the store closed: asyncio.run must return. With aiosqlite 0.22
+# (whose `stop()` makes SQLAlchemy terminate a cancelled connection) the connection's "graceful
+# close" task waited for ever on the thread the forced close had already stopped, so the loop
+# never closed (a server that never exits; a test suite hung in the runner's teardown). With
+# SQLAlchemy 2.1 this test hung 2 runs in 3; with 2.0.59 it was rare (CI's test_outbox, once).
 CANCELLED_TRANSACTIONS = """
 import asyncio, sys
 from sqlalchemy import text
