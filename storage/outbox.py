@@ -215,6 +215,9 @@ def _delivery(row: Any) -> DeliveryRow:
     )
 
 
+# A due mark that a commit holds is claimed this much later (the commit will have moved it).
+LOCKED_RETRY_MS = 20
+
 # Documents whose marks this process leaves to another for a while (`claim_due_marks`).
 Defer = Callable[[str], bool]
 DEFER_MS = 5_000
@@ -323,6 +326,8 @@ class OutboxTables:
             if rows:
                 return claimed, None
             found = (await conn.execute(q.NEXT_MARK_DUE, {"now": now})).scalar()
+        if found is not None and int(found) <= now:  # due, but a commit holds it (PostgreSQL)
+            return claimed, now + LOCKED_RETRY_MS
         return claimed, None if found is None else int(found)
 
     async def claim_mark(self, document: str, now: int, hold_ms: int) -> Mark | None:

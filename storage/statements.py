@@ -314,12 +314,16 @@ EXTEND_MARK_ANONYMOUS = (
     )
 )
 
-# Marks due at now and not held, oldest first: limit.
+# Marks due at now and not held, oldest first: limit. On PostgreSQL each is locked as it is
+# read, and one a commit holds is skipped (due again after it): commits lock the marks of
+# their documents in name order, a claim in due order, and the two orders would deadlock.
+# (SQLite renders no FOR UPDATE: its writers take turns anyway.)
 DUE_MARKS = (
     select(EventMark)
     .where(EventMark.due_at_ms <= bindparam("now"), EventMark.claimed_until_ms < bindparam("now"))
     .order_by(EventMark.due_at_ms)
     .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
 )
 
 # doc's mark, due or not (to make it into events before another event of doc).

@@ -470,3 +470,49 @@ async def test_a_deferred_documents_mark_waits_for_its_holder_then_anyone_takes_
                 appender._lock.release()
     finally:
         await store.close()
+
+
+async def test_on_postgresql_a_finalizers_claim_never_deadlocks_with_a_commit(pg_database):
+    """A commit extends the marks of its documents in name order; a finalizer claims due marks
+    oldest first. On PostgreSQL the two used to lock the same rows in opposite orders: the
+    claim held "b" and waited for "a", the commit held "a" and then wanted "b", and
+    PostgreSQL aborted one of them (`deadlock detected`; seen with six processes on one
+    database). The claim skips a mark a commit holds (it is due again after that commit)."""
+    from sqlalchemy import text
+
+    from storage.outbox import LOCKED_RETRY_MS
+
+    store = SqlStore.from_url(pg_database)
+    await store.open()
+    try:
+        store.configure_events(EventSettings(debounce_ms=0, max_wait_ms=0))
+        await store.append([PendingUpdate(n, typed(n), 0, "ann") for n in ("a", "b")])
+        async with store.engine.begin() as conn:  # "b" fell due first
+            due = "UPDATE collab_event_marks SET due_at_ms = :due WHERE document = :doc"
+            await conn.execute(text(due), [{"doc": "b", "due": 1}, {"doc": "a", "due": 2}])
+        extend = text("UPDATE collab_event_marks SET revision = revision + 1 WHERE document = :doc")
+        async with store.engine.connect() as commit, store.engine.connect() as watch:
+            await commit.begin()
+            await commit.execute(extend, {"doc": "a"})  # a commit holds "a"...
+            claim = asyncio.ensure_future(store.claim_due_marks(10, 60_000))
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            for _ in range(500):  # until the claim returned or waits for a lock
+                if claim.done() or (await watch.execute(waiting)).scalar():
+                    break
+                await asyncio.sleep(0.01)
+            await commit.execute(extend, {"doc": "b"})  # ...and now takes "b"
+            await commit.commit()
+            marks, _ = await claim
+        assert [m.document for m in marks] == ["b"]  # "a" was held: it is claimed next time
+        async with store.engine.connect() as commit:  # held again: due, but not at once
+            await commit.begin()
+            await commit.execute(extend, {"doc": "a"})
+            assert await store.claim_due_marks(10, 60_000) == ([], 10 + LOCKED_RETRY_MS)
+            await commit.commit()
+        marks, _ = await store.claim_due_marks(10, 60_000)
+        assert [m.document for m in marks] == ["a"]
+    finally:
+        await store.close()
