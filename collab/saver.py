@@ -28,7 +28,13 @@ from collections.abc import Callable
 
 import anyio
 
-from storage import DocumentStore, LiveDocument, PendingUpdate, StoredDocument
+from storage import (
+    CompactionRaced,
+    DocumentStore,
+    LiveDocument,
+    PendingUpdate,
+    StoredDocument,
+)
 
 from .authorship import update_clients
 from .counts import Counts
@@ -428,6 +434,11 @@ class Saver:
         try:
             with anyio.CancelScope(shield=True):
                 result = await self.store.compact(name, live, keep=keep_options)
+        except CompactionRaced:
+            # Another process wrote the same document's log meanwhile (two servers with it
+            # open): expected, nothing lost, and it compacts again once due. Not an error.
+            log.info("compaction of %r met another writer; it runs again when due", name)
+            return
         except Exception:
             log.exception("compaction of %r failed; the log is intact", name)
             if self.counts is not None:

@@ -16,6 +16,7 @@ This package never imports `collab`: it knows documents as names and updates as 
 from __future__ import annotations
 
 from .base import (
+    CompactionRaced,
     CompactResult,
     DocumentInfo,
     DocumentStore,
@@ -43,6 +44,7 @@ from .sql import SqlStore, open_store
 __all__ = [
     "Claimed",
     "CompactResult",
+    "CompactionRaced",
     "DeliveryRow",
     "DocumentInfo",
     "DocumentStore",

@@ -23,6 +23,12 @@ class StoreError(Exception):
     """The store could not do what was asked; the message never contains document content."""
 
 
+class CompactionRaced(StoreError):
+    """A compaction found the update log changed under it (another process compacted or
+    appended meanwhile, e.g. two servers with the same document open): it rolled back, nothing
+    is lost, and it runs again when the log is next due."""
+
+
 class PendingUpdate(NamedTuple):
     name: str
     data: bytes

@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
 from .base import (
+    CompactionRaced,
     CompactResult,
     DocumentInfo,
     LiveDocument,
     PendingUpdate,
     Refold,
     StoredDocument,
-    StoreError,
     now_ms,
 )
 from .engine import make_engine
@@ -325,7 +325,7 @@ class SqlStore(OutboxTables, HistoryTables):
         through = {"doc_id": doc_id, "through_id": stored.last_id}
         deleted = await conn.execute(q.DELETE_LOG_THROUGH, through)
         if deleted.rowcount != len(stored.updates):
-            raise StoreError(f"update log of {name!r} changed during compaction; retry")
+            raise CompactionRaced(f"update log of {name!r} changed during compaction; retry")
         snapshot = {"data": data, "folded_updates": folded + len(stored.updates)}
         await conn.execute(
             self._upsert_snapshot, {**through, **snapshot, "created_at_ms": now_ms()}

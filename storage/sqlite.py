@@ -26,7 +26,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from . import statements as q
-from .base import LiveDocument, PendingUpdate, StoreError
+from .base import CompactionRaced, LiveDocument, PendingUpdate
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 from .outbox import (
     Defer,
@@ -420,7 +420,7 @@ class SqliteAppender:
                 return None  # (the transaction wrote nothing)
             deleted = conn.execute(sql.delete_log_through, (doc_id, last)).rowcount
             if deleted != count:
-                raise StoreError(f"update log of {name!r} changed during compaction; retry")
+                raise CompactionRaced(f"update log of {name!r} changed during compaction; retry")
             conn.execute(sql.upsert_snapshot, (doc_id, data, last, folded + count, stamp))
         return count, int(log_bytes) + int(snap_bytes or 0), int(last)
 

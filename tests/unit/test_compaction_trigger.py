@@ -5,13 +5,14 @@ compaction encodes and writes the whole document); at 10x the rows, or past
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
 import pytest
 
 from collab.saver import MAX_ROWS_FACTOR, Saver
-from storage import CompactResult, PendingUpdate, StoredDocument
+from storage import CompactionRaced, CompactResult, PendingUpdate, StoredDocument
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +102,46 @@ async def test_a_loaded_log_already_due_is_compacted_soon() -> None:
         await saver.flush()
         tg.cancel_scope.cancel()
     assert store.compacted_at == [0]
+
+
+class RacedStore(Store):
+    """Each compaction finds the log changed by another process, until `races` ran out."""
+
+    races = 1
+
+    async def compact(self, name: str, live: Any = None, keep: Any = None) -> CompactResult:
+        if self.races:
+            self.races -= 1
+            raise CompactionRaced(f"update log of {name!r} changed during compaction; retry")
+        return await super().compact(name, live, keep)
+
+
+async def test_a_compaction_that_raced_another_process_is_no_error_and_runs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two servers with one document open both compact its log; the one that comes second
+    rolls back (the store's CompactionRaced). That is expected: no ERROR in the log, no store
+    error counted, and the next commit past the threshold compacts it."""
+    from collab.counts import Counts
+
+    store, counts = RacedStore(100), Counts()
+    saver = Saver(
+        store,  # type: ignore[arg-type]
+        commit_window_ms=1,
+        compact_after_rows=10,
+        compact_after_bytes=1 << 30,
+        counts=counts,
+    )
+    saver.open("doc", lambda: b"", StoredDocument(b"s" * 100, [], 1, 1))
+    with caplog.at_level(logging.INFO, logger="collab.saver"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(saver.run)
+            for _ in range(15):
+                saver.record("doc", b"k" * 10)
+                await saver.flush()
+            tg.cancel_scope.cancel()
+    assert store.compacted_at == [12]  # the race at row 11; the next commit compacted it
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("met another writer" in r.getMessage() for r in caplog.records)
+    assert ("store_errors", "compaction") not in counts.events
+    assert counts.events[("compactions", "")] == 1
