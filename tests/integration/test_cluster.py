@@ -58,8 +58,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = bool(os.environ.get("COLLAB_TEST_REQUIRE_SERVICES"))
-# How long the three-process soak edits. The issue asks for 2 minutes; the whole file then takes
-# about 3.5 minutes in CI. Elsewhere a shorter default keeps `make test` quick.
+# How long the three-process soaks edit (over Redis and over PostgreSQL, side by side). The
+# issue asks for 2 minutes; the whole file then takes about 2.5 minutes in CI. Elsewhere a
+# shorter default keeps `make test` quick.
 SOAK_SECONDS = float(os.environ.get("COLLAB_CLUSTER_SECONDS") or (120 if IN_CI else 20))
 POLL_S = 0.02
 TICK_S = 1.0  # collab.hub.TICK_S: heartbeats go out, and silent peers are noticed, once a tick
@@ -534,26 +535,25 @@ class Editor:
 
 @pytest.mark.redis
 @pytest.mark.postgres
-@pytest.mark.timeout(SOAK_SECONDS + 120)
-async def test_random_edits_on_three_processes_converge(
+@pytest.mark.timeout(SOAK_SECONDS + 150)
+async def test_random_edits_on_three_processes_converge_over_redis_and_over_postgres(
     redis: RedisServer, database: str, spawn: Spawn
 ) -> None:
-    await soak(await cluster_of(spawn, redis, database, 3), database)
+    """Two soaks side by side (in CI both edit for 2 minutes in the same 2 minutes, which keeps
+    CI within its time): three processes on the Redis bus, and three on the LISTEN/NOTIFY bus
+    with no Redis at all, each cluster over ten documents of its own in one database."""
+    over_redis = [spawn("abc"[i], *cluster_flags(redis, database)) for i in range(3)]
+    over_postgres = [
+        spawn("def"[i], "--bus", "postgres", "--database-url", database) for i in range(3)
+    ]
+    await start_all(*over_redis, *over_postgres)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(soak, over_redis, database, "redis")
+        tg.start_soon(soak, over_postgres, database, "postgres")
 
 
-@pytest.mark.postgres
-@pytest.mark.timeout(SOAK_SECONDS + 120)
-async def test_random_edits_on_three_processes_converge_over_postgres_bus(
-    database: str, spawn: Spawn
-) -> None:
-    """The same soak with the LISTEN/NOTIFY bus: no Redis at all."""
-    servers = [spawn("abc"[i], "--bus", "postgres", "--database-url", database) for i in range(3)]
-    await start_all(*servers)
-    await soak(servers, database)
-
-
-async def soak(servers: list[ServerProcess], database: str) -> None:
-    names = [f"soak/{i}" for i in range(10)]
+async def soak(servers: list[ServerProcess], database: str, bus: str) -> None:
+    names = [f"soak-{bus}/{i}" for i in range(10)]
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     # One client per process on every document, and a second one on one process for three of
@@ -588,17 +588,17 @@ async def soak(servers: list[ServerProcess], database: str) -> None:
             stop.set()
         edits = sum(editor.edits for _, _, editor in clients)
         print(
-            f"\nsoak (seed {seed}): {edits} edits by {len(clients)} clients on 3 processes in "
-            f"{time.monotonic() - started:.0f} s"
+            f"\nsoak over {bus} (seed {seed}): {edits} edits by {len(clients)} clients on 3 "
+            f"processes in {time.monotonic() - started:.0f} s"
         )
         took = await until(
             lambda: all(same_everywhere(docs) for docs in groups.values()),
             15,
             lambda: f"clients diverge (seed {seed}): {differences(groups)}",
         )
-        print(f"clients converged {took * 1000:.0f} ms after the last edit")
-        print(f"update latency under load, across processes: {percentiles(remote)}")
-        print(f"update latency under load, same process: {percentiles(local)}")
+        print(f"{bus}: clients converged {took * 1000:.0f} ms after the last edit")
+        print(f"{bus}: update latency under load, across processes: {percentiles(remote)}")
+        print(f"{bus}: update latency under load, same process: {percentiles(local)}")
         expected = {name: content(docs[0]) for name, docs in groups.items()}
         assert all(len(expected[name][2]) > 0 for name in names), "the soak edited nothing?"
 
