@@ -381,8 +381,10 @@ class DocumentService:
     ) -> int:
         """A stateless message (the Hocuspocus protocol's; any string, nothing stored) to the
         clients of an open document in this process that speak that protocol: to connection
-        `only`, or to all but `exclude` (ids as `ConnectionInfo.id`). How many it reached; 0
-        when the document is not open here (not relayed to other processes)."""
+        `only`, or to all but `exclude` (ids as `ConnectionInfo.id`). In cluster mode one to
+        all (no `only`) reaches the other processes' clients of the document too (the bus).
+        How many of this process's clients it reached; 0, and nothing sent anywhere, when the
+        document is not open here."""
         room = self._rooms.room(name) if self._rooms is not None else None
         if room is None:
             return 0

@@ -112,6 +112,8 @@ class Publisher(Protocol):
 
     def awareness(self, update: bytes) -> None: ...
 
+    def stateless(self, payload: str) -> None: ...
+
 
 class Room:
     def __init__(
@@ -207,11 +209,18 @@ class Room:
             counts.bytes_out += len(message) * n
 
     def send_stateless(
-        self, payload: str, *, only: int | None = None, exclude: int | None = None
+        self,
+        payload: str,
+        *,
+        only: int | None = None,
+        exclude: int | None = None,
+        relay: bool = True,
     ) -> int:
         """A stateless message (Hocuspocus' `sendStateless`) to the members that speak the
         Hocuspocus protocol (to the one whose connection id is `only`, or to all but
-        `exclude`); how many it went to. y-websocket clients know no such message."""
+        `exclude`); how many it went to. y-websocket clients know no such message. In
+        cluster mode a message to all (no `only`: connection ids are this process's) goes to
+        the other processes' members as well (`relay`; not for what the bus brought)."""
         message = bytes((STATELESS_MESSAGE,)) + p.var_bytes(payload.encode("utf-8"))
         sent = 0
         for member in tuple(self.members):
@@ -224,6 +233,8 @@ class Room:
             sent += 1
         if self.counts is not None and sent:
             self.counts.sent_to(message, sent)
+        if relay and only is None and self._publish is not None:
+            self._publish.stateless(payload)
         return sent
 
     # -- messages ----------------------------------------------------------------------------

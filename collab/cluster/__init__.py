@@ -16,6 +16,9 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
                its payload is [kind][length: var uint][payload], repeated
     SIGNAL     a y-webrtc signalling message published here (shared channel): [topic: var
                bytes][the JSON text]; every process hands it to its subscribers of the topic
+    STATELESS  a Hocuspocus stateless message the server sent to all of a document's clients
+               (DocumentService.send_stateless): the UTF-8 text; each holder sends it to its
+               own Hocuspocus clients of the document (a peer that knows no such kind ignores it)
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
 that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds;
@@ -43,6 +46,7 @@ T = TypeVar("T")
 
 VERSION = 1
 UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH, SIGNAL = 1, 2, 3, 4, 5, 6, 7, 8
+STATELESS = 9
 PID_BYTES = 16
 
 

@@ -27,7 +27,16 @@ import socket
 import struct
 from collections.abc import Callable
 
-from . import AWARENESS, UPDATE, Handler, decode_all, dispatch, encode, new_process_id
+from . import (
+    AWARENESS,
+    STATELESS,
+    UPDATE,
+    Handler,
+    decode_all,
+    dispatch,
+    encode,
+    new_process_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +94,7 @@ class LocalBus:
             name = ALL
         elif document in self._shared:
             name = document.encode("utf-8")
-        elif kind in (UPDATE, AWARENESS):
+        elif kind in (UPDATE, AWARENESS, STATELESS):
             self.unsent += 1
             return
         else:

@@ -30,6 +30,7 @@ import anyio
 from . import (
     AWARENESS,
     PID_BYTES,
+    STATELESS,
     UPDATE,
     Handler,
     Outbox,
@@ -90,7 +91,7 @@ class RedisBus:
         if not self.connected:
             return  # stale by the time Redis is back; the reconnect resync covers it
         channel = self._heartbeat if document is None else self.channel(document)
-        if channel in self._alone and kind in (UPDATE, AWARENESS):
+        if channel in self._alone and kind in (UPDATE, AWARENESS, STATELESS):
             self.unsent += 1
             return
         self.published += 1

@@ -40,7 +40,18 @@ from storage import DocumentStore, StoredDocument
 from .. import protocol as p
 from ..room import Recorder, Room
 from ..ydoc import apply_update, captured
-from . import AWARENESS, BYE, COMMITTED, HEARTBEAT, SIGNAL, SYNC, UPDATE, Bus, Envelope
+from . import (
+    AWARENESS,
+    BYE,
+    COMMITTED,
+    HEARTBEAT,
+    SIGNAL,
+    STATELESS,
+    SYNC,
+    UPDATE,
+    Bus,
+    Envelope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +139,9 @@ class Replica:
 
     def awareness(self, update: bytes) -> None:
         self._bus.publish(self.name, AWARENESS, update)
+
+    def stateless(self, payload: str) -> None:
+        self._bus.publish(self.name, STATELESS, payload.encode("utf-8"))
 
     # -- the room ----------------------------------------------------------------------------
 
@@ -301,6 +315,10 @@ class ClusterSync:
             self._apply_awareness(replica, payload, envelope.sender)
         elif kind == SYNC and payload:
             self._answer_sync(replica, payload)
+        elif kind == STATELESS:
+            room = replica.room
+            assert room is not None
+            room.send_stateless(payload.decode("utf-8", "replace"), relay=False)
 
     def _apply_update(self, replica: Replica, update: bytes, sender: bytes) -> None:
         """An update another process applied: apply it, hand on what is new to our clients.
