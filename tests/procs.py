@@ -119,6 +119,16 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.kill()
 
+    def kill_tree(self) -> None:
+        """SIGKILL to the process's children (a supervisor's workers, hypercorn's worker),
+        then to it: killed alone, a parent leaves its children running, orphaned."""
+        assert self.proc is not None
+        for pid in [*children(self.proc.pid), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # gone already (killed by the test, not reaped yet)
+
     def terminate(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -138,3 +148,18 @@ class ServerProcess:
         self.terminate()
         status = await self.wait_exit(15)
         assert status == 0, f"SIGTERM ended the server with {status}:\n{self.log_tail()}"
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found

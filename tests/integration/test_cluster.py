@@ -51,7 +51,7 @@ from pycrdt import Array, Doc, Map, Text
 from collab import protocol as p
 from storage import fold, open_store
 from tests.conftest import free_port, require
-from tests.procs import ServerProcess
+from tests.procs import ServerProcess, children
 from tests.ywire import YClient, connected, ids_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -277,24 +277,10 @@ def database(pg_database: str) -> str:
 # -- server processes --------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def worker_pids(supervisor: int) -> list[int]:
     """The `--workers` processes a supervisor spawned (multiprocessing's spawn_main)."""
     pids = []
-    for pid in _children(supervisor):
+    for pid in children(supervisor):
         try:
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 pids.append(pid)
@@ -337,11 +323,7 @@ async def spawn(tmp_path: Path) -> AsyncIterator[Spawn]:
         for label, server in made:
             if server.proc is None:
                 continue
-            for pid in [*_children(server.proc.pid), server.proc.pid]:  # workers first
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass  # gone already (killed by the test, not reaped yet)
+            server.kill_tree()
             try:
                 await server.wait_exit(10)
             except TimeoutError:

@@ -30,7 +30,7 @@ import collab
 from collab import protocol as p
 from collab.settings import Settings
 from tests.conftest import free_port, serve_app
-from tests.procs import ServerProcess
+from tests.procs import ServerProcess, children
 from tests.ywire import YClient, close_of
 
 from .yjsnode import NodeYClient
@@ -115,8 +115,20 @@ async def test_collab_asgi_app_under_another_server(
             await late.wait_for(lambda: text(late) == "python, from node")
     finally:
         if process.proc is not None:
-            process.kill()
+            workers = children(process.proc.pid)  # (hypercorn serves from a child process)
+            process.kill_tree()
             await process.wait_exit(10)
+            with anyio.fail_after(5):  # none is left running, orphaned, after the test
+                while any(running(pid) for pid in workers):
+                    await anyio.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # (a zombie's parent, init here, has yet to reap it)
 
 
 # -- mounted in a host app -----------------------------------------------------------------------
