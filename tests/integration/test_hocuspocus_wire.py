@@ -207,47 +207,61 @@ async def test_a_stateless_broadcast_reaches_the_clients_of_every_process(
     the server sends to all its clients reaches those connected to the other process too, as
     Hocuspocus' Redis extension relays broadcastStateless; one sent to a single connection
     (`only`: connection ids are a process's own) stays in its process."""
-    from tests.integration.test_cluster import POLL_S, RedisServer
+    from tests.integration.test_cluster import RedisServer
 
     (tmp_path / "redis").mkdir()
     redis = RedisServer(tmp_path / "redis")
     await redis.start()
     try:
-        shared = settings.replace(bus="redis", redis_url=redis.url)
-        async with (
-            serving(shared, extensions=[Broadcast()]) as a,
-            serving(shared.replace(port=free_port()), extensions=[Broadcast()]) as b,
-            hocuspocus_wire(a.url) as on_a,
-            hocuspocus_wire(b.url) as on_b,
-        ):
-            for c in (on_a, on_b):
-                await c.send(auth("chat"))
-                assert (await c.expect("chat", hp.SYNC))[0] == p.SYNC_STEP1
-            heard: list[str] = []
-
-            async def listen() -> None:
-                while True:
-                    rest = await on_b.expect("chat", hp.STATELESS, timeout=30)
-                    heard.append(hp.read_var_string(rest, 0)[0])
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(listen)
-                # Until the two processes know of each other on the document's channel, a
-                # process publishes nothing there: say it again until it is heard.
-                with anyio.fail_after(10):
-                    n = 0
-                    while not any(h.startswith("all:") for h in heard):
-                        n += 1
-                        await on_a.send(stateless("chat", f"hi {n}"))
-                        await anyio.sleep(POLL_S * 5)
-                # the sender's own process: both the broadcast and the answer to it alone
-                first = hp.read_var_string(await on_a.expect("chat", hp.STATELESS), 0)[0]
-                assert first.startswith(("all:", "only:"))
-                await on_b.send(stateless("chat", "back"))
-                with anyio.fail_after(5):
-                    while "all:back" not in heard:
-                        await anyio.sleep(POLL_S)
-                tg.cancel_scope.cancel()
-            assert [h for h in heard if h.startswith("only:")] == ["only:back"]
+        await stateless_across(settings.replace(bus="redis", redis_url=redis.url))
     finally:
         await redis.kill()
+
+
+@pytest.mark.postgres
+async def test_a_stateless_broadcast_crosses_the_postgresql_bus_too(
+    settings: Any, pg_database: str
+) -> None:
+    """The same over LISTEN/NOTIFY (one database for both processes)."""
+    await stateless_across(settings.replace(bus="postgres", database_url=pg_database))
+
+
+async def stateless_across(shared: Any) -> None:
+    """Two servers on `shared`'s bus, a Hocuspocus client on each, one document."""
+    from tests.integration.test_cluster import POLL_S
+
+    async with (
+        serving(shared, extensions=[Broadcast()]) as a,
+        serving(shared.replace(port=free_port()), extensions=[Broadcast()]) as b,
+        hocuspocus_wire(a.url) as on_a,
+        hocuspocus_wire(b.url) as on_b,
+    ):
+        for c in (on_a, on_b):
+            await c.send(auth("chat"))
+            assert (await c.expect("chat", hp.SYNC))[0] == p.SYNC_STEP1
+        heard: list[str] = []
+
+        async def listen() -> None:
+            while True:
+                rest = await on_b.expect("chat", hp.STATELESS, timeout=30)
+                heard.append(hp.read_var_string(rest, 0)[0])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            # Until the two processes know of each other on the document's channel, a
+            # process publishes nothing there: say it again until it is heard.
+            with anyio.fail_after(10):
+                n = 0
+                while not any(h.startswith("all:") for h in heard):
+                    n += 1
+                    await on_a.send(stateless("chat", f"hi {n}"))
+                    await anyio.sleep(POLL_S * 5)
+            # the sender's own process: both the broadcast and the answer to it alone
+            first = hp.read_var_string(await on_a.expect("chat", hp.STATELESS), 0)[0]
+            assert first.startswith(("all:", "only:"))
+            await on_b.send(stateless("chat", "back"))
+            with anyio.fail_after(5):
+                while "all:back" not in heard:
+                    await anyio.sleep(POLL_S)
+            tg.cancel_scope.cancel()
+        assert [h for h in heard if h.startswith("only:")] == ["only:back"]
