@@ -47,6 +47,9 @@ T = TypeVar("T")
 VERSION = 1
 UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH, SIGNAL = 1, 2, 3, 4, 5, 6, 7, 8
 STATELESS = 9
+# What only the other holders of a document hear: a bus publishes none of it where no other
+# process holds the document (the state exchange covers whoever opens it later).
+FOR_HOLDERS = frozenset((UPDATE, AWARENESS, STATELESS))
 PID_BYTES = 16
 
 

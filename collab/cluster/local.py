@@ -10,7 +10,7 @@ exchange its updates here, as processes do over Redis (collab/cluster/sync.py).
 
 What a worker sends costs nothing while a document is its alone: the supervisor knows who joined
 which channel and tells a worker when a document it holds gains a second holder (SHARED) and when
-it is alone again (ALONE). Until told SHARED, a worker publishes no UPDATE or AWARENESS there.
+it is alone again (ALONE). Until told SHARED, a worker publishes nothing FOR_HOLDERS there.
 Nothing is lost by that: a worker that joins publishes a SYNC with its state vector right after,
 and the supervisor relays it after the SHARED it sent the other holders (one ordered stream per
 worker), so their answer carries everything it lacks.
@@ -27,16 +27,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from . import (
-    AWARENESS,
-    STATELESS,
-    UPDATE,
-    Handler,
-    decode_all,
-    dispatch,
-    encode,
-    new_process_id,
-)
+from . import FOR_HOLDERS, Handler, decode_all, dispatch, encode, new_process_id
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +71,7 @@ class LocalBus:
         self._on_connected: Callable[[], None] | None = None
         self.published = 0
         self.dropped = 0
-        self.unsent = 0  # UPDATE and AWARENESS of documents no other worker holds
+        self.unsent = 0  # FOR_HOLDERS envelopes of documents no other worker holds
 
     def message_counts(self) -> tuple[int, int]:
         return self.published, self.dropped
@@ -94,7 +85,7 @@ class LocalBus:
             name = ALL
         elif document in self._shared:
             name = document.encode("utf-8")
-        elif kind in (UPDATE, AWARENESS, STATELESS):
+        elif kind in FOR_HOLDERS:
             self.unsent += 1
             return
         else:

@@ -28,10 +28,8 @@ from typing import Any
 import anyio
 
 from . import (
-    AWARENESS,
+    FOR_HOLDERS,
     PID_BYTES,
-    STATELESS,
-    UPDATE,
     Handler,
     Outbox,
     connection_errors,
@@ -64,8 +62,8 @@ class RedisBus:
         self._confirmed: dict[bytes, asyncio.Event] = {}
         self._subscribed_at_start: list[bytes] = []
         self._alive = False  # heard anything on the subscribing connection lately
-        # Channels where our last PUBLISH reached no other process (see _drain): their UPDATEs
-        # and AWARENESS are not sent, until another process speaks there.
+        # Channels where our last PUBLISH reached no other process (see _drain): their envelopes
+        # FOR_HOLDERS are not sent, until another process speaks there.
         self._alone: set[bytes] = set()
         self._subscribed: set[bytes] = set()  # confirmed by Redis
         self._late: set[bytes] = set()  # joined without waiting for Redis to confirm
@@ -74,7 +72,7 @@ class RedisBus:
         self._spoken: dict[bytes, int] = {}  # channel -> _sent when another process last spoke
         self._counts_all = False  # PUBLISH's reply counts every subscriber (not a cluster)
         self.refused = 0  # PUBLISHes Redis answered with an error
-        self.unsent = 0  # UPDATE and AWARENESS envelopes no other process was listening for
+        self.unsent = 0  # FOR_HOLDERS envelopes no other process was listening for
         self.published = 0  # envelopes handed to the publisher (for the metrics)
 
     def channel(self, document: str) -> bytes:
@@ -91,7 +89,7 @@ class RedisBus:
         if not self.connected:
             return  # stale by the time Redis is back; the reconnect resync covers it
         channel = self._heartbeat if document is None else self.channel(document)
-        if channel in self._alone and kind in (UPDATE, AWARENESS, STATELESS):
+        if channel in self._alone and kind in FOR_HOLDERS:
             self.unsent += 1
             return
         self.published += 1
@@ -326,7 +324,7 @@ class RedisBus:
 
         A reply counts the subscribers the message reached. When that is no other process (1
         with us subscribed, 0 without), everything we publish there is only our own echo: the
-        channel is alone, and its UPDATEs and AWARENESS stay here until another process speaks
+        channel is alone, and its FOR_HOLDERS envelopes stay here until another process speaks
         on it. Nothing is lost by that: a process starts listening to a document only to open
         it (or after a reconnect), and then publishes a SYNC once it listens, whose answer
         carries everything it lacks, our awareness states included. A reply to a PUBLISH sent
