@@ -150,16 +150,25 @@ class ServerProcess:
         assert status == 0, f"SIGTERM ended the server with {status}:\n{self.log_tail()}"
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command's name (state, parent, ...); None when
+    the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, whose parent has yet to reap it, does not)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"

@@ -19,6 +19,7 @@ from collab.hooks import Extension, OnStatelessPayload
 from collab.protocols import hocuspocus_codec as hp
 from tests.conftest import RunningServer, every_server, free_port, serve_app, serving
 from tests.hocuspocus_wire import auth, hocuspocus_wire, message, stateless
+from tests.integration import test_cluster
 from tests.integration.test_metrics import scrape, value
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -199,23 +200,18 @@ class Broadcast(Extension):
         )
 
 
+redis = test_cluster.redis  # a fixture: a redis-server of the test's own
+
+
 @pytest.mark.redis
 async def test_a_stateless_broadcast_reaches_the_clients_of_every_process(
-    settings: Any, tmp_path: Any
+    settings: Any, redis: test_cluster.RedisServer
 ) -> None:
     """Two processes on a Redis bus (here: two servers in this one) hold a document: a message
     the server sends to all its clients reaches those connected to the other process too, as
     Hocuspocus' Redis extension relays broadcastStateless; one sent to a single connection
     (`only`: connection ids are a process's own) stays in its process."""
-    from tests.integration.test_cluster import RedisServer
-
-    (tmp_path / "redis").mkdir()
-    redis = RedisServer(tmp_path / "redis")
-    await redis.start()
-    try:
-        await stateless_across(settings.replace(bus="redis", redis_url=redis.url))
-    finally:
-        await redis.kill()
+    await stateless_across(settings.replace(bus="redis", redis_url=redis.url))
 
 
 @pytest.mark.postgres
@@ -228,8 +224,6 @@ async def test_a_stateless_broadcast_crosses_the_postgresql_bus_too(
 
 async def stateless_across(shared: Any) -> None:
     """Two servers on `shared`'s bus, a Hocuspocus client on each, one document."""
-    from tests.integration.test_cluster import POLL_S
-
     async with (
         serving(shared, extensions=[Broadcast()]) as a,
         serving(shared.replace(port=free_port()), extensions=[Broadcast()]) as b,
@@ -255,13 +249,13 @@ async def stateless_across(shared: Any) -> None:
                 while not any(h.startswith("all:") for h in heard):
                     n += 1
                     await on_a.send(stateless("chat", f"hi {n}"))
-                    await anyio.sleep(POLL_S * 5)
+                    await anyio.sleep(test_cluster.POLL_S * 5)
             # the sender's own process: both the broadcast and the answer to it alone
             first = hp.read_var_string(await on_a.expect("chat", hp.STATELESS), 0)[0]
             assert first.startswith(("all:", "only:"))
             await on_b.send(stateless("chat", "back"))
             with anyio.fail_after(5):
                 while "all:back" not in heard:
-                    await anyio.sleep(POLL_S)
+                    await anyio.sleep(test_cluster.POLL_S)
             tg.cancel_scope.cancel()
         assert [h for h in heard if h.startswith("only:")] == ["only:back"]

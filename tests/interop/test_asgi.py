@@ -30,7 +30,7 @@ import collab
 from collab import protocol as p
 from collab.settings import Settings
 from tests.conftest import free_port, serve_app
-from tests.procs import ServerProcess, children
+from tests.procs import ServerProcess, children, running
 from tests.ywire import YClient, close_of
 
 from .yjsnode import NodeYClient
@@ -121,14 +121,6 @@ async def test_collab_asgi_app_under_another_server(
             with anyio.fail_after(5):  # none is left running, orphaned, after the test
                 while any(running(pid) for pid in workers):
                     await anyio.sleep(0.05)
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # (a zombie's parent, init here, has yet to reap it)
 
 
 # -- mounted in a host app -----------------------------------------------------------------------
