@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from .errors import FieldNotFound, FieldTypeMismatch
-from .ystructs import update_kinds
+from .ystructs import Steps, finish, update_kinds_steps
 
 Format = Literal["json", "delta"]
 Kind = Literal["text", "map", "array", "xml"]
@@ -34,8 +34,13 @@ _MAX_SAFE = (1 << 53) - 1
 def kinds(update: bytes, doc: Doc[Any] | None = None) -> dict[str, str]:
     """Each root of the document (a v1 update; `doc`: the same, loaded) and its kind, sorted
     by name."""
+    return finish(kinds_steps(update, doc))
+
+
+def kinds_steps(update: bytes, doc: Doc[Any] | None = None) -> Steps[dict[str, str]]:
+    """`kinds` a step at a time (collab/ystructs.py `update_kinds_steps`)."""
     roots = (doc if doc is not None else doc_of(update)).keys()
-    found = update_kinds(update, roots)
+    found = yield from update_kinds_steps(update, roots)
     return {name: found[name] for name in sorted(found)}
 
 

@@ -21,16 +21,18 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 from pycrdt import get_state, get_update
 
 from storage import Mark, NewEvent, new_event
 
 from ..comments import read as read_comments
-from ..content import doc_of, kinds, root_value
+from ..content import doc_of, kinds_steps, root_value
 from ..errors import DocumentNotFound
+from ..ystructs import Steps
 from .comment_events import comment_events, states
 
 if TYPE_CHECKING:
@@ -45,19 +47,41 @@ T = TypeVar("T")
 HOLD_MS = 15_000  # a claimed mark is another process's again after this (one that died)
 TEXT_MAX_CHARS = 1_000_000  # beyond this, a document.changed says text_omitted instead
 POLL_S = 1.0
-# A document this small is read (its texts, its comments) on the event loop: a few µs, where
-# a worker thread's round trip costs ~0.2 ms each way; a larger one is read in a thread.
+# A document this small has its comments read on the event loop: a few µs, where a worker
+# thread's round trip costs ~0.2 ms each way; a larger one's are read in a thread.
 INLINE_MAX_BYTES = 64 * 1024
+SLICE_S = 0.002  # the longest the finalizer's texts (see `texts`) keep the event loop
 
 
-def texts(update: bytes) -> dict[str, str]:
-    """The text of every root Y.Text of the document `update` makes."""
+async def texts(update: bytes) -> dict[str, str]:
+    """The text of every root Y.Text of the document `update` makes.
+
+    On the event loop, not in a worker thread: pycrdt holds the GIL in yrs (loading the
+    document, reading a text: one call each, ~6 ms for a 20,000-item document), and telling
+    the roots' kinds apart (collab/content.py `kinds`) is pure Python, ~6 µs a struct. In a
+    thread that stalled every other task of the process (each time the loop woke it waited for
+    the GIL: 100 ms behind with a 40,000-character text, commits waiting as long); on the loop,
+    in slices of SLICE_S, the others run in between."""
     doc = doc_of(update)
+    found = await _stepwise(kinds_steps(update, doc))
     return {
         name: str(root_value(doc, name, kind, "json"))
-        for name, kind in kinds(update, doc).items()
+        for name, kind in found.items()
         if kind == "text"
     }
+
+
+async def _stepwise(steps: Steps[T]) -> T:
+    """Run `steps` to the end, letting the event loop's other tasks run every SLICE_S."""
+    deadline = time.perf_counter() + SLICE_S
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(T, done.value)
+        if time.perf_counter() >= deadline:
+            await anyio.lowlevel.checkpoint()
+            deadline = time.perf_counter() + SLICE_S
 
 
 async def _off_loop_if_large(read: Callable[[bytes], T], update: bytes) -> T:
@@ -152,7 +176,7 @@ class Finalizer:
             events.append(new_event("document.created", name, mark.users, state_vector))
         extra: dict[str, Any] = {}
         if self.settings.events_include_text:
-            found = await _off_loop_if_large(texts, update)
+            found = await texts(update)
             if sum(len(t) for t in found.values()) > TEXT_MAX_CHARS:
                 extra["text"] = None
                 extra["text_omitted"] = True

@@ -8,14 +8,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import sys
 import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
-from pycrdt import Doc, Text, get_state
+from pycrdt import Array, Doc, Text, get_state
 
+from collab import ystructs
 from collab.events import Event
+from collab.events import finalizer as finalizer_module
+from collab.events.finalizer import Finalizer
 from collab.events.schema import EventBody
 from collab.hooks import Extension, OnStartupPayload
 from storage import EventSettings, PendingUpdate, SqlStore
@@ -307,6 +312,73 @@ async def test_changed_events_can_carry_the_update_since_the_previous_one(fast):
         assert str(text) == "one"
         replica.apply_update(base64.b64decode(second["update"]))
         assert str(text) == "one two"
+
+
+async def test_a_big_documents_changed_event_lets_the_rest_of_the_process_run(fast, monkeypatch):
+    """A document.changed carries the document's texts, and telling its roots' kinds apart is
+    pure Python over every struct: ~100 ms for 20,000 items. The process's other tasks (its
+    commits, every room) must run in between, not wait behind it: in a worker thread they
+    waited for the GIL each time the loop woke (found as a commit 265 ms late in the kill -9
+    durability test). Here a ticker counts the event loop's turns while the finalizer reads
+    the document's structs; a long GIL switch interval makes a thread's hold on the GIL last
+    the whole read, as it does in effect when the loop has to win it back at every wake-up."""
+    doc = Doc()
+    doc["text"] = text = Text()
+    doc["ids"] = ids = Array()  # an array root: its kind is only known after every struct
+    with doc.transaction():
+        for _ in range(20_000):
+            text.insert(0, "xy")  # prepends: 20,000 items that never merge
+    ids.append("an id")
+
+    turns = 0
+    seen: list[int] = []  # the loop's turn at each struct the finalizer read
+    reading = False
+    structs = ystructs._Reader.structs
+
+    def spy(reader: Any) -> Any:
+        for struct in structs(reader):
+            if reading:
+                seen.append(turns)
+            yield struct
+
+    finalize = Finalizer.finalize
+
+    async def finalizing(finalizer: Finalizer, mark: Any) -> None:
+        nonlocal reading
+        reading = mark.document == "big"
+        try:
+            await finalize(finalizer, mark)
+        finally:
+            reading = False
+
+    monkeypatch.setattr(ystructs._Reader, "structs", spy)
+    monkeypatch.setattr(Finalizer, "finalize", finalizing)
+    monkeypatch.setattr(finalizer_module, "SLICE_S", 0.0, raising=False)  # a turn per step
+    sink = Recorder()
+    switch = sys.getswitchinterval()
+    async with serving(fast, extensions=[sink]) as srv, anyio.create_task_group() as tg:
+
+        async def tick() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await anyio.lowlevel.checkpoint()
+
+        tg.start_soon(tick)
+        sys.setswitchinterval(1.0)
+        try:
+            await srv.app.state.documents.apply_update("big", doc.get_update(), author="a")
+            await sink.until(lambda: "document.changed" in sink.types("big"))
+        finally:
+            sys.setswitchinterval(switch)
+        tg.cancel_scope.cancel()
+    changed = next(e for e in sink.delivered if e.type == "document.changed").json()
+    assert changed["text"] == {"text": "xy" * 20_000}
+    assert len(seen) > 20_000, "the finalizer read fewer structs than the document has"
+    # a turn of the loop at least every STEP structs (SLICE_S 0): ~80 here
+    assert len(set(seen)) > len(seen) // ystructs.STEP // 2, (
+        f"the event loop turned {len(set(seen)) - 1} times while {len(seen)} structs were read"
+    )
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
