@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from .errors import FieldNotFound, FieldTypeMismatch
-from .ystructs import Steps, finish, update_kinds_steps
+from .steps import Steps, finish
+from .ystructs import update_kinds_steps
 
 Format = Literal["json", "delta"]
 Kind = Literal["text", "map", "array", "xml"]
@@ -46,8 +47,13 @@ def kinds_steps(update: bytes, doc: Doc[Any] | None = None) -> Steps[dict[str, s
 
 def content(update: bytes, format: Format = "json") -> dict[str, Any]:
     """`{"content": {root: value}, "types": {root: kind}}` for every root of the document."""
+    return finish(content_steps(update, format))
+
+
+def content_steps(update: bytes, format: Format = "json") -> Steps[dict[str, Any]]:
+    """`content` a step at a time (collab/steps.py)."""
     doc = doc_of(update)
-    types = kinds(update, doc)
+    types = yield from kinds_steps(update, doc)
     return {
         "content": {name: root_value(doc, name, kind, format) for name, kind in types.items()},
         "types": types,
@@ -57,8 +63,14 @@ def content(update: bytes, format: Format = "json") -> dict[str, Any]:
 def text(update: bytes, field: str) -> str:
     """Root `field` as a string: FieldNotFound when there is no such root, FieldTypeMismatch
     when it is not a text."""
+    return finish(text_steps(update, field))
+
+
+def text_steps(update: bytes, field: str) -> Steps[str]:
+    """`text` a step at a time (collab/steps.py)."""
     doc = doc_of(update)
-    return str(typed_root(doc, kinds(update, doc), field, "text"))
+    types = yield from kinds_steps(update, doc)
+    return str(typed_root(doc, types, field, "text"))
 
 
 def typed_root(doc: Doc[Any], types: dict[str, str], field: str, want: str) -> Any:

@@ -34,7 +34,7 @@ from storage import (
     new_event,
 )
 
-from . import changes, content, edits
+from . import changes, content, edits, steps
 from .access import EVERYTHING, Access
 from .authorship import update_clients
 from .comments import Comment
@@ -179,12 +179,12 @@ class DocumentService:
     async def content(self, name: str, format: Format = "json") -> dict[str, Any]:
         """`{"content": {root: value}, "types": {root: kind}}` (collab/content.py);
         DocumentNotFound when there is no such document."""
-        return await _off_loop(content.content, await self.read(name), format)
+        return await steps.run(content.content_steps(await self.read(name), format))
 
     async def text(self, name: str, field: str) -> str:
         """Text field `field` as a string: DocumentNotFound, FieldNotFound, or
         FieldTypeMismatch when the field is not a text."""
-        return await _off_loop(content.text, await self.read(name), field)
+        return await steps.run(content.text_steps(await self.read(name), field))
 
     async def comments(self, name: str) -> list[Comment]:
         """The comments stored in the document, anchors resolved (collab/comments.py);
@@ -227,7 +227,8 @@ class DocumentService:
             for root, mapping in (map or {}).items():
                 edits.set_map(doc, root, dict(mapping))
 
-        return await _off_loop(content.content, await self._edit(name, edit, author, create=True))
+        edited = await self._edit(name, edit, author, create=True)
+        return await steps.run(content.content_steps(edited))
 
     # -- versions -----------------------------------------------------------------------------
 
@@ -279,7 +280,8 @@ class DocumentService:
         self, name: str, version_id: int, format: Format = "json"
     ) -> dict[str, Any]:
         """The content at that version, as `content` gives the document's."""
-        return await _off_loop(content.content, await self.version_update(name, version_id), format)
+        version = await self.version_update(name, version_id)
+        return await steps.run(content.content_steps(version, format))
 
     async def diff(
         self, name: str, from_id: int, to_id: int | None = None
@@ -481,8 +483,9 @@ class DocumentService:
 
 
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU work on a document (reading it whole, diffing, editing a copy) in a worker
-    thread: it grows with the document, and the event loop carries every room's fan-out."""
+    """Run CPU work on a document (diffing, editing a copy, reading its comments) in a worker
+    thread. It grows with the document, but a thread spares the event loop little (see
+    collab/steps.py, what reading the content does instead)."""
     return await anyio.to_thread.run_sync(partial(fn, *args))
 
 

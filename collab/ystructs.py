@@ -13,12 +13,13 @@ validator: a malformed update raises `ValueError`.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Final, TypeVar, cast
+from typing import Final
 
 from .protocol import write_var_uint
+from .steps import Steps, finish
 
 GC: Final = 0
 SKIP: Final = 10
@@ -39,11 +40,7 @@ XML_HOOK: Final = 5
 XML_TEXT: Final = 6
 
 ID = tuple[int, int]
-T = TypeVar("T")
-# Work done a step at a time (a generator that yields between steps, and returns the result):
-# `finish` runs it at once, an async caller between its other tasks (events/finalizer.py).
-Steps = Generator[None, None, T]
-STEP = 256  # structs read between two steps (~1.5 ms)
+STEP = 256  # structs read between two steps (collab/steps.py; ~1.5 ms)
 
 
 @dataclass(slots=True)
@@ -85,9 +82,7 @@ def update_kinds(data: bytes, roots: Iterable[str]) -> dict[str, str]:
 
 
 def update_kinds_steps(data: bytes, roots: Iterable[str]) -> Steps[dict[str, str]]:
-    """`update_kinds` a step at a time: it yields after every `STEP` structs it reads (pure
-    Python, ~6 µs each: a 20,000-item document is over 100 ms) so that a caller on an event
-    loop can let the others run in between, and returns the kinds."""
+    """`update_kinds` a step at a time (collab/steps.py): a step is `STEP` structs read."""
     undecided = set(roots)
     decided: dict[str, str] = {}
     read: list[Struct] = []
@@ -145,15 +140,6 @@ def _root_kinds_steps(structs: list[Struct]) -> Steps[dict[str, str]]:
         if kind is not None:
             kinds.add(kind)
     return {root: _decide(kinds) for root, kinds in evidence.items()}
-
-
-def finish(steps: Steps[T]) -> T:
-    """Run `steps` (update_kinds_steps, ...) to the end at once; what it returns."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return cast(T, done.value)
 
 
 def _kind_of(struct: Struct) -> str | None:

@@ -21,18 +21,17 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 from pycrdt import get_state, get_update
 
 from storage import Mark, NewEvent, new_event
 
+from .. import steps
 from ..comments import read as read_comments
 from ..content import doc_of, kinds_steps, root_value
 from ..errors import DocumentNotFound
-from ..ystructs import Steps
 from .comment_events import comment_events, states
 
 if TYPE_CHECKING:
@@ -50,38 +49,19 @@ POLL_S = 1.0
 # A document this small has its comments read on the event loop: a few µs, where a worker
 # thread's round trip costs ~0.2 ms each way; a larger one's are read in a thread.
 INLINE_MAX_BYTES = 64 * 1024
-SLICE_S = 0.002  # the longest the finalizer's texts (see `texts`) keep the event loop
 
 
 async def texts(update: bytes) -> dict[str, str]:
-    """The text of every root Y.Text of the document `update` makes.
-
-    On the event loop, not in a worker thread: pycrdt holds the GIL in yrs (loading the
-    document, reading a text: one call each, ~6 ms for a 20,000-item document), and telling
-    the roots' kinds apart (collab/content.py `kinds`) is pure Python, ~6 µs a struct. In a
-    thread that stalled every other task of the process (each time the loop woke it waited for
-    the GIL: 100 ms behind with a 40,000-character text, commits waiting as long); on the loop,
-    in slices of SLICE_S, the others run in between."""
+    """The text of every root Y.Text of the document `update` makes, read on the event loop a
+    step at a time (collab/steps.py): a big document's took the process's other tasks 100 ms
+    behind in a worker thread."""
     doc = doc_of(update)
-    found = await _stepwise(kinds_steps(update, doc))
+    found = await steps.run(kinds_steps(update, doc))
     return {
         name: str(root_value(doc, name, kind, "json"))
         for name, kind in found.items()
         if kind == "text"
     }
-
-
-async def _stepwise(steps: Steps[T]) -> T:
-    """Run `steps` to the end, letting the event loop's other tasks run every SLICE_S."""
-    deadline = time.perf_counter() + SLICE_S
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return cast(T, done.value)
-        if time.perf_counter() >= deadline:
-            await anyio.lowlevel.checkpoint()
-            deadline = time.perf_counter() + SLICE_S
 
 
 async def _off_loop_if_large(read: Callable[[bytes], T], update: bytes) -> T:

@@ -8,24 +8,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import sys
 import time
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
-from pycrdt import Array, Doc, Text, get_state
+from pycrdt import Doc, Text, get_state
 
-from collab import ystructs
 from collab.events import Event
-from collab.events import finalizer as finalizer_module
 from collab.events.finalizer import Finalizer
 from collab.events.schema import EventBody
 from collab.hooks import Extension, OnStartupPayload
 from storage import EventSettings, PendingUpdate, SqlStore
 from tests.conftest import serving
 from tests.integration import api_support
+from tests.loopturns import BIG_ITEMS, big_document, loop_turns
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 db_settings = api_support.db_settings  # a fixture: SQLite, then PostgreSQL
@@ -319,66 +316,21 @@ async def test_a_big_documents_changed_event_lets_the_rest_of_the_process_run(fa
     pure Python over every struct: ~100 ms for 20,000 items. The process's other tasks (its
     commits, every room) must run in between, not wait behind it: in a worker thread they
     waited for the GIL each time the loop woke (found as a commit 265 ms late in the kill -9
-    durability test). Here a ticker counts the event loop's turns while the finalizer reads
-    the document's structs; a long GIL switch interval makes a thread's hold on the GIL last
-    the whole read, as it does in effect when the loop has to win it back at every wake-up."""
-    doc = Doc()
-    doc["text"] = text = Text()
-    doc["ids"] = ids = Array()  # an array root: its kind is only known after every struct
-    with doc.transaction():
-        for _ in range(20_000):
-            text.insert(0, "xy")  # prepends: 20,000 items that never merge
-    ids.append("an id")
-
-    turns = 0
-    seen: list[int] = []  # the loop's turn at each struct the finalizer read
-    reading = False
-    structs = ystructs._Reader.structs
-
-    def spy(reader: Any) -> Any:
-        for struct in structs(reader):
-            if reading:
-                seen.append(turns)
-            yield struct
-
+    durability test). tests/loopturns.py counts the loop's turns during the read."""
     finalize = Finalizer.finalize
-
-    async def finalizing(finalizer: Finalizer, mark: Any) -> None:
-        nonlocal reading
-        reading = mark.document == "big"
-        try:
-            await finalize(finalizer, mark)
-        finally:
-            reading = False
-
-    monkeypatch.setattr(ystructs._Reader, "structs", spy)
-    monkeypatch.setattr(Finalizer, "finalize", finalizing)
-    monkeypatch.setattr(finalizer_module, "SLICE_S", 0.0, raising=False)  # a turn per step
     sink = Recorder()
-    switch = sys.getswitchinterval()
-    async with serving(fast, extensions=[sink]) as srv, anyio.create_task_group() as tg:
+    async with loop_turns(monkeypatch) as record, serving(fast, extensions=[sink]) as srv:
 
-        async def tick() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await anyio.lowlevel.checkpoint()
+        async def finalizing(finalizer: Finalizer, mark: Any) -> None:
+            with record.read():
+                await finalize(finalizer, mark)
 
-        tg.start_soon(tick)
-        sys.setswitchinterval(1.0)
-        try:
-            await srv.app.state.documents.apply_update("big", doc.get_update(), author="a")
-            await sink.until(lambda: "document.changed" in sink.types("big"))
-        finally:
-            sys.setswitchinterval(switch)
-        tg.cancel_scope.cancel()
+        monkeypatch.setattr(Finalizer, "finalize", finalizing)
+        await srv.app.state.documents.apply_update("big", big_document(), author="a")
+        await sink.until(lambda: "document.changed" in sink.types("big"))
     changed = next(e for e in sink.delivered if e.type == "document.changed").json()
-    assert changed["text"] == {"text": "xy" * 20_000}
-    assert len(seen) > 20_000, "the finalizer read fewer structs than the document has"
-    # a turn of the loop at least every STEP structs (SLICE_S 0): ~80 here
-    assert len(set(seen)) > len(seen) // ystructs.STEP // 2, (
-        f"the event loop turned {len(set(seen)) - 1} times while {len(seen)} structs were read"
-    )
+    assert changed["text"] == {"text": "xy" * BIG_ITEMS}
+    record.check()
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
