@@ -23,9 +23,10 @@ from typing import Any
 
 from pycrdt import Doc, Map, StickyIndex, Text
 
-from .content import doc_of, kinds
+from .content import doc_of, kinds_steps
 from .protocol import write_var_uint
-from .ystructs import read_update, with_strings
+from .steps import Steps, finish
+from .ystructs import Struct, read_update_steps, with_strings
 
 ROOT = "comments"  # the root Y.Map of comments
 DEFAULT_FIELD = "codemirror"  # the editor's text
@@ -59,6 +60,11 @@ class Comment:
 
 def read(update: bytes) -> list[Comment]:
     """The comments of the document `update` makes (a v1 update), oldest first."""
+    return finish(read_steps(update))
+
+
+def read_steps(update: bytes) -> Steps[list[Comment]]:
+    """`read` a step at a time (collab/steps.py)."""
     if ROOT.encode() not in update:
         # The first item of each key of a root map names the root (no origin to derive it
         # from), and stays, as a deleted item, after the key is overwritten or removed: a
@@ -66,12 +72,15 @@ def read(update: bytes) -> list[Comment]:
         # this of every document.changed).
         return []
     doc = doc_of(update)
-    types = kinds(update, doc)
+    types = yield from kinds_steps(update, doc)
     if types.get(ROOT) != "map":
         return []
     raw = doc.get(ROOT, type=Map).to_py() or {}
+    if not raw:
+        return []
     texts = {name: str(doc.get(name, type=Text)) for name, kind in types.items() if kind == "text"}
-    resolver = _Resolver(update, texts)
+    structs = (yield from read_update_steps(update)).structs  # for the anchors
+    resolver = _Resolver(update, structs, texts)
     found = [_comment(key, value, texts, resolver) for key, value in raw.items()]
     comments = [c for c in found if c is not None]
     comments.sort(key=lambda c: (c.created_ms or 0, c.id))
@@ -131,8 +140,9 @@ def _replies(items: list[Any]) -> list[Reply]:
 class _Resolver:
     """Relative positions into the document's texts, resolved to code point offsets."""
 
-    def __init__(self, update: bytes, texts: dict[str, str]) -> None:
+    def __init__(self, update: bytes, structs: list[Struct], texts: dict[str, str]) -> None:
         self._update = update
+        self._structs = structs
         self._texts = texts
         self._ascii: Doc[Any] | None = None
 
@@ -157,8 +167,8 @@ class _Resolver:
 
     def _ascii_doc(self) -> Doc[Any]:
         if self._ascii is None:
-            structs = read_update(self._update).structs
-            self._ascii = doc_of(with_strings(self._update, structs, lambda s: "x" * s.length))
+            ascii = with_strings(self._update, self._structs, lambda s: "x" * s.length)
+            self._ascii = doc_of(ascii)
         return self._ascii
 
 

@@ -34,11 +34,10 @@ from storage import (
     new_event,
 )
 
-from . import changes, content, edits, steps
+from . import changes, comments, content, edits, steps
 from .access import EVERYTHING, Access
 from .authorship import update_clients
 from .comments import Comment
-from .comments import read as read_comments
 from .content import Format, doc_of
 from .errors import CloseCode, CollabError, DocumentNotFound, VersionNotFound
 from .subdocs import SubdocOptions, keep_options
@@ -189,7 +188,7 @@ class DocumentService:
     async def comments(self, name: str) -> list[Comment]:
         """The comments stored in the document, anchors resolved (collab/comments.py);
         DocumentNotFound when there is no such document."""
-        return await _off_loop(read_comments, await self.read(name))
+        return await steps.run(comments.read_steps(await self.read(name)))
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -483,7 +482,7 @@ class DocumentService:
 
 
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU work on a document (diffing, editing a copy, reading its comments) in a worker
+    """Run CPU work on a document (diffing, editing a copy) in a worker
     thread. It grows with the document, but a thread spares the event loop little (see
     collab/steps.py, what reading the content does instead)."""
     return await anyio.to_thread.run_sync(partial(fn, *args))

@@ -68,8 +68,19 @@ class Structs:
 
 def read_update(data: bytes) -> Structs:
     """Every struct and the delete set of a v1 update."""
+    return finish(read_update_steps(data))
+
+
+def read_update_steps(data: bytes) -> Steps[Structs]:
+    """`read_update` a step at a time (collab/steps.py): a step is `STEP` structs read."""
+    reader = _Reader(data)
+    structs: list[Struct] = []
     try:
-        return _Reader(data).update()
+        for struct in reader.structs():
+            structs.append(struct)
+            if not len(structs) % STEP:
+                yield
+        return Structs(structs, reader.delete_set())
     except IndexError:
         raise ValueError("truncated Yjs update") from None
 
@@ -240,13 +251,13 @@ class _Reader:
                 clock += struct.length
                 yield struct
 
-    def update(self) -> Structs:
-        structs = list(self.structs())
+    def delete_set(self) -> dict[int, list[tuple[int, int]]]:
+        """The delete set, after the structs."""
         deleted: dict[int, list[tuple[int, int]]] = {}
         for _ in range(self.var()):
             client = self.var()
             deleted[client] = [(self.var(), self.var()) for _ in range(self.var())]
-        return Structs(structs, deleted)
+        return deleted
 
     def struct(self, client: int, clock: int) -> Struct:
         info = self.data[self.pos]

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from pycrdt import Array, Doc, Text
+from pycrdt import Array, Assoc, Doc, Map, StickyIndex, Text
 
 from collab import steps, ystructs
 
@@ -22,8 +22,8 @@ BIG_ITEMS = 20_000
 
 
 def big_document() -> bytes:
-    """A text of 20,000 items (prepends never merge) and an array root, whose kind is only
-    known after every struct: ~100 ms of reading."""
+    """A text of 20,000 items (prepends never merge), an array root, whose kind is only known
+    after every struct (~100 ms of reading), and a comment on the text's first word."""
     doc: Doc[Any] = Doc()
     doc["text"] = text = Text()
     doc["ids"] = ids = Array()
@@ -31,6 +31,10 @@ def big_document() -> bytes:
         for _ in range(BIG_ITEMS):
             text.insert(0, "xy")
     ids.append("an id")
+    start = StickyIndex.new(text, 0, Assoc.AFTER).to_json()
+    end = StickyIndex.new(text, 2, Assoc.BEFORE).to_json()
+    comment = {"field": "text", "body": "a comment", "quote": "xy", "start": start, "end": end}
+    doc["comments"] = Map({"c1": Map(comment)})
     return doc.get_update()
 
 

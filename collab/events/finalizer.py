@@ -21,7 +21,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pycrdt import get_state, get_update
@@ -29,7 +29,7 @@ from pycrdt import get_state, get_update
 from storage import Mark, NewEvent, new_event
 
 from .. import steps
-from ..comments import read as read_comments
+from ..comments import read_steps as read_comments
 from ..content import doc_of, kinds_steps, root_value
 from ..errors import DocumentNotFound
 from .comment_events import comment_events, states
@@ -41,14 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 HOLD_MS = 15_000  # a claimed mark is another process's again after this (one that died)
 TEXT_MAX_CHARS = 1_000_000  # beyond this, a document.changed says text_omitted instead
 POLL_S = 1.0
-# A document this small has its comments read on the event loop: a few µs, where a worker
-# thread's round trip costs ~0.2 ms each way; a larger one's are read in a thread.
-INLINE_MAX_BYTES = 64 * 1024
 
 
 async def texts(update: bytes) -> dict[str, str]:
@@ -62,13 +57,6 @@ async def texts(update: bytes) -> dict[str, str]:
         for name, kind in found.items()
         if kind == "text"
     }
-
-
-async def _off_loop_if_large(read: Callable[[bytes], T], update: bytes) -> T:
-    """`read(update)`: here for a small document, in a worker thread for a large one."""
-    if len(update) <= INLINE_MAX_BYTES:
-        return read(update)
-    return await anyio.to_thread.run_sync(read, update)
 
 
 class Finalizer:
@@ -165,7 +153,7 @@ class Finalizer:
         last = await self.store.last_change(name) or {}
         if self.settings.events_include_update:
             extra["update"] = base64.b64encode(self._since(last, update)).decode()
-        comments = await _off_loop_if_large(read_comments, update)
+        comments = await steps.run(read_comments(update))
         before = last.get("comments") or {}
         if comments or before:
             extra["comments"] = states(comments)

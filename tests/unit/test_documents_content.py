@@ -59,17 +59,27 @@ async def test_content_and_text(documents: DocumentService) -> None:
 async def test_reading_a_big_documents_content_lets_the_rest_of_the_process_run(
     documents: DocumentService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Content and text (GET .../content, .../text/{field}) tell the roots' kinds apart: pure
-    Python over every struct, ~100 ms for 20,000 items. Read a step at a time on the event
-    loop, the process's other tasks run in between; in a worker thread they waited for the GIL
+    """Content, text and comments (GET .../content, .../text/{field}, .../comments) tell the
+    roots' kinds apart (the comments' anchors read every struct again): pure Python over every
+    struct, ~100 ms for 20,000 items. Read a step at a time on the event loop, the process's
+    other tasks run in between; in a worker thread they waited for the GIL
     (tests/loopturns.py)."""
     await documents.apply_update("big", big_document())
-    for read in (lambda: documents.content("big"), lambda: documents.text("big", "text")):
+    content, text, comments = (
+        lambda: documents.content("big"),
+        lambda: documents.text("big", "text"),
+        lambda: documents.comments("big"),
+    )
+    for read in (content, text, comments):
         async with loop_turns(monkeypatch) as record:
             with record.read():
                 found = await read()
-        text = found if isinstance(found, str) else found["content"]["text"]
-        assert text == "xy" * BIG_ITEMS
+        if read is content:
+            assert found["content"]["text"] == "xy" * BIG_ITEMS
+        elif read is text:
+            assert found == "xy" * BIG_ITEMS
+        else:
+            assert [(c.id, c.start, c.end, c.quote) for c in found] == [("c1", 0, 2, "xy")]
         record.check()
 
 
