@@ -19,6 +19,10 @@ A bus carries envelopes on one channel per document, plus heartbeats on a shared
     STATELESS  a Hocuspocus stateless message the server sent to all of a document's clients
                (DocumentService.send_stateless): the UTF-8 text; each holder sends it to its
                own Hocuspocus clients of the document (a peer that knows no such kind ignores it)
+    PART       one part of a message too big for one message of the bus (the PostgreSQL bus: a
+               NOTIFY carries 8,000 bytes): [message number][part][parts] (var uints), then
+               its share of the message's bytes; the bus puts each sender's parts back
+               together, in order, and handles the whole (a peer that knows no PART ignores it)
 
 Delivery is at most once (Redis pub/sub, PostgreSQL NOTIFY), so nothing relies on it: a process
 that opens a document, or reconnects to the bus, exchanges state vectors for every room it holds;
@@ -46,7 +50,7 @@ T = TypeVar("T")
 
 VERSION = 1
 UPDATE, AWARENESS, SYNC, HEARTBEAT, BYE, COMMITTED, BATCH, SIGNAL = 1, 2, 3, 4, 5, 6, 7, 8
-STATELESS = 9
+STATELESS, PART = 9, 10
 # What only the other holders of a document hear: a bus publishes none of it where no other
 # process holds the document (the state exchange covers whoever opens it later).
 FOR_HOLDERS = frozenset((UPDATE, AWARENESS, STATELESS))

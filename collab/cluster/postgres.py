@@ -5,6 +5,11 @@ state vectors, heartbeats. The update bytes travel in the update log itself: a p
 X reads the rows after the last one it has seen (or the newer snapshot, if a compaction folded
 them meanwhile). So an update reaches other processes only once it is committed: latency is the
 commit window plus a query, in exchange for no extra moving part (and no 8,000-byte limit).
+
+A message that does not fit one NOTIFY (a y-webrtc offer, a room's cursors at once, a long
+stateless message) goes as PART envelopes, one NOTIFY each, up to MAX_MESSAGE bytes; `Parts`
+puts them back together. A sender's notifications arrive in the order it sent them, so a part
+out of turn means one was lost, and the message with it (at most once, as every message here).
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from typing import Any
 
 import anyio
 
-from ..protocol import read_var_bytes, var_bytes
+from ..errors import ProtocolError
+from ..protocol import read_var_bytes, read_var_uint, var_bytes, write_var_uint
 from . import (
     HEARTBEAT,
+    PART,
     UPDATE,
     Handler,
     Outbox,
@@ -34,6 +41,61 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "collab_bus"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8,000 bytes per NOTIFY payload
+# A message's bytes one PART carries: base64 makes 5,925 bytes 7,900 characters, less the
+# part's own envelope (36 bytes at most).
+PART_BYTES = 5_880
+MAX_MESSAGE = 1 << 20  # a larger message is not sent (too_big); 179 NOTIFYs at most
+MAX_PARTS = -(-MAX_MESSAGE // PART_BYTES)
+
+
+class Parts:
+    """The messages being put back together from their PARTs, one per sender at most (its
+    parts come in order). `add` returns a message once its last part is there."""
+
+    def __init__(self) -> None:
+        self._open: dict[bytes, tuple[int, int, list[bytes]]] = {}  # sender -> number, of, parts
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, sender: bytes, payload: bytes) -> bytes | None:
+        try:
+            number, pos = read_var_uint(payload, 0)
+            index, pos = read_var_uint(payload, pos)
+            count, pos = read_var_uint(payload, pos)
+        except ProtocolError:
+            return None
+        found = self._open.pop(sender, None)
+        if index == 0 and 0 < count <= MAX_PARTS:
+            found = (number, count, [])  # (what was open lost a part: it is forgotten)
+        elif found is None or found[0] != number or len(found[2]) != index:
+            return None  # a part went missing: the rest of this message is dropped
+        found[2].append(payload[pos:])
+        if len(found[2]) == found[1]:
+            return b"".join(found[2])
+        self._open[sender] = found
+        return None
+
+    def clear(self) -> None:
+        self._open.clear()
+
+
+def parts_of(sender: bytes, number: int, message: bytes) -> list[bytes]:
+    """`message` (a notification's bytes) as PART envelopes' notification bytes."""
+    count = -(-len(message) // PART_BYTES)
+    head = var_bytes(b"") + b"\x00"  # the shared channel
+    return [
+        head
+        + encode(
+            PART,
+            sender,
+            write_var_uint(number)
+            + write_var_uint(index)
+            + write_var_uint(count)
+            + message[index * PART_BYTES : (index + 1) * PART_BYTES],
+        )
+        for index in range(count)
+    ]
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -53,17 +115,25 @@ class PgBus:
         self._outbox: Outbox[str] = Outbox()
         self.too_big = 0
         self.published = 0  # notifications handed to the publisher (for the metrics)
+        self._messages_in_parts = 0  # the number of the last one sent in parts
+        self._parts = Parts()
 
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
         if kind == UPDATE or not self.connected:
             return  # updates travel as committed rows, announced by COMMITTED
-        body = var_bytes((document or "").encode()) + bytes([document is not None])
-        text = base64.b64encode(body + encode(kind, self.process_id, payload)).decode("ascii")
-        if len(text) > MAX_PAYLOAD:
+        head = var_bytes((document or "").encode()) + bytes([document is not None])
+        message = head + encode(kind, self.process_id, payload)
+        text = base64.b64encode(message).decode("ascii")
+        if len(text) <= MAX_PAYLOAD:
+            self._outbox.put(text)
+            self.published += 1
+        elif len(message) <= MAX_MESSAGE:
+            self._messages_in_parts += 1
+            for part in parts_of(self.process_id, self._messages_in_parts, message):
+                self._outbox.put(base64.b64encode(part).decode("ascii"))
+                self.published += 1
+        else:
             self.too_big += 1
-            return
-        self.published += 1
-        self._outbox.put(text)
 
     def message_counts(self) -> tuple[int, int]:
         """(notifications published, dropped: too big, outbox overflow, lost with a
@@ -120,6 +190,7 @@ class PgBus:
             finally:
                 self.connected = False
                 self._outbox.clear()
+                self._parts.clear()  # (what was sent meanwhile is lost: the rooms resync)
                 if conn is not None:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                         await conn.close()
@@ -128,11 +199,22 @@ class PgBus:
 
     def _receive(self, handler: Handler, payload: str) -> None:
         try:
-            body = base64.b64decode(payload)
-            name, pos = read_var_bytes(body, 0)
-            has_document = body[pos] == 1
-            envelope = decode(body[pos + 1 :])
+            self._handle(handler, base64.b64decode(payload))
+        except ValueError:  # (not base64)
+            return
+
+    def _handle(self, handler: Handler, message: bytes) -> None:
+        try:
+            name, pos = read_var_bytes(message, 0)
+            has_document = message[pos] == 1
+            envelope = decode(message[pos + 1 :])
         except Exception:
+            return
+        if envelope is not None and envelope.kind == PART:
+            if envelope.sender != self.process_id:
+                whole = self._parts.add(envelope.sender, envelope.payload)
+                if whole is not None:
+                    self._handle(handler, whole)
             return
         if envelope is None or (
             envelope.sender == self.process_id and (has_document or envelope.kind != HEARTBEAT)

@@ -1408,6 +1408,46 @@ async def test_messages_the_bus_dropped_are_followed_by_a_state_exchange(
 
 
 @pytest.mark.postgres
+async def test_the_postgres_bus_carries_a_message_too_big_for_one_notify_in_parts(
+    database: str,
+) -> None:
+    """A NOTIFY carries 8,000 bytes: a y-webrtc offer, a room's cursors at once or a long
+    stateless message goes in parts, whole to the other process, in order with the rest;
+    beyond MAX_MESSAGE it is not sent, and counted."""
+    from collab import cluster
+    from collab.cluster.postgres import MAX_MESSAGE, PgBus, asyncpg_dsn
+
+    sender, receiver = PgBus(asyncpg_dsn(database)), PgBus(asyncpg_dsn(database))
+    heard: list[tuple[str | None, int, bytes]] = []
+    up = [anyio.Event(), anyio.Event()]
+
+    def handler(document: str | None, envelope: cluster.Envelope) -> None:
+        if envelope.kind != cluster.HEARTBEAT:
+            heard.append((document, envelope.kind, envelope.payload))
+
+    sent = [
+        ("doc", cluster.AWARENESS, bytes(range(256)) * 80),  # 20 KB: 4 parts
+        ("doc", cluster.AWARENESS, b"small"),
+        (None, cluster.SIGNAL, b"s" * 64 * 1024),  # the largest /signal message: 12 parts
+        ("doc", cluster.STATELESS, "é".encode() * 5_000),
+    ]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run, lambda *_: None, up[0].set, lambda document: None)
+        tg.start_soon(receiver.run, handler, up[1].set, lambda document: None)
+        with anyio.fail_after(5):
+            for event in up:
+                await event.wait()
+        sender.publish("doc", cluster.STATELESS, b"x" * (MAX_MESSAGE + 1))
+        assert sender.message_counts()[1] == 1  # too big: dropped, counted
+        for document, kind, payload in sent:
+            sender.publish(document, kind, payload)
+        await until(lambda: len(heard) >= len(sent), 10, "not every message came through")
+        assert heard == sent
+        assert sender.message_counts() == (4 + 1 + 12 + 2, 1)  # notifications, dropped
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.postgres
 async def test_the_postgres_bus_hands_back_our_own_heartbeats_and_nothing_else_of_ours(
     database: str,
 ) -> None:

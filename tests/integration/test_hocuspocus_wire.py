@@ -218,12 +218,15 @@ async def test_a_stateless_broadcast_reaches_the_clients_of_every_process(
 async def test_a_stateless_broadcast_crosses_the_postgresql_bus_too(
     settings: Any, pg_database: str
 ) -> None:
-    """The same over LISTEN/NOTIFY (one database for both processes)."""
-    await stateless_across(settings.replace(bus="postgres", database_url=pg_database))
+    """The same over LISTEN/NOTIFY (one database for both processes), with an answer too long
+    for one NOTIFY (8,000 bytes): it goes in parts."""
+    long = "long " + "ü" * 10_000
+    await stateless_across(settings.replace(bus="postgres", database_url=pg_database), long)
 
 
-async def stateless_across(shared: Any) -> None:
-    """Two servers on `shared`'s bus, a Hocuspocus client on each, one document."""
+async def stateless_across(shared: Any, long: str | None = None) -> None:
+    """Two servers on `shared`'s bus, a Hocuspocus client on each, one document; with `long`,
+    the first one's client also says that, and the other process's must hear it."""
     async with (
         serving(shared, extensions=[Broadcast()]) as a,
         serving(shared.replace(port=free_port()), extensions=[Broadcast()]) as b,
@@ -254,8 +257,10 @@ async def stateless_across(shared: Any) -> None:
             first = hp.read_var_string(await on_a.expect("chat", hp.STATELESS), 0)[0]
             assert first.startswith(("all:", "only:"))
             await on_b.send(stateless("chat", "back"))
+            if long is not None:
+                await on_a.send(stateless("chat", long))
             with anyio.fail_after(5):
-                while "all:back" not in heard:
+                while "all:back" not in heard or (long is not None and f"all:{long}" not in heard):
                     await anyio.sleep(test_cluster.POLL_S)
             tg.cancel_scope.cancel()
         assert [h for h in heard if h.startswith("only:")] == ["only:back"]
