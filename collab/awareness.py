@@ -23,7 +23,12 @@ the same clock), plus what a server must add:
   a peer this process took for gone (it fell silent) comes back with its users' states at the
   clocks we removed them at, their clocks from that peer are shifted here past the removal, for
   as long as that peer owns them;
-- states not renewed for `timeout` seconds are dropped, so newcomers are not shown ghosts.
+- states not renewed for `timeout` seconds are dropped, so newcomers are not shown ghosts;
+- a removal is remembered for FORGET_REMOVED_S, long enough for the relays of the last state
+  and the reconnects it is kept for, then forgotten: a room lives as long as it has clients,
+  and every browser session is a new client id, so the removals of a busy room's turnover
+  would otherwise pile up (and the ticker walks them every second). A client that comes back
+  later is one the registry has not seen: it is reminded all the same.
 
 States are never parsed beyond validation: bytes in, same bytes out.
 """
@@ -36,12 +41,14 @@ from dataclasses import dataclass
 
 from .protocol import NULL_STATE, AwarenessEntry, encode_awareness_update
 
+FORGET_REMOVED_S = 300.0
+
 
 @dataclass(slots=True)
 class _Client:
     clock: int
     state: bytes | None  # None: removed
-    updated_at: float
+    updated_at: float  # (when removed, for a removal)
     owner: Hashable | None
     removed_here: bool = False  # removed by this registry (owner gone, expired), not by itself
     # A cluster peer's clocks for this client, shifted by `offset` here (see `apply`).
@@ -62,6 +69,11 @@ class AwarenessRegistry:
         if not self._clients:  # (most rooms, every tick: the metrics count them all)
             return 0
         return sum(1 for c in self._clients.values() if c.state is not None)
+
+    @property
+    def remembered(self) -> int:
+        """Clients it holds anything of: present states and removals not forgotten yet."""
+        return len(self._clients)
 
     def apply(
         self, entries: list[AwarenessEntry], owner: Hashable, *, remind: bool = True
@@ -144,18 +156,25 @@ class AwarenessRegistry:
         return self._remove([cid for cid, c in self._clients.items() if c.owner == owner])
 
     def remove_expired(self) -> list[AwarenessEntry]:
+        """Remove the states not renewed within the timeout (the removals to broadcast), and
+        forget the removals older than FORGET_REMOVED_S."""
         if not self._clients:  # (the ticker asks every room, every tick)
             return []
-        cutoff = time.monotonic() - self._timeout
-        return self._remove(
-            [
-                cid
-                for cid, c in self._clients.items()
-                if c.state is not None and c.updated_at < cutoff
-            ]
-        )
+        now = time.monotonic()
+        cutoff, forget = now - self._timeout, now - FORGET_REMOVED_S
+        expired: list[int] = []
+        forgotten: list[int] = []
+        for cid, c in self._clients.items():
+            if c.state is not None:
+                if c.updated_at < cutoff:
+                    expired.append(cid)
+            elif c.updated_at < forget:
+                forgotten.append(cid)
+        for cid in forgotten:
+            del self._clients[cid]
+        return self._remove(expired, now)
 
-    def _remove(self, client_ids: Iterable[int]) -> list[AwarenessEntry]:
+    def _remove(self, client_ids: Iterable[int], now: float | None = None) -> list[AwarenessEntry]:
         removed = []
         for cid in client_ids:
             client = self._clients[cid]
@@ -164,6 +183,7 @@ class AwarenessRegistry:
             client.state = None
             client.owner = None
             client.removed_here = True
+            client.updated_at = time.monotonic() if now is None else now
             # Same clock + null: y-protocols peers accept this as a removal.
             removed.append(AwarenessEntry(cid, client.clock, NULL_STATE))
         return removed

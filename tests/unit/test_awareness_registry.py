@@ -136,3 +136,33 @@ def test_a_peer_cannot_bring_back_a_client_that_removed_itself():
     reg.apply([entry(1, 4)], PEER, remind=False)
     reg.apply([entry(1, 5, NULL_STATE)], PEER, remind=False)  # the user left
     assert reg.apply([entry(1, 4)], PEER, remind=False) == ([], False, [])
+
+
+def test_removals_are_forgotten_after_a_while_so_turnover_does_not_pile_up(monkeypatch):
+    """A room lives while it has clients, and every browser session is a new client id: the
+    removals of a busy room's turnover are forgotten after FORGET_REMOVED_S (the ticker walks
+    what is remembered every second). A client back after that is taken and reminded, as any
+    client seen first."""
+    import collab.awareness as mod
+
+    now = [1000.0]
+    monkeypatch.setattr(mod.time, "monotonic", lambda: now[0])
+    reg = AwarenessRegistry(timeout_s=30)
+    reg.apply([entry(0, 1)], B)  # one who stays, renewing
+    for session in range(1, 1001):
+        owner = object()
+        reg.apply([entry(session, 1)], owner)
+        assert reg.remove_owned_by(owner) == [removal(session, 1)]
+        now[0] += 0.1
+    assert (len(reg), reg.remembered) == (1, 1001)
+    reg.apply([entry(0, 2)], B)
+    assert reg.remove_expired() == []
+    now[0] += mod.FORGET_REMOVED_S - 0.95  # all but the last 9 removals are old enough
+    reg.apply([entry(0, 3)], B)
+    assert reg.remove_expired() == [] and reg.remembered == 1 + 9
+    assert reg.apply([entry(1000, 1)], A) == ([], False, [removal(1000, 1)])  # still known
+    now[0] += 100
+    assert reg.remove_expired() == [entry(0, 3, NULL_STATE)]  # (not renewed for 100 s)
+    now[0] += mod.FORGET_REMOVED_S + 1
+    assert reg.remove_expired() == [] and reg.remembered == 0
+    assert reg.apply([entry(1000, 1)], A) == ([entry(1000, 1)], True, [removal(1000, 1)])
