@@ -80,10 +80,16 @@ class Parts:
         self._open.clear()
 
 
+def notification_head(document: str | None) -> bytes:
+    """What a notification's bytes start with: its document (a room's channel) or none (the
+    shared channel), read back by PgBus._handle."""
+    return var_bytes((document or "").encode()) + bytes([document is not None])
+
+
 def parts_of(sender: bytes, number: int, message: bytes) -> list[bytes]:
     """`message` (a notification's bytes) as PART envelopes' notification bytes."""
     count = -(-len(message) // PART_BYTES)
-    head = var_bytes(b"") + b"\x00"  # the shared channel
+    head = notification_head(None)  # the parts travel on the shared channel
     return [
         head
         + encode(
@@ -121,8 +127,7 @@ class PgBus:
     def publish(self, document: str | None, kind: int, payload: bytes) -> None:
         if kind == UPDATE or not self.connected:
             return  # updates travel as committed rows, announced by COMMITTED
-        head = var_bytes((document or "").encode()) + bytes([document is not None])
-        message = head + encode(kind, self.process_id, payload)
+        message = notification_head(document) + encode(kind, self.process_id, payload)
         text = base64.b64encode(message).decode("ascii")
         if len(text) <= MAX_PAYLOAD:
             self._outbox.put(text)
