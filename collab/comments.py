@@ -63,16 +63,21 @@ def read(update: bytes) -> list[Comment]:
     return finish(read_steps(update))
 
 
-def read_steps(update: bytes) -> Steps[list[Comment]]:
-    """`read` a step at a time (collab/steps.py)."""
+def read_steps(
+    update: bytes, doc: Doc[Any] | None = None, types: dict[str, str] | None = None
+) -> Steps[list[Comment]]:
+    """`read` a step at a time (collab/steps.py). A caller that has already loaded the
+    document (`doc`, from `update`) and told its roots' kinds apart (`types`) hands them over,
+    so that neither is done twice."""
     if ROOT.encode() not in update:
         # The first item of each key of a root map names the root (no origin to derive it
         # from), and stays, as a deleted item, after the key is overwritten or removed: a
         # document without the name has no comments, and is not parsed (the finalizer asks
         # this of every document.changed).
         return []
-    doc = doc_of(update)
-    types = yield from kinds_steps(update, doc)
+    if doc is None or types is None:
+        doc = doc_of(update)
+        types = yield from kinds_steps(update, doc)
     if types.get(ROOT) != "map":
         return []
     raw = doc.get(ROOT, type=Map).to_py() or {}

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from pycrdt import get_state, get_update
+from pycrdt import Doc, get_state, get_update
 
 from storage import Mark, NewEvent, new_event
 
@@ -46,15 +46,19 @@ TEXT_MAX_CHARS = 1_000_000  # beyond this, a document.changed says text_omitted 
 POLL_S = 1.0
 
 
-async def texts(update: bytes) -> dict[str, str]:
-    """The text of every root Y.Text of the document `update` makes, read on the event loop a
-    step at a time (collab/steps.py): a big document's took the process's other tasks 100 ms
-    behind in a worker thread."""
+async def read_roots(update: bytes) -> tuple[Doc[Any], dict[str, str]]:
+    """The document `update` makes, and its roots' kinds, told apart on the event loop a step
+    at a time (collab/steps.py): a big document's took the process's other tasks 100 ms behind
+    in a worker thread. The texts and the comments are read from the same two."""
     doc = doc_of(update)
-    found = await steps.run(kinds_steps(update, doc))
+    return doc, await steps.run(kinds_steps(update, doc))
+
+
+def texts(doc: Doc[Any], types: dict[str, str]) -> dict[str, str]:
+    """The text of every root Y.Text of `doc`."""
     return {
         name: str(root_value(doc, name, kind, "json"))
-        for name, kind in found.items()
+        for name, kind in types.items()
         if kind == "text"
     }
 
@@ -143,8 +147,10 @@ class Finalizer:
         if mark.created:
             events.append(new_event("document.created", name, mark.users, state_vector))
         extra: dict[str, Any] = {}
+        roots: tuple[Doc[Any], dict[str, str]] | None = None
         if self.settings.events_include_text:
-            found = await texts(update)
+            roots = await read_roots(update)
+            found = texts(*roots)
             if sum(len(t) for t in found.values()) > TEXT_MAX_CHARS:
                 extra["text"] = None
                 extra["text_omitted"] = True
@@ -153,7 +159,7 @@ class Finalizer:
         last = await self.store.last_change(name) or {}
         if self.settings.events_include_update:
             extra["update"] = base64.b64encode(self._since(last, update)).decode()
-        comments = await steps.run(read_comments(update))
+        comments = await steps.run(read_comments(update, *(roots or ())))
         before = last.get("comments") or {}
         if comments or before:
             extra["comments"] = states(comments)

@@ -15,6 +15,7 @@ import anyio
 import pytest
 from pycrdt import Doc, Text, get_state
 
+from collab import ystructs
 from collab.events import Event
 from collab.events.finalizer import Finalizer
 from collab.events.schema import EventBody
@@ -330,7 +331,12 @@ async def test_a_big_documents_changed_event_lets_the_rest_of_the_process_run(fa
         await sink.until(lambda: "document.changed" in sink.types("big"))
     changed = next(e for e in sink.delivered if e.type == "document.changed").json()
     assert changed["text"] == {"text": "xy" * BIG_ITEMS}
+    assert list(changed["comments"]) == ["c1"]
     record.check()
+    # One pass tells the roots' kinds apart, for the texts and the comments alike, and one
+    # more resolves the comments' anchors (three passes before: the kinds read twice).
+    structs = len(ystructs.read_update(big_document()).structs)
+    assert len(record.seen) <= 2 * structs, f"{len(record.seen)} structs read of {structs}"
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
