@@ -48,9 +48,10 @@ def test_parts_come_back_together_per_sender_and_a_lost_part_drops_only_its_mess
     first, second = b"a" * (2 * PART_BYTES + 1), b"b" * (PART_BYTES + 5)
 
     def payloads(sender: bytes, number: int, message: bytes) -> list[bytes]:
-        found = [cluster.decode(part[2:]) for part in parts_of(sender, number, message)]
+        notifications = parts_of(sender, number, message)
+        found = [cluster.decode(part[2:]) for part in notifications]
         assert all(e is not None and e.kind == cluster.PART for e in found)
-        assert all(len(part) <= 5_925 for part in parts_of(sender, number, message))
+        assert all(len(part) <= 5_925 for part in notifications)
         return [e.payload for e in found if e is not None]
 
     parts = Parts()
