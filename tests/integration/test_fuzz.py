@@ -4,8 +4,12 @@
 message types, mutated real updates and awareness updates, text frames, and the 16-byte update
 that makes pycrdt allocate ~500 MB. The server must not crash, the canary must lose nothing,
 the server's RSS may grow by less than 128 MiB, and every offending socket must be closed within
-a second. Each frame is followed by a query-awareness probe: frames are handled in order, so an
-answer to the probe means the frame was accepted, a close means it was refused.
+a second. Each frame is followed by a probe, an awareness update of the worker's own client at a
+clock it has not used: frames are handled in order, so the server's broadcast of that state
+means the frame was accepted, a close means it was refused. (The probe's state names the frame:
+an accepted frame may be answered by several awareness messages, an awareness update with its
+echo and a reminder, and a probe that took any awareness message for its answer would read the
+next frame's answer from those and take a refused frame for an accepted one.)
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def peak_rss_kib(pid: int) -> int:
 def corpus(seed: int) -> list[bytes]:
     """Real updates and awareness updates to mutate."""
     rng = random.Random(seed)
-    doc: Doc[Any] = Doc()
+    doc: Doc[Any] = Doc(client_id=rng.randrange(1 << 32))
     updates: list[bytes] = []
     doc.observe(lambda e: updates.append(e.update))
     text = doc.get("t", type=Text)
@@ -72,7 +76,7 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
             del data[rng.randrange(len(data)) :]
         elif op == 2:
             pos = rng.randrange(len(data) + 1)
-            data[pos:pos] = os.urandom(rng.randrange(1, 6))
+            data[pos:pos] = rng.randbytes(rng.randrange(1, 6))
         elif op == 3 and len(data) > 2:
             data[rng.randrange(2, len(data))] = 0xFF  # inflate a varint / length prefix
         else:
@@ -83,13 +87,13 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
 def generate(rng: random.Random, seeds: list[bytes]) -> bytes | str:
     kind = rng.randrange(10)
     if kind == 0:
-        return os.urandom(rng.randrange(0, 200))
+        return rng.randbytes(rng.randrange(0, 200))
     if kind == 1:  # truncated varints
         return bytes([rng.choice([0, 1]), rng.choice([0, 1, 2])]) + b"\xff" * rng.randrange(1, 12)
     if kind == 2:  # bad length prefixes
         return bytes([0, rng.choice([0, 1, 2])]) + p.write_var_uint(rng.randrange(1 << 40)) + b"x"
     if kind == 3:  # unknown message types
-        return bytes([rng.randrange(4, 256)]) + os.urandom(rng.randrange(8))
+        return bytes([rng.randrange(4, 256)]) + rng.randbytes(rng.randrange(8))
     if kind == 4:
         return rng.choice(["hello", "{}", "\x00", ""])
     if kind == 5:  # the allocation bombs, as update and as step 2
@@ -97,25 +101,38 @@ def generate(rng: random.Random, seeds: list[bytes]) -> bytes | str:
         return rng.choice([p.update_message, p.sync_step2])(payload)
     if kind == 6:  # awareness garbage
         n = rng.randrange(1 << 20)
-        return p.awareness_message(p.write_var_uint(n) + os.urandom(rng.randrange(10)))
+        return p.awareness_message(p.write_var_uint(n) + rng.randbytes(rng.randrange(10)))
     return mutate(rng, rng.choice(seeds))
 
 
-async def fuzz_worker(url: str, frames: list[bytes | str], stats: dict[str, Any]) -> None:
+PROBE_CLIENT = 1 << 50  # (far from the client ids the frames carry)
+
+
+def probe(worker: int, clock: int) -> tuple[bytes, bytes]:
+    """The probe after a frame, and the bytes that only the server's answer to it carries."""
+    state = b'{"probe":"%d-%d"}' % (worker, clock)
+    entry = p.AwarenessEntry(PROBE_CLIENT + worker, clock, state)
+    return p.awareness_message(p.encode_awareness_update([entry])), state
+
+
+async def fuzz_worker(
+    url: str, worker: int, frames: list[bytes | str], stats: dict[str, Any]
+) -> None:
     ws = None
-    for frame in frames:
+    for clock, frame in enumerate(frames, 1):
         if ws is None:
             ws = await websockets.connect(url, max_size=None, ping_interval=None)
             with anyio.fail_after(5):
                 await ws.recv()  # sync step 1
+        message, marker = probe(worker, clock)
         sent = time.monotonic()
         try:
             await ws.send(frame)
-            await ws.send(p.QUERY_AWARENESS_MESSAGE)
+            await ws.send(message)
             with anyio.fail_after(1.0):  # offending sockets are closed within a second
                 while True:
                     reply = await ws.recv()
-                    if isinstance(reply, bytes) and reply[:1] == bytes([p.MSG_AWARENESS]):
+                    if isinstance(reply, bytes) and marker in reply:
                         break
             stats["accepted"] += 1
         except websockets.ConnectionClosed as closed:
@@ -155,7 +172,9 @@ async def test_ten_thousand_fuzzed_frames(launch):
     await server.start()
     assert server.proc is not None
     pid = server.proc.pid
-    rng = random.Random(int(os.environ.get("COLLAB_FUZZ_SEED", random.randrange(1 << 30))))
+    seed = int(os.environ.get("COLLAB_FUZZ_SEED", random.randrange(1 << 30)))
+    print(f"\nfuzz: COLLAB_FUZZ_SEED={seed} generates these frames again")
+    rng = random.Random(seed)
     seeds = corpus(rng.randrange(1 << 30))
     frames = [generate(rng, seeds) for _ in range(FRAMES)]
     stats: dict[str, Any] = {"accepted": 0, "closed": {}, "slowest_close": 0.0}
@@ -167,7 +186,7 @@ async def test_ten_thousand_fuzzed_frames(launch):
         async with anyio.create_task_group() as fuzzers:
             for w in range(WORKERS):
                 fuzzers.start_soon(
-                    fuzz_worker, f"{server.url}/ws/fuzz-{w}", frames[w::WORKERS], stats
+                    fuzz_worker, f"{server.url}/ws/fuzz-{w}", w, frames[w::WORKERS], stats
                 )
         stop.set()
     rss_after = peak_rss_kib(pid)
