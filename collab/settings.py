@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from storage import async_url
+
 from .retention import parse_rules
 
 ENV_PREFIX = "COLLAB_"
@@ -29,7 +31,10 @@ class Settings:
     port: int = field(default=8000, metadata=_doc("TCP port to listen on"))
     database_url: str = field(
         default="sqlite+aiosqlite:///data/collab.db",
-        metadata=_doc("SQLAlchemy URL of the store (sqlite+aiosqlite:// or postgresql+asyncpg://)"),
+        metadata=_doc(
+            "SQLAlchemy URL of the store: sqlite:///path.db or postgresql://user@host/db (their "
+            "async drivers, aiosqlite and asyncpg, are used whether the URL names them or not)"
+        ),
     )
     commit_window_ms: int = field(
         default=50, metadata=_doc("an update is committed to the store within this many ms")
@@ -229,6 +234,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        # `sqlite:///x.db` and `postgres://...` (what hosts hand out) mean our async drivers.
+        object.__setattr__(self, "database_url", async_url(self.database_url))
         positive = (
             "commit_window_ms",
             "max_message_bytes",
@@ -277,6 +284,11 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must be SQLite or PostgreSQL: sqlite:///path.db or "
+                "postgresql://user@host/db (through aiosqlite and asyncpg)"
+            )
         if self.bus not in ("", "redis", "postgres"):
             raise ValueError("bus must be '', 'redis' or 'postgres'")
         if self.bus == "postgres" and not self.database_url.startswith("postgresql"):

@@ -27,7 +27,7 @@ from .base import (
     StoreError,
     VersionInfo,
 )
-from .engine import is_sqlite, make_engine
+from .engine import async_url, is_sqlite, make_engine
 from .fold import fold, fold_async, restore
 from .outbox import (
     Claimed,
@@ -60,6 +60,7 @@ __all__ = [
     "StoredDocument",
     "StoredEvent",
     "VersionInfo",
+    "async_url",
     "fold",
     "fold_async",
     "is_sqlite",

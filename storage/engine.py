@@ -12,12 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+# The async driver of each database the store runs on, for a URL that names none: the form most
+# tools and hosts hand out (`sqlite:///x.db`, Heroku's and Render's `postgres://u:p@h/db`) names
+# SQLAlchemy's synchronous default, which an async engine refuses at startup.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str) -> str:
+    """`url` with the async driver of its database when it names none; otherwise unchanged."""
+    scheme, sep, rest = url.partition("://")
+    driver = ASYNC_DRIVERS.get(scheme.lower()) if sep else None
+    return f"{driver}://{rest}" if driver else url
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
 def make_engine(url: str) -> AsyncEngine:
-    parsed = make_url(url)
+    parsed = make_url(async_url(url))
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(parsed, pool_pre_ping=True)
     database = parsed.database or ""

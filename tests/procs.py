@@ -117,7 +117,10 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL, right now (no await between the caller's decision and the signal)."""
         assert self.proc is not None
-        self.proc.kill()
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass  # gone already (a start that failed killed it), not reaped yet
 
     def kill_tree(self) -> None:
         """SIGKILL to the process's children (a supervisor's workers, hypercorn's worker),
