@@ -562,15 +562,27 @@ class WebSocketProtocol(asyncio.Protocol):
         self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self._abort)
 
     def fail(self, code: int, reason: str) -> None:
-        """A protocol error: send the close frame, stop reading, drop TCP (RFC 6455 7.1.7)."""
+        """A protocol error: send the close frame, stop handling what the peer sends, and end
+        our side of TCP (RFC 6455 7.1.7).
+
+        What the peer still sends (what it wrote before it read our close frame, and its own
+        close frame) is read and dropped until it closes its side, as the `ws` library does, or
+        the close timer aborts. A socket closed with data unread is reset by the kernel, and a
+        browser that meets the reset before it has read our close frame reports 1006, not our
+        code: half of the time, when a message followed the refused one."""
         context = self.log_context(code=code, reason=reason)
         log.info("%r: %s (closing %d)", self, reason, code, extra=context)
         self.batch_end()  # what came before the error is handled, not lost
         self.close(code, reason)
         self._buf = b""
-        self._closed_code, self._closed_reason = code, reason
-        if self.transport is not None:
-            self.transport.close()  # the close frame still goes out first
+        self._frag = None
+        self._closed_code, self._closed_reason = code, reason  # (nothing more is parsed)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if transport.can_write_eof():
+                transport.write_eof()  # after the close frame; the peer's EOF then closes it
+            else:
+                transport.close()
 
     def _abort(self) -> None:
         self._close_timer = None
@@ -668,6 +680,10 @@ class _Corked:
     def abort(self) -> None:
         self.flush()
         self.transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
