@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from storage import async_url
+from storage import async_url, is_supported
 
 from .retention import parse_rules
 
@@ -284,7 +284,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if not is_supported(self.database_url):
             raise ValueError(
                 "database_url must be SQLite or PostgreSQL: sqlite:///path.db or "
                 "postgresql://user@host/db (through aiosqlite and asyncpg)"

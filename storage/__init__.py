@@ -27,7 +27,7 @@ from .base import (
     StoreError,
     VersionInfo,
 )
-from .engine import async_url, is_sqlite, make_engine
+from .engine import async_url, is_sqlite, is_supported, make_engine
 from .fold import fold, fold_async, restore
 from .outbox import (
     Claimed,
@@ -64,6 +64,7 @@ __all__ = [
     "fold",
     "fold_async",
     "is_sqlite",
+    "is_supported",
     "make_engine",
     "new_event",
     "open_store",

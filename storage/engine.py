@@ -29,6 +29,12 @@ def async_url(url: str) -> str:
     return f"{driver}://{rest}" if driver else url
 
 
+def is_supported(url: str) -> bool:
+    """Whether `url` (after async_url) names a database and driver the store runs on."""
+    scheme = async_url(url).partition("://")[0].lower()
+    return scheme in ASYNC_DRIVERS.values()
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
