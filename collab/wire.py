@@ -103,9 +103,13 @@ class Deflate:
             if params[0] != "permessage-deflate":
                 continue
             names = {p.split("=", 1)[0].strip() for p in params[1:]}
-            # A client that insists on a smaller server window cannot be served statelessly
-            # with zlib's default 15 bits; skip that offer.
-            if any(p.startswith("server_max_window_bits=") for p in params[1:]):
+            # A client that asks for a smaller server window than zlib's 15 bits, which every
+            # connection's frames share, cannot be served: skip that offer. =15 is the default.
+            if any(
+                p.split("=", 1)[0].strip() == "server_max_window_bits"
+                and p.split("=", 1)[-1].strip().strip('"') != "15"
+                for p in params[1:]
+            ):
                 continue
             if names <= {
                 "server_no_context_takeover",
@@ -575,7 +579,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.batch_end()  # what came before the error is handled, not lost
         self.close(code, reason)
         self._buf = b""
-        self._frag = None
         self._closed_code, self._closed_reason = code, reason  # (nothing more is parsed)
         transport = self.transport
         if transport is not None and not transport.is_closing():
