@@ -545,11 +545,12 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- writing and closing -------------------------------------------------------------------
 
-    def encode(self, message: bytes) -> bytes:
-        """The frame of a binary message for this connection (compressed if negotiated)."""
+    def encode(self, message: bytes, opcode: int = OP_BINARY) -> bytes:
+        """The frame of a binary (or text) message for this connection, compressed if
+        negotiated."""
         if self._deflate:
-            return frame(Deflate.compress(message), OP_BINARY, rsv1=True)
-        return frame(message)
+            return frame(Deflate.compress(message), opcode, rsv1=True)
+        return frame(message, opcode)
 
     @property
     def deflate(self) -> bool:

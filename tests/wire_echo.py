@@ -15,7 +15,7 @@ import sys
 import uvloop
 
 from collab.settings import Settings
-from collab.wire import OP_TEXT, Deflate, WebSocketProtocol, WireOptions, frame
+from collab.wire import OP_TEXT, WebSocketProtocol, WireOptions
 
 
 class Echo(WebSocketProtocol):
@@ -25,10 +25,7 @@ class Echo(WebSocketProtocol):
 
     def text_received(self, data: bytes) -> None:
         assert self.transport is not None
-        if self.deflate:
-            self.transport.write(frame(Deflate.compress(data), OP_TEXT, rsv1=True))
-        else:
-            self.transport.write(frame(data, OP_TEXT))
+        self.transport.write(self.encode(data, OP_TEXT))
 
 
 async def serve(port: int, deflate: bool) -> None:

@@ -15,7 +15,7 @@ import anyio
 from starlette.types import Receive, Scope, Send
 
 from ..errors import CloseCode, CollabError
-from ..wire import OP_TEXT, HttpRefusal, Request, WebSocketProtocol, WireOptions, frame
+from ..wire import OP_TEXT, HttpRefusal, Request, WebSocketProtocol, WireOptions
 from .signaling import Signaling, SignalPeer
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class SignalConnection(WebSocketProtocol):
         if buffered and buffered + len(data) > self.max_bytes:
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer: outbound queue full")
             return
-        transport.write(frame(data, OP_TEXT))
+        transport.write(self.encode(data, OP_TEXT))
 
     def close(self, code: int, reason: str = "") -> None:
         self._closing(code, reason)

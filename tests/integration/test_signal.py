@@ -19,6 +19,8 @@ import pytest
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.frames import Frame
 
 from collab.extensions.token_auth import mint_token
 from collab.settings import Settings
@@ -103,6 +105,35 @@ async def test_subscribe_publish_unsubscribe_ping(server: RunningServer) -> None
         while signaling.peers:
             await anyio.sleep(0.01)
     assert signaling.topics == {}
+
+
+async def test_compressed_when_permessage_deflate_is_on(
+    server_with: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the setting on, the signalling socket agrees permessage-deflate as /ws does and
+    sends its text frames compressed (websockets offers it by default, as browsers do)."""
+    compressed: list[bytes] = []
+    decode = PerMessageDeflate.decode
+
+    def counting(self: PerMessageDeflate, frame: Frame, **kwargs: Any) -> Frame:
+        decoded = decode(self, frame, **kwargs)
+        if frame.rsv1:
+            compressed.append(decoded.data)
+        return decoded
+
+    monkeypatch.setattr(PerMessageDeflate, "decode", counting)
+    async with server_with(ws_per_message_deflate=True) as srv:
+        url = signal_url(srv.url)
+        async with peer(url) as a, peer(url) as b:
+            assert "permessage-deflate" in a.response.headers["Sec-WebSocket-Extensions"]
+            for ws in (a, b):
+                await send(ws, type="subscribe", topics=["room"])
+                await settled(ws)
+            await send(a, type="publish", topic="room", data={"sdp": "x" * 2000})
+            for ws in (a, b):
+                assert (await receive(ws))["data"] == {"sdp": "x" * 2000}
+    assert sum(b'"publish"' in data for data in compressed) == 2
+    assert sum(data == b'{"type":"pong"}' for data in compressed) == 2
 
 
 @pytest.mark.parametrize("kind", ["uvicorn", "hypercorn"])
