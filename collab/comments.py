@@ -23,7 +23,8 @@ from typing import Any
 
 from pycrdt import Doc, Map, StickyIndex, Text
 
-from .content import doc_of, kinds_steps
+from .content import doc_of, roots_steps
+from .content import texts as root_texts
 from .protocol import write_var_uint
 from .steps import Steps, finish
 from .ystructs import Struct, read_update_steps, with_strings
@@ -76,14 +77,13 @@ def read_steps(
         # this of every document.changed).
         return []
     if doc is None or types is None:
-        doc = doc_of(update)
-        types = yield from kinds_steps(update, doc)
+        doc, types = yield from roots_steps(update)
     if types.get(ROOT) != "map":
         return []
     raw = doc.get(ROOT, type=Map).to_py() or {}
     if not raw:
         return []
-    texts = {name: str(doc.get(name, type=Text)) for name, kind in types.items() if kind == "text"}
+    texts = root_texts(doc, types)
     structs = (yield from read_update_steps(update)).structs  # for the anchors
     resolver = _Resolver(update, structs, texts)
     found = [_comment(key, value, texts, resolver) for key, value in raw.items()]

@@ -45,6 +45,19 @@ def kinds_steps(update: bytes, doc: Doc[Any] | None = None) -> Steps[dict[str, s
     return {name: found[name] for name in sorted(found)}
 
 
+def roots_steps(update: bytes) -> Steps[tuple[Doc[Any], dict[str, str]]]:
+    """The document `update` makes, loaded, and its roots' kinds (`kinds`), a step at a time:
+    what every reader of a whole document starts from."""
+    doc = doc_of(update)
+    types = yield from kinds_steps(update, doc)
+    return doc, types
+
+
+def texts(doc: Doc[Any], types: dict[str, str]) -> dict[str, str]:
+    """The string of every root Y.Text of `doc` (`types`: its roots' kinds)."""
+    return {name: str(doc.get(name, type=Text)) for name, kind in types.items() if kind == "text"}
+
+
 def content(update: bytes, format: Format = "json") -> dict[str, Any]:
     """`{"content": {root: value}, "types": {root: kind}}` for every root of the document."""
     return finish(content_steps(update, format))
@@ -52,8 +65,7 @@ def content(update: bytes, format: Format = "json") -> dict[str, Any]:
 
 def content_steps(update: bytes, format: Format = "json") -> Steps[dict[str, Any]]:
     """`content` a step at a time (collab/steps.py)."""
-    doc = doc_of(update)
-    types = yield from kinds_steps(update, doc)
+    doc, types = yield from roots_steps(update)
     return {
         "content": {name: root_value(doc, name, kind, format) for name, kind in types.items()},
         "types": types,
@@ -68,8 +80,7 @@ def text(update: bytes, field: str) -> str:
 
 def text_steps(update: bytes, field: str) -> Steps[str]:
     """`text` a step at a time (collab/steps.py)."""
-    doc = doc_of(update)
-    types = yield from kinds_steps(update, doc)
+    doc, types = yield from roots_steps(update)
     return str(typed_root(doc, types, field, "text"))
 
 

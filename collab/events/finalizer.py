@@ -30,7 +30,7 @@ from storage import Mark, NewEvent, new_event
 
 from .. import steps
 from ..comments import read_steps as read_comments
-from ..content import doc_of, kinds_steps, root_value
+from ..content import roots_steps, texts
 from ..errors import DocumentNotFound
 from .comment_events import comment_events, states
 
@@ -50,17 +50,7 @@ async def read_roots(update: bytes) -> tuple[Doc[Any], dict[str, str]]:
     """The document `update` makes, and its roots' kinds, told apart on the event loop a step
     at a time (collab/steps.py): a big document's took the process's other tasks 100 ms behind
     in a worker thread. The texts and the comments are read from the same two."""
-    doc = doc_of(update)
-    return doc, await steps.run(kinds_steps(update, doc))
-
-
-def texts(doc: Doc[Any], types: dict[str, str]) -> dict[str, str]:
-    """The text of every root Y.Text of `doc`."""
-    return {
-        name: str(root_value(doc, name, kind, "json"))
-        for name, kind in types.items()
-        if kind == "text"
-    }
+    return await steps.run(roots_steps(update))
 
 
 class Finalizer:
