@@ -64,6 +64,7 @@ class SqlStore(OutboxTables, HistoryTables):
         self._insert_client = q.insert_client(self._dialect)
         self._appender = SqliteAppender.for_engine(engine, self._ids) if fast_path else None
         self._outbox_fast = self._appender
+        self._delivery_fast = self._appender
 
     def configure_events(self, settings: EventSettings | None) -> None:
         self.events = settings

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from sqlalchemy.dialects import sqlite
@@ -29,11 +30,13 @@ from . import statements as q
 from .base import CompactionRaced, LiveDocument, PendingUpdate
 from .engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 from .outbox import (
+    Claimed,
     Defer,
     EventSettings,
     Mark,
     NewEvent,
     authors_by_document,
+    claimed_delivery,
     deferred,
     next_mark,
 )
@@ -104,6 +107,38 @@ def outbox_statements() -> OutboxSql:
         delete_mark=positional(q.DELETE_MARK, ("document", "revision")),
         release_mark=positional(q.RELEASE_MARK, ("doc",)),
         last_change=positional(q.LAST_CHANGE, ("document",)),
+    )
+
+
+class DeliverySql(NamedTuple):
+    """A sink's delivery loop's statements (storage/outbox.py), as sqlite3 runs them."""
+
+    sink: Positional
+    new_for_sink: Positional
+    insert_delivery: Positional
+    advance_sink: Positional
+    due: Positional
+    claim: Positional
+    settle: Positional
+    next_due: Positional
+
+
+@cache
+def delivery_statements() -> DeliverySql:
+    return DeliverySql(
+        sink=positional(q.SINK, ("sink",)),
+        new_for_sink=positional(q.NEW_FOR_SINK, ("after", "limit")),
+        insert_delivery=positional(
+            q.INSERT_DELIVERY, ("sink", "event_seq", "document", "now", "last_error")
+        ),
+        advance_sink=positional(q.ADVANCE_SINK, ("sink", "seq")),
+        due=positional(q.due_deliveries(False), ("sink", "now", "limit")),
+        claim=positional(q.CLAIM_DELIVERY, ("delivery_id", "now", "until")),
+        settle=positional(
+            q.SETTLE_DELIVERY,
+            ("delivery_id", "status", "attempts", "next_attempt_ms", "last_error", "now"),
+        ),
+        next_due=positional(q.NEXT_DUE, ("sink", "now")),
     )
 
 
@@ -376,6 +411,83 @@ class SqliteAppender:
             except sqlite3.OperationalError:  # (busy: the engine's connection waits)
                 return None
             return (None if row is None else str(row[0]),)
+        finally:
+            self._lock.release()
+
+    # -- a sink's deliveries (storage/outbox.py's DeliveryFastPath) ----------------------------
+
+    def fill_deliveries_now(self, sink: str, now: int, limit: int) -> int | None:
+        """OutboxTables.fill_deliveries in one transaction on this connection, or None."""
+        sql = delivery_statements()
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return None
+            with self._committing(conn):
+                through = conn.execute(sql.sink.sql, sql.sink.args(sink=sink)).fetchone()
+                if through is None or through[0] is None:
+                    return 0
+                args = sql.new_for_sink.args(after=through[0], limit=limit)
+                rows = conn.execute(sql.new_for_sink.sql, args).fetchall()
+                if not rows:
+                    return 0
+                conn.executemany(
+                    sql.insert_delivery.sql,
+                    [
+                        sql.insert_delivery.args(
+                            sink=sink, event_seq=seq, document=document, now=now, last_error=None
+                        )
+                        for seq, document in rows
+                    ],
+                )
+                advance = sql.advance_sink.args(sink=sink, seq=rows[-1][0])
+                conn.execute(sql.advance_sink.sql, advance)
+                return len(rows)
+
+    def claim_deliveries_now(
+        self, sink: str, now: int, hold_ms: int, limit: int, skip: Sequence[str]
+    ) -> list[Claimed] | None:
+        """OutboxTables.claim_deliveries in one transaction on this connection, or None."""
+        sql = delivery_statements()
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return None
+            claimed: list[Claimed] = []
+            with self._committing(conn):
+                due = sql.due.args(sink=sink, now=now, limit=limit + len(skip))
+                cursor = conn.execute(sql.due.sql, due)
+                columns = [d[0] for d in cursor.description]
+                for values in cursor.fetchall():
+                    row = SimpleNamespace(**dict(zip(columns, values, strict=True)))
+                    if row.document in skip or len(claimed) >= limit:
+                        continue
+                    args = sql.claim.args(delivery_id=row.id, now=now, until=now + hold_ms)
+                    if conn.execute(sql.claim.sql, args).rowcount == 1:
+                        claimed.append(claimed_delivery(row))
+            return claimed
+
+    def settle_delivery_now(self, params: dict[str, Any]) -> bool:
+        """OutboxTables.settle_delivery in one transaction on this connection; False when it
+        cannot run at once."""
+        sql = delivery_statements().settle
+        with self._begun(wait=False) as conn:
+            if conn is None:
+                return False
+            with self._committing(conn):
+                conn.execute(sql.sql, sql.args(**params))
+            return True
+
+    def next_due_now(self, sink: str, now: int) -> tuple[int | None] | None:
+        """(OutboxTables.next_due's answer,), or None when this connection is busy."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn = self._conn or self._connect()
+            sql = delivery_statements().next_due
+            try:
+                row = conn.execute(sql.sql, sql.args(sink=sink, now=now)).fetchone()
+            except sqlite3.OperationalError:  # (busy: the engine's connection waits)
+                return None
+            return (None if row is None or row[0] is None else int(row[0]),)
         finally:
             self._lock.release()
 

@@ -9,7 +9,7 @@ import asyncio
 import base64
 import contextlib
 import time
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -207,7 +207,9 @@ async def test_a_sink_resumes_after_a_restart_with_what_was_pending(fast):
                 await anyio.sleep(0.02)
     again = Recorder()  # same name
     async with serving(fast, extensions=[again]):
-        await again.until(lambda: again.types("p") == ["document.created", "document.changed"])
+        # (then the version the first server took as it stopped: version.created)
+        await again.until(lambda: len(again.types("p")) >= 2)
+        assert again.types("p")[:2] == ["document.created", "document.changed"]
 
 
 async def test_with_events_off_nothing_is_written(settings):
@@ -452,6 +454,70 @@ async def test_the_finalizers_statements_on_sqlites_fast_path_and_when_it_is_bus
         finally:
             if busy:
                 appender._lock.release()
+    finally:
+        await store.close()
+
+
+class NoEngine:
+    """In place of a store's engine: any use of it fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the engine was used ({name}) where the fast path should run")
+
+
+@pytest.mark.parametrize("busy", [False, True])
+async def test_a_sinks_statements_on_sqlites_fast_path_and_when_it_is_busy(busy, tmp_path):
+    """On a SQLite file a sink's delivery loop makes, claims and settles its deliveries and
+    asks when the next is due on the appender's sqlite3 connection, never on the engine (a
+    transaction there costs ~0.45 ms of CPU, most of a delivery's); while that connection is
+    taken they go through the engine, with the same results: in order per document, none of a
+    document in flight, a retry due when asked, a delivered one never again."""
+    from storage import make_engine, new_event
+
+    store = SqlStore(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"))
+    await store.open()
+    appender = store._appender
+    engine = store.engine
+    assert appender is not None
+    try:
+        await store.register_sink("hook")
+        seqs = [
+            await store.add_event(new_event("document.changed", doc, [], None, n=n), settle=False)
+            for n, doc in enumerate(["a", "a", "b", "c"])
+        ]
+        if busy:
+            assert appender._lock.acquire(blocking=False)
+        else:
+            store.engine = cast(Any, NoEngine())
+        try:
+            assert await store.fill_deliveries("hook") == 4
+            assert await store.fill_deliveries("hook") == 0
+            now, hold = 10**13, 10**9  # (after every delivery's creation; held past the end)
+            assert await store.next_due("hook") is not None
+            claimed = await store.claim_deliveries("hook", now, hold, 5, skip=["c"])
+            # a's first and b's: a's second waits for its first, c is in flight
+            assert [(c.event.document, c.event.seq) for c in claimed] == [
+                ("a", seqs[0]),
+                ("b", seqs[2]),
+            ]
+            # then c's (a's and b's are held)
+            [claimed_c] = await store.claim_deliveries("hook", now, hold, 5)
+            assert claimed_c.event.document == "c"
+            first_a, first_b = claimed
+            await store.settle_delivery(first_a.id, "delivered", 1, now, None)
+            await store.settle_delivery(first_b.id, "pending", 1, now + 60_000, "HTTP 500")
+            again = await store.claim_deliveries("hook", now + 1, hold, 5)
+            assert [(c.event.document, c.event.seq) for c in again] == [("a", seqs[1])]
+            assert await store.next_due("hook") == now + 60_000  # b's retry (a and c held)
+            retry = await store.claim_deliveries("hook", now + 60_000, hold, 5)
+            assert [(c.event.document, c.attempts) for c in retry] == [("b", 1)]
+        finally:
+            if busy:
+                appender._lock.release()
+            store.engine = engine
+        rows = {r.id: r for r in await store.list_deliveries()}
+        assert rows[first_a.id].status == "delivered" and rows[first_a.id].attempts == 1
+        assert rows[first_b.id].last_error == "HTTP 500"
     finally:
         await store.close()
 
