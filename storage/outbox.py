@@ -26,8 +26,9 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import statements as q
@@ -221,6 +222,25 @@ def _delivery(row: Any) -> DeliveryRow:
 
 # A due mark that a commit holds is claimed this much later (the commit will have moved it).
 LOCKED_RETRY_MS = 20
+# A fast-path statement that finds SQLite busy is tried again for ~0.1 s before the engine
+# runs it: an engine transaction costs ~0.45 ms of CPU and holds SQLite's lock across its
+# thread's hops, so falling back at once made the next fast paths fail too (in a fanout run,
+# half the finalizer's writes went to the engine that way).
+FAST_TRIES = 20
+FAST_RETRY_EVERY_S = 0.005  # (another connection's lock, or another process's: no event to await)
+T = TypeVar("T")
+
+
+async def fast_or_none(attempt: Callable[[], T | None]) -> T | None:
+    """What `attempt` (a fast-path call: None when it cannot run now) returns, tried every
+    FAST_RETRY_EVERY_S, FAST_TRIES times; None when it never ran."""
+    for _ in range(FAST_TRIES - 1):
+        done = attempt()
+        if done is not None:
+            return done
+        await anyio.sleep(FAST_RETRY_EVERY_S)
+    return attempt()
+
 
 # Documents whose marks this process leaves to another for a while (`claim_due_marks`).
 Defer = Callable[[str], bool]
@@ -248,7 +268,7 @@ class OutboxFastPath(Protocol):
 
 class DeliveryFastPath(Protocol):
     """A sink's delivery loop's statements on a faster path (storage/sqlite.py's
-    SqliteAppender), as OutboxFastPath: None (or False) when it cannot run at once."""
+    SqliteAppender), as OutboxFastPath: None when it cannot run at once."""
 
     def fill_deliveries_now(self, sink: str, now: int, limit: int) -> int | None: ...
 
@@ -256,7 +276,7 @@ class DeliveryFastPath(Protocol):
         self, sink: str, now: int, hold_ms: int, limit: int, skip: Sequence[str]
     ) -> list[Claimed] | None: ...
 
-    def settle_delivery_now(self, params: dict[str, Any]) -> bool: ...
+    def settle_delivery_now(self, params: dict[str, Any]) -> bool | None: ...
 
     def next_due_now(self, sink: str, now: int) -> tuple[int | None] | None: ...
 
@@ -332,8 +352,9 @@ class OutboxTables:
         (None: no mark): what a finalizer needs each time it wakes, in one transaction. A mark
         whose document `defer` names is left alone for DEFER_MS after it falls due (another
         process holds that document and makes its events cheaper: see `deferred`)."""
-        if self._outbox_fast is not None:
-            done = self._outbox_fast.claim_due_marks_now(now, hold_ms, limit, defer)
+        fast = self._outbox_fast
+        if fast is not None:
+            done = await fast_or_none(lambda: fast.claim_due_marks_now(now, hold_ms, limit, defer))
             if done is not None:
                 return done
         claimed: list[Mark] = []
@@ -368,8 +389,9 @@ class OutboxTables:
         """Write the events a claimed mark was made into and delete it, in one transaction;
         if a commit touched it since it was claimed, it stays (released, due again) and
         the events are still written. Whether it was deleted."""
-        if self._outbox_fast is not None:
-            deleted = self._outbox_fast.finish_mark_now(mark, events)
+        fast = self._outbox_fast
+        if fast is not None:
+            deleted = await fast_or_none(lambda: fast.finish_mark_now(mark, events))
             if deleted is not None:
                 return deleted
         async with self.engine.begin() as conn:
@@ -465,8 +487,9 @@ class OutboxTables:
     async def fill_deliveries(self, sink: str, limit: int = 1000) -> int:
         """Make `sink`'s deliveries of the events after its cursor (at most `limit`); how many."""
         now = now_ms()
-        if self._delivery_fast is not None:
-            made = self._delivery_fast.fill_deliveries_now(sink, now, limit)
+        fast = self._delivery_fast
+        if fast is not None:
+            made = await fast_or_none(lambda: fast.fill_deliveries_now(sink, now, limit))
             if made is not None:
                 return made
         async with self.engine.begin() as conn:
@@ -492,8 +515,11 @@ class OutboxTables:
     ) -> list[Claimed]:
         """Hold up to `limit` of `sink`'s due deliveries for `hold_ms`: each the first
         pending one of its document, none of a document in `skip` (in flight here)."""
-        if self._delivery_fast is not None:
-            done = self._delivery_fast.claim_deliveries_now(sink, now, hold_ms, limit, skip)
+        fast = self._delivery_fast
+        if fast is not None:
+            done = await fast_or_none(
+                lambda: fast.claim_deliveries_now(sink, now, hold_ms, limit, skip)
+            )
             if done is not None:
                 return done
         stmt = q.due_deliveries(self._dialect == "postgresql")
@@ -520,7 +546,8 @@ class OutboxTables:
             "last_error": error,
             "now": now_ms(),
         }
-        if self._delivery_fast is not None and self._delivery_fast.settle_delivery_now(params):
+        fast = self._delivery_fast
+        if fast is not None and await fast_or_none(lambda: fast.settle_delivery_now(params)):
             return
         async with self.engine.begin() as conn:
             await conn.execute(q.SETTLE_DELIVERY, params)

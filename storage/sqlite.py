@@ -465,13 +465,13 @@ class SqliteAppender:
                         claimed.append(claimed_delivery(row))
             return claimed
 
-    def settle_delivery_now(self, params: dict[str, Any]) -> bool:
-        """OutboxTables.settle_delivery in one transaction on this connection; False when it
-        cannot run at once."""
+    def settle_delivery_now(self, params: dict[str, Any]) -> bool | None:
+        """OutboxTables.settle_delivery in one transaction on this connection (True), or
+        None."""
         sql = delivery_statements().settle
         with self._begun(wait=False) as conn:
             if conn is None:
-                return False
+                return None
             with self._committing(conn):
                 conn.execute(sql.sql, sql.args(**params))
             return True
