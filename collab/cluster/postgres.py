@@ -18,6 +18,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -111,6 +112,12 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _queue_notification(
+    received: asyncio.Queue[str], _conn: Any, _pid: int, _channel: str, payload: str
+) -> None:
+    received.put_nowait(payload)
+
+
 class PgBus:
     wants_commits = True  # the hub announces committed rows (COMMITTED) instead of UPDATEs
 
@@ -169,16 +176,15 @@ class PgBus:
                 conn = await asyncpg.connect(self.dsn, timeout=5)
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
 
-                def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-                    self._receive(handler, payload)
-
-                await conn.add_listener(CHANNEL, on_notify)
+                received: asyncio.Queue[str] = asyncio.Queue()  # (see _receive_forever)
+                await conn.add_listener(CHANNEL, partial(_queue_notification, received))
                 self.connected = True
                 backoff = 0.1
                 log.info("connected to the PostgreSQL bus")
                 on_connected()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._publish_forever, conn, on_connected)
+                    tg.start_soon(self._receive_forever, handler, received)
                     await lost.wait()
                     tg.cancel_scope.cancel()
             except (
@@ -201,6 +207,14 @@ class PgBus:
                         await conn.close()
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    async def _receive_forever(self, handler: Handler, received: asyncio.Queue[str]) -> None:
+        """Hand each notification to the handler in this task, in order. asyncpg calls its
+        listeners from the event loop outside any task, and there, when sniffio is installed
+        (httpx 0.27 and many other packages bring it), anyio finds no async library: the
+        handler's `start_soon` raised, and every update from the other processes was lost."""
+        while True:
+            self._receive(handler, await received.get())
 
     def _receive(self, handler: Handler, payload: str) -> None:
         try:

@@ -30,7 +30,9 @@ a process opens a document, a process whose loop stood still, a peer back from s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import os
 import random
 import re
@@ -1444,6 +1446,68 @@ async def test_the_postgres_bus_carries_a_message_too_big_for_one_notify_in_part
         await until(lambda: len(heard) >= len(sent), 10, "not every message came through")
         assert heard == sent
         assert sender.message_counts() == (4 + 1 + 12 + 2, 1)  # notifications, dropped
+        tg.cancel_scope.cancel()
+
+
+class SniffioLike:
+    """What anyio asks when sniffio is installed (httpx 0.27 needs it, and many packages bring
+    it): the library named in the context variable, else asyncio inside a task, else none. So
+    outside a task (a loop callback) anyio finds no event loop, where without sniffio it asks
+    asyncio for the running loop."""
+
+    class AsyncLibraryNotFoundError(RuntimeError):
+        pass
+
+    current_async_library_cvar: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+        "current_async_library_cvar", default=None
+    )
+
+    @classmethod
+    def current_async_library(cls) -> str:
+        named = cls.current_async_library_cvar.get()
+        if named is not None:
+            return named
+        if asyncio.current_task() is not None:
+            return "asyncio"
+        raise cls.AsyncLibraryNotFoundError("not in async context")
+
+
+@pytest.mark.postgres
+async def test_the_postgres_bus_hands_messages_over_in_a_task(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg calls a listener from the event loop outside any task. The bus handed each
+    message to the cluster's handler right there, whose task group then refused to start the
+    fetch of the rows a peer committed when sniffio was installed: every process lost the
+    others' updates (the three-process soak over PostgreSQL diverged)."""
+    import anyio._core._eventloop
+
+    from collab import cluster
+    from collab.cluster.postgres import PgBus, asyncpg_dsn
+
+    monkeypatch.setattr(anyio._core._eventloop, "sniffio", SniffioLike)
+    sender, receiver = PgBus(asyncpg_dsn(database)), PgBus(asyncpg_dsn(database))
+    up = [anyio.Event(), anyio.Event()]
+    fetched: list[bytes] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def fetch(payload: bytes) -> None:
+            fetched.append(payload)
+
+        def handler(document: str | None, envelope: cluster.Envelope) -> None:
+            if envelope.kind == cluster.STATELESS:
+                tg.start_soon(fetch, envelope.payload)  # (as ClusterSync does for a commit)
+
+        tg.start_soon(sender.run, lambda *_: None, up[0].set, lambda document: None)
+        tg.start_soon(receiver.run, handler, up[1].set, lambda document: None)
+        with anyio.fail_after(5):
+            for event in up:
+                await event.wait()
+        for n in range(3):
+            sender.publish("doc", cluster.STATELESS, b"%d" % n)
+        await until(lambda: len(fetched) == 3, 10, "the handler could not start its tasks")
+        assert fetched == [b"0", b"1", b"2"]
         tg.cancel_scope.cancel()
 
 
