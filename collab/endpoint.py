@@ -9,6 +9,8 @@ WebSocket route (collab/asgi_endpoint.py) is there but unused. What happens to a
 uvicorn makes the protocol before it replays the request head to it, so what it gets is an
 `Upgrade`, which reads the request line and hands the transport to the socket of that route:
 a `Connection` for /ws, a `SignalConnection` for /signal (collab/protocols/signal_socket.py).
+Under `collab serve` most upgrades never reach uvicorn's parser: collab/front.py reads the head
+and asks `protocol_for` directly.
 """
 
 from __future__ import annotations
@@ -44,8 +46,14 @@ class Endpoint:
     def __call__(
         self, config: Any, server_state: Any, app_state: Any, _loop: Any = None
     ) -> Upgrade:
-        admission = admission_of(self.app)
+        self.ready(config, server_state)
+        return Upgrade(self)
+
+    def ready(self, config: Any, server_state: Any) -> None:
+        """Read what the sockets need from the app and uvicorn's config, on the first upgrade
+        (the app's admission exists once its lifespan has started)."""
         if self.options is None:
+            admission = admission_of(self.app)
             self.options = WireOptions(admission.settings)
             self.signal_options = WireOptions(admission.settings)
             self.signal_options.max_message_bytes = admission.settings.signal_max_message_bytes
@@ -61,7 +69,6 @@ class Endpoint:
                     # A unix socket path or a name is nothing a TCP peer can match.
                     with contextlib.suppress(ValueError):
                         self._trusted.append(ipaddress.ip_network(entry, strict=False))
-        return Upgrade(self)
 
     def protocol_for(self, path: str) -> WebSocketProtocol:
         """The socket for an upgrade to `path` (its request target without the query)."""

@@ -14,10 +14,13 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 from .app import create_app
 from .endpoint import Endpoint
 from .errors import CloseCode
+from .front import FrontDoor
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,15 +30,22 @@ TICK_S = 1.0
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **extra: Any) -> uvicorn.Config:
-    # WebSockets are ours (collab/wire.py, collab/endpoint.py): uvicorn parses the upgrade
-    # request and hands over the socket; its ws_* settings do not apply.
+    # WebSockets are ours (collab/wire.py, collab/endpoint.py); uvicorn's ws_* settings do not
+    # apply. Each connection's first request goes to FrontDoor (collab/front.py): an upgrade to
+    # our socket at once, anything else to uvicorn's HTTP protocol (`http`, as uvicorn names it).
     if settings.trusted_proxies:
         extra.setdefault("forwarded_allow_ips", settings.trusted_proxies)
+    http = extra.pop("http", "auto")
+    http_class = (
+        import_from_string(HTTP_PROTOCOLS.get(http, http)) if isinstance(http, str) else http
+    )
+    endpoint = Endpoint(app)
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws=Endpoint(app),  # type: ignore[arg-type]
+        http=FrontDoor(endpoint, http_class),  # type: ignore[arg-type]
+        ws=endpoint,  # type: ignore[arg-type]
         lifespan="on",
         log_config=None,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
