@@ -63,6 +63,38 @@ def test_text_lines_stay_as_they_were_and_redact_tracebacks(capture) -> None:
     assert "abc" not in text and "leaked" not in text and "conn" not in text
 
 
+@pytest.mark.parametrize(
+    "created",
+    [1700000000.0, 1700000000.0004, 1700000000.9996, 1700000001.5, 1700000000.25, 1767225599.999],
+)
+def test_the_text_formats_time_is_loggings_own(created) -> None:
+    # (the formatter keeps the time of the last second it formatted: same second, next second,
+    # and back to an earlier one all come out as logging's default formatter writes them)
+    ours = logs.TextFormatter()
+    theirs = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for t in (created, created + 0.001, created - 1, created):
+        record = logging.makeLogRecord({"msg": "m", "name": "n", "levelname": "INFO"})
+        record.created, record.msecs = t, (t - int(t)) * 1000
+        assert ours.format(record) == theirs.format(record)
+
+
+def test_configured_records_skip_what_no_format_shows() -> None:
+    saved = logging._srcfile, logging.logThreads, logging.logMultiprocessing
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("info", "json")
+        record = logging.getLogger("collab.test_logs").makeRecord(
+            "collab.test_logs", logging.INFO, "f", 1, "m", None, None
+        )
+        assert record.threadName is None and record.processName is None
+        assert logging._srcfile is None  # no stack walk for the caller's file and line
+        assert record.process  # the json format's pid is still there
+    finally:
+        logging._srcfile, logging.logThreads, logging.logMultiprocessing = saved
+        root.handlers[:], root.level = handlers, level
+
+
 def test_a_failing_hooks_line_names_its_connection_or_document() -> None:
     info = ConnectionInfo(42, "doc", "1.2.3.4:5", {}, {})
     assert _context("on_disconnect", OnDisconnectPayload("doc", info, 1000, "")) == {
