@@ -1,8 +1,9 @@
 """RFC 6455 on a raw asyncio transport: the server side of a WebSocket, and nothing else.
 
-uvicorn parses the HTTP request; when it is a WebSocket upgrade it hands the transport to the
-protocol class it was configured with (`uvicorn.Config(ws=...)`), replaying the request head to
-it. `WebSocketProtocol` is that class. It exists because the generic ASGI WebSocket stack costs
+Under `collab serve`, collab/front.py hands the transport of an upgrade request to this class
+with the request's bytes as they came; otherwise uvicorn parses the request and, for an upgrade,
+hands the transport over (`uvicorn.Config(ws=...)`), replaying the request head. Either way the
+head is parsed here (`Request`). This layer exists because the generic ASGI WebSocket stack costs
 more per connection and per message than everything else the server does (profiled in
 docs/benchmarks.md): an ASGI message dict, an asyncio.Queue, a task and a send() await per frame
 and per recipient, ~20 KB of objects per idle connection. Here a frame is parsed and handed to
@@ -136,7 +137,7 @@ class Deflate:
 
 
 class Request:
-    """The request head uvicorn replays to us, parsed."""
+    """The request head (as the client sent it, or as uvicorn replays it), parsed."""
 
     __slots__ = ("client", "headers", "method", "path", "query")
 
