@@ -9,8 +9,8 @@ bench/profiles.md, `connect10k`): work for a request that our layer reads anyway
 for the request head; when it is a well-formed `GET ... HTTP/1.1` upgrade to `websocket`, it
 hands the transport to the socket of the route (`Endpoint.protocol_for`) with the bytes as they
 came. Anything else (another method, HTTP/1.0, a body, a head our strict check does not accept,
-a head over `MAX_HEAD`) goes to uvicorn's protocol with the same bytes, which then does what it
-always did: serve it, refuse it with 400, or upgrade it after all.
+a head still incomplete after `MAX_HEAD` bytes) goes to uvicorn's protocol with the same bytes,
+which does what it always did: serve it, refuse it with 400, or upgrade it after all.
 """
 
 from __future__ import annotations

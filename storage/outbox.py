@@ -184,7 +184,7 @@ async def write_marks(
         await conn.execute(q.INSERT_MARK if insert else q.EXTEND_MARK, params)
 
 
-def _mark(row: Any) -> Mark:
+def mark_of(row: Any) -> Mark:
     return Mark(
         row.document,
         int(row.first_at_ms),
@@ -225,7 +225,7 @@ LOCKED_RETRY_MS = 20
 # A fast-path statement that finds SQLite busy is tried again for ~0.1 s before the engine
 # runs it: an engine transaction costs ~0.45 ms of CPU and holds SQLite's lock across its
 # thread's hops, so falling back at once made the next fast paths fail too (in a fanout run,
-# half the finalizer's writes went to the engine that way).
+# 81 of the finalizer's ~200 writes in 15 s went to the engine that way).
 FAST_TRIES = 20
 FAST_RETRY_EVERY_S = 0.005  # (another connection's lock, or another process's: no event to await)
 T = TypeVar("T")
@@ -365,7 +365,7 @@ class OutboxTables:
                     continue
                 params = {"doc": row.document, "now": now, "until": now + hold_ms}
                 if (await conn.execute(q.CLAIM_MARK, params)).rowcount == 1:
-                    claimed.append(_mark(row))
+                    claimed.append(mark_of(row))
             if rows:
                 return claimed, None
             found = (await conn.execute(q.NEXT_MARK_DUE, {"now": now})).scalar()
@@ -383,7 +383,7 @@ class OutboxTables:
             params = {"doc": document, "now": now, "until": now + hold_ms}
             if (await conn.execute(q.CLAIM_MARK, params)).rowcount != 1:
                 return None
-        return _mark(row)
+        return mark_of(row)
 
     async def finish_mark(self, mark: Mark, events: Sequence[NewEvent]) -> bool:
         """Write the events a claimed mark was made into and delete it, in one transaction;

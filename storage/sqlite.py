@@ -12,7 +12,6 @@ text (`sqlite_sql`): the same ones SqlStore runs through SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from .outbox import (
     authors_by_document,
     claimed_delivery,
     deferred,
+    mark_of,
     next_mark,
 )
 
@@ -142,6 +142,13 @@ def delivery_statements() -> DeliverySql:
     )
 
 
+def _named_rows(cursor: sqlite3.Cursor) -> list[SimpleNamespace]:
+    """A cursor's rows with their columns as attributes, as SQLAlchemy's rows have them (the
+    outbox's row readers, `mark_of`, `claimed_delivery`, take either)."""
+    columns = [d[0] for d in cursor.description]
+    return [SimpleNamespace(**dict(zip(columns, row, strict=True))) for row in cursor.fetchall()]
+
+
 # What a live compaction did: (rows folded, bytes before, the new snapshot's through id).
 LiveCompaction = tuple[int, int, int]
 
@@ -185,16 +192,6 @@ def sqlite_statements() -> SqliteSql:
         extend_mark_anonymous=sqlite_sql(
             q.EXTEND_MARK_ANONYMOUS, ("due_at_ms", "max_wait_ms", "doc")
         ),
-    )
-
-
-def _mark(row: dict[str, Any]) -> Mark:
-    return Mark(
-        row["document"],
-        int(row["first_at_ms"]),
-        tuple(json.loads(row["users"])),
-        bool(row["created"]),
-        int(row["revision"]),
     )
 
 
@@ -367,15 +364,14 @@ class SqliteAppender:
                 return None
             claimed: list[Mark] = []
             with self._committing(conn):
-                cursor = conn.execute(sql.due_marks.sql, sql.due_marks.args(now=now, limit=limit))
-                columns = [d[0] for d in cursor.description]
-                rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                due = conn.execute(sql.due_marks.sql, sql.due_marks.args(now=now, limit=limit))
+                rows = _named_rows(due)
                 for row in rows:
-                    if deferred(defer, row["document"], int(row["due_at_ms"]), now):
+                    if deferred(defer, row.document, int(row.due_at_ms), now):
                         continue
-                    args = sql.claim_mark.args(doc=row["document"], now=now, until=now + hold_ms)
+                    args = sql.claim_mark.args(doc=row.document, now=now, until=now + hold_ms)
                     if conn.execute(sql.claim_mark.sql, args).rowcount == 1:
-                        claimed.append(_mark(row))
+                        claimed.append(mark_of(row))
                 if rows:
                     return claimed, None
                 found = conn.execute(sql.next_mark_due.sql, sql.next_mark_due.args(now=now))
@@ -401,16 +397,22 @@ class SqliteAppender:
     def last_change_now(self, document: str) -> tuple[str | None] | None:
         """(the body of `document`'s newest document.changed, None when it has none), or None
         when this connection is busy (a commit in a thread)."""
-        if not self._lock.acquire(blocking=False):
+        row = self._read_now(outbox_statements().last_change, document=document)
+        if row is False:
             return None
+        return (None if row is None else str(row[0]),)
+
+    def _read_now(self, statement: Positional, **args: Any) -> Any:
+        """`statement`'s first row (None if it has none) read on this connection, or False when
+        the connection is taken or SQLite busy."""
+        if not self._lock.acquire(blocking=False):
+            return False
         try:
             conn = self._conn = self._conn or self._connect()
-            sql = outbox_statements().last_change
             try:
-                row = conn.execute(sql.sql, sql.args(document=document)).fetchone()
+                return conn.execute(statement.sql, statement.args(**args)).fetchone()
             except sqlite3.OperationalError:  # (busy: the engine's connection waits)
-                return None
-            return (None if row is None else str(row[0]),)
+                return False
         finally:
             self._lock.release()
 
@@ -454,10 +456,7 @@ class SqliteAppender:
             claimed: list[Claimed] = []
             with self._committing(conn):
                 due = sql.due.args(sink=sink, now=now, limit=limit + len(skip))
-                cursor = conn.execute(sql.due.sql, due)
-                columns = [d[0] for d in cursor.description]
-                for values in cursor.fetchall():
-                    row = SimpleNamespace(**dict(zip(columns, values, strict=True)))
+                for row in _named_rows(conn.execute(sql.due.sql, due)):
                     if row.document in skip or len(claimed) >= limit:
                         continue
                     args = sql.claim.args(delivery_id=row.id, now=now, until=now + hold_ms)
@@ -478,18 +477,10 @@ class SqliteAppender:
 
     def next_due_now(self, sink: str, now: int) -> tuple[int | None] | None:
         """(OutboxTables.next_due's answer,), or None when this connection is busy."""
-        if not self._lock.acquire(blocking=False):
+        row = self._read_now(delivery_statements().next_due, sink=sink, now=now)
+        if row is False:
             return None
-        try:
-            conn = self._conn = self._conn or self._connect()
-            sql = delivery_statements().next_due
-            try:
-                row = conn.execute(sql.sql, sql.args(sink=sink, now=now)).fetchone()
-            except sqlite3.OperationalError:  # (busy: the engine's connection waits)
-                return None
-            return (None if row is None or row[0] is None else int(row[0]),)
-        finally:
-            self._lock.release()
+        return (None if row is None or row[0] is None else int(row[0]),)
 
     # -- live compaction ---------------------------------------------------------------------
 
